@@ -1,0 +1,261 @@
+// Binds the native network engine: one object per network, holding its spec and workspace.
+#include <pybind11/stl.h>
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backprop/train.hpp"
+#include "register.hpp"
+#include "validate.hpp"
+
+namespace backprop::bindings {
+namespace {
+
+// The network's shape and the workspace reused across calls. Calls on one engine are
+// serialised: its workspace is shared state.
+template <typename T>
+class Engine {
+ public:
+  Engine(const std::vector<index_t>& sizes, const std::vector<int>& hidden_kinds,
+         const std::vector<double>& hidden_alphas, bool softmax_output, int output_kind,
+         double output_alpha, int loss, int reduction) {
+    if (sizes.size() < 2) fail_value("layer_sizes must have at least 2 entries (inputs, outputs)");
+    for (index_t s : sizes)
+      if (s < 1) fail_value("every layer size must be at least 1");
+    const std::size_t n_layers = sizes.size() - 1;
+    if (hidden_kinds.size() != n_layers - 1 || hidden_alphas.size() != n_layers - 1)
+      fail_value("need one activation per hidden layer");
+    for (std::size_t l = 0; l < n_layers; ++l) {
+      LayerSpec<T> layer;
+      layer.fan_in = sizes[l];
+      layer.fan_out = sizes[l + 1];
+      if (l + 1 < n_layers) layer.act = {to_activation(hidden_kinds[l]), T(hidden_alphas[l])};
+      spec_.layers.push_back(layer);
+    }
+    spec_.output.softmax = softmax_output;
+    spec_.output.act = {softmax_output ? Activation::identity : to_activation(output_kind),
+                        T(output_alpha)};
+    if (loss < 0 || loss > int(Loss::cross_entropy)) fail_value("unknown loss code");
+    if (reduction != 0 && reduction != 1) fail_value("reduction must be 'mean' or 'sum'");
+    spec_.loss = static_cast<Loss>(loss);
+    spec_.reduction = static_cast<Reduction>(reduction);
+    if (spec_.loss == Loss::cross_entropy && !softmax_output)
+      fail_value("loss 'cross_entropy' needs output 'softmax'");
+    if (spec_.loss == Loss::binary_cross_entropy &&
+        (softmax_output || spec_.output.act.kind != Activation::sigmoid))
+      fail_value("loss 'binary_cross_entropy' needs output 'sigmoid'");
+  }
+
+  index_t n_params() const { return spec_.n_params(); }
+
+  void forward(const py::array& params, const py::array& x, const py::array& out) {
+    const T* p = check_params(params);
+    const index_t m = check_rows(x, "X", spec_.n_inputs());
+    T* o = output_ptr<T>(out, "out", 2);
+    require_shape(out, "out", {m, spec_.n_outputs()});
+    require_no_overlap(out, "out", x, "X");
+    require_no_overlap(out, "out", params, "params");
+    const T* px = static_cast<const T*>(x.data());
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mutex_);
+    const T* y_hat = mlp_forward(spec_, p, px, m, workspace_);
+    std::copy(y_hat, y_hat + m * spec_.n_outputs(), o);
+  }
+
+  double loss(const py::array& params, const py::array& x, const py::array& y) {
+    const T* p = check_params(params);
+    const index_t m = check_rows(x, "X", spec_.n_inputs());
+    const T* py_ = check_targets(y, m);
+    const T* px = static_cast<const T*>(x.data());
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mutex_);
+    const T* y_hat = mlp_forward(spec_, p, px, m, workspace_);
+    return loss_forward(spec_.loss, spec_.reduction, workspace_.pre.back().data(), y_hat, py_, m,
+                        spec_.n_outputs(), spec_.output);
+  }
+
+  double loss_and_grad(const py::array& params, const py::array& x, const py::array& y,
+                       const py::array& grads) {
+    const T* p = check_params(params);
+    const index_t m = check_rows(x, "X", spec_.n_inputs());
+    const T* py_ = check_targets(y, m);
+    T* g = check_grads(grads, params, x, y);
+    const T* px = static_cast<const T*>(x.data());
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mutex_);
+    const T* y_hat = mlp_forward(spec_, p, px, m, workspace_);
+    const double value = loss_forward(spec_.loss, spec_.reduction, workspace_.pre.back().data(),
+                                      y_hat, py_, m, spec_.n_outputs(), spec_.output);
+    std::fill(g, g + spec_.n_params(), T(0));
+    mlp_backward(spec_, p, px, py_, m, workspace_, g);
+    return value;
+  }
+
+  py::dict train_step(const py::array& params, const py::array& grads, const py::list& state,
+                      const OptimizerSpec& opt, const py::array& x, const py::array& y) {
+    T* p = check_writable_params(params);
+    const index_t m = check_rows(x, "X", spec_.n_inputs());
+    const T* py_ = check_targets(y, m);
+    T* g = check_grads(grads, params, x, y);
+    std::vector<T*> s = check_state(state, opt, params, grads, x, y);
+    const T* px = static_cast<const T*>(x.data());
+    StepResult result;
+    {
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex_);
+      result = backprop::train_step(spec_, p, g, s.data(), opt, px, py_, m, workspace_);
+    }
+    py::dict out;
+    out["loss"] = result.loss;
+    out["correct"] = result.correct;
+    out["finite"] = result.finite;
+    return out;
+  }
+
+  py::dict train_epoch(const py::array& params, const py::array& grads, const py::list& state,
+                       const OptimizerSpec& opt, const py::array& x, const py::array& y,
+                       const py::array& order, index_t batch_size) {
+    T* p = check_writable_params(params);
+    const index_t n_rows = check_rows(x, "X", spec_.n_inputs());
+    const T* py_ = check_targets(y, n_rows);
+    T* g = check_grads(grads, params, x, y);
+    std::vector<T*> s = check_state(state, opt, params, grads, x, y);
+    if (batch_size < 1) fail_value("batch_size must be at least 1, got " + std::to_string(batch_size));
+    if (!order.dtype().is(py::dtype::of<std::int64_t>()))
+      fail_type("order must have dtype int64, got " + std::string(py::str(order.dtype())));
+    if (order.ndim() != 1 || !(order.flags() & py::array::c_style))
+      fail_value("order must be a C-contiguous 1-D array of row indices");
+    const auto* idx = static_cast<const std::int64_t*>(order.data());
+    const index_t n_order = order.shape(0);
+    for (index_t i = 0; i < n_order; ++i)
+      if (idx[i] < 0 || idx[i] >= n_rows)
+        fail_value("order holds row " + std::to_string(idx[i]) + ", outside 0.." +
+                   std::to_string(n_rows - 1));
+    const T* px = static_cast<const T*>(x.data());
+    EpochResult result;
+    {
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex_);
+      result = backprop::train_epoch(spec_, p, g, s.data(), opt, px, py_, n_rows, idx, n_order,
+                                     batch_size, workspace_);
+    }
+    py::dict out;
+    out["loss_sum"] = result.loss_sum;
+    out["correct"] = result.correct;
+    out["rows"] = result.rows;
+    out["batches"] = result.batches;
+    out["failed_batch"] = result.failed_batch;
+    return out;
+  }
+
+ private:
+  static Activation to_activation(int kind) {
+    if (kind < 0 || kind > int(Activation::gelu)) fail_value("unknown activation code");
+    return static_cast<Activation>(kind);
+  }
+
+  const T* check_params(const py::array& params) const {
+    const T* p = input_ptr<T>(params, "params", 1);
+    require_shape(params, "params", {spec_.n_params()});
+    return p;
+  }
+
+  T* check_writable_params(const py::array& params) const {
+    check_params(params);
+    return output_ptr<T>(params, "params", 1);
+  }
+
+  index_t check_rows(const py::array& x, const char* name, index_t width) const {
+    input_ptr<T>(x, name, 2);
+    if (x.shape(1) != width)
+      fail_value(std::string(name) + " must have " + std::to_string(width) +
+                 " columns (the network's inputs), got shape " + shape_string(x));
+    if (x.shape(0) < 1) fail_value(std::string(name) + " must have at least one row");
+    return x.shape(0);
+  }
+
+  const T* check_targets(const py::array& y, index_t m) const {
+    const T* p = input_ptr<T>(y, "y", 2);
+    require_shape(y, "y", {m, spec_.n_outputs()});
+    return p;
+  }
+
+  T* check_grads(const py::array& grads, const py::array& params, const py::array& x,
+                 const py::array& y) const {
+    T* g = output_ptr<T>(grads, "grads", 1);
+    require_shape(grads, "grads", {spec_.n_params()});
+    require_no_overlap(grads, "grads", params, "params");
+    require_no_overlap(grads, "grads", x, "X");
+    require_no_overlap(grads, "grads", y, "y");
+    return g;
+  }
+
+  std::vector<T*> check_state(const py::list& state, const OptimizerSpec& opt,
+                              const py::array& params, const py::array& grads,
+                              const py::array& x, const py::array& y) const {
+    const int needed = optimizer_state_count(opt);
+    if (int(py::len(state)) != needed)
+      fail_value("the optimizer needs " + std::to_string(needed) + " state buffers, got " +
+                 std::to_string(py::len(state)));
+    std::vector<T*> out;
+    std::vector<py::array> arrays;
+    for (const auto& item : state) {
+      const py::array buffer = py::reinterpret_borrow<py::array>(item);
+      T* b = output_ptr<T>(buffer, "optimizer state", 1);
+      require_shape(buffer, "optimizer state", {spec_.n_params()});
+      require_no_overlap(buffer, "optimizer state", params, "params");
+      require_no_overlap(buffer, "optimizer state", grads, "grads");
+      require_no_overlap(buffer, "optimizer state", x, "X");
+      require_no_overlap(buffer, "optimizer state", y, "y");
+      for (const auto& earlier : arrays)
+        require_no_overlap(buffer, "optimizer state", earlier, "another state buffer");
+      arrays.push_back(buffer);
+      out.push_back(b);
+    }
+    out.push_back(nullptr);  // never empty, so data() is a valid pointer
+    return out;
+  }
+
+  NetworkSpec<T> spec_;
+  Workspace<T> workspace_;
+  std::mutex mutex_;
+};
+
+template <typename T>
+void bind_engine(py::module_& m, const char* name) {
+  py::class_<Engine<T>>(m, name)
+      .def(py::init<const std::vector<index_t>&, const std::vector<int>&,
+                    const std::vector<double>&, bool, int, double, int, int>(),
+           py::arg("layer_sizes"), py::arg("hidden_kinds"), py::arg("hidden_alphas"),
+           py::arg("softmax_output"), py::arg("output_kind"), py::arg("output_alpha"),
+           py::arg("loss"), py::arg("reduction"))
+      .def_property_readonly("n_params", &Engine<T>::n_params)
+      .def("forward", &Engine<T>::forward, py::arg("params"), py::arg("X"), py::arg("out"))
+      .def("loss", &Engine<T>::loss, py::arg("params"), py::arg("X"), py::arg("y"))
+      .def("loss_and_grad", &Engine<T>::loss_and_grad, py::arg("params"), py::arg("X"),
+           py::arg("y"), py::arg("grads"))
+      .def("train_step", &Engine<T>::train_step, py::arg("params"), py::arg("grads"),
+           py::arg("state"), py::arg("optimizer"), py::arg("X"), py::arg("y"))
+      .def("train_epoch", &Engine<T>::train_epoch, py::arg("params"), py::arg("grads"),
+           py::arg("state"), py::arg("optimizer"), py::arg("X"), py::arg("y"), py::arg("order"),
+           py::arg("batch_size"));
+}
+
+}  // namespace
+
+void register_engine(py::module_& m) {
+  py::enum_<OptimizerKind>(m, "OptimizerKind").value("sgd", OptimizerKind::sgd);
+  py::class_<OptimizerSpec>(m, "OptimizerSpec")
+      .def(py::init<>())
+      .def_readwrite("kind", &OptimizerSpec::kind)
+      .def_readwrite("lr", &OptimizerSpec::lr)
+      .def_readwrite("momentum", &OptimizerSpec::momentum)
+      .def_readwrite("nesterov", &OptimizerSpec::nesterov)
+      .def_readwrite("weight_decay", &OptimizerSpec::weight_decay);
+  m.def("optimizer_state_count", &optimizer_state_count, py::arg("optimizer"));
+  bind_engine<float>(m, "Engine32");
+  bind_engine<double>(m, "Engine64");
+}
+
+}  // namespace backprop::bindings

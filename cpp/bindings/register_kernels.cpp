@@ -1,0 +1,261 @@
+// Binds the standalone kernels (GEMM, activations, losses, bias gradient, SGD update).
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "backprop/activations.hpp"
+#include "backprop/gemm.hpp"
+#include "backprop/losses.hpp"
+#include "backprop/optim.hpp"
+#include "dispatch.hpp"
+#include "register.hpp"
+#include "validate.hpp"
+
+namespace backprop::bindings {
+namespace {
+
+void require_same_shape(const py::array& a, const char* a_name, const py::array& b,
+                        const char* b_name) {
+  bool same = a.ndim() == b.ndim();
+  for (py::ssize_t i = 0; same && i < a.ndim(); ++i) same = a.shape(i) == b.shape(i);
+  if (!same)
+    fail_value(std::string(a_name) + " must have the shape of " + b_name + " " + shape_string(b) +
+               ", got " + shape_string(a));
+}
+
+Activation activation_kind(int kind) {
+  if (kind < 0 || kind > static_cast<int>(Activation::gelu))
+    fail_value("activation must name a known activation, got code " + std::to_string(kind));
+  return static_cast<Activation>(kind);
+}
+
+template <typename T>
+OutputSpec<T> output_spec(bool softmax, int kind, double alpha) {
+  OutputSpec<T> out;
+  out.softmax = softmax;
+  out.act = {softmax ? Activation::identity : activation_kind(kind), T(alpha)};
+  return out;
+}
+
+Loss loss_kind(int kind) {
+  if (kind < 0 || kind > static_cast<int>(Loss::cross_entropy))
+    fail_value("loss must name a known loss, got code " + std::to_string(kind));
+  return static_cast<Loss>(kind);
+}
+
+Reduction reduction_kind(int kind) {
+  if (kind != 0 && kind != 1) fail_value("reduction must be 'mean' or 'sum'");
+  return static_cast<Reduction>(kind);
+}
+
+void bind_gemm(py::module_& m, const char* name, bool reference) {
+  m.def(
+      name,
+      [reference](const py::array& a, const py::array& b, const py::array& out, bool trans_a,
+                  bool trans_b, double alpha, double beta) {
+        dispatch_float(out, "out", [&](auto tag) {
+          using T = decltype(tag);
+          const T* pa = input_ptr<T>(a, "A", 2);
+          const T* pb = input_ptr<T>(b, "B", 2);
+          T* pc = output_ptr<T>(out, "out", 2);
+          const index_t rows = trans_a ? a.shape(1) : a.shape(0);
+          const index_t inner = trans_a ? a.shape(0) : a.shape(1);
+          const index_t inner_b = trans_b ? b.shape(1) : b.shape(0);
+          const index_t cols = trans_b ? b.shape(0) : b.shape(1);
+          if (inner != inner_b)
+            fail_value("A and B do not fit: op(A) has shape (" + std::to_string(rows) + ", " +
+                       std::to_string(inner) + ") and op(B) has shape (" +
+                       std::to_string(inner_b) + ", " + std::to_string(cols) + ")");
+          require_shape(out, "out", {rows, cols});
+          require_no_overlap(out, "out", a, "A");
+          require_no_overlap(out, "out", b, "B");
+          py::gil_scoped_release release;
+          auto kernel = reference ? gemm_ref<T> : gemm<T>;
+          kernel(trans_a, trans_b, rows, cols, inner, T(alpha), pa, a.shape(1), pb, b.shape(1),
+                 T(beta), pc, cols);
+        });
+      },
+      py::arg("A"), py::arg("B"), py::arg("out"), py::arg("trans_a"), py::arg("trans_b"),
+      py::arg("alpha"), py::arg("beta"));
+}
+
+void bind_activations(py::module_& m) {
+  m.def(
+      "activation_forward",
+      [](const py::array& u, const py::array& out, int kind, double alpha) {
+        dispatch_float(out, "out", [&](auto tag) {
+          using T = decltype(tag);
+          const T* pu = input_ptr<T>(u, "u", int(u.ndim()));
+          T* py_out = output_ptr<T>(out, "out", int(out.ndim()));
+          require_same_shape(out, "out", u, "u");
+          require_no_overlap(out, "out", u, "u");
+          const ActivationParams<T> act{activation_kind(kind), T(alpha)};
+          py::gil_scoped_release release;
+          activation_forward(py_out, pu, index_t(u.size()), act);
+        });
+      },
+      py::arg("u"), py::arg("out"), py::arg("kind"), py::arg("alpha"));
+  m.def(
+      "activation_backward",
+      [](const py::array& dy, const py::array& u, const py::array& out, int kind, double alpha) {
+        dispatch_float(out, "out", [&](auto tag) {
+          using T = decltype(tag);
+          const T* pdy = input_ptr<T>(dy, "grad", int(dy.ndim()));
+          const T* pu = input_ptr<T>(u, "u", int(u.ndim()));
+          T* pout = output_ptr<T>(out, "out", int(out.ndim()));
+          require_same_shape(dy, "grad", u, "u");
+          require_same_shape(out, "out", u, "u");
+          require_no_overlap(out, "out", u, "u");
+          require_no_overlap(out, "out", dy, "grad");
+          const ActivationParams<T> act{activation_kind(kind), T(alpha)};
+          py::gil_scoped_release release;
+          activation_backward(pout, pdy, pu, static_cast<const T*>(nullptr), index_t(u.size()), act);
+        });
+      },
+      py::arg("grad"), py::arg("u"), py::arg("out"), py::arg("kind"), py::arg("alpha"));
+  m.def(
+      "softmax_forward",
+      [](const py::array& u, const py::array& out) {
+        dispatch_float(out, "out", [&](auto tag) {
+          using T = decltype(tag);
+          const T* pu = input_ptr<T>(u, "u", 2);
+          T* pout = output_ptr<T>(out, "out", 2);
+          require_same_shape(out, "out", u, "u");
+          require_no_overlap(out, "out", u, "u");
+          py::gil_scoped_release release;
+          softmax_forward(pout, pu, u.shape(0), u.shape(1));
+        });
+      },
+      py::arg("u"), py::arg("out"));
+  m.def(
+      "softmax_backward",
+      [](const py::array& dp, const py::array& p, const py::array& out) {
+        dispatch_float(out, "out", [&](auto tag) {
+          using T = decltype(tag);
+          const T* pdp = input_ptr<T>(dp, "grad", 2);
+          const T* pp = input_ptr<T>(p, "p", 2);
+          T* pout = output_ptr<T>(out, "out", 2);
+          require_same_shape(dp, "grad", p, "p");
+          require_same_shape(out, "out", p, "p");
+          require_no_overlap(out, "out", p, "p");
+          require_no_overlap(out, "out", dp, "grad");
+          py::gil_scoped_release release;
+          softmax_backward(pout, pdp, pp, p.shape(0), p.shape(1));
+        });
+      },
+      py::arg("grad"), py::arg("p"), py::arg("out"));
+}
+
+void bind_losses(py::module_& m) {
+  m.def(
+      "loss_forward",
+      [](int loss, int reduction, bool softmax, int kind, double alpha, const py::array& u,
+         const py::array& y) {
+        return dispatch_float(u, "u", [&](auto tag) {
+          using T = decltype(tag);
+          const T* pu = input_ptr<T>(u, "u", 2);
+          const T* py_ = input_ptr<T>(y, "y", 2);
+          require_same_shape(y, "y", u, "u");
+          const auto out = output_spec<T>(softmax, kind, alpha);
+          const Loss l = loss_kind(loss);
+          const Reduction r = reduction_kind(reduction);
+          const index_t rows = u.shape(0), cols = u.shape(1);
+          std::vector<T> y_hat(std::size_t(rows * cols));
+          py::gil_scoped_release release;
+          output_forward(y_hat.data(), pu, rows, cols, out);
+          return loss_forward(l, r, pu, y_hat.data(), py_, rows, cols, out);
+        });
+      },
+      py::arg("loss"), py::arg("reduction"), py::arg("softmax"), py::arg("kind"),
+      py::arg("alpha"), py::arg("u"), py::arg("y"));
+  m.def(
+      "loss_backward",
+      [](int loss, int reduction, bool softmax, int kind, double alpha, const py::array& u,
+         const py::array& y, const py::array& out) {
+        dispatch_float(out, "out", [&](auto tag) {
+          using T = decltype(tag);
+          const T* pu = input_ptr<T>(u, "u", 2);
+          const T* py_ = input_ptr<T>(y, "y", 2);
+          T* pout = output_ptr<T>(out, "out", 2);
+          require_same_shape(y, "y", u, "u");
+          require_same_shape(out, "out", u, "u");
+          require_no_overlap(out, "out", u, "u");
+          require_no_overlap(out, "out", y, "y");
+          const auto spec = output_spec<T>(softmax, kind, alpha);
+          const Loss l = loss_kind(loss);
+          const Reduction r = reduction_kind(reduction);
+          if (l == Loss::cross_entropy && !spec.softmax)
+            fail_value("cross_entropy needs a softmax output");
+          if (l == Loss::binary_cross_entropy &&
+              (spec.softmax || spec.act.kind != Activation::sigmoid))
+            fail_value("binary_cross_entropy needs a sigmoid output");
+          const index_t rows = u.shape(0), cols = u.shape(1);
+          std::vector<T> y_hat(std::size_t(rows * cols));
+          py::gil_scoped_release release;
+          output_forward(y_hat.data(), pu, rows, cols, spec);
+          loss_backward(pout, l, r, pu, y_hat.data(), py_, rows, cols, spec);
+        });
+      },
+      py::arg("loss"), py::arg("reduction"), py::arg("softmax"), py::arg("kind"),
+      py::arg("alpha"), py::arg("u"), py::arg("y"), py::arg("out"));
+  m.def(
+      "bias_grad",
+      [](const py::array& d, const py::array& out, bool accumulate) {
+        dispatch_float(out, "out", [&](auto tag) {
+          using T = decltype(tag);
+          const T* pd = input_ptr<T>(d, "grad", 2);
+          T* pout = output_ptr<T>(out, "out", 1);
+          require_shape(out, "out", {d.shape(1)});
+          require_no_overlap(out, "out", d, "grad");
+          py::gil_scoped_release release;
+          if (!accumulate) std::fill(pout, pout + d.shape(1), T(0));
+          bias_grad(pout, pd, d.shape(0), d.shape(1));
+        });
+      },
+      py::arg("grad"), py::arg("out"), py::arg("accumulate"));
+}
+
+void bind_optim(py::module_& m) {
+  m.def(
+      "sgd_update",
+      [](const py::array& params, const py::array& grads, const py::object& velocity, double lr,
+         double momentum, bool nesterov, double weight_decay) {
+        dispatch_float(params, "params", [&](auto tag) {
+          using T = decltype(tag);
+          T* pp = output_ptr<T>(params, "params", int(params.ndim()));
+          const T* pg = input_ptr<T>(grads, "grads", int(grads.ndim()));
+          require_same_shape(grads, "grads", params, "params");
+          require_no_overlap(params, "params", grads, "grads");
+          T* pv = nullptr;
+          if (momentum != 0.0) {
+            if (velocity.is_none()) fail_value("velocity is required when momentum is not 0");
+            const py::array v = velocity.cast<py::array>();
+            pv = output_ptr<T>(v, "velocity", int(v.ndim()));
+            require_same_shape(v, "velocity", params, "params");
+            require_no_overlap(v, "velocity", params, "params");
+            require_no_overlap(v, "velocity", grads, "grads");
+          }
+          OptimizerSpec spec;
+          spec.lr = lr;
+          spec.momentum = momentum;
+          spec.nesterov = nesterov;
+          spec.weight_decay = weight_decay;
+          py::gil_scoped_release release;
+          sgd_update(pp, pg, pv, index_t(params.size()), spec);
+        });
+      },
+      py::arg("params"), py::arg("grads"), py::arg("velocity"), py::arg("lr"),
+      py::arg("momentum"), py::arg("nesterov"), py::arg("weight_decay"));
+}
+
+}  // namespace
+
+void register_kernels(py::module_& m) {
+  bind_gemm(m, "gemm", false);
+  bind_gemm(m, "gemm_ref", true);
+  bind_activations(m);
+  bind_losses(m);
+  bind_optim(m);
+}
+
+}  // namespace backprop::bindings

@@ -1,0 +1,68 @@
+// Binds threads, the GEMM instruction-set choice and the name tables shared with Python.
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "backprop/activations.hpp"
+#include "backprop/gemm_micro_kernel.hpp"
+#include "backprop/losses.hpp"
+#include "backprop/threads.hpp"
+#include "register.hpp"
+#include "validate.hpp"
+
+namespace backprop::bindings {
+
+void register_system(py::module_& m) {
+  m.def("set_num_threads", &set_num_threads, py::arg("n"));
+  m.def("get_num_threads", &get_num_threads);
+  m.def("openmp_enabled", &openmp_enabled);
+
+  m.def("gemm_isa", [] { return std::string(isa_name(active_isa())); });
+  m.def("available_isas", [] {
+    std::vector<std::string> names;
+    for (Isa isa : {Isa::generic, Isa::avx2})
+      if (isa_supported(isa)) names.emplace_back(isa_name(isa));
+    return names;
+  });
+  m.def(
+      "set_gemm_isa",
+      [](const std::string& name) {
+        if (name == "auto") return reset_isa();
+        for (Isa isa : {Isa::generic, Isa::avx2})
+          if (name == isa_name(isa)) return force_isa(isa);
+        fail_value("isa must be 'auto', 'generic' or 'avx2', got '" + name + "'");
+      },
+      py::arg("name"));
+
+  py::dict activations;
+  activations["identity"] = int(Activation::identity);
+  activations["sigmoid"] = int(Activation::sigmoid);
+  activations["tanh"] = int(Activation::tanh);
+  activations["relu"] = int(Activation::relu);
+  activations["leaky_relu"] = int(Activation::leaky_relu);
+  activations["elu"] = int(Activation::elu);
+  activations["softplus"] = int(Activation::softplus);
+  activations["gelu"] = int(Activation::gelu);
+  m.attr("ACTIVATIONS") = activations;
+
+  py::dict defaults;
+  for (auto item : activations) {
+    const auto kind = static_cast<Activation>(item.second.cast<int>());
+    defaults[item.first] = default_activation_alpha<double>(kind);
+  }
+  m.attr("ACTIVATION_DEFAULT_ALPHA") = defaults;
+
+  py::dict losses;
+  losses["mse"] = int(Loss::mse);
+  losses["binary_cross_entropy"] = int(Loss::binary_cross_entropy);
+  losses["cross_entropy"] = int(Loss::cross_entropy);
+  m.attr("LOSSES") = losses;
+
+  py::dict reductions;
+  reductions["mean"] = int(Reduction::mean);
+  reductions["sum"] = int(Reduction::sum);
+  m.attr("REDUCTIONS") = reductions;
+}
+
+}  // namespace backprop::bindings

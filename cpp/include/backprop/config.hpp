@@ -1,0 +1,40 @@
+// Tuning constants in one place: GEMM tiles and blocks, and the work below which we stay on one thread.
+#pragma once
+
+#include <cstdint>
+
+namespace backprop {
+
+using index_t = std::int64_t;
+
+// Register tile of the GEMM micro-kernel (rows x columns of C) and the cache blocks around it,
+// per element type. KC*NR elements of B stay in L1, MC*KC of A in L2, KC*NC of B in L3.
+template <typename T>
+struct GemmBlocking;
+
+template <>
+struct GemmBlocking<float> {
+  static constexpr index_t MR = 6;
+  static constexpr index_t NR = 16;
+  static constexpr index_t MC = 144;
+  static constexpr index_t KC = 256;
+  static constexpr index_t NC = 4080;
+};
+
+template <>
+struct GemmBlocking<double> {
+  static constexpr index_t MR = 6;
+  static constexpr index_t NR = 8;
+  static constexpr index_t MC = 96;
+  static constexpr index_t KC = 256;
+  static constexpr index_t NC = 4080;
+};
+
+// Below this many multiply-adds a GEMM runs on one thread: a parallel region costs a few
+// microseconds, more than the work it would split.
+constexpr index_t kGemmParallelMinFlops = 64 * 64 * 64;
+
+// Elementwise kernels (activations, updates) go parallel only above this many elements.
+constexpr index_t kElementwiseParallelMin = 1 << 15;
+
+}  // namespace backprop

@@ -1,0 +1,39 @@
+// The native training engine: one mini-batch step, and a whole shuffled epoch, each in one call.
+#pragma once
+
+#include "backprop/mlp.hpp"
+#include "backprop/optim.hpp"
+
+namespace backprop {
+
+struct StepResult {
+  double loss = 0.0;        // the batch's reduced loss, before the update
+  index_t correct = 0;      // rows classified correctly (before the update)
+  bool finite = true;       // false: the loss was NaN or Inf and no update was made
+};
+
+// Forward, loss, backward and one optimizer update on m rows. grads is overwritten.
+// A non-finite loss leaves params, grads' meaning and state untouched (finite = false).
+template <typename T>
+StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* state,
+                      const OptimizerSpec& opt, const T* x, const T* y, index_t m,
+                      Workspace<T>& ws);
+
+struct EpochResult {
+  double loss_sum = 0.0;     // sum over batches of (batch loss x rows, or batch loss for sum)
+  index_t correct = 0;
+  index_t rows = 0;          // rows trained on before a stop
+  index_t batches = 0;       // batches whose update was made
+  index_t failed_batch = -1; // index of the batch whose loss was not finite, or -1
+};
+
+// Every mini-batch of the rows in `order` (a permutation of, or subset of, 0..n_rows-1),
+// batch_size rows at a time (the last batch may be smaller), each a train_step.
+// Stops at the first non-finite loss, with the weights of the last good step.
+template <typename T>
+EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const* state,
+                        OptimizerSpec opt, const T* x, const T* y, index_t n_rows,
+                        const index_t* order, index_t n_order, index_t batch_size,
+                        Workspace<T>& ws);
+
+}  // namespace backprop

@@ -1,0 +1,206 @@
+// Activation forward and derivative kernels, and the row-wise softmax.
+#include "backprop/activations.hpp"
+#include "backprop/threads.hpp"
+
+#include <cmath>
+
+namespace backprop {
+namespace {
+
+constexpr double kInvSqrt2 = 0.70710678118654752440;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+
+// Stable for large |u|: exp is only ever taken of a non-positive number.
+template <typename T>
+inline T sigmoid(T u) {
+  if (u >= T(0)) return T(1) / (T(1) + std::exp(-u));
+  const T e = std::exp(u);
+  return e / (T(1) + e);
+}
+
+template <typename T>
+inline T softplus(T u) {
+  return (u > T(0) ? u : T(0)) + std::log1p(std::exp(-std::fabs(u)));
+}
+
+template <typename T>
+inline T apply(Activation kind, T alpha, T u) {
+  switch (kind) {
+    case Activation::identity:
+      return u;
+    case Activation::sigmoid:
+      return sigmoid(u);
+    case Activation::tanh:
+      return std::tanh(u);
+    case Activation::relu:
+      return u > T(0) ? u : T(0);
+    case Activation::leaky_relu:
+      return u > T(0) ? u : alpha * u;
+    case Activation::elu:
+      return u > T(0) ? u : alpha * std::expm1(u);
+    case Activation::softplus:
+      return softplus(u);
+    case Activation::gelu:
+      return T(0.5) * u * (T(1) + std::erf(u * T(kInvSqrt2)));
+  }
+  return u;
+}
+
+// f'(u), using y = f(u) where that is cheaper.
+template <typename T>
+inline T derivative(Activation kind, T alpha, T u, T y) {
+  switch (kind) {
+    case Activation::identity:
+      return T(1);
+    case Activation::sigmoid:
+      return y * (T(1) - y);
+    case Activation::tanh:
+      return T(1) - y * y;
+    case Activation::relu:
+      return u > T(0) ? T(1) : T(0);
+    case Activation::leaky_relu:
+      return u > T(0) ? T(1) : alpha;
+    case Activation::elu:
+      return u > T(0) ? T(1) : y + alpha;
+    case Activation::softplus:
+      return sigmoid(u);
+    case Activation::gelu: {
+      const T cdf = T(0.5) * (T(1) + std::erf(u * T(kInvSqrt2)));
+      const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * u * u);
+      return cdf + u * pdf;
+    }
+  }
+  return T(1);
+}
+
+// One loop per activation kind, so the switch is hoisted out of the element loop.
+template <typename T, Activation K>
+void forward_loop(T* y, const T* u, index_t n, T alpha) {
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (n >= kElementwiseParallelMin)
+  for (index_t i = 0; i < n; ++i) y[i] = apply<T>(K, alpha, u[i]);
+}
+
+template <typename T, Activation K>
+void backward_loop(T* du, const T* dy, const T* u, const T* y, index_t n, T alpha) {
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (n >= kElementwiseParallelMin)
+  for (index_t i = 0; i < n; ++i) {
+    const T yi = y != nullptr ? y[i] : apply<T>(K, alpha, u[i]);
+    du[i] = dy[i] * derivative<T>(K, alpha, u[i], yi);
+  }
+}
+
+template <typename T, template <typename, Activation> class Loop, typename... Args>
+void dispatch(Activation kind, Args... args) {
+  switch (kind) {
+    case Activation::identity:
+      return Loop<T, Activation::identity>::run(args...);
+    case Activation::sigmoid:
+      return Loop<T, Activation::sigmoid>::run(args...);
+    case Activation::tanh:
+      return Loop<T, Activation::tanh>::run(args...);
+    case Activation::relu:
+      return Loop<T, Activation::relu>::run(args...);
+    case Activation::leaky_relu:
+      return Loop<T, Activation::leaky_relu>::run(args...);
+    case Activation::elu:
+      return Loop<T, Activation::elu>::run(args...);
+    case Activation::softplus:
+      return Loop<T, Activation::softplus>::run(args...);
+    case Activation::gelu:
+      return Loop<T, Activation::gelu>::run(args...);
+  }
+}
+
+template <typename T, Activation K>
+struct ForwardLoop {
+  static void run(T* y, const T* u, index_t n, T alpha) { forward_loop<T, K>(y, u, n, alpha); }
+};
+
+template <typename T, Activation K>
+struct BackwardLoop {
+  static void run(T* du, const T* dy, const T* u, const T* y, index_t n, T alpha) {
+    backward_loop<T, K>(du, dy, u, y, n, alpha);
+  }
+};
+
+}  // namespace
+
+template <typename T>
+T default_activation_alpha(Activation kind) {
+  if (kind == Activation::leaky_relu) return T(0.01);
+  if (kind == Activation::elu) return T(1);
+  return T(0);
+}
+
+template <typename T>
+void activation_forward(T* y, const T* u, index_t n, ActivationParams<T> act) {
+  // y (n) = f(u (n))
+  dispatch<T, ForwardLoop>(act.kind, y, u, n, act.alpha);
+}
+
+template <typename T>
+void activation_backward(T* du, const T* dy, const T* u, const T* y, index_t n,
+                         ActivationParams<T> act) {
+  // du (n) = dy (n) * f'(u (n))
+  dispatch<T, BackwardLoop>(act.kind, du, dy, u, y, n, act.alpha);
+}
+
+template <typename T>
+void activation_forward_ref(T* y, const T* u, index_t n, ActivationParams<T> act) {
+  for (index_t i = 0; i < n; ++i) y[i] = apply<T>(act.kind, act.alpha, u[i]);
+}
+
+template <typename T>
+void activation_backward_ref(T* du, const T* dy, const T* u, index_t n, ActivationParams<T> act) {
+  for (index_t i = 0; i < n; ++i)
+    du[i] = dy[i] * derivative<T>(act.kind, act.alpha, u[i], apply<T>(act.kind, act.alpha, u[i]));
+}
+
+template <typename T>
+void softmax_forward(T* p, const T* u, index_t m, index_t n) {
+  // p (m x n) = exp(u - rowmax) / rowsum
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (m * n >= kElementwiseParallelMin)
+  for (index_t i = 0; i < m; ++i) {
+    const T* row = u + i * n;
+    T* out = p + i * n;
+    T top = row[0];
+    for (index_t j = 1; j < n; ++j) top = row[j] > top ? row[j] : top;
+    T total = T(0);
+    for (index_t j = 0; j < n; ++j) {
+      out[j] = std::exp(row[j] - top);
+      total += out[j];
+    }
+    const T inv = T(1) / total;
+    for (index_t j = 0; j < n; ++j) out[j] *= inv;
+  }
+}
+
+template <typename T>
+void softmax_backward(T* du, const T* dp, const T* p, index_t m, index_t n) {
+  // du (m x n) = p * (dp - rowsum(dp * p))
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (m * n >= kElementwiseParallelMin)
+  for (index_t i = 0; i < m; ++i) {
+    const T* g = dp + i * n;
+    const T* pr = p + i * n;
+    T dot = T(0);
+    for (index_t j = 0; j < n; ++j) dot += g[j] * pr[j];
+    T* out = du + i * n;
+    for (index_t j = 0; j < n; ++j) out[j] = pr[j] * (g[j] - dot);
+  }
+}
+
+#define BACKPROP_INSTANTIATE_ACTIVATIONS(T)                                                   \
+  template T default_activation_alpha<T>(Activation);                                         \
+  template void activation_forward<T>(T*, const T*, index_t, ActivationParams<T>);            \
+  template void activation_backward<T>(T*, const T*, const T*, const T*, index_t,             \
+                                       ActivationParams<T>);                                  \
+  template void activation_forward_ref<T>(T*, const T*, index_t, ActivationParams<T>);        \
+  template void activation_backward_ref<T>(T*, const T*, const T*, index_t,                   \
+                                           ActivationParams<T>);                              \
+  template void softmax_forward<T>(T*, const T*, index_t, index_t);                           \
+  template void softmax_backward<T>(T*, const T*, const T*, index_t, index_t);
+BACKPROP_INSTANTIATE_ACTIVATIONS(float)
+BACKPROP_INSTANTIATE_ACTIVATIONS(double)
+#undef BACKPROP_INSTANTIATE_ACTIVATIONS
+
+}  // namespace backprop

@@ -1,0 +1,70 @@
+// Picks the GEMM micro-kernel for this CPU at run time, so one build runs everywhere.
+#include <atomic>
+#include <stdexcept>
+#include <string>
+
+#include "backprop/gemm_micro_kernel.hpp"
+
+namespace backprop {
+namespace {
+
+constexpr int kAutomatic = -1;
+std::atomic<int> forced_isa{kAutomatic};
+
+Isa detect_isa() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
+#endif
+  return Isa::generic;
+}
+
+}  // namespace
+
+bool isa_supported(Isa isa) {
+  switch (isa) {
+    case Isa::generic:
+      return true;
+    case Isa::avx2:
+      return detect_isa() == Isa::avx2;
+  }
+  return false;
+}
+
+Isa active_isa() {
+  const int forced = forced_isa.load(std::memory_order_relaxed);
+  if (forced != kAutomatic) return static_cast<Isa>(forced);
+  static const Isa detected = detect_isa();
+  return detected;
+}
+
+void force_isa(Isa isa) {
+  if (!isa_supported(isa))
+    throw std::invalid_argument(std::string("this CPU cannot run the ") + isa_name(isa) +
+                                " GEMM path");
+  forced_isa.store(static_cast<int>(isa), std::memory_order_relaxed);
+}
+
+void reset_isa() { forced_isa.store(kAutomatic, std::memory_order_relaxed); }
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::generic:
+      return "generic";
+    case Isa::avx2:
+      return "avx2";
+  }
+  return "unknown";
+}
+
+template <>
+MicroKernel<float> select_micro_kernel<float>() {
+  return active_isa() == Isa::avx2 ? micro_kernel_avx2_s6x16 : micro_kernel_generic_s6x16;
+}
+
+template <>
+MicroKernel<double> select_micro_kernel<double>() {
+  return active_isa() == Isa::avx2 ? micro_kernel_avx2_d6x8 : micro_kernel_generic_d6x8;
+}
+
+}  // namespace backprop

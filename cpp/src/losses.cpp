@@ -1,0 +1,135 @@
+// Output transforms, losses and their gradients, bias gradient and accuracy counting.
+#include "backprop/losses.hpp"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace backprop {
+namespace {
+
+// log(1 + exp(u)) without overflow.
+inline double softplus(double u) { return (u > 0.0 ? u : 0.0) + std::log1p(std::exp(-std::fabs(u))); }
+
+template <typename T>
+double row_log_sum_exp(const T* u, index_t n) {
+  double top = double(u[0]);
+  for (index_t j = 1; j < n; ++j) top = double(u[j]) > top ? double(u[j]) : top;
+  double total = 0.0;
+  for (index_t j = 0; j < n; ++j) total += std::exp(double(u[j]) - top);
+  return top + std::log(total);
+}
+
+}  // namespace
+
+template <typename T>
+void output_forward(T* y_hat, const T* u, index_t m, index_t n, const OutputSpec<T>& out) {
+  // y_hat (m x n) = softmax(u) or f(u)
+  if (out.softmax)
+    softmax_forward(y_hat, u, m, n);
+  else
+    activation_forward(y_hat, u, m * n, out.act);
+}
+
+template <typename T>
+double loss_forward(Loss loss, Reduction reduction, const T* u, const T* y_hat, const T* y,
+                    index_t m, index_t n, const OutputSpec<T>& out) {
+  // scalar = reduce over m rows of the per-sample loss (summed over n outputs)
+  double total = 0.0;
+  switch (loss) {
+    case Loss::mse:
+      for (index_t i = 0; i < m * n; ++i) {
+        const double e = double(y_hat[i]) - double(y[i]);
+        total += 0.5 * e * e;
+      }
+      break;
+    case Loss::binary_cross_entropy:
+      if (out.softmax || out.act.kind != Activation::sigmoid)
+        throw std::invalid_argument("binary_cross_entropy needs a sigmoid output");
+      // -[y log s(u) + (1-y) log(1-s(u))] = softplus(u) - y u
+      for (index_t i = 0; i < m * n; ++i) total += softplus(double(u[i])) - double(y[i]) * double(u[i]);
+      break;
+    case Loss::cross_entropy:
+      if (!out.softmax) throw std::invalid_argument("cross_entropy needs a softmax output");
+      // -sum_j y_j log p_j = sum_j y_j (lse(u) - u_j)
+      for (index_t i = 0; i < m; ++i) {
+        const T* ur = u + i * n;
+        const T* yr = y + i * n;
+        const double lse = row_log_sum_exp(ur, n);
+        for (index_t j = 0; j < n; ++j) total += double(yr[j]) * (lse - double(ur[j]));
+      }
+      break;
+  }
+  return reduction == Reduction::mean && m > 0 ? total / double(m) : total;
+}
+
+template <typename T>
+void loss_backward(T* d, Loss loss, Reduction reduction, const T* u, const T* y_hat, const T* y,
+                   index_t m, index_t n, const OutputSpec<T>& out) {
+  // d (m x n) = dLoss/du
+  const T scale = reduction == Reduction::mean && m > 0 ? T(1) / T(m) : T(1);
+  switch (loss) {
+    case Loss::mse:
+      for (index_t i = 0; i < m * n; ++i) d[i] = (y_hat[i] - y[i]) * scale;
+      if (out.softmax)
+        softmax_backward(d, d, y_hat, m, n);
+      else
+        activation_backward(d, d, u, y_hat, m * n, out.act);
+      break;
+    case Loss::binary_cross_entropy:
+      for (index_t i = 0; i < m * n; ++i) d[i] = (y_hat[i] - y[i]) * scale;
+      break;
+    case Loss::cross_entropy:
+      // p * sum(y) - y: the gradient for soft targets too; p - y for one-hot rows.
+      for (index_t i = 0; i < m; ++i) {
+        const T* yr = y + i * n;
+        T mass = T(0);
+        for (index_t j = 0; j < n; ++j) mass += yr[j];
+        for (index_t j = 0; j < n; ++j)
+          d[i * n + j] = (y_hat[i * n + j] * mass - yr[j]) * scale;
+      }
+      break;
+  }
+}
+
+template <typename T>
+void bias_grad(T* db, const T* d, index_t m, index_t n) {
+  // db (n) += sum over rows of d (m x n); row order fixed, so the sum is deterministic.
+  for (index_t i = 0; i < m; ++i) {
+    const T* row = d + i * n;
+    for (index_t j = 0; j < n; ++j) db[j] += row[j];
+  }
+}
+
+template <typename T>
+index_t count_correct(const T* y_hat, const T* y, index_t m, index_t n) {
+  index_t correct = 0;
+  for (index_t i = 0; i < m; ++i) {
+    const T* p = y_hat + i * n;
+    const T* t = y + i * n;
+    if (n == 1) {
+      correct += (p[0] > T(0.5)) == (t[0] > T(0.5));
+      continue;
+    }
+    index_t best_p = 0, best_t = 0;
+    for (index_t j = 1; j < n; ++j) {
+      if (p[j] > p[best_p]) best_p = j;
+      if (t[j] > t[best_t]) best_t = j;
+    }
+    correct += best_p == best_t;
+  }
+  return correct;
+}
+
+#define BACKPROP_INSTANTIATE_LOSSES(T)                                                        \
+  template void output_forward<T>(T*, const T*, index_t, index_t, const OutputSpec<T>&);      \
+  template double loss_forward<T>(Loss, Reduction, const T*, const T*, const T*, index_t,      \
+                                  index_t, const OutputSpec<T>&);                             \
+  template void loss_backward<T>(T*, Loss, Reduction, const T*, const T*, const T*, index_t,   \
+                                 index_t, const OutputSpec<T>&);                              \
+  template void bias_grad<T>(T*, const T*, index_t, index_t);                                 \
+  template index_t count_correct<T>(const T*, const T*, index_t, index_t);
+BACKPROP_INSTANTIATE_LOSSES(float)
+BACKPROP_INSTANTIATE_LOSSES(double)
+#undef BACKPROP_INSTANTIATE_LOSSES
+
+}  // namespace backprop

@@ -1,0 +1,45 @@
+// Thread-count control shared by every kernel: one process-wide count, so a count set from one
+// Python thread holds for kernels called from any other.
+#include "backprop/threads.hpp"
+
+#include <atomic>
+#include <stdexcept>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace backprop {
+namespace {
+
+// 0 until first asked: then OpenMP's own default, which follows OMP_NUM_THREADS.
+std::atomic<int> thread_count{0};
+
+}  // namespace
+
+void set_num_threads(int n) {
+  if (n < 1) throw std::invalid_argument("n must be a positive number of threads");
+  thread_count.store(n, std::memory_order_relaxed);
+}
+
+int get_num_threads() {
+  int n = thread_count.load(std::memory_order_relaxed);
+  if (n > 0) return n;
+#ifdef _OPENMP
+  n = omp_get_max_threads();
+#else
+  n = 1;
+#endif
+  thread_count.store(n, std::memory_order_relaxed);
+  return n;
+}
+
+bool openmp_enabled() {
+#ifdef _OPENMP
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace backprop

@@ -1,0 +1,83 @@
+// The native training engine: a mini-batch step and a shuffled epoch, each one call.
+#include "backprop/train.hpp"
+#include "backprop/threads.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace backprop {
+
+template <typename T>
+StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* state,
+                      const OptimizerSpec& opt, const T* x, const T* y, index_t m,
+                      Workspace<T>& ws) {
+  // x (m x n_inputs), y (m x n_outputs); params, grads and each state buffer (n_params)
+  StepResult result;
+  const T* y_hat = mlp_forward(net, params, x, m, ws);
+  const index_t n_out = net.n_outputs();
+  result.loss = loss_forward(net.loss, net.reduction, ws.pre.back().data(), y_hat, y, m, n_out,
+                             net.output);
+  if (!std::isfinite(result.loss)) {
+    result.finite = false;  // keep the last good weights
+    return result;
+  }
+  result.correct = count_correct(y_hat, y, m, n_out);
+  const index_t n_params = net.n_params();
+  std::fill(grads, grads + n_params, T(0));
+  mlp_backward(net, params, x, y, m, ws, grads);
+  optimizer_step(params, grads, state, n_params, opt);
+  return result;
+}
+
+namespace {
+
+// Copies the listed rows of src (each `width` wide) into consecutive rows of dst.
+template <typename T>
+void gather_rows(T* dst, const T* src, const index_t* rows, index_t count, index_t width) {
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (count * width >= kElementwiseParallelMin)
+  for (index_t i = 0; i < count; ++i)
+    std::copy(src + rows[i] * width, src + (rows[i] + 1) * width, dst + i * width);
+}
+
+}  // namespace
+
+template <typename T>
+EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const* state,
+                        OptimizerSpec opt, const T* x, const T* y, index_t n_rows,
+                        const index_t* order, index_t n_order, index_t batch_size,
+                        Workspace<T>& ws) {
+  // x (n_rows x n_inputs), y (n_rows x n_outputs); order (n_order) indexes rows of both
+  (void)n_rows;  // the binding has checked every entry of order against it
+  EpochResult result;
+  ws.reserve(net, std::min(batch_size, n_order));
+  const index_t n_in = net.n_inputs(), n_out = net.n_outputs();
+  for (index_t start = 0; start < n_order; start += batch_size) {
+    const index_t rows = std::min(batch_size, n_order - start);
+    gather_rows(ws.batch_x.data(), x, order + start, rows, n_in);
+    gather_rows(ws.batch_y.data(), y, order + start, rows, n_out);
+    const StepResult step =
+        train_step(net, params, grads, state, opt, ws.batch_x.data(), ws.batch_y.data(), rows, ws);
+    if (!step.finite) {
+      result.failed_batch = result.batches;
+      return result;
+    }
+    result.loss_sum += net.reduction == Reduction::mean ? step.loss * double(rows) : step.loss;
+    result.correct += step.correct;
+    result.rows += rows;
+    result.batches += 1;
+  }
+  return result;
+}
+
+#define BACKPROP_INSTANTIATE_TRAIN(T)                                                         \
+  template StepResult train_step<T>(const NetworkSpec<T>&, T*, T*, T* const*,                 \
+                                    const OptimizerSpec&, const T*, const T*, index_t,        \
+                                    Workspace<T>&);                                           \
+  template EpochResult train_epoch<T>(const NetworkSpec<T>&, T*, T*, T* const*, OptimizerSpec, \
+                                      const T*, const T*, index_t, const index_t*, index_t,    \
+                                      index_t, Workspace<T>&);
+BACKPROP_INSTANTIATE_TRAIN(float)
+BACKPROP_INSTANTIATE_TRAIN(double)
+#undef BACKPROP_INSTANTIATE_TRAIN
+
+}  // namespace backprop

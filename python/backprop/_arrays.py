@@ -1,0 +1,61 @@
+"""Conversion and checks of user arrays before they reach the native core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_dtype(dtype: Any, what: str = "dtype") -> np.dtype:
+    """float32 or float64 from a name or dtype; TypeError naming `what` otherwise."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError as error:
+        raise TypeError(f"{what} must be 'float32' or 'float64'; got {dtype!r}") from error
+    if resolved not in FLOAT_DTYPES:
+        raise TypeError(f"{what} must be 'float32' or 'float64'; got {resolved}")
+    return resolved
+
+
+def as_real_array(value: Any, name: str) -> np.ndarray:
+    """value as an ndarray of booleans, integers or floats; TypeError for anything else."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers; got dtype {array.dtype}")
+    return array
+
+
+def result_float_dtype(*arrays: np.ndarray) -> np.dtype:
+    """float32 when every float input is float32 and nothing needs more, else float64."""
+    dtype = np.result_type(*arrays)
+    return np.dtype(np.float32) if dtype in (np.float16, np.float32) else np.dtype(np.float64)
+
+
+def as_input(value: Any, name: str, dtype: np.dtype) -> np.ndarray:
+    """A C-contiguous array of `dtype` to read from (a copy when needed)."""
+    return np.ascontiguousarray(as_real_array(value, name), dtype=dtype)
+
+
+def require_finite(array: np.ndarray, name: str) -> None:
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or Inf")
+
+
+def as_samples(value: Any, name: str, n_features: int, dtype: np.dtype) -> np.ndarray:
+    """A 2-D (samples, n_features) finite float array with at least one row."""
+    array = as_real_array(value, name)
+    if array.ndim != 2:
+        hint = "; use reshape(1, -1) for one sample" if array.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D (samples, features); got shape {array.shape}{hint}")
+    if array.shape[1] != n_features:
+        raise ValueError(
+            f"{name} must have {n_features} columns (the network's inputs); got shape {array.shape}"
+        )
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} must have at least one row; got shape {array.shape}")
+    array = np.ascontiguousarray(array, dtype=dtype)
+    require_finite(array, name)
+    return array

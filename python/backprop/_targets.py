@@ -1,0 +1,59 @@
+"""Turning labels or target values into the dense (samples, outputs) array the core trains on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._arrays import as_real_array, require_finite
+
+
+def class_ids(y: np.ndarray, n_classes: int, name: str) -> np.ndarray:
+    """1-D integer class ids in 0..n_classes-1 (integral floats accepted)."""
+    if y.dtype.kind == "f":
+        require_finite(y, name)
+        if not np.array_equal(y, np.round(y)):
+            raise ValueError(f"{name} must hold integer class ids; got non-integer values")
+    ids = y.astype(np.int64)
+    if ids.size and (ids.min() < 0 or ids.max() >= n_classes):
+        raise ValueError(
+            f"{name} holds class ids from {ids.min()} to {ids.max()}; "
+            f"the network has {n_classes} outputs, so ids must be in 0..{n_classes - 1}"
+        )
+    return ids
+
+
+def as_targets(
+    value: Any, loss: str, n_outputs: int, n_rows: int, dtype: np.dtype, name: str = "y"
+) -> np.ndarray:
+    """A C-contiguous (n_rows, n_outputs) target array in `dtype`.
+
+    cross_entropy takes 1-D class ids (made one-hot) or 2-D one-hot/probability rows;
+    binary_cross_entropy takes 0/1 (or probabilities); mse any finite values. With one output a
+    1-D y is read as a column.
+    """
+    y = as_real_array(value, name)
+    if y.ndim == 0 or y.ndim > 2:
+        raise ValueError(f"{name} must be 1-D or 2-D; got shape {y.shape}")
+    if y.shape[0] != n_rows:
+        raise ValueError(f"{name} has {y.shape[0]} rows but X has {n_rows}")
+    if loss == "cross_entropy" and y.ndim == 1:
+        ids = class_ids(y, n_outputs, name)
+        dense = np.zeros((n_rows, n_outputs), dtype=dtype)
+        dense[np.arange(n_rows), ids] = 1
+        return dense
+    if y.ndim == 1:
+        if n_outputs != 1:
+            raise ValueError(
+                f"{name} is 1-D but the network has {n_outputs} outputs; "
+                f"give {name} the shape ({n_rows}, {n_outputs})"
+            )
+        y = y.reshape(n_rows, 1)
+    if y.shape[1] != n_outputs:
+        raise ValueError(f"{name} must have {n_outputs} columns (the network's outputs); got shape {y.shape}")
+    dense = np.ascontiguousarray(y, dtype=dtype)
+    require_finite(dense, name)
+    if loss in ("cross_entropy", "binary_cross_entropy") and (dense.min() < 0 or dense.max() > 1):
+        raise ValueError(f"{name} must hold targets between 0 and 1 for loss {loss!r}")
+    return dense

@@ -1,0 +1,288 @@
+"""Network: a fully connected network whose weights and biases live in one flat buffer."""
+
+from __future__ import annotations
+
+import operator
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _core
+from ._arrays import as_samples, float_dtype
+from ._names import (
+    DEFAULT_OUTPUT,
+    activation_alpha,
+    activation_code,
+    check_init,
+    check_loss_output,
+    check_output,
+    loss_code,
+    reduction_code,
+)
+from ._targets import as_targets
+from .initializers import default_init, init_limit, initialize
+from .layers import Dense
+from .optim import Optimizer
+
+if TYPE_CHECKING:
+    from .fit import History
+
+# Rows per native call when predicting or evaluating many samples: bounds the workspace.
+_ROWS_PER_CHUNK_ELEMENTS = 1 << 20
+
+
+class Network:
+    """A fully connected network trained by backpropagation.
+
+    layers: layer sizes [n_inputs, hidden..., n_outputs], or a list of Dense layers.
+    activation: the hidden layers' activation (one name, or one per hidden layer).
+    output: what the last layer applies: 'softmax' or an activation name; by default the loss's
+        own (softmax for cross_entropy, sigmoid for binary_cross_entropy, identity for mse).
+    loss: 'cross_entropy' | 'binary_cross_entropy' | 'mse'; reduction: 'mean' | 'sum'.
+    init: 'glorot' | 'he' | 'lecun' | 'uniform' (with init_scale=r); by default He for ReLU-like
+        hidden units and Glorot otherwise. Biases start at 0.
+    dtype: 'float32' or 'float64'. seed: the weights and the default shuffling order.
+    """
+
+    def __init__(self, layers: Sequence[Union[int, Dense]], activation: Union[str, Sequence[str]] = "relu",
+                 output: Optional[str] = None, loss: str = "cross_entropy",
+                 reduction: str = "mean", init: Optional[str] = None,
+                 init_scale: Optional[float] = None, dtype: Any = "float32",
+                 seed: Optional[int] = 0) -> None:
+        self.loss_name = loss
+        loss_id = loss_code(loss)
+        self.reduction = reduction
+        reduction_id = reduction_code(reduction)
+        self.dtype = float_dtype(dtype)
+        self.layers = _build_layers(layers, activation, output, loss)
+        self.output = self.layers[-1].activation or DEFAULT_OUTPUT[loss]
+        check_loss_output(loss, self.output)
+        self.seed = seed
+        hidden = [layer for layer in self.layers[:-1]]
+        self.init = default_init([str(layer.activation) for layer in hidden]) if init is None else check_init(init)
+        self.init_scale = init_scale
+
+        sizes = [self.layers[0].fan_in] + [layer.fan_out for layer in self.layers]
+        engine_class = _core.Engine32 if self.dtype == np.float32 else _core.Engine64
+        softmax_output = self.output == "softmax"
+        self._engine = engine_class(
+            sizes,
+            [activation_code(layer.activation) for layer in hidden],
+            [layer.resolved_alpha() for layer in hidden],
+            softmax_output,
+            0 if softmax_output else activation_code(self.output, "output"),
+            self.layers[-1].resolved_alpha(),
+            loss_id,
+            reduction_id,
+        )
+        self._params = np.zeros(self._engine.n_params, dtype=self.dtype)
+        self._grads = np.zeros_like(self._params)
+        self._attach_views()
+        rng = np.random.default_rng(seed)
+        for layer in self.layers:
+            limit = init_limit(self.init, layer.fan_in, layer.fan_out, init_scale)
+            assert layer.W is not None and layer.b is not None
+            initialize(layer.W, layer.b, limit, rng)
+        # A separate stream for shuffling, so the same seed gives the same training run.
+        self.shuffle_rng = np.random.default_rng(None if seed is None else [seed, 1])
+
+    # -- structure -------------------------------------------------------------------------
+    @property
+    def layer_sizes(self) -> list[int]:
+        return [self.layers[0].fan_in] + [layer.fan_out for layer in self.layers]
+
+    @property
+    def n_inputs(self) -> int:
+        return self.layers[0].fan_in
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layers[-1].fan_out
+
+    @property
+    def n_params(self) -> int:
+        return int(self._params.size)
+
+    @property
+    def params(self) -> np.ndarray:
+        """The flat parameter buffer: W_1, b_1, W_2, b_2, ... (layer views point into it)."""
+        return self._params
+
+    @params.setter
+    def params(self, values: Any) -> None:
+        array = np.asarray(values)
+        if array.shape != self._params.shape:
+            raise ValueError(f"params must have shape {self._params.shape}; got {array.shape}")
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"params must hold real numbers; got dtype {array.dtype}")
+        if not np.isfinite(array).all():
+            raise ValueError("params contains NaN or Inf")
+        self._params[...] = array
+
+    def unflatten(self, flat: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Views (W, b) per layer into a flat array of the parameters' layout (e.g. gradients)."""
+        if flat.shape != self._params.shape:
+            raise ValueError(f"flat must have shape {self._params.shape}; got {flat.shape}")
+        views = []
+        offset = 0
+        for layer in self.layers:
+            size = layer.fan_in * layer.fan_out
+            w = flat[offset:offset + size].reshape(layer.fan_in, layer.fan_out)
+            b = flat[offset + size:offset + size + layer.fan_out]
+            views.append((w, b))
+            offset += size + layer.fan_out
+        return views
+
+    def _attach_views(self) -> None:
+        for layer, (w, b) in zip(self.layers, self.unflatten(self._params)):
+            layer.W, layer.b = w, b
+
+    # -- inference -------------------------------------------------------------------------
+    def _chunks(self, rows: int) -> Iterator[slice]:
+        widest = max(self.layer_sizes)
+        step = max(256, min(4096, _ROWS_PER_CHUNK_ELEMENTS // widest))
+        for start in range(0, rows, step):
+            yield slice(start, min(rows, start + step))
+
+    def forward(self, X: Any) -> np.ndarray:
+        """The network's output for each row of X: probabilities for softmax/sigmoid outputs."""
+        x = as_samples(X, "X", self.n_inputs, self.dtype)
+        out = np.empty((x.shape[0], self.n_outputs), dtype=self.dtype)
+        for rows in self._chunks(x.shape[0]):
+            self._engine.forward(self._params, x[rows], out[rows])
+        return out
+
+    __call__ = forward
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.loss_name in ("cross_entropy", "binary_cross_entropy")
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class ids for cross_entropy, 0/1 labels for binary_cross_entropy, values for mse."""
+        y_hat = self.forward(X)
+        if self.loss_name == "cross_entropy":
+            return y_hat.argmax(axis=1)
+        if self.loss_name == "binary_cross_entropy":
+            labels = (y_hat > 0.5).astype(np.int64)
+            return labels.ravel() if self.n_outputs == 1 else labels
+        return y_hat
+
+    def _data(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        x = as_samples(X, "X", self.n_inputs, self.dtype)
+        t = as_targets(y, self.loss_name, self.n_outputs, x.shape[0], self.dtype)
+        return x, t
+
+    def loss(self, X: Any, y: Any) -> float:
+        """The loss on (X, y) with the network's reduction."""
+        x, t = self._data(X, y)
+        total = 0.0
+        for rows in self._chunks(x.shape[0]):
+            value = self._engine.loss(self._params, x[rows], t[rows])
+            total += value * (rows.stop - rows.start) if self.reduction == "mean" else value
+        return total / x.shape[0] if self.reduction == "mean" else total
+
+    def evaluate(self, X: Any, y: Any) -> dict[str, float]:
+        """{'loss': ..., 'accuracy': ...} (accuracy for classifiers only)."""
+        x, t = self._data(X, y)
+        result = {"loss": self.loss(x, t)}
+        if self.is_classifier:
+            result["accuracy"] = accuracy(self.forward(x), t)
+        return result
+
+    def loss_and_grad(self, X: Any, y: Any) -> tuple[float, np.ndarray]:
+        """The loss and its gradient, a new flat array in the layout of params."""
+        x, t = self._data(X, y)
+        value = self._engine.loss_and_grad(self._params, x, t, self._grads)
+        return float(value), self._grads.copy()
+
+    # -- training --------------------------------------------------------------------------
+    def train_step(self, X: Any, y: Any, optimizer: Optimizer) -> float:
+        """Forward, loss, backward and one update on the batch (X, y), in one native call.
+
+        Returns the batch loss before the update. A NaN or Inf loss raises FloatingPointError
+        and leaves the weights as they were.
+        """
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a backprop.optim.Optimizer; got {type(optimizer).__name__}")
+        x, t = self._data(X, y)
+        result = self._engine.train_step(self._params, self._grads, optimizer.state_for(self._params),
+                                         optimizer.native_spec(), x, t)
+        if not result["finite"]:
+            raise FloatingPointError(
+                f"the loss is {result['loss']}; no update was made and the weights are unchanged"
+            )
+        return float(result["loss"])
+
+    def fit(self, X: Any, y: Any, **options: Any) -> "History":
+        """Train on (X, y); see backprop.fit.fit for the options. Returns the History."""
+        from .fit import fit
+
+        return fit(self, X, y, **options)
+
+    # -- copies ----------------------------------------------------------------------------
+    def astype(self, dtype: Any) -> "Network":
+        """A copy of this network computing in another dtype (float64 for gradient checks)."""
+        twin = Network([Dense(l.fan_in, l.fan_out, l.activation, alpha=l.alpha) for l in self.layers],
+                       loss=self.loss_name, reduction=self.reduction, init=self.init,
+                       init_scale=self.init_scale, dtype=dtype, seed=self.seed)
+        twin.params = self._params
+        return twin
+
+    def copy(self) -> "Network":
+        return self.astype(self.dtype)
+
+    def __repr__(self) -> str:
+        hidden = [layer.activation for layer in self.layers[:-1]]
+        act = hidden[0] if len(set(hidden)) == 1 else hidden
+        return (f"Network({self.layer_sizes}, activation={act!r}, output={self.output!r}, "
+                f"loss={self.loss_name!r}, reduction={self.reduction!r}, dtype='{self.dtype}', "
+                f"params={self.n_params})")
+
+
+def accuracy(y_hat: np.ndarray, targets: np.ndarray) -> float:
+    """Share of rows whose largest output matches the target's (n == 1: same side of 0.5)."""
+    if y_hat.shape[1] == 1:
+        return float(np.mean((y_hat[:, 0] > 0.5) == (targets[:, 0] > 0.5)))
+    return float(np.mean(y_hat.argmax(axis=1) == targets.argmax(axis=1)))
+
+
+def _build_layers(layers: Sequence[Union[int, Dense]], activation: Union[str, Sequence[str]],
+                  output: Optional[str], loss: str) -> list[Dense]:
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or len(layers) == 0:
+        raise TypeError("layers must be a list of layer sizes or of Dense layers")
+    if all(isinstance(item, Dense) for item in layers):
+        built = [Dense(l.fan_in, l.fan_out, l.activation, alpha=l.alpha) for l in layers]  # type: ignore[union-attr]
+        for before, after in zip(built, built[1:]):
+            if before.fan_out != after.fan_in:
+                raise ValueError(
+                    f"layers do not chain: {before!r} gives {before.fan_out} outputs but "
+                    f"{after!r} takes {after.fan_in}"
+                )
+    elif any(isinstance(item, Dense) for item in layers):
+        raise TypeError("layers must be all sizes or all Dense layers, not a mix")
+    else:
+        sizes = []
+        for i, item in enumerate(layers):
+            try:
+                sizes.append(operator.index(item))  # type: ignore[arg-type]
+            except TypeError:
+                raise TypeError(f"layers[{i}] must be an int size; got {type(item).__name__}") from None
+        if len(sizes) < 2:
+            raise ValueError("layers needs at least 2 sizes: inputs and outputs")
+        built = [Dense(a, b) for a, b in zip(sizes, sizes[1:])]
+    hidden = built[:-1]
+    names = [activation] * len(hidden) if isinstance(activation, str) else list(activation)
+    if len(names) != len(hidden):
+        raise ValueError(f"activation lists {len(names)} names for {len(hidden)} hidden layers")
+    for layer, name in zip(hidden, names):
+        if layer.activation is None:
+            layer.activation = name
+        activation_code(layer.activation, "activation")  # softmax is for outputs only
+        activation_alpha(layer.activation, layer.alpha)
+    last = built[-1]
+    if output is not None:
+        last.activation = check_output(output)
+    elif last.activation is None:
+        last.activation = DEFAULT_OUTPUT[loss] if loss in DEFAULT_OUTPUT else None
+    return built

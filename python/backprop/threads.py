@@ -1,0 +1,27 @@
+"""How many threads the native kernels use."""
+
+from __future__ import annotations
+
+import operator
+
+from . import _core
+
+
+def set_num_threads(n: int) -> None:
+    """Use n threads (n >= 1) in every native kernel, from any Python thread.
+
+    The default is OpenMP's, which follows the OMP_NUM_THREADS environment variable. Results do
+    not depend on the count: threads split outputs, never a sum.
+    """
+    try:
+        count = operator.index(n)
+    except TypeError:
+        raise TypeError(f"n must be an int; got {type(n).__name__}") from None
+    if count < 1:
+        raise ValueError(f"n must be at least 1; got {count}")
+    _core.set_num_threads(count)
+
+
+def get_num_threads() -> int:
+    """The number of threads the native kernels use."""
+    return int(_core.get_num_threads())

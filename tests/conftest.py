@@ -1,0 +1,47 @@
+"""Shared test settings: tolerances in one place, and the dtypes every kernel is tested in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+DTYPES = (np.float32, np.float64)
+
+# Relative tolerance of a native result against the NumPy reference, per dtype; absolute
+# tolerances are scaled by the size of the sum (k for GEMM) where a sum is involved.
+RTOL = {np.dtype(np.float32): 2e-5, np.dtype(np.float64): 1e-12}
+ATOL = {np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-14}
+
+# Finite-difference gradient checks (float64, central differences, eps 1e-6).
+GRADCHECK_RTOL = 1e-5
+GRADCHECK_ATOL = 1e-8
+
+
+def tolerances(dtype, terms: int = 1) -> dict[str, float]:
+    """rtol/atol for comparing a result made of sums of `terms` products."""
+    dt = np.dtype(dtype)
+    scale = max(1.0, float(np.sqrt(terms)))
+    return {"rtol": RTOL[dt] * scale, "atol": ATOL[dt] * scale}
+
+
+@pytest.fixture(params=DTYPES, ids=["float32", "float64"])
+def dtype(request):
+    return np.dtype(request.param)
+
+
+@pytest.fixture(params=bp.kernels.available_isas())
+def gemm_isa(request):
+    """Runs a test once per GEMM path this CPU has, then restores the automatic choice."""
+    bp.kernels.set_gemm_isa(request.param)
+    yield request.param
+    bp.kernels.set_gemm_isa("auto")
+
+
+@pytest.fixture
+def threads():
+    """Restores the thread count a test changes."""
+    before = bp.get_num_threads()
+    yield bp.set_num_threads
+    bp.set_num_threads(before)
