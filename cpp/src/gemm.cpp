@@ -88,7 +88,7 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
   T* const a_packed = a_buffer.reserve(std::size_t(MC * KC));
   T* const b_packed = b_buffer.reserve(std::size_t(KC * NC));
 
-  const int threads = gemm_thread_count(m, n, k);
+  [[maybe_unused]] const int threads = gemm_thread_count(m, n, k);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   for (index_t jc = 0; jc < n; jc += NC) {
     const index_t nc = std::min(NC, n - jc);

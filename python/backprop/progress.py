@@ -6,6 +6,9 @@ import sys
 import time
 from typing import Any, Optional, TextIO
 
+# The plain bar redraws at most this often, so a fast epoch does not flood the terminal.
+_REDRAW_SECONDS = 0.1
+
 
 def format_logs(logs: dict[str, float]) -> str:
     return "  ".join(f"{key} {value:.4f}" for key, value in logs.items())
@@ -20,6 +23,7 @@ class EpochProgress:
         self.stream = stream if stream is not None else sys.stderr
         self.done = 0
         self.started = time.perf_counter()
+        self._drawn_at = -1.0
         self._bar: Any = None
         try:
             from tqdm.auto import tqdm
@@ -33,7 +37,7 @@ class EpochProgress:
         self.done += batches
         if self._bar is not None:
             self._bar.update(batches)
-        else:
+        elif time.perf_counter() - self._drawn_at >= _REDRAW_SECONDS or self.done == self.total:
             self._draw()
 
     def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
@@ -52,6 +56,7 @@ class EpochProgress:
         self.stream.flush()
 
     def _draw(self) -> None:
+        self._drawn_at = time.perf_counter()
         width = 30
         share = self.done / self.total if self.total else 1.0
         filled = int(width * share)

@@ -1,18 +1,125 @@
-// The AVX2+FMA micro-kernels: the same body, built with -mavx2 -mfma (see CMakeLists.txt) and
-// called only when the CPU reports both.
+// The AVX2+FMA micro-kernels, s6x16 and d6x8: twelve 256-bit accumulators hold the 6-row tile of
+// C in registers across the k loop. Built with -mavx2 -mfma (CMakeLists.txt) and called only
+// when the CPU reports both.
+#include <immintrin.h>
+
 #include "backprop/gemm_micro_kernel.hpp"
-#include "micro_kernel_body.hpp"
 
 namespace backprop {
+namespace {
+
+// The few vector operations the kernel needs, per element type.
+struct Avx2Float {
+  using T = float;
+  using V = __m256;
+  static constexpr index_t lanes = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V splat(T x) { return _mm256_set1_ps(x); }
+  static V broadcast(const T* p) { return _mm256_broadcast_ss(p); }
+  static V load(const T* p) { return _mm256_loadu_ps(p); }
+  static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+};
+
+struct Avx2Double {
+  using T = double;
+  using V = __m256d;
+  static constexpr index_t lanes = 4;
+  static V zero() { return _mm256_setzero_pd(); }
+  static V splat(T x) { return _mm256_set1_pd(x); }
+  static V broadcast(const T* p) { return _mm256_broadcast_sd(p); }
+  static V load(const T* p) { return _mm256_loadu_pd(p); }
+  static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
+  static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+  static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+};
+
+// Stores one row of the tile: C = alpha * acc + beta * C, never reading C when beta == 0.
+template <typename Ops>
+inline void store_row(typename Ops::T* row, typename Ops::V lo, typename Ops::V hi,
+                      typename Ops::T alpha, typename Ops::T beta) {
+  constexpr index_t W = Ops::lanes;
+  lo = Ops::mul(lo, Ops::splat(alpha));
+  hi = Ops::mul(hi, Ops::splat(alpha));
+  if (beta != typename Ops::T(0)) {
+    lo = Ops::fmadd(Ops::splat(beta), Ops::load(row), lo);
+    hi = Ops::fmadd(Ops::splat(beta), Ops::load(row + W), hi);
+  }
+  Ops::store(row, lo);
+  Ops::store(row + W, hi);
+}
+
+// C[0:mr, 0:nr] = alpha * a (6 x kc, k-major) @ b (kc x 2 vectors, k-major) + beta * C.
+// Twelve named accumulators, not an array: GCC keeps an array of vectors on the stack.
+template <typename Ops>
+inline void kernel_6x2v(index_t kc, const typename Ops::T* a, const typename Ops::T* b,
+                        typename Ops::T* c, index_t ldc, typename Ops::T alpha,
+                        typename Ops::T beta, index_t mr, index_t nr) {
+  using T = typename Ops::T;
+  using V = typename Ops::V;
+  constexpr index_t MR = 6, W = Ops::lanes, NR = 2 * W;
+  V c00 = Ops::zero(), c01 = Ops::zero(), c10 = Ops::zero(), c11 = Ops::zero();
+  V c20 = Ops::zero(), c21 = Ops::zero(), c30 = Ops::zero(), c31 = Ops::zero();
+  V c40 = Ops::zero(), c41 = Ops::zero(), c50 = Ops::zero(), c51 = Ops::zero();
+  for (index_t p = 0; p < kc; ++p) {
+    const V b0 = Ops::load(b);
+    const V b1 = Ops::load(b + W);
+    V ai = Ops::broadcast(a + 0);
+    c00 = Ops::fmadd(ai, b0, c00);
+    c01 = Ops::fmadd(ai, b1, c01);
+    ai = Ops::broadcast(a + 1);
+    c10 = Ops::fmadd(ai, b0, c10);
+    c11 = Ops::fmadd(ai, b1, c11);
+    ai = Ops::broadcast(a + 2);
+    c20 = Ops::fmadd(ai, b0, c20);
+    c21 = Ops::fmadd(ai, b1, c21);
+    ai = Ops::broadcast(a + 3);
+    c30 = Ops::fmadd(ai, b0, c30);
+    c31 = Ops::fmadd(ai, b1, c31);
+    ai = Ops::broadcast(a + 4);
+    c40 = Ops::fmadd(ai, b0, c40);
+    c41 = Ops::fmadd(ai, b1, c41);
+    ai = Ops::broadcast(a + 5);
+    c50 = Ops::fmadd(ai, b0, c50);
+    c51 = Ops::fmadd(ai, b1, c51);
+    a += MR;
+    b += NR;
+  }
+  if (mr == MR && nr == NR) {
+    store_row<Ops>(c + 0 * ldc, c00, c01, alpha, beta);
+    store_row<Ops>(c + 1 * ldc, c10, c11, alpha, beta);
+    store_row<Ops>(c + 2 * ldc, c20, c21, alpha, beta);
+    store_row<Ops>(c + 3 * ldc, c30, c31, alpha, beta);
+    store_row<Ops>(c + 4 * ldc, c40, c41, alpha, beta);
+    store_row<Ops>(c + 5 * ldc, c50, c51, alpha, beta);
+    return;
+  }
+  // Edge tile: compute the full tile into a local buffer, then copy its mr x nr corner.
+  T tile[MR * NR];
+  store_row<Ops>(tile + 0 * NR, c00, c01, alpha, T(0));
+  store_row<Ops>(tile + 1 * NR, c10, c11, alpha, T(0));
+  store_row<Ops>(tile + 2 * NR, c20, c21, alpha, T(0));
+  store_row<Ops>(tile + 3 * NR, c30, c31, alpha, T(0));
+  store_row<Ops>(tile + 4 * NR, c40, c41, alpha, T(0));
+  store_row<Ops>(tile + 5 * NR, c50, c51, alpha, T(0));
+  for (index_t i = 0; i < mr; ++i) {
+    T* row = c + i * ldc;
+    for (index_t j = 0; j < nr; ++j)
+      row[j] = beta == T(0) ? tile[i * NR + j] : tile[i * NR + j] + beta * row[j];
+  }
+}
+
+}  // namespace
 
 void micro_kernel_avx2_s6x16(index_t kc, const float* a, const float* b, float* c, index_t ldc,
                              float alpha, float beta, index_t mr, index_t nr) {
-  micro_kernel_body<float, 6, 16>(kc, a, b, c, ldc, alpha, beta, mr, nr);
+  kernel_6x2v<Avx2Float>(kc, a, b, c, ldc, alpha, beta, mr, nr);
 }
 
 void micro_kernel_avx2_d6x8(index_t kc, const double* a, const double* b, double* c, index_t ldc,
                             double alpha, double beta, index_t mr, index_t nr) {
-  micro_kernel_body<double, 6, 8>(kc, a, b, c, ldc, alpha, beta, mr, nr);
+  kernel_6x2v<Avx2Double>(kc, a, b, c, ldc, alpha, beta, mr, nr);
 }
 
 }  // namespace backprop

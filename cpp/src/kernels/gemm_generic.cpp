@@ -1,8 +1,38 @@
-// The portable micro-kernels: baseline x86-64 (SSE2) or whatever the target's default is.
+// The portable micro-kernels: plain C++ at the target's baseline (SSE2 on x86-64), the path
+// for CPUs without AVX2 and the twin the SIMD paths are tested against.
 #include "backprop/gemm_micro_kernel.hpp"
-#include "micro_kernel_body.hpp"
 
 namespace backprop {
+namespace {
+
+template <typename T, index_t MR, index_t NR>
+inline void micro_kernel_body(index_t kc, const T* __restrict a, const T* __restrict b,
+                              T* __restrict c, index_t ldc, T alpha, T beta, index_t mr,
+                              index_t nr) {
+  // acc (MR x NR) = sum over p of a[:, p] (outer) b[p, :]
+  T acc[MR][NR];
+  for (index_t i = 0; i < MR; ++i)
+    for (index_t j = 0; j < NR; ++j) acc[i][j] = T(0);
+  for (index_t p = 0; p < kc; ++p) {
+    const T* ap = a + p * MR;
+    const T* bp = b + p * NR;
+    for (index_t i = 0; i < MR; ++i) {
+      const T ai = ap[i];
+      for (index_t j = 0; j < NR; ++j) acc[i][j] += ai * bp[j];
+    }
+  }
+  // Edge tiles write only their mr x nr corner; beta == 0 never reads C.
+  for (index_t i = 0; i < mr; ++i) {
+    T* row = c + i * ldc;
+    if (beta == T(0)) {
+      for (index_t j = 0; j < nr; ++j) row[j] = alpha * acc[i][j];
+    } else {
+      for (index_t j = 0; j < nr; ++j) row[j] = alpha * acc[i][j] + beta * row[j];
+    }
+  }
+}
+
+}  // namespace
 
 void micro_kernel_generic_s6x16(index_t kc, const float* a, const float* b, float* c, index_t ldc,
                                 float alpha, float beta, index_t mr, index_t nr) {
