@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backprop/train.hpp"
+#include "optimizer_state.hpp"
 #include "register.hpp"
 #include "validate.hpp"
 
@@ -98,7 +99,7 @@ class Engine {
     const index_t m = check_rows(x, "X", spec_.n_inputs());
     const T* py_ = check_targets(y, m);
     T* g = check_grads(grads, params, x, y);
-    std::vector<T*> s = check_state(state, opt, params, grads, x, y);
+    std::vector<T*> s = state_pointers<T>(state, opt, params, {{&grads, "grads"}, {&x, "X"}, {&y, "y"}});
     const T* px = static_cast<const T*>(x.data());
     StepResult result;
     {
@@ -120,7 +121,7 @@ class Engine {
     const index_t n_rows = check_rows(x, "X", spec_.n_inputs());
     const T* py_ = check_targets(y, n_rows);
     T* g = check_grads(grads, params, x, y);
-    std::vector<T*> s = check_state(state, opt, params, grads, x, y);
+    std::vector<T*> s = state_pointers<T>(state, opt, params, {{&grads, "grads"}, {&x, "X"}, {&y, "y"}});
     if (batch_size < 1) fail_value("batch_size must be at least 1, got " + std::to_string(batch_size));
     if (!order.dtype().is(py::dtype::of<std::int64_t>()))
       fail_type("order must have dtype int64, got " + std::string(py::str(order.dtype())));
@@ -191,32 +192,6 @@ class Engine {
     return g;
   }
 
-  std::vector<T*> check_state(const py::list& state, const OptimizerSpec& opt,
-                              const py::array& params, const py::array& grads,
-                              const py::array& x, const py::array& y) const {
-    const int needed = optimizer_state_count(opt);
-    if (int(py::len(state)) != needed)
-      fail_value("the optimizer needs " + std::to_string(needed) + " state buffers, got " +
-                 std::to_string(py::len(state)));
-    std::vector<T*> out;
-    std::vector<py::array> arrays;
-    for (const auto& item : state) {
-      const py::array buffer = py::reinterpret_borrow<py::array>(item);
-      T* b = output_ptr<T>(buffer, "optimizer state", 1);
-      require_shape(buffer, "optimizer state", {spec_.n_params()});
-      require_no_overlap(buffer, "optimizer state", params, "params");
-      require_no_overlap(buffer, "optimizer state", grads, "grads");
-      require_no_overlap(buffer, "optimizer state", x, "X");
-      require_no_overlap(buffer, "optimizer state", y, "y");
-      for (const auto& earlier : arrays)
-        require_no_overlap(buffer, "optimizer state", earlier, "another state buffer");
-      arrays.push_back(buffer);
-      out.push_back(b);
-    }
-    out.push_back(nullptr);  // never empty, so data() is a valid pointer
-    return out;
-  }
-
   NetworkSpec<T> spec_;
   Workspace<T> workspace_;
   std::mutex mutex_;
@@ -245,15 +220,6 @@ void bind_engine(py::module_& m, const char* name) {
 }  // namespace
 
 void register_engine(py::module_& m) {
-  py::enum_<OptimizerKind>(m, "OptimizerKind").value("sgd", OptimizerKind::sgd);
-  py::class_<OptimizerSpec>(m, "OptimizerSpec")
-      .def(py::init<>())
-      .def_readwrite("kind", &OptimizerSpec::kind)
-      .def_readwrite("lr", &OptimizerSpec::lr)
-      .def_readwrite("momentum", &OptimizerSpec::momentum)
-      .def_readwrite("nesterov", &OptimizerSpec::nesterov)
-      .def_readwrite("weight_decay", &OptimizerSpec::weight_decay);
-  m.def("optimizer_state_count", &optimizer_state_count, py::arg("optimizer"));
   bind_engine<float>(m, "Engine32");
   bind_engine<double>(m, "Engine64");
 }

@@ -6,22 +6,12 @@
 #include "backprop/activations.hpp"
 #include "backprop/gemm.hpp"
 #include "backprop/losses.hpp"
-#include "backprop/optim.hpp"
 #include "dispatch.hpp"
 #include "register.hpp"
 #include "validate.hpp"
 
 namespace backprop::bindings {
 namespace {
-
-void require_same_shape(const py::array& a, const char* a_name, const py::array& b,
-                        const char* b_name) {
-  bool same = a.ndim() == b.ndim();
-  for (py::ssize_t i = 0; same && i < a.ndim(); ++i) same = a.shape(i) == b.shape(i);
-  if (!same)
-    fail_value(std::string(a_name) + " must have the shape of " + b_name + " " + shape_string(b) +
-               ", got " + shape_string(a));
-}
 
 Activation activation_kind(int kind) {
   if (kind < 0 || kind > static_cast<int>(Activation::gelu))
@@ -215,39 +205,6 @@ void bind_losses(py::module_& m) {
       py::arg("grad"), py::arg("out"), py::arg("accumulate"));
 }
 
-void bind_optim(py::module_& m) {
-  m.def(
-      "sgd_update",
-      [](const py::array& params, const py::array& grads, const py::object& velocity, double lr,
-         double momentum, bool nesterov, double weight_decay) {
-        dispatch_float(params, "params", [&](auto tag) {
-          using T = decltype(tag);
-          T* pp = output_ptr<T>(params, "params", int(params.ndim()));
-          const T* pg = input_ptr<T>(grads, "grads", int(grads.ndim()));
-          require_same_shape(grads, "grads", params, "params");
-          require_no_overlap(params, "params", grads, "grads");
-          T* pv = nullptr;
-          if (momentum != 0.0) {
-            if (velocity.is_none()) fail_value("velocity is required when momentum is not 0");
-            const py::array v = velocity.cast<py::array>();
-            pv = output_ptr<T>(v, "velocity", int(v.ndim()));
-            require_same_shape(v, "velocity", params, "params");
-            require_no_overlap(v, "velocity", params, "params");
-            require_no_overlap(v, "velocity", grads, "grads");
-          }
-          OptimizerSpec spec;
-          spec.lr = lr;
-          spec.momentum = momentum;
-          spec.nesterov = nesterov;
-          spec.weight_decay = weight_decay;
-          py::gil_scoped_release release;
-          sgd_update(pp, pg, pv, index_t(params.size()), spec);
-        });
-      },
-      py::arg("params"), py::arg("grads"), py::arg("velocity"), py::arg("lr"),
-      py::arg("momentum"), py::arg("nesterov"), py::arg("weight_decay"));
-}
-
 }  // namespace
 
 void register_kernels(py::module_& m) {
@@ -255,7 +212,6 @@ void register_kernels(py::module_& m) {
   bind_gemm(m, "gemm_ref", true);
   bind_activations(m);
   bind_losses(m);
-  bind_optim(m);
 }
 
 }  // namespace backprop::bindings

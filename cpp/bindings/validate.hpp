@@ -83,6 +83,15 @@ inline void require_shape(const py::array& a, const char* name,
   fail_value(out.str());
 }
 
+inline void require_same_shape(const py::array& a, const char* a_name, const py::array& b,
+                               const char* b_name) {
+  bool same = a.ndim() == b.ndim();
+  for (py::ssize_t i = 0; same && i < a.ndim(); ++i) same = a.shape(i) == b.shape(i);
+  if (!same)
+    fail_value(std::string(a_name) + " must have the shape of " + b_name + " " + shape_string(b) +
+               ", got " + shape_string(a));
+}
+
 inline bool overlaps(const py::array& a, const py::array& b) {
   if (a.nbytes() == 0 || b.nbytes() == 0) return false;
   const auto a0 = reinterpret_cast<std::uintptr_t>(a.data());

@@ -61,6 +61,7 @@ EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const
       result.failed_batch = result.batches;
       return result;
     }
+    opt.step += 1;  // Adam's bias correction and the like count every update
     result.loss_sum += net.reduction == Reduction::mean ? step.loss * double(rows) : step.loss;
     result.correct += step.correct;
     result.rows += rows;

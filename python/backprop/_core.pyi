@@ -36,6 +36,10 @@ def sgd_update(params: npt.NDArray[Any], grads: npt.NDArray[Any],
 
 class OptimizerKind:
     sgd: OptimizerKind
+    adam: OptimizerKind
+    adamw: OptimizerKind
+    rmsprop: OptimizerKind
+    adagrad: OptimizerKind
 
 class OptimizerSpec:
     kind: OptimizerKind
@@ -43,9 +47,20 @@ class OptimizerSpec:
     momentum: float
     nesterov: bool
     weight_decay: float
+    beta1: float
+    beta2: float
+    eps: float
+    alpha: float
+    centered: bool
+    lr_decay: float
+    step: int
     def __init__(self) -> None: ...
 
 def optimizer_state_count(optimizer: OptimizerSpec) -> int: ...
+def optimizer_step(params: npt.NDArray[Any], grads: npt.NDArray[Any],
+                   state: list[npt.NDArray[Any]], optimizer: OptimizerSpec) -> None: ...
+def optimizer_step_ref(params: npt.NDArray[Any], grads: npt.NDArray[Any],
+                       state: list[npt.NDArray[Any]], optimizer: OptimizerSpec) -> None: ...
 
 class _Engine:
     def __init__(self, layer_sizes: list[int], hidden_kinds: list[int], hidden_alphas: list[float],

@@ -117,6 +117,7 @@ def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None
                 result = net._engine.train_epoch(net.params, net._grads, state,
                                                  optimizer.native_spec(), x, t,
                                                  order[start:start + chunk], size)
+                optimizer.steps += result["batches"]
                 if result["failed_batch"] >= 0:
                     failed = start // size + result["failed_batch"]
                     raise FloatingPointError(

@@ -212,6 +212,7 @@ class Network:
             raise FloatingPointError(
                 f"the loss is {result['loss']}; no update was made and the weights are unchanged"
             )
+        optimizer.steps += 1
         return float(result["loss"])
 
     def fit(self, X: Any, y: Any, **options: Any) -> "History":

@@ -1,7 +1,8 @@
-"""Optimizers: each owns its hyper-parameters and state buffers, laid out like the parameters.
+"""Optimizers, in order of increasing complexity: each owns its hyper-parameters and state
+buffers (laid out like the parameters) and adds only its update rule, which runs natively.
 
 An optimizer keeps state for one network's parameter buffer (the first it steps); use a new
-optimizer for another network.
+optimizer for another network. The rules follow torch.optim's definitions.
 """
 
 from __future__ import annotations
@@ -12,22 +13,32 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _core
-from .kernels import sgd_update
+from ._arrays import as_input, float_dtype
 
 
-def _non_negative(value: Any, name: str, upper: Optional[float] = None) -> float:
-    number = float(value)
-    if not math.isfinite(number) or number < 0 or (upper is not None and number >= upper):
-        bound = f" and below {upper}" if upper is not None else ""
-        raise ValueError(f"{name} must be a finite number >= 0{bound}; got {value!r}")
+def _number(value: Any, name: str, *, low: float = 0.0, high: float = math.inf,
+            low_open: bool = False, high_open: bool = True) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number; got {type(value).__name__}") from None
+    above = number > low if low_open else number >= low
+    below = number < high if high_open else number <= high
+    if not (math.isfinite(number) and above and below):
+        left = "(" if low_open else "["
+        right = ")" if high_open or high == math.inf else "]"
+        raise ValueError(f"{name} must be in {left}{low}, {high}{right}; got {value!r}")
     return number
 
 
 class Optimizer:
-    """Base class: the learning rate, the state buffers and `step`; subclasses add their rule."""
+    """Base class: the learning rate, the step count, the state buffers and `step`."""
+
+    kind: Any = None  # the native OptimizerKind of the subclass
 
     def __init__(self, lr: float) -> None:
         self.lr = lr
+        self.steps = 0
         self._state: list[np.ndarray] = []
         self._params: Optional[np.ndarray] = None
 
@@ -37,14 +48,20 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        number = _non_negative(value, "lr")
-        if number == 0:
-            raise ValueError(f"lr must be > 0; got {value!r}")
-        self._lr = number
+        self._lr = _number(value, "lr", low_open=True)
+
+    def _fill(self, spec: Any) -> None:
+        """Copy the subclass's hyper-parameters into the native record."""
+        raise NotImplementedError
 
     def native_spec(self) -> Any:
-        """The hyper-parameters as the native engine reads them."""
-        raise NotImplementedError
+        """The hyper-parameters and step count as the native engine reads them."""
+        spec = _core.OptimizerSpec()
+        spec.kind = self.kind
+        spec.lr = self.lr
+        spec.step = self.steps
+        self._fill(spec)
+        return spec
 
     def state_for(self, params: np.ndarray) -> list[np.ndarray]:
         """The state buffers for params, created as zeros on first use."""
@@ -62,16 +79,28 @@ class Optimizer:
 
     def step(self, params: np.ndarray, grads: Any) -> None:
         """Update params in place from grads (both flat, as Network.params and loss_and_grad)."""
-        raise NotImplementedError
+        if not isinstance(params, np.ndarray):
+            raise TypeError(f"params must be a numpy.ndarray; got {type(params).__name__}")
+        g = as_input(grads, "grads", float_dtype(params.dtype, "params' dtype"))
+        _core.optimizer_step(params, g, self.state_for(params), self.native_spec())
+        self.steps += 1
 
     def reset(self) -> None:
-        """Forget the state (momentum and the like); the next step starts afresh."""
+        """Forget the state and step count; the next step starts afresh."""
         self._state = []
         self._params = None
+        self.steps = 0
 
     @property
     def state(self) -> list[np.ndarray]:
         return list(self._state)
+
+    def _settings(self) -> dict[str, Any]:
+        return {"lr": self.lr}
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{key}={value!r}" for key, value in self._settings().items())
+        return f"{type(self).__name__}({settings})"
 
 
 class SGD(Optimizer):
@@ -81,30 +110,109 @@ class SGD(Optimizer):
     g + momentum * v with Nesterov; p -= lr * step.
     """
 
+    kind = _core.OptimizerKind.sgd
+
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
         super().__init__(lr)
-        self.momentum = _non_negative(momentum, "momentum", upper=1.0)
+        self.momentum = _number(momentum, "momentum", high=1.0)
         self.nesterov = bool(nesterov)
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov needs momentum > 0")
-        self.weight_decay = _non_negative(weight_decay, "weight_decay")
+        self.weight_decay = _number(weight_decay, "weight_decay")
 
-    def native_spec(self) -> Any:
-        spec = _core.OptimizerSpec()
-        spec.kind = _core.OptimizerKind.sgd
-        spec.lr = self.lr
+    def _fill(self, spec: Any) -> None:
         spec.momentum = self.momentum
         spec.nesterov = self.nesterov
         spec.weight_decay = self.weight_decay
-        return spec
 
-    def step(self, params: np.ndarray, grads: Any) -> None:
-        state = self.state_for(params)
-        sgd_update(params, grads, state[0] if state else None, lr=self.lr,
-                   momentum=self.momentum, nesterov=self.nesterov,
-                   weight_decay=self.weight_decay)
+    def _settings(self) -> dict[str, Any]:
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay}
 
-    def __repr__(self) -> str:
-        return (f"SGD(lr={self.lr}, momentum={self.momentum}, nesterov={self.nesterov}, "
-                f"weight_decay={self.weight_decay})")
+
+class Adagrad(Optimizer):
+    """Adagrad, as torch.optim.Adagrad: s += g^2; p -= lr_t * g / (sqrt(s) + eps),
+    lr_t = lr / (1 + (t - 1) * lr_decay), g = grad + weight_decay * p."""
+
+    kind = _core.OptimizerKind.adagrad
+
+    def __init__(self, lr: float = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 eps: float = 1e-10) -> None:
+        super().__init__(lr)
+        self.lr_decay = _number(lr_decay, "lr_decay")
+        self.weight_decay = _number(weight_decay, "weight_decay")
+        self.eps = _number(eps, "eps", low_open=True)
+
+    def _fill(self, spec: Any) -> None:
+        spec.lr_decay = self.lr_decay
+        spec.weight_decay = self.weight_decay
+        spec.eps = self.eps
+
+    def _settings(self) -> dict[str, Any]:
+        return {"lr": self.lr, "lr_decay": self.lr_decay, "weight_decay": self.weight_decay,
+                "eps": self.eps}
+
+
+class RMSprop(Optimizer):
+    """RMSprop, as torch.optim.RMSprop: v = alpha v + (1 - alpha) g^2, the step g / (sqrt(v) + eps)
+    (centered: v minus the squared running mean of g), through a momentum buffer if momentum."""
+
+    kind = _core.OptimizerKind.rmsprop
+
+    def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False) -> None:
+        super().__init__(lr)
+        self.alpha = _number(alpha, "alpha", high=1.0)
+        self.eps = _number(eps, "eps", low_open=True)
+        self.weight_decay = _number(weight_decay, "weight_decay")
+        self.momentum = _number(momentum, "momentum", high=1.0)
+        self.centered = bool(centered)
+
+    def _fill(self, spec: Any) -> None:
+        spec.alpha = self.alpha
+        spec.eps = self.eps
+        spec.weight_decay = self.weight_decay
+        spec.momentum = self.momentum
+        spec.centered = self.centered
+
+    def _settings(self) -> dict[str, Any]:
+        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps,
+                "weight_decay": self.weight_decay, "momentum": self.momentum,
+                "centered": self.centered}
+
+
+class Adam(Optimizer):
+    """Adam, as torch.optim.Adam: bias-corrected first and second moments of g,
+    g = grad + weight_decay * p (L2)."""
+
+    kind = _core.OptimizerKind.adam
+
+    def __init__(self, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        super().__init__(lr)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2); got {betas!r}")
+        self.betas = (_number(betas[0], "betas[0]", high=1.0), _number(betas[1], "betas[1]", high=1.0))
+        self.eps = _number(eps, "eps", low_open=True)
+        self.weight_decay = _number(weight_decay, "weight_decay")
+
+    def _fill(self, spec: Any) -> None:
+        spec.beta1, spec.beta2 = self.betas
+        spec.eps = self.eps
+        spec.weight_decay = self.weight_decay
+
+    def _settings(self) -> dict[str, Any]:
+        return {"lr": self.lr, "betas": self.betas, "eps": self.eps,
+                "weight_decay": self.weight_decay}
+
+
+class AdamW(Adam):
+    """AdamW, as torch.optim.AdamW: Adam with decoupled weight decay, p *= 1 - lr * weight_decay
+    before the Adam step (default weight_decay 0.01)."""
+
+    kind = _core.OptimizerKind.adamw
+
+    def __init__(self, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
+        super().__init__(lr, betas, eps, weight_decay)

@@ -1,0 +1,92 @@
+// Binds the optimizers: their hyper-parameter record, state layout and native updates.
+#include <string>
+#include <vector>
+
+#include "backprop/optim.hpp"
+#include "dispatch.hpp"
+#include "optimizer_state.hpp"
+#include "register.hpp"
+#include "validate.hpp"
+
+namespace backprop::bindings {
+namespace {
+
+void bind_step(py::module_& m, const char* name, bool reference) {
+  m.def(
+      name,
+      [reference](const py::array& params, const py::array& grads, const py::list& state,
+                  const OptimizerSpec& spec) {
+        dispatch_float(params, "params", [&](auto tag) {
+          using T = decltype(tag);
+          T* p = output_ptr<T>(params, "params", int(params.ndim()));
+          const T* g = input_ptr<T>(grads, "grads", int(grads.ndim()));
+          require_same_shape(grads, "grads", params, "params");
+          require_no_overlap(params, "params", grads, "grads");
+          std::vector<T*> s = state_pointers<T>(state, spec, params, {{&grads, "grads"}});
+          py::gil_scoped_release release;
+          auto update = reference ? optimizer_step_ref<T> : optimizer_step<T>;
+          update(p, g, s.data(), index_t(params.size()), spec);
+        });
+      },
+      py::arg("params"), py::arg("grads"), py::arg("state"), py::arg("optimizer"));
+}
+
+}  // namespace
+
+void register_optim(py::module_& m) {
+  py::enum_<OptimizerKind>(m, "OptimizerKind")
+      .value("sgd", OptimizerKind::sgd)
+      .value("adam", OptimizerKind::adam)
+      .value("adamw", OptimizerKind::adamw)
+      .value("rmsprop", OptimizerKind::rmsprop)
+      .value("adagrad", OptimizerKind::adagrad);
+  py::class_<OptimizerSpec>(m, "OptimizerSpec")
+      .def(py::init<>())
+      .def_readwrite("kind", &OptimizerSpec::kind)
+      .def_readwrite("lr", &OptimizerSpec::lr)
+      .def_readwrite("momentum", &OptimizerSpec::momentum)
+      .def_readwrite("nesterov", &OptimizerSpec::nesterov)
+      .def_readwrite("weight_decay", &OptimizerSpec::weight_decay)
+      .def_readwrite("beta1", &OptimizerSpec::beta1)
+      .def_readwrite("beta2", &OptimizerSpec::beta2)
+      .def_readwrite("eps", &OptimizerSpec::eps)
+      .def_readwrite("alpha", &OptimizerSpec::alpha)
+      .def_readwrite("centered", &OptimizerSpec::centered)
+      .def_readwrite("lr_decay", &OptimizerSpec::lr_decay)
+      .def_readwrite("step", &OptimizerSpec::step);
+  m.def("optimizer_state_count", &optimizer_state_count, py::arg("optimizer"));
+  bind_step(m, "optimizer_step", false);
+  bind_step(m, "optimizer_step_ref", true);
+  m.def(
+      "sgd_update",
+      [](const py::array& params, const py::array& grads, const py::object& velocity, double lr,
+         double momentum, bool nesterov, double weight_decay) {
+        dispatch_float(params, "params", [&](auto tag) {
+          using T = decltype(tag);
+          T* pp = output_ptr<T>(params, "params", int(params.ndim()));
+          const T* pg = input_ptr<T>(grads, "grads", int(grads.ndim()));
+          require_same_shape(grads, "grads", params, "params");
+          require_no_overlap(params, "params", grads, "grads");
+          T* pv = nullptr;
+          if (momentum != 0.0) {
+            if (velocity.is_none()) fail_value("velocity is required when momentum is not 0");
+            const py::array v = velocity.cast<py::array>();
+            pv = output_ptr<T>(v, "velocity", int(v.ndim()));
+            require_same_shape(v, "velocity", params, "params");
+            require_no_overlap(v, "velocity", params, "params");
+            require_no_overlap(v, "velocity", grads, "grads");
+          }
+          OptimizerSpec spec;
+          spec.lr = lr;
+          spec.momentum = momentum;
+          spec.nesterov = nesterov;
+          spec.weight_decay = weight_decay;
+          py::gil_scoped_release release;
+          sgd_update(pp, pg, pv, index_t(params.size()), spec);
+        });
+      },
+      py::arg("params"), py::arg("grads"), py::arg("velocity"), py::arg("lr"),
+      py::arg("momentum"), py::arg("nesterov"), py::arg("weight_decay"));
+}
+
+}  // namespace backprop::bindings
