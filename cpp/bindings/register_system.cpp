@@ -17,6 +17,7 @@ void register_system(py::module_& m) {
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
   m.def("get_num_threads", &get_num_threads);
   m.def("openmp_enabled", &openmp_enabled);
+  m.def("in_forked_child", &in_forked_child);
 
   m.def("gemm_isa", [] { return std::string(isa_name(active_isa())); });
   m.def("available_isas", [] {

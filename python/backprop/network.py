@@ -221,6 +221,14 @@ class Network:
 
         return fit(self, X, y, **options)
 
+    # -- files -----------------------------------------------------------------------------
+    def save(self, path: Any, optimizer: Optional[Optimizer] = None) -> None:
+        """Write the model (and the optimizer's state when given) to a versioned .npz file,
+        atomically: a crash never leaves a half-written file. See backprop.io."""
+        from .io import save
+
+        save(self, path, optimizer=optimizer)
+
     # -- copies ----------------------------------------------------------------------------
     def astype(self, dtype: Any) -> "Network":
         """A copy of this network computing in another dtype (float64 for gradient checks)."""

@@ -3,8 +3,9 @@
 
 namespace backprop {
 
-void set_num_threads(int n);  // n >= 1
+void set_num_threads(int n);  // n >= 1; always 1 in a child made by fork()
 int get_num_threads();
 bool openmp_enabled();
+bool in_forked_child();  // true after fork() in the child: kernels stay on one thread there
 
 }  // namespace backprop
