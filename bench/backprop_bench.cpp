@@ -677,6 +677,7 @@ void bench_training_table(const Options& opt, const PeakTable& peaks, int thread
 
   for (const NetworkCase& nc : network_cases(opt)) {
     backprop::NetworkSpec<T> net;
+    net.inputs = nc.sizes.front();
     for (std::size_t l = 0; l + 1 < nc.sizes.size(); ++l) {
       backprop::LayerSpec<T> layer;
       layer.fan_in = nc.sizes[l];
@@ -688,6 +689,7 @@ void bench_training_table(const Options& opt, const PeakTable& peaks, int thread
     net.output.softmax = true;
     net.loss = backprop::Loss::cross_entropy;
     net.reduction = backprop::Reduction::mean;
+    net.resolve_sources();
 
     const index_t n_params = net.n_params();
     const index_t batch = nc.batch;
@@ -717,7 +719,7 @@ void bench_training_table(const Options& opt, const PeakTable& peaks, int thread
     sgd.kind = backprop::OptimizerKind::sgd;
     sgd.lr = 0.01;
     sgd.momentum = 0.9;
-    T* state_buffers[1] = {velocity.data()};
+    T* state_buffers[3] = {velocity.data(), nullptr, nullptr};
     backprop::Workspace<T> ws;
     ws.reserve(net, batch);
 
@@ -726,7 +728,7 @@ void bench_training_table(const Options& opt, const PeakTable& peaks, int thread
     bool have_first = false;
     auto step = [&] {
       const backprop::StepResult result = backprop::train_step<T>(
-          net, params.data(), grads.data(), state_buffers, sgd, x.data(), y.data(), batch, ws);
+          net, params.data(), grads.data(), state_buffers, sgd, x.data(), y.data(), nullptr, batch, ws);
       if (!result.finite) ++non_finite;
       if (!have_first) {
         first_loss = result.loss;

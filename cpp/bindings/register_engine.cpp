@@ -18,21 +18,31 @@ namespace {
 template <typename T>
 class Engine {
  public:
-  Engine(const std::vector<index_t>& sizes, const std::vector<int>& hidden_kinds,
+  Engine(index_t inputs, const std::vector<index_t>& fan_ins, const std::vector<index_t>& fan_outs,
+         const std::vector<std::vector<int>>& sources, const std::vector<int>& hidden_kinds,
          const std::vector<double>& hidden_alphas, bool softmax_output, int output_kind,
          double output_alpha, int loss, int reduction) {
-    if (sizes.size() < 2) fail_value("layer_sizes must have at least 2 entries (inputs, outputs)");
-    for (index_t s : sizes)
-      if (s < 1) fail_value("every layer size must be at least 1");
-    const std::size_t n_layers = sizes.size() - 1;
+    const std::size_t n_layers = fan_outs.size();
+    if (n_layers < 1) fail_value("a network needs at least one layer");
+    if (inputs < 1) fail_value("the network needs at least one input");
+    if (fan_ins.size() != n_layers || sources.size() != n_layers)
+      fail_value("need a fan_in and a source list per layer");
     if (hidden_kinds.size() != n_layers - 1 || hidden_alphas.size() != n_layers - 1)
       fail_value("need one activation per hidden layer");
+    spec_.inputs = inputs;
     for (std::size_t l = 0; l < n_layers; ++l) {
+      if (fan_ins[l] < 1 || fan_outs[l] < 1) fail_value("every layer size must be at least 1");
       LayerSpec<T> layer;
-      layer.fan_in = sizes[l];
-      layer.fan_out = sizes[l + 1];
+      layer.fan_in = fan_ins[l];
+      layer.fan_out = fan_outs[l];
+      layer.sources = sources[l];
       if (l + 1 < n_layers) layer.act = {to_activation(hidden_kinds[l]), T(hidden_alphas[l])};
       spec_.layers.push_back(layer);
+    }
+    try {
+      spec_.resolve_sources();
+    } catch (const std::invalid_argument& error) {
+      fail_value(error.what());
     }
     spec_.output.softmax = softmax_output;
     spec_.output.act = {softmax_output ? Activation::identity : to_activation(output_kind),
@@ -64,40 +74,45 @@ class Engine {
     std::copy(y_hat, y_hat + m * spec_.n_outputs(), o);
   }
 
-  double loss(const py::array& params, const py::array& x, const py::array& y) {
+  double loss(const py::array& params, const py::array& x, const py::array& y,
+              const py::object& sample_weight) {
     const T* p = check_params(params);
     const index_t m = check_rows(x, "X", spec_.n_inputs());
     const T* py_ = check_targets(y, m);
+    const T* pw = check_weights(sample_weight, m);
     const T* px = static_cast<const T*>(x.data());
     py::gil_scoped_release release;
     std::lock_guard<std::mutex> lock(mutex_);
     const T* y_hat = mlp_forward(spec_, p, px, m, workspace_);
-    return loss_forward(spec_.loss, spec_.reduction, workspace_.pre.back().data(), y_hat, py_, m,
-                        spec_.n_outputs(), spec_.output);
+    return loss_forward(spec_.loss, spec_.reduction, workspace_.pre.back().data(), y_hat, py_, pw,
+                        m, spec_.n_outputs(), spec_.output);
   }
 
   double loss_and_grad(const py::array& params, const py::array& x, const py::array& y,
-                       const py::array& grads) {
+                       const py::array& grads, const py::object& sample_weight) {
     const T* p = check_params(params);
     const index_t m = check_rows(x, "X", spec_.n_inputs());
     const T* py_ = check_targets(y, m);
+    const T* pw = check_weights(sample_weight, m);
     T* g = check_grads(grads, params, x, y);
     const T* px = static_cast<const T*>(x.data());
     py::gil_scoped_release release;
     std::lock_guard<std::mutex> lock(mutex_);
     const T* y_hat = mlp_forward(spec_, p, px, m, workspace_);
     const double value = loss_forward(spec_.loss, spec_.reduction, workspace_.pre.back().data(),
-                                      y_hat, py_, m, spec_.n_outputs(), spec_.output);
+                                      y_hat, py_, pw, m, spec_.n_outputs(), spec_.output);
     std::fill(g, g + spec_.n_params(), T(0));
-    mlp_backward(spec_, p, px, py_, m, workspace_, g);
+    mlp_backward(spec_, p, px, py_, pw, m, workspace_, g);
     return value;
   }
 
   py::dict train_step(const py::array& params, const py::array& grads, const py::list& state,
-                      const OptimizerSpec& opt, const py::array& x, const py::array& y) {
+                      const OptimizerSpec& opt, const py::array& x, const py::array& y,
+                      const py::object& sample_weight) {
     T* p = check_writable_params(params);
     const index_t m = check_rows(x, "X", spec_.n_inputs());
     const T* py_ = check_targets(y, m);
+    const T* pw = check_weights(sample_weight, m);
     T* g = check_grads(grads, params, x, y);
     std::vector<T*> s = state_pointers<T>(state, opt, params, {{&grads, "grads"}, {&x, "X"}, {&y, "y"}});
     const T* px = static_cast<const T*>(x.data());
@@ -105,7 +120,7 @@ class Engine {
     {
       py::gil_scoped_release release;
       std::lock_guard<std::mutex> lock(mutex_);
-      result = backprop::train_step(spec_, p, g, s.data(), opt, px, py_, m, workspace_);
+      result = backprop::train_step(spec_, p, g, s.data(), opt, px, py_, pw, m, workspace_);
     }
     py::dict out;
     out["loss"] = result.loss;
@@ -116,10 +131,12 @@ class Engine {
 
   py::dict train_epoch(const py::array& params, const py::array& grads, const py::list& state,
                        const OptimizerSpec& opt, const py::array& x, const py::array& y,
-                       const py::array& order, index_t batch_size) {
+                       const py::array& order, index_t batch_size,
+                       const py::object& sample_weight) {
     T* p = check_writable_params(params);
     const index_t n_rows = check_rows(x, "X", spec_.n_inputs());
     const T* py_ = check_targets(y, n_rows);
+    const T* pw = check_weights(sample_weight, n_rows);
     T* g = check_grads(grads, params, x, y);
     std::vector<T*> s = state_pointers<T>(state, opt, params, {{&grads, "grads"}, {&x, "X"}, {&y, "y"}});
     if (batch_size < 1) fail_value("batch_size must be at least 1, got " + std::to_string(batch_size));
@@ -138,8 +155,8 @@ class Engine {
     {
       py::gil_scoped_release release;
       std::lock_guard<std::mutex> lock(mutex_);
-      result = backprop::train_epoch(spec_, p, g, s.data(), opt, px, py_, n_rows, idx, n_order,
-                                     batch_size, workspace_);
+      result = backprop::train_epoch(spec_, p, g, s.data(), opt, px, py_, pw, n_rows, idx,
+                                     n_order, batch_size, workspace_);
     }
     py::dict out;
     out["loss_sum"] = result.loss_sum;
@@ -182,6 +199,16 @@ class Engine {
     return p;
   }
 
+  // nullptr for None, else a (m,) array of this dtype.
+  const T* check_weights(const py::object& weights, index_t m) const {
+    if (weights.is_none()) return nullptr;
+    if (!py::isinstance<py::array>(weights)) fail_type("sample_weight must be a numpy array or None");
+    const py::array w = py::reinterpret_borrow<py::array>(weights);
+    const T* p = input_ptr<T>(w, "sample_weight", 1);
+    require_shape(w, "sample_weight", {m});
+    return p;
+  }
+
   T* check_grads(const py::array& grads, const py::array& params, const py::array& x,
                  const py::array& y) const {
     T* g = output_ptr<T>(grads, "grads", 1);
@@ -200,21 +227,25 @@ class Engine {
 template <typename T>
 void bind_engine(py::module_& m, const char* name) {
   py::class_<Engine<T>>(m, name)
-      .def(py::init<const std::vector<index_t>&, const std::vector<int>&,
+      .def(py::init<index_t, const std::vector<index_t>&, const std::vector<index_t>&,
+                    const std::vector<std::vector<int>>&, const std::vector<int>&,
                     const std::vector<double>&, bool, int, double, int, int>(),
-           py::arg("layer_sizes"), py::arg("hidden_kinds"), py::arg("hidden_alphas"),
+           py::arg("inputs"), py::arg("fan_ins"), py::arg("fan_outs"), py::arg("sources"),
+           py::arg("hidden_kinds"), py::arg("hidden_alphas"),
            py::arg("softmax_output"), py::arg("output_kind"), py::arg("output_alpha"),
            py::arg("loss"), py::arg("reduction"))
       .def_property_readonly("n_params", &Engine<T>::n_params)
       .def("forward", &Engine<T>::forward, py::arg("params"), py::arg("X"), py::arg("out"))
-      .def("loss", &Engine<T>::loss, py::arg("params"), py::arg("X"), py::arg("y"))
+      .def("loss", &Engine<T>::loss, py::arg("params"), py::arg("X"), py::arg("y"),
+           py::arg("sample_weight") = py::none())
       .def("loss_and_grad", &Engine<T>::loss_and_grad, py::arg("params"), py::arg("X"),
-           py::arg("y"), py::arg("grads"))
+           py::arg("y"), py::arg("grads"), py::arg("sample_weight") = py::none())
       .def("train_step", &Engine<T>::train_step, py::arg("params"), py::arg("grads"),
-           py::arg("state"), py::arg("optimizer"), py::arg("X"), py::arg("y"))
+           py::arg("state"), py::arg("optimizer"), py::arg("X"), py::arg("y"),
+           py::arg("sample_weight") = py::none())
       .def("train_epoch", &Engine<T>::train_epoch, py::arg("params"), py::arg("grads"),
-           py::arg("state"), py::arg("optimizer"), py::arg("X"), py::arg("y"), py::arg("order"),
-           py::arg("batch_size"));
+           py::arg("state"), py::arg("optimizer"), py::arg("X"), py::arg("y"),
+           py::arg("order"), py::arg("batch_size"), py::arg("sample_weight") = py::none());
 }
 
 }  // namespace

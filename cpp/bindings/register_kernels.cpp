@@ -153,7 +153,8 @@ void bind_losses(py::module_& m) {
           std::vector<T> y_hat(std::size_t(rows * cols));
           py::gil_scoped_release release;
           output_forward(y_hat.data(), pu, rows, cols, out);
-          return loss_forward(l, r, pu, y_hat.data(), py_, rows, cols, out);
+          return loss_forward(l, r, pu, y_hat.data(), py_, static_cast<const T*>(nullptr), rows, cols,
+                              out);
         });
       },
       py::arg("loss"), py::arg("reduction"), py::arg("softmax"), py::arg("kind"),
@@ -183,7 +184,8 @@ void bind_losses(py::module_& m) {
           std::vector<T> y_hat(std::size_t(rows * cols));
           py::gil_scoped_release release;
           output_forward(y_hat.data(), pu, rows, cols, spec);
-          loss_backward(pout, l, r, pu, y_hat.data(), py_, rows, cols, spec);
+          loss_backward(pout, l, r, pu, y_hat.data(), py_, static_cast<const T*>(nullptr), rows, cols,
+                        spec);
         });
       },
       py::arg("loss"), py::arg("reduction"), py::arg("softmax"), py::arg("kind"),

@@ -70,7 +70,9 @@ void register_optim(py::module_& m) {
           T* pv = nullptr;
           if (momentum != 0.0) {
             if (velocity.is_none()) fail_value("velocity is required when momentum is not 0");
-            const py::array v = velocity.cast<py::array>();
+            if (!py::isinstance<py::array>(velocity))
+              fail_type("velocity must be a numpy array: it is updated in place");
+            const py::array v = py::reinterpret_borrow<py::array>(velocity);
             pv = output_ptr<T>(v, "velocity", int(v.ndim()));
             require_same_shape(v, "velocity", params, "params");
             require_no_overlap(v, "velocity", params, "params");

@@ -163,6 +163,7 @@ void softmax_forward(T* p, const T* u, index_t m, index_t n) {
   for (index_t i = 0; i < m; ++i) {
     const T* row = u + i * n;
     T* out = p + i * n;
+    if (n == 0) continue;  // a row without columns has nothing to read
     T top = row[0];
     for (index_t j = 1; j < n; ++j) top = row[j] > top ? row[j] : top;
     T total = T(0);

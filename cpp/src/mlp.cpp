@@ -2,7 +2,8 @@
 #include "backprop/mlp.hpp"
 
 #include <algorithm>
-#include <utility>
+#include <stdexcept>
+#include <string>
 
 #include "backprop/gemm.hpp"
 
@@ -21,74 +22,120 @@ index_t NetworkSpec<T>::n_params() const {
 }
 
 template <typename T>
+void NetworkSpec<T>::resolve_sources() {
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    LayerSpec<T>& layer = layers[l];
+    if (layer.sources.empty()) layer.sources = {int(l)};
+    index_t width = 0;
+    for (int s : layer.sources) {
+      if (s < 0 || s > int(l))
+        throw std::invalid_argument("layer " + std::to_string(l + 1) + " reads source " +
+                                    std::to_string(s) + "; sources must be 0 (the input) to " +
+                                    std::to_string(l) + " (earlier layers)");
+      width += source_width(s);
+    }
+    if (width != layer.fan_in)
+      throw std::invalid_argument("layer " + std::to_string(l + 1) + " has fan_in " +
+                                  std::to_string(layer.fan_in) + " but its sources give " +
+                                  std::to_string(width) + " values");
+  }
+}
+
+template <typename T>
 void Workspace<T>::reserve(const NetworkSpec<T>& net, index_t rows) {
   if (rows <= capacity && pre.size() == net.layers.size()) return;
   const index_t cap = std::max(rows, capacity);
-  index_t widest = 0;
-  pre.resize(net.layers.size());
-  post.resize(net.layers.size());
-  for (std::size_t l = 0; l < net.layers.size(); ++l) {
-    const index_t width = net.layers[l].fan_out;
-    widest = std::max({widest, width, net.layers[l].fan_in});
-    pre[l].assign(std::size_t(cap * width), T(0));
-    post[l].assign(std::size_t(cap * width), T(0));
+  const std::size_t n_layers = net.layers.size();
+  pre.resize(n_layers);
+  post.resize(n_layers);
+  grad_post.resize(n_layers);
+  grad_written.assign(n_layers, 0);
+  for (std::size_t l = 0; l < n_layers; ++l) {
+    const std::size_t size = std::size_t(cap * net.layers[l].fan_out);
+    pre[l].assign(size, T(0));
+    post[l].assign(size, T(0));
+    grad_post[l].assign(size, T(0));
   }
-  delta_a.assign(std::size_t(cap * widest), T(0));
-  delta_b.assign(std::size_t(cap * widest), T(0));
   batch_x.assign(std::size_t(cap * net.n_inputs()), T(0));
   batch_y.assign(std::size_t(cap * net.n_outputs()), T(0));
+  batch_w.assign(std::size_t(cap), T(0));
   capacity = cap;
 }
+
+namespace {
+
+template <typename T>
+const T* source_rows(const NetworkSpec<T>&, const Workspace<T>& ws, const T* x, int s) {
+  return s == 0 ? x : ws.post[std::size_t(s - 1)].data();
+}
+
+}  // namespace
 
 template <typename T>
 const T* mlp_forward(const NetworkSpec<T>& net, const T* params, const T* x, index_t m,
                      Workspace<T>& ws) {
-  // for each layer: U (m x fan_out) = X_prev (m x fan_in) @ W + b; X = f(U)
+  // for each layer: U (m x fan_out) = sum over sources of X_s (m x width_s) @ W_s + b; X = f(U)
   ws.reserve(net, m);
-  const T* in = x;
   for (std::size_t l = 0; l < net.layers.size(); ++l) {
     const LayerSpec<T>& layer = net.layers[l];
     const T* w = params + net.weight_offset(l);
     const T* b = params + net.bias_offset(l);
     T* u = ws.pre[l].data();
     for (index_t i = 0; i < m; ++i) std::copy(b, b + layer.fan_out, u + i * layer.fan_out);
-    gemm<T>(false, false, m, layer.fan_out, layer.fan_in, T(1), in, layer.fan_in, w,
-            layer.fan_out, T(1), u, layer.fan_out);
+    index_t row = 0;  // first row of W that the current source multiplies
+    for (int s : layer.sources) {
+      const index_t width = net.source_width(s);
+      gemm<T>(false, false, m, layer.fan_out, width, T(1), source_rows(net, ws, x, s), width,
+              w + row * layer.fan_out, layer.fan_out, T(1), u, layer.fan_out);
+      row += width;
+    }
     T* out = ws.post[l].data();
     if (l + 1 == net.layers.size())
       output_forward(out, u, m, layer.fan_out, net.output);
     else
       activation_forward(out, u, m * layer.fan_out, layer.act);
-    in = out;
   }
   return ws.post.back().data();
 }
 
 template <typename T>
-void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const T* y, index_t m,
-                  Workspace<T>& ws, T* grads) {
-  // D_L = dLoss/dU_L; dW_l += X_{l-1}^T D_l; db_l += colsum(D_l); D_{l-1} = (D_l W_l^T) * f'(U_{l-1})
+void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const T* y,
+                  const T* row_weight, index_t m, Workspace<T>& ws, T* grads) {
+  // D_L = dLoss/dU_L; for l from L down: dW_l += [X_s]^T D_l; db_l += colsum(D_l);
+  // dLoss/dX_s += D_l W_s^T for each source layer s; D_s = dLoss/dX_s * f'(U_s)
   const std::size_t n_layers = net.layers.size();
-  T* delta = ws.delta_a.data();
-  T* delta_prev = ws.delta_b.data();
+  std::fill(ws.grad_written.begin(), ws.grad_written.end(), char(0));
   const LayerSpec<T>& last = net.layers.back();
-  loss_backward(delta, net.loss, net.reduction, ws.pre.back().data(), ws.post.back().data(), y, m,
-                last.fan_out, net.output);
+  loss_backward(ws.grad_post.back().data(), net.loss, net.reduction, ws.pre.back().data(),
+                ws.post.back().data(), y, row_weight, m, last.fan_out, net.output);
+  ws.grad_written.back() = 1;
   for (std::size_t l = n_layers; l-- > 0;) {
     const LayerSpec<T>& layer = net.layers[l];
-    const T* in = l == 0 ? x : ws.post[l - 1].data();
+    T* delta = ws.grad_post[l].data();
+    if (!ws.grad_written[l]) {
+      // No later layer reads this one: its delta is zero.
+      std::fill(delta, delta + m * layer.fan_out, T(0));
+    } else if (l + 1 < n_layers) {
+      activation_backward(delta, delta, ws.pre[l].data(), ws.post[l].data(), m * layer.fan_out,
+                          layer.act);
+    }
     T* dw = grads + net.weight_offset(l);
-    T* db = grads + net.bias_offset(l);
-    gemm<T>(true, false, layer.fan_in, layer.fan_out, m, T(1), in, layer.fan_in, delta,
-            layer.fan_out, T(1), dw, layer.fan_out);
-    bias_grad(db, delta, m, layer.fan_out);
-    if (l == 0) break;  // the input needs no delta
     const T* w = params + net.weight_offset(l);
-    gemm<T>(false, true, m, layer.fan_in, layer.fan_out, T(1), delta, layer.fan_out, w,
-            layer.fan_out, T(0), delta_prev, layer.fan_in);
-    activation_backward(delta_prev, delta_prev, ws.pre[l - 1].data(), ws.post[l - 1].data(),
-                        m * layer.fan_in, net.layers[l - 1].act);
-    std::swap(delta, delta_prev);
+    index_t row = 0;
+    for (int s : layer.sources) {
+      const index_t width = net.source_width(s);
+      gemm<T>(true, false, width, layer.fan_out, m, T(1), source_rows(net, ws, x, s), width, delta,
+              layer.fan_out, T(1), dw + row * layer.fan_out, layer.fan_out);
+      if (s > 0) {  // the input needs no gradient
+        const std::size_t target = std::size_t(s - 1);
+        const T beta = ws.grad_written[target] ? T(1) : T(0);
+        gemm<T>(false, true, m, width, layer.fan_out, T(1), delta, layer.fan_out,
+                w + row * layer.fan_out, layer.fan_out, beta, ws.grad_post[target].data(), width);
+        ws.grad_written[target] = 1;
+      }
+      row += width;
+    }
+    bias_grad(grads + net.bias_offset(l), delta, m, layer.fan_out);
   }
 }
 
@@ -97,8 +144,8 @@ void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const 
   template struct Workspace<T>;                                                               \
   template const T* mlp_forward<T>(const NetworkSpec<T>&, const T*, const T*, index_t,         \
                                    Workspace<T>&);                                            \
-  template void mlp_backward<T>(const NetworkSpec<T>&, const T*, const T*, const T*, index_t,  \
-                                Workspace<T>&, T*);
+  template void mlp_backward<T>(const NetworkSpec<T>&, const T*, const T*, const T*,           \
+                                const T*, index_t, Workspace<T>&, T*);
 BACKPROP_INSTANTIATE_MLP(float)
 BACKPROP_INSTANTIATE_MLP(double)
 #undef BACKPROP_INSTANTIATE_MLP

@@ -9,14 +9,14 @@ namespace backprop {
 
 template <typename T>
 StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* state,
-                      const OptimizerSpec& opt, const T* x, const T* y, index_t m,
-                      Workspace<T>& ws) {
+                      const OptimizerSpec& opt, const T* x, const T* y, const T* row_weight,
+                      index_t m, Workspace<T>& ws) {
   // x (m x n_inputs), y (m x n_outputs); params, grads and each state buffer (n_params)
   StepResult result;
   const T* y_hat = mlp_forward(net, params, x, m, ws);
   const index_t n_out = net.n_outputs();
-  result.loss = loss_forward(net.loss, net.reduction, ws.pre.back().data(), y_hat, y, m, n_out,
-                             net.output);
+  result.loss = loss_forward(net.loss, net.reduction, ws.pre.back().data(), y_hat, y, row_weight,
+                             m, n_out, net.output);
   if (!std::isfinite(result.loss)) {
     result.finite = false;  // keep the last good weights
     return result;
@@ -24,7 +24,7 @@ StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* 
   result.correct = count_correct(y_hat, y, m, n_out);
   const index_t n_params = net.n_params();
   std::fill(grads, grads + n_params, T(0));
-  mlp_backward(net, params, x, y, m, ws, grads);
+  mlp_backward(net, params, x, y, row_weight, m, ws, grads);
   optimizer_step(params, grads, state, n_params, opt);
   return result;
 }
@@ -43,9 +43,9 @@ void gather_rows(T* dst, const T* src, const index_t* rows, index_t count, index
 
 template <typename T>
 EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const* state,
-                        OptimizerSpec opt, const T* x, const T* y, index_t n_rows,
-                        const index_t* order, index_t n_order, index_t batch_size,
-                        Workspace<T>& ws) {
+                        OptimizerSpec opt, const T* x, const T* y, const T* weight,
+                        index_t n_rows, const index_t* order, index_t n_order,
+                        index_t batch_size, Workspace<T>& ws) {
   // x (n_rows x n_inputs), y (n_rows x n_outputs); order (n_order) indexes rows of both
   (void)n_rows;  // the binding has checked every entry of order against it
   EpochResult result;
@@ -55,8 +55,10 @@ EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const
     const index_t rows = std::min(batch_size, n_order - start);
     gather_rows(ws.batch_x.data(), x, order + start, rows, n_in);
     gather_rows(ws.batch_y.data(), y, order + start, rows, n_out);
-    const StepResult step =
-        train_step(net, params, grads, state, opt, ws.batch_x.data(), ws.batch_y.data(), rows, ws);
+    if (weight != nullptr) gather_rows(ws.batch_w.data(), weight, order + start, rows, index_t(1));
+    const StepResult step = train_step(net, params, grads, state, opt, ws.batch_x.data(),
+                                       ws.batch_y.data(), weight != nullptr ? ws.batch_w.data() : nullptr,
+                                       rows, ws);
     if (!step.finite) {
       result.failed_batch = result.batches;
       return result;
@@ -72,11 +74,11 @@ EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const
 
 #define BACKPROP_INSTANTIATE_TRAIN(T)                                                         \
   template StepResult train_step<T>(const NetworkSpec<T>&, T*, T*, T* const*,                 \
-                                    const OptimizerSpec&, const T*, const T*, index_t,        \
-                                    Workspace<T>&);                                           \
+                                    const OptimizerSpec&, const T*, const T*, const T*,       \
+                                    index_t, Workspace<T>&);                                  \
   template EpochResult train_epoch<T>(const NetworkSpec<T>&, T*, T*, T* const*, OptimizerSpec, \
-                                      const T*, const T*, index_t, const index_t*, index_t,    \
-                                      index_t, Workspace<T>&);
+                                      const T*, const T*, const T*, index_t, const index_t*,   \
+                                      index_t, index_t, Workspace<T>&);
 BACKPROP_INSTANTIATE_TRAIN(float)
 BACKPROP_INSTANTIATE_TRAIN(double)
 #undef BACKPROP_INSTANTIATE_TRAIN

@@ -10,10 +10,18 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, kernels, optim
-from .callbacks import Callback, LambdaCallback
+from . import callbacks, datasets, kernels, optim, schedules
+from .callbacks import (
+    Callback,
+    EarlyStopping,
+    LambdaCallback,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
+)
 from .fit import History, fit
 from .gradcheck import GradcheckResult, gradcheck
+from .io import load
 from .layers import Dense
 from .network import Network
 from .threads import get_num_threads, set_num_threads
@@ -26,15 +34,22 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 __all__ = [
     "Callback",
     "Dense",
+    "EarlyStopping",
     "GradcheckResult",
     "History",
     "LambdaCallback",
+    "ModelCheckpoint",
     "Network",
+    "ReduceLROnPlateau",
+    "TerminateOnNaN",
+    "callbacks",
     "datasets",
     "fit",
     "get_num_threads",
     "gradcheck",
     "kernels",
+    "load",
     "optim",
+    "schedules",
     "set_num_threads",
 ]

@@ -36,7 +36,7 @@ def result_float_dtype(*arrays: np.ndarray) -> np.dtype:
 
 def as_input(value: Any, name: str, dtype: np.dtype) -> np.ndarray:
     """A C-contiguous array of `dtype` to read from (a copy when needed)."""
-    return np.ascontiguousarray(as_real_array(value, name), dtype=dtype)
+    return np.asarray(as_real_array(value, name), dtype=dtype, order="C")
 
 
 def require_finite(array: np.ndarray, name: str) -> None:
@@ -59,3 +59,15 @@ def as_samples(value: Any, name: str, n_features: int, dtype: np.dtype) -> np.nd
     array = np.ascontiguousarray(array, dtype=dtype)
     require_finite(array, name)
     return array
+
+
+def as_sample_weight(value: Any, rows: int, dtype: np.dtype) -> np.ndarray:
+    """A fresh (rows,) array of finite, non-negative weights in `dtype`."""
+    weights = as_real_array(value, "sample_weight")
+    if weights.shape != (rows,):
+        raise ValueError(f"sample_weight must have shape ({rows},), one weight per sample; got {weights.shape}")
+    weights = np.array(weights, dtype=dtype, order="C", copy=True)
+    require_finite(weights, "sample_weight")
+    if (weights < 0).any():
+        raise ValueError("sample_weight must be >= 0")
+    return weights

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import math
+import numbers
 import operator
+import signal
+import threading
 import warnings
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
 
 import numpy as np
 
-from .callbacks import as_callback
+from .callbacks import TerminateOnNaN, as_callback
 from .optim import SGD, Optimizer
 from .progress import EpochProgress, format_logs
+from .schedules import Schedule
 
 if TYPE_CHECKING:
     from .network import Network
@@ -63,20 +67,122 @@ def _batch_size(batch_size: Optional[int], n_rows: int) -> int:
     return size
 
 
+def _validation_split(split: Any, n_rows: int) -> int:
+    """The first validation row: the last `split` share of the rows, as Keras takes them."""
+    if isinstance(split, bool) or not isinstance(split, numbers.Real):
+        raise TypeError(f"validation_split must be a float in (0, 1); got {type(split).__name__}")
+    share = float(split)
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"validation_split must be in (0, 1); got {split!r}")
+    first = int(math.floor(n_rows * (1.0 - share)))
+    if first == 0 or first == n_rows:
+        raise ValueError(f"validation_split={split!r} of {n_rows} samples leaves "
+                         f"{first} for training and {n_rows - first} for validation; both need at least one")
+    return first
+
+
+def _set_lr(optimizer: Optimizer, lr: float) -> None:
+    if lr == 0.0:
+        # A schedule may reach exactly 0 (cosine annealing to eta_min=0, as torch allows) but
+        # Optimizer.lr accepts only lr > 0; a zero rate is a valid no-update epoch, so it is
+        # stored past the check.
+        optimizer._lr = 0.0
+    else:
+        optimizer.lr = lr
+
+
+def _scheduled_lr(schedule: Union[Schedule, Callable[[int], float]], epoch: int,
+                  start_lr: float) -> float:
+    if isinstance(schedule, Schedule):
+        lr = schedule.lr_at(epoch, None if schedule.base_lr is not None else start_lr)
+    else:
+        lr = schedule(epoch)
+    try:
+        value = float(lr)
+    except (TypeError, ValueError):
+        raise TypeError(f"schedule returned {lr!r} for epoch {epoch}; expected a number") from None
+    if not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"schedule returned lr {lr!r} for epoch {epoch}; expected a finite lr >= 0")
+    return value
+
+
+class _DeferredInterrupt:
+    """Holds Ctrl-C (SIGINT) back until fit reaches a point between native calls, where the
+    parameters, optimizer state and step count agree, and raises KeyboardInterrupt there.
+
+    Installed only from the main thread over Python's default handler (never over someone
+    else's). A second Ctrl-C before the next such point interrupts at once.
+    """
+
+    def __init__(self) -> None:
+        self.pending = False
+        self._previous: Any = None
+
+    def __enter__(self) -> "_DeferredInterrupt":
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def _note(self, signum: int, frame: Any) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def check(self) -> None:
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        if kind is None:
+            self.check()
+
+
 def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None,
         epochs: int = 10, batch_size: Optional[int] = 32, shuffle: bool = True,
         seed: Optional[int] = None, validation_data: Optional[tuple[Any, Any]] = None,
+        validation_split: Optional[float] = None,
+        schedule: Optional[Union[Schedule, Callable[[int], float]]] = None,
         callbacks: Optional[Iterable[Any]] = None, verbose: int = 1) -> History:
-    """Train net on (X, y) for `epochs` passes of mini-batches.
+    """Train net on (X, y) for `epochs` passes of mini-batches; returns the History.
 
-    optimizer: default SGD(lr=0.01, momentum=0.9). batch_size: 1 is single-sample training,
-    None the full batch. shuffle: a new order each epoch, drawn from `seed` (default: the
-    network's own seeded stream, so the same seeds give the same run). validation_data:
-    (X_val, y_val) evaluated after each epoch. callbacks: Callback objects or functions
-    f(epoch, logs); True from one stops training. verbose: 0 silent, 1 progress bar and a line
-    per epoch, 2 a line per epoch.
+    Each epoch (shuffle and every mini-batch update) runs natively; schedules, validation,
+    callbacks and progress output run between epochs.
 
-    A NaN or Inf loss raises FloatingPointError, leaving the weights of the last good step.
+    optimizer: an Optimizer from backprop.optim; default SGD(lr=0.01, momentum=0.9).
+    epochs: the number of passes over the training rows (0 trains nothing).
+    batch_size: rows per update; 1 is single-sample training, None the full batch. A size
+        larger than the training rows warns and uses them all.
+    shuffle: a new row order each epoch (False: the rows in order).
+    seed: the shuffling seed; default the network's own seeded stream, so the same seeds give
+        the same run.
+    validation_data: (X_val, y_val), evaluated after each epoch into 'val_loss' (and
+        'val_accuracy' for classifiers).
+    validation_split: a float in (0, 1): hold out that share of the rows, the LAST ones as
+        given (taken before any shuffling, as Keras does), as validation data; the rest train.
+        Cannot be combined with validation_data.
+    schedule: the learning rate per epoch: a backprop.schedules.Schedule (its base lr is its
+        own base_lr, else the optimizer's lr when fit starts) or a function f(epoch) -> lr,
+        epoch counting from 0. fit sets optimizer.lr before each epoch and leaves it at the
+        last epoch's value. Cannot be combined with a callback that changes the lr.
+    callbacks: Callback objects (see backprop.callbacks: EarlyStopping, ModelCheckpoint,
+        ReduceLROnPlateau, TerminateOnNaN) or functions f(epoch, logs); fit sets each
+        Callback's `optimizer` attribute first. Returning True from on_epoch_end stops training
+        after that epoch. The logs hold 'loss', 'accuracy' (classifiers), the 'val_' metrics,
+        and 'lr' (the epoch's learning rate) when a schedule or an lr-changing callback is used.
+    verbose: 0 silent, 1 a progress bar and a line per epoch (on stderr), 2 a line per epoch
+        (on stdout).
+
+    A NaN or Inf loss raises FloatingPointError, leaving the weights of the last good step;
+    with a TerminateOnNaN callback, fit instead warns and returns the history of the finished
+    epochs. Ctrl-C (KeyboardInterrupt) takes effect between native calls, so the network keeps
+    the consistent weights of the last finished step; the progress bar is closed and the
+    exception re-raised. Any exception raised while training carries the history of the
+    finished epochs as `error.history`.
     """
     x, t = net._data(X, y)
     if optimizer is None:
@@ -91,61 +197,103 @@ def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None
         raise ValueError(f"epochs must be >= 0; got {n_epochs}")
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2; got {verbose!r}")
-    n_rows = x.shape[0]
-    size = _batch_size(batch_size, n_rows)
     validation = None
+    if validation_data is not None and validation_split is not None:
+        raise ValueError("validation_data and validation_split are mutually exclusive; pass one")
     if validation_data is not None:
         if not isinstance(validation_data, tuple) or len(validation_data) != 2:
             raise TypeError("validation_data must be a tuple (X_val, y_val)")
         validation = net._data(*validation_data)
+    elif validation_split is not None:
+        first = _validation_split(validation_split, x.shape[0])
+        validation = (x[first:], t[first:])
+        x, t = x[:first], t[:first]
+    n_rows = x.shape[0]
+    size = _batch_size(batch_size, n_rows)
     rng = net.shuffle_rng if seed is None else np.random.default_rng(seed)
     hooks = [as_callback(item) for item in (callbacks or [])]
+    changing_lr = [hook for hook in hooks if getattr(hook, "changes_lr", False)]
+    if schedule is not None:
+        if not (isinstance(schedule, Schedule) or callable(schedule)):
+            raise TypeError(f"schedule must be a backprop.schedules.Schedule or a function "
+                            f"f(epoch) -> lr; got {type(schedule).__name__}")
+        if changing_lr:
+            raise ValueError(f"schedule and {type(changing_lr[0]).__name__} both set the learning "
+                             "rate (the schedule would undo its changes every epoch); use one")
+    log_lr = schedule is not None or bool(changing_lr)
+    terminator = next((hook for hook in hooks if isinstance(hook, TerminateOnNaN)), None)
+    start_lr = optimizer.lr
 
     batches = math.ceil(n_rows / size)
     chunk = size * (max(1, batches // _PROGRESS_STEPS_PER_EPOCH) if verbose == 1 else batches)
     progress = EpochProgress(n_epochs, batches) if verbose == 1 else None
     history = History()
     state = optimizer.state_for(net.params)
-    for hook in hooks:
-        hook.on_train_begin(net)
     try:
-        for epoch in range(n_epochs):
-            order = rng.permutation(n_rows) if shuffle else np.arange(n_rows)
-            order = order.astype(np.int64, copy=False)
-            loss_sum, correct = 0.0, 0
-            for start in range(0, n_rows, chunk):
-                result = net._engine.train_epoch(net.params, net._grads, state,
-                                                 optimizer.native_spec(), x, t,
-                                                 order[start:start + chunk], size)
-                optimizer.steps += result["batches"]
-                if result["failed_batch"] >= 0:
-                    failed = start // size + result["failed_batch"]
-                    raise FloatingPointError(
-                        f"the loss became NaN or Inf in epoch {epoch + 1}, batch {failed + 1}; "
-                        "training stopped with the weights of the last good step "
-                        "(try a smaller learning rate)"
-                    )
-                loss_sum += result["loss_sum"]
-                correct += result["correct"]
+        with _DeferredInterrupt() as interrupt:
+            for hook in hooks:
+                hook.optimizer = optimizer
+                hook.on_train_begin(net)
+            for epoch in range(n_epochs):
+                if schedule is not None:
+                    _set_lr(optimizer, _scheduled_lr(schedule, epoch, start_lr))
+                for hook in hooks:
+                    hook.on_epoch_begin(epoch, net)
+                epoch_lr = optimizer.lr
+                order = rng.permutation(n_rows) if shuffle else np.arange(n_rows)
+                order = order.astype(np.int64, copy=False)
+                loss_sum, correct, failure = 0.0, 0, None
+                for start in range(0, n_rows, chunk):
+                    result = net._engine.train_epoch(net.params, net._grads, state,
+                                                     optimizer.native_spec(), x, t,
+                                                     order[start:start + chunk], size)
+                    optimizer.steps += result["batches"]
+                    if progress is not None:
+                        progress.advance(result["batches"])
+                    if result["failed_batch"] >= 0:
+                        failed = start // size + result["failed_batch"]
+                        failure = (f"the loss became NaN or Inf in epoch {epoch + 1}, batch "
+                                   f"{failed + 1}; training stopped with the weights of the last "
+                                   "good step (try a smaller learning rate)")
+                        break
+                    loss_sum += result["loss_sum"]
+                    correct += result["correct"]
+                    interrupt.check()
+                if failure is not None:
+                    if terminator is None:
+                        raise FloatingPointError(failure)
+                    terminator.stop(epoch, failure)
+                    break
+                logs = {"loss": loss_sum / n_rows if net.reduction == "mean" else loss_sum}
+                if net.is_classifier:
+                    logs["accuracy"] = correct / n_rows
+                if validation is not None:
+                    for key, value in net.evaluate(*validation).items():
+                        logs["val_" + key] = value
+                if log_lr:
+                    logs["lr"] = float(epoch_lr)
+                history.append(epoch, logs)
                 if progress is not None:
-                    progress.advance(result["batches"])
-            logs = {"loss": loss_sum / n_rows if net.reduction == "mean" else loss_sum}
-            if net.is_classifier:
-                logs["accuracy"] = correct / n_rows
-            if validation is not None:
-                for key, value in net.evaluate(*validation).items():
-                    logs["val_" + key] = value
-            history.append(epoch, logs)
+                    progress.epoch_end(epoch, logs)
+                elif verbose == 2:
+                    print(f"epoch {epoch + 1}/{n_epochs}  {format_logs(logs)}", flush=True)
+                # Each callback gets its own copy, so one cannot change what the next one sees.
+                stop = [hook.on_epoch_end(epoch, dict(logs), net) for hook in hooks]
+                interrupt.check()
+                if any(stop):
+                    break
             if progress is not None:
-                progress.epoch_end(epoch, logs)
-            elif verbose == 2:
-                print(f"epoch {epoch + 1}/{n_epochs}  {format_logs(logs)}", flush=True)
-            stop = [hook.on_epoch_end(epoch, logs, net) for hook in hooks]
-            if any(stop):
-                break
+                progress.close()
+                progress = None
+            for hook in hooks:
+                hook.on_train_end(net)
+    except BaseException as error:
+        try:
+            error.history = history  # type: ignore[attr-defined]
+        except AttributeError:  # an exception type with __slots__
+            pass
+        raise
     finally:
         if progress is not None:
             progress.close()
-    for hook in hooks:
-        hook.on_train_end(net)
     return history

@@ -25,7 +25,10 @@ def init_limit(init: str, fan_in: int, fan_out: int, init_scale: Optional[float]
     if init == "uniform":
         if init_scale is None:
             raise ValueError("init 'uniform' needs init_scale=r, drawing weights from U(-r, r)")
-        return float(init_scale)
+        scale = float(init_scale)
+        if not math.isfinite(scale) or scale < 0:
+            raise ValueError(f"init_scale must be a finite number >= 0; got {init_scale!r}")
+        return scale
     if init_scale is not None:
         raise ValueError(f"init_scale is only used with init 'uniform'; got init {init!r}")
     if init == "glorot":

@@ -50,7 +50,8 @@ def _resolve(out: Optional[np.ndarray], named: dict[str, Any]) -> tuple[np.dtype
         dtype = float_dtype(out.dtype, "out's dtype")
     else:
         dtype = result_float_dtype(*arrays)
-    return dtype, [np.ascontiguousarray(a, dtype=dtype) for a in arrays]
+    # asarray keeps 0-d arrays 0-d (ascontiguousarray would make them 1-d).
+    return dtype, [np.asarray(a, dtype=dtype, order="C") for a in arrays]
 
 
 def _gemm(reference: bool, A: Any, B: Any, trans_a: bool, trans_b: bool, alpha: float,
@@ -180,6 +181,10 @@ def sgd_update(params: np.ndarray, grads: Any, velocity: Optional[np.ndarray] = 
     """One SGD step in place on params (and velocity), as torch.optim.SGD with dampening 0."""
     if not isinstance(params, np.ndarray):
         raise TypeError(f"params must be a numpy.ndarray; got {type(params).__name__}")
+    if velocity is not None and not isinstance(velocity, np.ndarray):
+        raise TypeError(f"velocity must be a numpy.ndarray (it is updated in place); got {type(velocity).__name__}")
+    if nesterov and momentum == 0:
+        raise ValueError("nesterov needs momentum > 0")
     dtype = float_dtype(params.dtype, "params' dtype")
     g = as_input(grads, "grads", dtype)
     _core.sgd_update(params, g, velocity, float(lr), float(momentum), bool(nesterov),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -15,12 +15,19 @@ class Dense:
 
     W (fan_in x fan_out) and b (fan_out) are views into the owning network's flat parameter
     buffer once the layer belongs to a Network; writing into them changes the network.
+
+    inputs: what the layer reads, concatenated in this order: 0 is the network's input and
+    j >= 1 the output of layer j (1-based, an earlier layer), so a layer may skip layers
+    (shortcut connections). By default, the previous layer. fan_in must equal the total width.
     """
 
     def __init__(self, fan_in: int, fan_out: int, activation: Optional[str] = None, *,
-                 alpha: Optional[float] = None) -> None:
+                 alpha: Optional[float] = None, inputs: Optional[Sequence[int]] = None) -> None:
         self.fan_in = _positive_int(fan_in, "fan_in")
         self.fan_out = _positive_int(fan_out, "fan_out")
+        self.inputs = None if inputs is None else [_source(item) for item in inputs]
+        if self.inputs is not None and not self.inputs:
+            raise ValueError("inputs must name at least one source (0 is the network's input)")
         self.activation = None if activation is None else check_output(activation)
         self.alpha = None if alpha is None else float(alpha)
         self.W: Optional[np.ndarray] = None
@@ -33,6 +40,7 @@ class Dense:
 
     def __repr__(self) -> str:
         extra = f", alpha={self.alpha}" if self.alpha is not None else ""
+        extra += f", inputs={self.inputs}" if self.inputs is not None else ""
         return f"Dense({self.fan_in}, {self.fan_out}, activation={self.activation!r}{extra})"
 
 
@@ -43,4 +51,14 @@ def _positive_int(value: object, name: str) -> int:
         raise TypeError(f"{name} must be an int; got {type(value).__name__}") from None
     if number < 1:
         raise ValueError(f"{name} must be at least 1; got {number}")
+    return number
+
+
+def _source(value: object) -> int:
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"inputs must hold int layer numbers; got {type(value).__name__}") from None
+    if number < 0:
+        raise ValueError(f"inputs must hold 0 (the network's input) or earlier layer numbers; got {number}")
     return number

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, Union
 import numpy as np
 
 from . import _core
-from ._arrays import as_samples, float_dtype
+from ._arrays import as_sample_weight, as_samples, float_dtype
 from ._names import (
     DEFAULT_OUTPUT,
     activation_alpha,
@@ -42,19 +42,21 @@ class Network:
     init: 'glorot' | 'he' | 'lecun' | 'uniform' (with init_scale=r); by default He for ReLU-like
         hidden units and Glorot otherwise. Biases start at 0.
     dtype: 'float32' or 'float64'. seed: the weights and the default shuffling order.
+    shortcuts: with layer sizes, every layer also reads the input and all earlier layers
+        (shortcut connections, as in the 1986 paper); with Dense layers use Dense(inputs=...).
     """
 
     def __init__(self, layers: Sequence[Union[int, Dense]], activation: Union[str, Sequence[str]] = "relu",
                  output: Optional[str] = None, loss: str = "cross_entropy",
                  reduction: str = "mean", init: Optional[str] = None,
                  init_scale: Optional[float] = None, dtype: Any = "float32",
-                 seed: Optional[int] = 0) -> None:
+                 seed: Optional[int] = 0, shortcuts: bool = False) -> None:
         self.loss_name = loss
         loss_id = loss_code(loss)
         self.reduction = reduction
         reduction_id = reduction_code(reduction)
         self.dtype = float_dtype(dtype)
-        self.layers = _build_layers(layers, activation, output, loss)
+        self.layers = _build_layers(layers, activation, output, loss, bool(shortcuts))
         self.output = self.layers[-1].activation or DEFAULT_OUTPUT[loss]
         check_loss_output(loss, self.output)
         self.seed = seed
@@ -62,11 +64,13 @@ class Network:
         self.init = default_init([str(layer.activation) for layer in hidden]) if init is None else check_init(init)
         self.init_scale = init_scale
 
-        sizes = [self.layers[0].fan_in] + [layer.fan_out for layer in self.layers]
         engine_class = _core.Engine32 if self.dtype == np.float32 else _core.Engine64
         softmax_output = self.output == "softmax"
         self._engine = engine_class(
-            sizes,
+            self.layers[0].fan_in,
+            [layer.fan_in for layer in self.layers],
+            [layer.fan_out for layer in self.layers],
+            [layer.inputs or [] for layer in self.layers],
             [activation_code(layer.activation) for layer in hidden],
             [layer.resolved_alpha() for layer in hidden],
             softmax_output,
@@ -173,31 +177,37 @@ class Network:
         t = as_targets(y, self.loss_name, self.n_outputs, x.shape[0], self.dtype)
         return x, t
 
-    def loss(self, X: Any, y: Any) -> float:
-        """The loss on (X, y) with the network's reduction."""
+    def _weights(self, sample_weight: Any, rows: int) -> Optional[np.ndarray]:
+        return None if sample_weight is None else as_sample_weight(sample_weight, rows, self.dtype)
+
+    def loss(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """The loss on (X, y) with the network's reduction; sample_weight scales each sample's
+        loss (the mean still divides by the number of samples)."""
         x, t = self._data(X, y)
+        w = self._weights(sample_weight, x.shape[0])
         total = 0.0
         for rows in self._chunks(x.shape[0]):
-            value = self._engine.loss(self._params, x[rows], t[rows])
+            value = self._engine.loss(self._params, x[rows], t[rows], None if w is None else w[rows])
             total += value * (rows.stop - rows.start) if self.reduction == "mean" else value
         return total / x.shape[0] if self.reduction == "mean" else total
 
-    def evaluate(self, X: Any, y: Any) -> dict[str, float]:
+    def evaluate(self, X: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
         """{'loss': ..., 'accuracy': ...} (accuracy for classifiers only)."""
         x, t = self._data(X, y)
-        result = {"loss": self.loss(x, t)}
+        result = {"loss": self.loss(x, t, sample_weight)}
         if self.is_classifier:
             result["accuracy"] = accuracy(self.forward(x), t)
         return result
 
-    def loss_and_grad(self, X: Any, y: Any) -> tuple[float, np.ndarray]:
+    def loss_and_grad(self, X: Any, y: Any, sample_weight: Any = None) -> tuple[float, np.ndarray]:
         """The loss and its gradient, a new flat array in the layout of params."""
         x, t = self._data(X, y)
-        value = self._engine.loss_and_grad(self._params, x, t, self._grads)
+        w = self._weights(sample_weight, x.shape[0])
+        value = self._engine.loss_and_grad(self._params, x, t, self._grads, w)
         return float(value), self._grads.copy()
 
     # -- training --------------------------------------------------------------------------
-    def train_step(self, X: Any, y: Any, optimizer: Optimizer) -> float:
+    def train_step(self, X: Any, y: Any, optimizer: Optimizer, sample_weight: Any = None) -> float:
         """Forward, loss, backward and one update on the batch (X, y), in one native call.
 
         Returns the batch loss before the update. A NaN or Inf loss raises FloatingPointError
@@ -206,8 +216,9 @@ class Network:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a backprop.optim.Optimizer; got {type(optimizer).__name__}")
         x, t = self._data(X, y)
+        w = self._weights(sample_weight, x.shape[0])
         result = self._engine.train_step(self._params, self._grads, optimizer.state_for(self._params),
-                                         optimizer.native_spec(), x, t)
+                                         optimizer.native_spec(), x, t, w)
         if not result["finite"]:
             raise FloatingPointError(
                 f"the loss is {result['loss']}; no update was made and the weights are unchanged"
@@ -232,7 +243,8 @@ class Network:
     # -- copies ----------------------------------------------------------------------------
     def astype(self, dtype: Any) -> "Network":
         """A copy of this network computing in another dtype (float64 for gradient checks)."""
-        twin = Network([Dense(l.fan_in, l.fan_out, l.activation, alpha=l.alpha) for l in self.layers],
+        twin = Network([Dense(l.fan_in, l.fan_out, l.activation, alpha=l.alpha, inputs=l.inputs)
+                        for l in self.layers],
                        loss=self.loss_name, reduction=self.reduction, init=self.init,
                        init_scale=self.init_scale, dtype=dtype, seed=self.seed)
         twin.params = self._params
@@ -257,17 +269,15 @@ def accuracy(y_hat: np.ndarray, targets: np.ndarray) -> float:
 
 
 def _build_layers(layers: Sequence[Union[int, Dense]], activation: Union[str, Sequence[str]],
-                  output: Optional[str], loss: str) -> list[Dense]:
+                  output: Optional[str], loss: str, shortcuts: bool) -> list[Dense]:
     if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or len(layers) == 0:
         raise TypeError("layers must be a list of layer sizes or of Dense layers")
     if all(isinstance(item, Dense) for item in layers):
-        built = [Dense(l.fan_in, l.fan_out, l.activation, alpha=l.alpha) for l in layers]  # type: ignore[union-attr]
-        for before, after in zip(built, built[1:]):
-            if before.fan_out != after.fan_in:
-                raise ValueError(
-                    f"layers do not chain: {before!r} gives {before.fan_out} outputs but "
-                    f"{after!r} takes {after.fan_in}"
-                )
+        if shortcuts:
+            raise ValueError("shortcuts=True goes with layer sizes; give Dense layers inputs=[...]")
+        built = [Dense(l.fan_in, l.fan_out, l.activation, alpha=l.alpha, inputs=l.inputs)  # type: ignore[union-attr]
+                 for l in layers]
+        _check_wiring(built)
     elif any(isinstance(item, Dense) for item in layers):
         raise TypeError("layers must be all sizes or all Dense layers, not a mix")
     else:
@@ -279,7 +289,11 @@ def _build_layers(layers: Sequence[Union[int, Dense]], activation: Union[str, Se
                 raise TypeError(f"layers[{i}] must be an int size; got {type(item).__name__}") from None
         if len(sizes) < 2:
             raise ValueError("layers needs at least 2 sizes: inputs and outputs")
-        built = [Dense(a, b) for a, b in zip(sizes, sizes[1:])]
+        if shortcuts:  # every layer reads the input and every earlier layer
+            built = [Dense(sum(sizes[:i + 1]), sizes[i + 1], inputs=list(range(i + 1)))
+                     for i in range(len(sizes) - 1)]
+        else:
+            built = [Dense(a, b) for a, b in zip(sizes, sizes[1:])]
     hidden = built[:-1]
     names = [activation] * len(hidden) if isinstance(activation, str) else list(activation)
     if len(names) != len(hidden):
@@ -295,3 +309,25 @@ def _build_layers(layers: Sequence[Union[int, Dense]], activation: Union[str, Se
     elif last.activation is None:
         last.activation = DEFAULT_OUTPUT[loss] if loss in DEFAULT_OUTPUT else None
     return built
+
+
+def _check_wiring(layers: list[Dense]) -> None:
+    """Each layer's sources exist, come earlier, and add up to its fan_in."""
+    first = layers[0]
+    if first.inputs not in (None, [0]):
+        raise ValueError("layer 1 can only read the network's input: give it inputs=[0] or none")
+    widths = [first.fan_in]  # widths[s]: 0 the input, s >= 1 layer s's output
+    for number, layer in enumerate(layers, start=1):
+        sources = layer.inputs if layer.inputs is not None else [number - 1]
+        late = [s for s in sources if s >= number]
+        if late:
+            raise ValueError(f"layer {number} reads {late}; inputs must be 0 (the network's input) "
+                             f"or earlier layers 1..{number - 1}")
+        total = sum(widths[s] for s in sources)
+        if total != layer.fan_in and layer.inputs is None:
+            raise ValueError(f"layers do not chain: {layers[number - 2]!r} gives {total} outputs "
+                             f"but {layer!r} takes {layer.fan_in}")
+        if total != layer.fan_in:
+            raise ValueError(f"layer {number} ({layer!r}) takes {layer.fan_in} values but its "
+                             f"inputs {sources} give {total}")
+        widths.append(layer.fan_out)

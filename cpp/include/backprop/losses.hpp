@@ -29,17 +29,20 @@ void output_forward(T* y_hat, const T* u, index_t m, index_t n, const OutputSpec
 // Loss of predictions against targets y (m x n, dense: one-hot or probabilities for
 // cross_entropy, 0..1 for binary_cross_entropy, any value for mse), reduced over the batch.
 // u is the output pre-activation, y_hat = output_forward(u). Computed in double.
+// row_weight (m) scales each sample's loss, nullptr meaning 1; "mean" still divides by m
+// (as Keras does), so weights express relative importance.
 // cross_entropy needs a softmax output and binary_cross_entropy a sigmoid output.
 template <typename T>
 double loss_forward(Loss loss, Reduction reduction, const T* u, const T* y_hat, const T* y,
-                    index_t m, index_t n, const OutputSpec<T>& out);
+                    const T* row_weight, index_t m, index_t n, const OutputSpec<T>& out);
 
 // d = dLoss/du (m x n): (y_hat - y) / m for the cross-entropies (times the row sum of y for soft
 // cross_entropy targets), and the output's Jacobian-transpose times (y_hat - y) / m for mse.
-// The / m is dropped for Reduction::sum. d may not alias the inputs.
+// The / m is dropped for Reduction::sum; row i is scaled by row_weight[i]. d may not alias
+// the inputs.
 template <typename T>
 void loss_backward(T* d, Loss loss, Reduction reduction, const T* u, const T* y_hat, const T* y,
-                   index_t m, index_t n, const OutputSpec<T>& out);
+                   const T* row_weight, index_t m, index_t n, const OutputSpec<T>& out);
 
 // Column sums of d (m x n) added into db (n): the bias gradient.
 template <typename T>

@@ -9,38 +9,50 @@
 
 namespace backprop {
 
-// Layer l maps fan_in -> fan_out: U = X @ W + b, X_next = f(U). The last layer's f is the output.
+// Layer l maps fan_in -> fan_out: U = [X_s for s in sources] @ W + b, X_l = f(U). Source 0 is
+// the network's input and source j >= 1 the output of layer j (1-based), always an earlier one,
+// so a layer may skip layers (the shortcut connections of the 1986 paper). The rows of W are
+// split in the order of `sources`; fan_in is the sum of their widths. The last layer's f is the
+// network's output.
 template <typename T>
 struct LayerSpec {
   index_t fan_in = 0;
   index_t fan_out = 0;
-  ActivationParams<T> act;  // hidden layers only
+  ActivationParams<T> act;    // hidden layers only
+  std::vector<int> sources;   // empty means {l}: the previous layer (or the input for layer 0)
 };
 
 template <typename T>
 struct NetworkSpec {
+  index_t inputs = 0;
   std::vector<LayerSpec<T>> layers;
   OutputSpec<T> output;
   Loss loss = Loss::mse;
   Reduction reduction = Reduction::mean;
 
-  index_t n_inputs() const { return layers.front().fan_in; }
+  index_t n_inputs() const { return inputs; }
   index_t n_outputs() const { return layers.back().fan_out; }
   // Flat layout: W_1 (fan_in x fan_out, row-major), b_1, W_2, b_2, ...
   index_t weight_offset(std::size_t l) const;
   index_t bias_offset(std::size_t l) const { return weight_offset(l) + layers[l].fan_in * layers[l].fan_out; }
   index_t n_params() const;
+  // The width of source s (0: the input, j: layer j's output).
+  index_t source_width(int s) const { return s == 0 ? inputs : layers[std::size_t(s - 1)].fan_out; }
+  // Fills empty source lists with the previous layer and checks every list; throws
+  // std::invalid_argument naming the layer when a source is not earlier or widths do not add up.
+  void resolve_sources();
 };
 
 // Buffers for one batch of up to `capacity` rows, sized once and reused: every layer's
-// pre-activation U_l and output X_l, two delta buffers, and a gathered input/target batch.
+// pre-activation U_l, output X_l and gradient with respect to X_l, and a gathered batch.
 template <typename T>
 struct Workspace {
   index_t capacity = 0;
-  std::vector<std::vector<T>> pre;   // U_l, capacity x fan_out
-  std::vector<std::vector<T>> post;  // X_l = f(U_l); for the last layer, y_hat
-  std::vector<T> delta_a, delta_b;   // capacity x widest layer
-  std::vector<T> batch_x, batch_y;   // rows gathered by train_epoch
+  std::vector<std::vector<T>> pre;        // U_l, capacity x fan_out
+  std::vector<std::vector<T>> post;       // X_l = f(U_l); for the last layer, y_hat
+  std::vector<std::vector<T>> grad_post;  // dLoss/dX_l, then dLoss/dU_l in place
+  std::vector<char> grad_written;         // whether grad_post[l] holds a contribution yet
+  std::vector<T> batch_x, batch_y, batch_w;  // rows gathered by train_epoch
 
   void reserve(const NetworkSpec<T>& net, index_t rows);
 };
@@ -52,9 +64,9 @@ const T* mlp_forward(const NetworkSpec<T>& net, const T* params, const T* x, ind
                      Workspace<T>& ws);
 
 // Backward pass after mlp_forward on the same x: adds dLoss/dparams into grads (flat, the
-// layout of params). Only zero_grad-style callers clear grads.
+// layout of params). row_weight (m) scales each sample's loss, or nullptr for 1.
 template <typename T>
-void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const T* y, index_t m,
-                  Workspace<T>& ws, T* grads);
+void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const T* y,
+                  const T* row_weight, index_t m, Workspace<T>& ws, T* grads);
 
 }  // namespace backprop

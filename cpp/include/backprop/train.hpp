@@ -13,11 +13,12 @@ struct StepResult {
 };
 
 // Forward, loss, backward and one optimizer update on m rows. grads is overwritten.
-// A non-finite loss leaves params, grads' meaning and state untouched (finite = false).
+// row_weight (m) scales each sample's loss, or nullptr for 1.
+// A non-finite loss leaves params and state untouched (finite = false).
 template <typename T>
 StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* state,
-                      const OptimizerSpec& opt, const T* x, const T* y, index_t m,
-                      Workspace<T>& ws);
+                      const OptimizerSpec& opt, const T* x, const T* y, const T* row_weight,
+                      index_t m, Workspace<T>& ws);
 
 struct EpochResult {
   double loss_sum = 0.0;     // sum over batches of (batch loss x rows, or batch loss for sum)
@@ -28,12 +29,13 @@ struct EpochResult {
 };
 
 // Every mini-batch of the rows in `order` (a permutation of, or subset of, 0..n_rows-1),
-// batch_size rows at a time (the last batch may be smaller), each a train_step.
+// batch_size rows at a time (the last batch may be smaller), each a train_step; the optimizer's
+// step count advances by one per batch. weight (n_rows) holds sample weights, or nullptr.
 // Stops at the first non-finite loss, with the weights of the last good step.
 template <typename T>
 EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const* state,
-                        OptimizerSpec opt, const T* x, const T* y, index_t n_rows,
-                        const index_t* order, index_t n_order, index_t batch_size,
-                        Workspace<T>& ws);
+                        OptimizerSpec opt, const T* x, const T* y, const T* weight,
+                        index_t n_rows, const index_t* order, index_t n_order,
+                        index_t batch_size, Workspace<T>& ws);
 
 }  // namespace backprop

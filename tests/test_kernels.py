@@ -1,0 +1,663 @@
+"""Tests for backprop.kernels: every native kernel against the NumPy oracle, tests/reference.py."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+import backprop as bp
+import reference as ref
+from conftest import tolerances
+
+K = bp.kernels
+
+@pytest.fixture(autouse=True)
+def _one_thread(threads):
+    """Compare with the oracle on one thread; the tests that want more threads ask for them.
+
+    NumPy's OpenBLAS and our OpenMP both keep their worker threads spinning for a while after a
+    call, so alternating the two (kernel, reference, kernel, ...) on a machine with few cores
+    costs milliseconds per switch. That N threads give the same bytes as one is checked below.
+    """
+    threads(1)
+
+
+# Elementwise kernels split work over threads from this many elements on (config.hpp); the
+# tests above it run on two threads, where no BLAS call sits between kernel and reference.
+ELEMENTWISE_PARALLEL_MIN = 1 << 15
+
+
+def _threads_for(threads, size):
+    threads(2 if size >= ELEMENTWISE_PARALLEL_MIN else 1)
+
+
+# Every (trans_a, trans_b); the GEMM tests loop over them inside one test, which keeps the
+# number of collected tests (and the per-test overhead) down.
+TRANSPOSES = [(False, False), (False, True), (True, False), (True, True)]
+
+
+def _shape_id(shape):
+    return "x".join(map(str, shape))
+
+
+def _uniform(rng, shape, dtype):
+    return rng.uniform(-1.0, 1.0, shape).astype(dtype)
+
+
+def _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype):
+    """A and B stored so that op(A) is m x k and op(B) is k x n."""
+    A = _uniform(rng, (k, m) if trans_a else (m, k), dtype)
+    B = _uniform(rng, (n, k) if trans_b else (k, n), dtype)
+    return A, B
+
+
+# --------------------------------------------------------------------------------------------
+# gemm: shapes
+
+# The GEMM's register tile and cache blocks, copied from cpp/include/backprop/config.hpp.
+BLOCKING = {
+    np.dtype(np.float32): {"MR": 6, "NR": 16, "MC": 144, "KC": 256, "NC": 4080},
+    np.dtype(np.float64): {"MR": 6, "NR": 8, "MC": 96, "KC": 256, "NC": 4080},
+}
+
+EDGE_SIZES = (1, 2, 5, 6, 7, 8, 9, 15, 16, 17, 64, 255)
+
+
+def _edge_shapes():
+    """Each edge size in each of m, n, k, the other two at (17, 9) and at (1, 64)."""
+    shapes = set()
+    for size in EDGE_SIZES:
+        for first, second in ((17, 9), (1, 64)):
+            shapes.update({(size, first, second), (second, size, first), (first, second, size)})
+    shapes.update({(97, 131, 113), (131, 113, 97), (211, 89, 263)})  # primes
+    return sorted(shapes)
+
+
+EDGE_SHAPES = _edge_shapes()
+
+# (m, n, k) around the tile and block sizes of the dtype under test, one boundary per line
+# with the other dimensions off any boundary; the last lines cross several at once.
+BLOCKING_SHAPES = [
+    pytest.param(lambda b: (b["MR"] - 1, 2 * b["NR"] + 3, 31), id="MR-1"),
+    pytest.param(lambda b: (b["MR"] + 1, 2 * b["NR"] + 3, 31), id="MR+1"),
+    pytest.param(lambda b: (2 * b["MR"] + 1, b["NR"] - 1, 31), id="NR-1"),
+    pytest.param(lambda b: (2 * b["MR"] + 1, b["NR"], 31), id="NR"),
+    pytest.param(lambda b: (2 * b["MR"] + 1, b["NR"] + 1, 31), id="NR+1"),
+    pytest.param(lambda b: (b["MC"] - 1, 37, 29), id="MC-1"),
+    pytest.param(lambda b: (b["MC"], 37, 29), id="MC"),
+    pytest.param(lambda b: (b["MC"] + 1, 37, 29), id="MC+1"),
+    pytest.param(lambda b: (2 * b["MC"] + 1, 37, 29), id="2MC+1"),
+    pytest.param(lambda b: (19, 37, b["KC"] - 1), id="KC-1"),
+    pytest.param(lambda b: (19, 37, b["KC"]), id="KC"),
+    pytest.param(lambda b: (19, 37, b["KC"] + 1), id="KC+1"),
+    pytest.param(lambda b: (19, 37, 2 * b["KC"] + 1), id="2KC+1"),
+    pytest.param(lambda b: (3, b["NC"] + 1, 5), id="NC+1"),
+    pytest.param(lambda b: (b["MC"] + 1, b["NR"] + 1, b["KC"] + 1), id="MC+1,NR+1,KC+1"),
+    pytest.param(lambda b: (b["MC"] - 1, 2 * b["NR"] - 1, 2 * b["KC"] - 1), id="MC-1,2NR-1,2KC-1"),
+]
+
+# (alpha, beta, what out holds before the call)
+ALPHA_BETA = [
+    pytest.param(1.0, 0.0, "nan", id="a1-b0-nan"),
+    pytest.param(-2.5, 0.0, "nan", id="a-2.5-b0-nan"),
+    pytest.param(1.0, 1.0, "random", id="a1-b1"),
+    pytest.param(0.75, -1.5, "random", id="a0.75-b-1.5"),
+    pytest.param(0.0, 1.0, "random", id="a0-b1"),
+    pytest.param(0.0, 0.5, "random", id="a0-b0.5"),
+    pytest.param(0.0, 0.0, "nan", id="a0-b0-nan"),
+]
+ALPHA_BETA_SHAPES = [(1, 1, 1), (7, 17, 9), (13, 33, 257), (23, 41, 19), (0, 4, 3), (4, 0, 3),
+                     (4, 3, 0), (0, 0, 0)]
+
+
+def _check_gemm(kernel, dtype, shape, trans_a, trans_b, alpha=1.0, beta=0.0, fill=None):
+    """kernel(...) against reference.gemm; fill is None (no out), "nan" or "random"."""
+    m, n, k = shape
+    case = f"shape {shape} trans_a={trans_a} trans_b={trans_b} alpha={alpha} beta={beta}"
+    rng = np.random.default_rng([m, n, k, trans_a, trans_b])
+    A, B = _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype)
+    if fill is None:
+        out = C = None
+    else:
+        C = np.full((m, n), np.nan, dtype) if fill == "nan" else _uniform(rng, (m, n), dtype)
+        out = C.copy()
+    got = kernel(A, B, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta, out=out)
+    expected = ref.gemm(A, B, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta,
+                        C=None if beta == 0 else C)
+    if out is not None:
+        assert got is out, case
+    assert got.dtype == dtype and got.shape == (m, n), case
+    assert np.isfinite(got).all(), f"non-finite result (NaN leaked from out?): {case}"
+    assert_allclose(got, expected, err_msg=case, **tolerances(dtype, k))
+
+
+@pytest.mark.parametrize("shape", EDGE_SHAPES, ids=_shape_id)
+def test_gemm_edge_shapes_match_reference(gemm_isa, dtype, shape):
+    assert K.gemm_isa() == gemm_isa
+    for trans_a, trans_b in TRANSPOSES:
+        _check_gemm(K.gemm, dtype, shape, trans_a, trans_b)
+
+
+@pytest.mark.parametrize("shape", EDGE_SHAPES, ids=_shape_id)
+def test_gemm_ref_edge_shapes_match_reference(dtype, shape):
+    for trans_a, trans_b in TRANSPOSES:
+        _check_gemm(K.gemm_ref, dtype, shape, trans_a, trans_b)
+
+
+@pytest.mark.parametrize("make_shape", BLOCKING_SHAPES)
+def test_gemm_blocking_boundaries_match_reference(gemm_isa, dtype, threads, make_shape):
+    # beta != 0 here too: with k > KC it must be applied once, not once per k block.
+    shape = make_shape(BLOCKING[dtype])
+    for trans_a, trans_b in TRANSPOSES:
+        _check_gemm(K.gemm, dtype, shape, trans_a, trans_b)
+        _check_gemm(K.gemm, dtype, shape, trans_a, trans_b, alpha=-0.5, beta=1.25, fill="random")
+    # The split of these shapes over threads changes at the same boundaries: same bytes.
+    m, n, k = shape
+    A, B = _gemm_operands(np.random.default_rng(3), m, n, k, False, True, dtype)
+    C = _uniform(np.random.default_rng(4), (m, n), dtype)
+    results = []
+    for count in (1, 2):
+        threads(count)
+        out = C.copy()
+        results.append(K.gemm(A, B, trans_b=True, alpha=0.5, beta=-1.0, out=out).tobytes())
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("make_shape", BLOCKING_SHAPES)
+def test_gemm_ref_blocking_boundaries_match_reference(dtype, make_shape):
+    shape = make_shape(BLOCKING[dtype])
+    for trans_a, trans_b in TRANSPOSES:
+        _check_gemm(K.gemm_ref, dtype, shape, trans_a, trans_b, alpha=-0.5, beta=1.25,
+                    fill="random")
+
+
+@pytest.mark.parametrize("alpha,beta,fill", ALPHA_BETA)
+@pytest.mark.parametrize("shape", ALPHA_BETA_SHAPES, ids=_shape_id)
+def test_gemm_alpha_beta_match_reference(gemm_isa, dtype, shape, alpha, beta, fill):
+    for trans_a, trans_b in TRANSPOSES:
+        _check_gemm(K.gemm, dtype, shape, trans_a, trans_b, alpha, beta, fill)
+
+
+@pytest.mark.parametrize("alpha,beta,fill", ALPHA_BETA)
+@pytest.mark.parametrize("shape", ALPHA_BETA_SHAPES, ids=_shape_id)
+def test_gemm_ref_alpha_beta_match_reference(dtype, shape, alpha, beta, fill):
+    for trans_a, trans_b in TRANSPOSES:
+        _check_gemm(K.gemm_ref, dtype, shape, trans_a, trans_b, alpha, beta, fill)
+
+
+@pytest.mark.parametrize("kernel", [K.gemm, K.gemm_ref], ids=["gemm", "gemm_ref"])
+@pytest.mark.parametrize("shape", [(0, 5, 3), (5, 0, 3), (5, 3, 0), (0, 0, 0), (0, 3, 0)],
+                         ids=_shape_id)
+def test_gemm_empty_shapes(dtype, kernel, shape):
+    m, n, k = shape
+    A = np.ones((m, k), dtype)
+    B = np.ones((k, n), dtype)
+    fresh = kernel(A, B)
+    assert fresh.shape == (m, n) and fresh.dtype == dtype
+    np.testing.assert_array_equal(fresh, np.zeros((m, n), dtype))
+
+    C = np.arange(m * n, dtype=dtype).reshape(m, n)
+    out = C.copy()
+    assert kernel(A, B, alpha=3.0, beta=2.0, out=out) is out
+    np.testing.assert_array_equal(out, ref.gemm(A, B, alpha=3.0, beta=2.0, C=C))
+    np.testing.assert_array_equal(out, 2 * C)
+
+    out = np.full((m, n), np.nan, dtype)
+    kernel(A, B, beta=0.0, out=out)
+    np.testing.assert_array_equal(out, np.zeros((m, n), dtype))
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True)], ids=["NN", "TT"])
+def test_gemm_bytes_do_not_depend_on_thread_count(gemm_isa, dtype, threads, trans_a, trans_b):
+    m, n, k = 300, 500, 700
+    rng = np.random.default_rng(7)
+    A, B = _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype)
+    results = {}
+    for count in (1, 2, 3):
+        threads(count)
+        results[count] = K.gemm(A, B, trans_a=trans_a, trans_b=trans_b)
+    for count in (2, 3):
+        assert results[count].tobytes() == results[1].tobytes(), f"{count} threads differ from 1"
+    expected = ref.gemm(A, B, trans_a=trans_a, trans_b=trans_b)
+    assert_allclose(results[1], expected, **tolerances(dtype, k))
+
+
+# --------------------------------------------------------------------------------------------
+# gemm: dtype rules and out
+
+
+@pytest.mark.parametrize("kernel", [K.gemm, K.gemm_ref], ids=["gemm", "gemm_ref"])
+@pytest.mark.parametrize(
+    "a_dtype,b_dtype,out_dtype,expected",
+    [
+        ("float32", "float32", None, "float32"),
+        ("float64", "float64", None, "float64"),
+        ("float32", "float64", None, "float64"),
+        ("float64", "float32", None, "float64"),
+        ("int64", "int64", None, "float64"),
+        ("int32", "int32", None, "float64"),
+        ("int64", "float32", None, "float64"),
+        ("bool", "bool", None, "float64"),
+        ("float64", "float64", "float32", "float32"),
+        ("float32", "float32", "float64", "float64"),
+        ("int64", "float32", "float32", "float32"),
+    ],
+)
+def test_gemm_result_dtype(kernel, a_dtype, b_dtype, out_dtype, expected):
+    rng = np.random.default_rng(11)
+    A = (rng.uniform(-5, 5, (4, 6)) if a_dtype != "bool" else rng.uniform(-1, 1, (4, 6)) > 0)
+    B = (rng.uniform(-5, 5, (6, 3)) if b_dtype != "bool" else rng.uniform(-1, 1, (6, 3)) > 0)
+    A, B = A.astype(a_dtype), B.astype(b_dtype)
+    out = None if out_dtype is None else np.empty((4, 3), out_dtype)
+    got = kernel(A, B, out=out)
+    assert got.dtype == np.dtype(expected)
+    if out is not None:
+        assert got is out
+    want = ref.gemm(A.astype(expected), B.astype(expected))
+    assert_allclose(got, want, **tolerances(expected, 6))
+
+
+def test_gemm_accepts_nested_lists():
+    got = K.gemm([[1, 2], [3, 4]], [[5], [6]])
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, ref.gemm(np.array([[1, 2], [3, 4]]), np.array([[5], [6]])))
+
+
+# --------------------------------------------------------------------------------------------
+# activations
+
+ACTIVATION_CASES = [(name, None) for name in ref.ACTIVATIONS] + [
+    ("leaky_relu", 0.2),
+    ("leaky_relu", 1.5),
+    ("elu", 0.5),
+    ("elu", 2.0),
+]
+
+
+def _activation_case_id(case):
+    name, alpha = case
+    return name if alpha is None else f"{name}-{alpha}"
+
+
+# 40000 is above the parallel threshold.
+ACTIVATION_SHAPES = [(0,), (1,), (7,), (3, 5), (1000,), (40000,)]
+
+# Put first in every input, so even the small shapes see the kinks and the tails.
+SPECIAL_VALUES = [0.0, -50.0, 50.0, -1000.0, 1000.0, -1e-7, 1e-7, -0.0, -1.0, 1.0, -5.0, 5.0,
+                  -20.0, 20.0, -3.0, 3.0, -1e-30, 1e-30, -0.5, 0.5]
+
+
+def _activation_input(rng, shape, dtype):
+    u = rng.standard_normal(shape) * 3
+    flat = u.reshape(-1)
+    count = min(flat.size, len(SPECIAL_VALUES))
+    flat[:count] = SPECIAL_VALUES[:count]
+    return u.astype(dtype)
+
+
+@pytest.mark.parametrize("shape", ACTIVATION_SHAPES, ids=_shape_id)
+@pytest.mark.parametrize("case", ACTIVATION_CASES, ids=_activation_case_id)
+def test_activation_forward_matches_reference(dtype, threads, case, shape):
+    name, alpha = case
+    _threads_for(threads, int(np.prod(shape)))
+    u = _activation_input(np.random.default_rng(len(shape) + sum(shape)), shape, dtype)
+    got = K.activation_forward(u, name, alpha=alpha)
+    assert got.dtype == dtype and got.shape == shape
+    assert np.isfinite(got).all()
+    assert_allclose(got, ref.activation_forward(name, u, alpha), **tolerances(dtype))
+
+
+@pytest.mark.parametrize("shape", ACTIVATION_SHAPES, ids=_shape_id)
+@pytest.mark.parametrize("case", ACTIVATION_CASES, ids=_activation_case_id)
+def test_activation_backward_matches_reference(dtype, threads, case, shape):
+    name, alpha = case
+    _threads_for(threads, int(np.prod(shape)))
+    rng = np.random.default_rng(len(shape) + sum(shape))
+    u = _activation_input(rng, shape, dtype)
+    grad = rng.standard_normal(shape).astype(dtype)
+    got = K.activation_backward(grad, u, name, alpha=alpha)
+    assert got.dtype == dtype and got.shape == shape
+    assert np.isfinite(got).all()
+    expected = grad * ref.activation_derivative(name, u, alpha)
+    assert_allclose(got, expected, **tolerances(dtype))
+
+
+@pytest.mark.parametrize("name", ref.ACTIVATIONS)
+def test_activations_are_finite_for_large_inputs(dtype, name):
+    u = np.array([-1000.0, -50.0, -1e-7, 0.0, 1e-7, 50.0, 1000.0], dtype)
+    forward = K.activation_forward(u, name)
+    backward = K.activation_backward(np.ones_like(u), u, name)
+    assert np.isfinite(forward).all() and np.isfinite(backward).all()
+    assert_allclose(forward, ref.activation_forward(name, u), **tolerances(dtype))
+    assert_allclose(backward, ref.activation_derivative(name, u), **tolerances(dtype))
+
+
+def test_activation_kinks_use_the_negative_side(dtype):
+    zero = np.zeros(1, dtype)
+    one = np.ones(1, dtype)
+    assert K.activation_backward(one, zero, "relu")[0] == 0
+    assert K.activation_backward(one, zero, "leaky_relu")[0] == dtype.type(0.01)
+    assert K.activation_backward(one, zero, "leaky_relu", alpha=0.3)[0] == dtype.type(0.3)
+    assert K.activation_backward(one, zero, "elu", alpha=0.5)[0] == dtype.type(0.5)
+
+
+# --------------------------------------------------------------------------------------------
+# softmax
+
+SOFTMAX_SHAPES = [(1, 1), (1, 10), (7, 3), (300, 257)]
+
+
+def _softmax_backward_expected(u, y):
+    """Expected softmax_backward(grad, p) for p = softmax(u), grad = p - y.
+
+    The oracle's MSE gradient through a softmax output with reduction "sum" is exactly the
+    Jacobian-transpose product J(u)^T (softmax(u) - y), which is what softmax_backward computes.
+    """
+    return ref.loss_grad("mse", "softmax", u, y, reduction="sum")
+
+
+@pytest.mark.parametrize("shape", SOFTMAX_SHAPES, ids=_shape_id)
+def test_softmax_matches_reference(dtype, threads, shape):
+    _threads_for(threads, shape[0] * shape[1])
+    rng = np.random.default_rng(sum(shape))
+    u = (rng.standard_normal(shape) * 4).astype(dtype)
+    got = K.softmax(u)
+    assert got.dtype == dtype and got.shape == shape
+    assert_allclose(got, ref.softmax(u), **tolerances(dtype, shape[1]))
+
+
+@pytest.mark.parametrize("shape", SOFTMAX_SHAPES, ids=_shape_id)
+def test_softmax_backward_matches_reference(dtype, threads, shape):
+    _threads_for(threads, shape[0] * shape[1])
+    rng = np.random.default_rng(sum(shape) + 1)
+    u = (rng.standard_normal(shape) * 4).astype(dtype)
+    y = rng.standard_normal(shape).astype(dtype)
+    p = ref.softmax(u)
+    grad = p - y
+    got = K.softmax_backward(grad, p)
+    assert got.dtype == dtype and got.shape == shape
+    assert_allclose(got, _softmax_backward_expected(u, y), **tolerances(dtype, shape[1]))
+
+
+def test_softmax_rows_of_huge_logits_are_finite(dtype):
+    u = np.array(
+        [
+            [1000.0, 1000.0, 1000.0, 1000.0],
+            [-1000.0, -1000.0, -1000.0, -1000.0],
+            [1000.0, -1000.0, 0.0, 999.0],
+            [-1000.0, 0.0, -999.0, 1000.0],
+        ],
+        dtype,
+    )
+    p = K.softmax(u)
+    assert np.isfinite(p).all()
+    assert_allclose(p, ref.softmax(u), **tolerances(dtype, 4))
+    assert_allclose(p.sum(axis=1), np.ones(4), **tolerances(dtype, 4))
+
+    y = np.eye(4, dtype=dtype)
+    expected_p = ref.softmax(u)
+    got = K.softmax_backward(expected_p - y, expected_p)
+    assert np.isfinite(got).all()
+    assert_allclose(got, _softmax_backward_expected(u, y), **tolerances(dtype, 4))
+
+
+# --------------------------------------------------------------------------------------------
+# losses
+
+LOSS_OUTPUT_PAIRS = [("mse", output) for output in ref.OUTPUTS] + [
+    ("binary_cross_entropy", "sigmoid"),
+    ("cross_entropy", "softmax"),
+]
+LOSS_SHAPES = [(1, 1), (7, 5), (64, 10)]
+
+
+PAIR_IDS = [f"{loss}-{output}" for loss, output in LOSS_OUTPUT_PAIRS]
+
+
+def _targets(rng, shape, kind, dtype):
+    """Dense targets: one-hot rows, or soft rows (non-negative, summing to one)."""
+    m, n = shape
+    if kind == "one_hot":
+        return ref.one_hot(rng.integers(0, n, m), n, dtype)
+    y = rng.uniform(0.05, 1.0, shape)
+    return (y / y.sum(axis=1, keepdims=True)).astype(dtype)
+
+
+def _check_loss(dtype, loss, output, reduction, u, y):
+    value = K.loss(u, y, loss, output=output, reduction=reduction)
+    grad = K.loss_grad(u, y, loss, output=output, reduction=reduction)
+    assert isinstance(value, float) and np.isfinite(value)
+    assert grad.dtype == dtype and grad.shape == u.shape
+    assert np.isfinite(grad).all()
+    n = u.shape[1]
+    assert_allclose(value, ref.loss_value(loss, output, u, y, reduction),
+                    **tolerances(dtype, u.size))
+    assert_allclose(grad, ref.loss_grad(loss, output, u, y, reduction), **tolerances(dtype, n))
+
+
+@pytest.mark.parametrize("target_kind", ["one_hot", "soft"])
+@pytest.mark.parametrize("reduction", ref.REDUCTIONS)
+@pytest.mark.parametrize("shape", LOSS_SHAPES, ids=_shape_id)
+@pytest.mark.parametrize("loss,output", LOSS_OUTPUT_PAIRS, ids=PAIR_IDS)
+def test_loss_and_grad_match_reference(dtype, loss, output, shape, reduction, target_kind):
+    rng = np.random.default_rng(sum(shape))
+    u = (rng.standard_normal(shape) * 2).astype(dtype)
+    y = _targets(rng, shape, target_kind, dtype)
+    _check_loss(dtype, loss, output, reduction, u, y)
+
+
+@pytest.mark.parametrize("reduction", ref.REDUCTIONS)
+@pytest.mark.parametrize("loss,output", LOSS_OUTPUT_PAIRS, ids=PAIR_IDS)
+def test_loss_of_huge_logits_is_finite(dtype, loss, output, reduction):
+    rng = np.random.default_rng(5)
+    u = rng.choice([-1e4, 1e4], size=(6, 4))
+    u[0] = [1e4, -1e4, 0.0, 1e4]
+    u[1] = [-1e4, -1e4, -1e4, -1e4]
+    u = u.astype(dtype)
+    for kind in ("one_hot", "soft"):
+        _check_loss(dtype, loss, output, reduction, u, _targets(rng, u.shape, kind, dtype))
+
+
+@pytest.mark.parametrize("loss", ref.LOSSES)
+def test_loss_output_defaults_to_the_losses_own(dtype, loss):
+    default = {"mse": "identity", "binary_cross_entropy": "sigmoid", "cross_entropy": "softmax"}
+    rng = np.random.default_rng(3)
+    u = rng.standard_normal((5, 3)).astype(dtype)
+    y = _targets(rng, (5, 3), "soft", dtype)
+    assert K.loss(u, y, loss) == K.loss(u, y, loss, output=default[loss])
+    np.testing.assert_array_equal(K.loss_grad(u, y, loss),
+                                  K.loss_grad(u, y, loss, output=default[loss]))
+
+
+@pytest.mark.parametrize("output,alpha", [("leaky_relu", 0.2), ("elu", 0.5)])
+def test_mse_loss_with_custom_output_alpha(dtype, output, alpha):
+    rng = np.random.default_rng(4)
+    u = (rng.standard_normal((9, 4)) * 2).astype(dtype)
+    y = rng.standard_normal((9, 4)).astype(dtype)
+    value = K.loss(u, y, "mse", output=output, alpha=alpha)
+    grad = K.loss_grad(u, y, "mse", output=output, alpha=alpha)
+    assert_allclose(value, ref.loss_value("mse", (output, alpha), u, y),
+                    **tolerances(dtype, u.size))
+    assert_allclose(grad, ref.loss_grad("mse", (output, alpha), u, y), **tolerances(dtype))
+
+
+# --------------------------------------------------------------------------------------------
+# bias_grad and sgd_update
+
+SIZES = [1, 7, 100000]
+
+
+@pytest.mark.parametrize("rows", [0, 1, 5])
+@pytest.mark.parametrize("size", SIZES)
+def test_bias_grad_matches_reference(dtype, threads, size, rows):
+    _threads_for(threads, size)
+    # The oracle's bias gradient is D.sum(axis=0) (reference.mlp_grad: db_l = sum of rows of D_l).
+    rng = np.random.default_rng(size + rows)
+    grad = rng.standard_normal((rows, size)).astype(dtype)
+    expected = grad.sum(axis=0)
+    tol = tolerances(dtype, rows)
+
+    fresh = K.bias_grad(grad)
+    assert fresh.dtype == dtype and fresh.shape == (size,)
+    assert_allclose(fresh, expected, **tol)
+
+    out = np.full(size, np.nan, dtype)
+    assert K.bias_grad(grad, out=out) is out
+    assert_allclose(out, expected, **tol)
+
+    start = rng.standard_normal(size).astype(dtype)
+    out = start.copy()
+    assert K.bias_grad(grad, out=out, accumulate=True) is out
+    assert_allclose(out, start + expected, **tol)
+
+    assert_allclose(K.bias_grad(grad, accumulate=True), expected, **tol)
+
+
+SGD_SETTINGS = [
+    pytest.param({"lr": 0.1}, id="plain"),
+    pytest.param({"lr": 0.05, "momentum": 0.9}, id="momentum"),
+    pytest.param({"lr": 0.05, "momentum": 0.9, "nesterov": True}, id="nesterov"),
+    pytest.param({"lr": 0.1, "weight_decay": 0.01}, id="weight_decay"),
+    pytest.param({"lr": 0.05, "momentum": 0.5, "nesterov": True, "weight_decay": 0.1},
+                 id="nesterov-weight_decay"),
+]
+
+
+@pytest.mark.parametrize("settings", SGD_SETTINGS)
+@pytest.mark.parametrize("size", SIZES)
+def test_sgd_update_steps_match_reference(dtype, threads, size, settings):
+    _threads_for(threads, size)
+    steps = 4
+    rng = np.random.default_rng(size)
+    params = rng.standard_normal(size).astype(dtype)
+    with_momentum = settings.get("momentum", 0.0) != 0.0
+    velocity = np.zeros(size, dtype) if with_momentum else None
+    want_params, want_velocity = params.copy(), None
+    for _ in range(steps):
+        grads = rng.standard_normal(size).astype(dtype)
+        returned = K.sgd_update(params, grads, velocity, **settings)
+        assert returned is params
+        want_params, want_velocity = ref.sgd_step(want_params, grads, want_velocity, **settings)
+    assert params.dtype == dtype
+    assert_allclose(params, want_params, **tolerances(dtype, steps))
+    if with_momentum:
+        assert velocity.dtype == dtype
+        assert_allclose(velocity, want_velocity, **tolerances(dtype, steps))
+
+
+def test_sgd_update_without_momentum_leaves_velocity_alone(dtype):
+    params = np.ones(7, dtype)
+    velocity = np.full(7, 3.0, dtype)
+    K.sgd_update(params, np.ones(7, dtype), velocity, lr=0.5)
+    np.testing.assert_array_equal(velocity, np.full(7, 3.0, dtype))
+    np.testing.assert_array_equal(params, np.full(7, 0.5, dtype))
+
+
+def test_sgd_update_converts_grads_to_the_params_dtype(dtype):
+    params = np.ones(7, dtype)
+    grads = np.arange(7)  # int64: read through a converted copy
+    K.sgd_update(params, grads, lr=0.5)
+    want, _ = ref.sgd_step(np.ones(7, dtype), grads, None, lr=0.5)
+    assert params.dtype == dtype
+    assert_allclose(params, want, **tolerances(dtype))
+
+
+# --------------------------------------------------------------------------------------------
+# dtype rules, out and threads across the elementwise kernels
+
+
+def _elementwise_calls(rng, dtype):
+    """(name, call(out) -> result, out shape) for every kernel that takes an out."""
+    u = rng.standard_normal((6, 5)).astype(dtype)
+    g = rng.standard_normal((6, 5)).astype(dtype)
+    p = ref.softmax(u)
+    y = _targets(rng, (6, 5), "soft", dtype)
+    A = rng.standard_normal((6, 4)).astype(dtype)
+    B = rng.standard_normal((4, 5)).astype(dtype)
+    return [
+        ("gemm", lambda out: K.gemm(A, B, out=out), (6, 5)),
+        ("gemm_ref", lambda out: K.gemm_ref(A, B, out=out), (6, 5)),
+        ("activation_forward", lambda out: K.activation_forward(u, "tanh", out=out), (6, 5)),
+        ("activation_backward", lambda out: K.activation_backward(g, u, "gelu", out=out), (6, 5)),
+        ("softmax", lambda out: K.softmax(u, out=out), (6, 5)),
+        ("softmax_backward", lambda out: K.softmax_backward(g, p, out=out), (6, 5)),
+        ("loss_grad", lambda out: K.loss_grad(u, y, "cross_entropy", out=out), (6, 5)),
+        ("bias_grad", lambda out: K.bias_grad(g, out=out), (5,)),
+    ]
+
+
+KERNELS_WITH_OUT = [name for name, _, _ in _elementwise_calls(np.random.default_rng(0), np.float64)]
+
+
+@pytest.mark.parametrize("index", range(len(KERNELS_WITH_OUT)), ids=KERNELS_WITH_OUT)
+def test_out_is_written_in_place_and_returned(dtype, index):
+    _, call, shape = _elementwise_calls(np.random.default_rng(index), dtype)[index]
+    expected = call(None)
+    out = np.full(shape, np.nan, dtype)
+    assert call(out) is out
+    np.testing.assert_array_equal(out, expected)
+
+
+ELEMENTWISE_CALLS = [
+    pytest.param(lambda x, out: K.activation_forward(x, "sigmoid", out=out),
+                 id="activation_forward"),
+    pytest.param(lambda x, out: K.activation_backward(x, x, "softplus", out=out),
+                 id="activation_backward"),
+    pytest.param(lambda x, out: K.softmax(x, out=out), id="softmax"),
+    pytest.param(lambda x, out: K.softmax_backward(x, x, out=out), id="softmax_backward"),
+    pytest.param(lambda x, out: K.loss_grad(x, x, "mse", output="tanh", out=out), id="loss_grad"),
+    pytest.param(lambda x, out: K.bias_grad(x, out=out), id="bias_grad"),
+]
+
+
+@pytest.mark.parametrize("call", ELEMENTWISE_CALLS)
+def test_elementwise_result_dtype(call):
+    ints = np.arange(-6, 6).reshape(3, 4)
+    for given, expected in [("float32", "float32"), ("float64", "float64"), ("int64", "float64"),
+                            ("int32", "float64"), ("bool", "float64")]:
+        x = ints.astype(given)
+        got = call(x, None)
+        assert got.dtype == np.dtype(expected), given
+        np.testing.assert_array_equal(got, call(x.astype(expected), None))
+    # out's dtype decides: float64 inputs are computed in float32 and vice versa.
+    for given, out_dtype in [("float64", "float32"), ("float32", "float64"), ("int64", "float32")]:
+        x = ints.astype(given)
+        shape = call(x, None).shape
+        out = np.empty(shape, out_dtype)
+        assert call(x, out) is out
+        np.testing.assert_array_equal(out, call(x.astype(out_dtype), None))
+
+
+def test_elementwise_bytes_do_not_depend_on_thread_count(dtype, threads):
+    rng = np.random.default_rng(12)
+    size = 40000  # above the parallel threshold
+    u = (rng.standard_normal(size) * 3).astype(dtype)
+    g = rng.standard_normal(size).astype(dtype)
+    results = {}
+    for count in (1, 2):
+        threads(count)
+        params = u.copy()
+        velocity = np.zeros(size, dtype)
+        K.sgd_update(params, g, velocity, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)
+        results[count] = [
+            K.activation_forward(u, "gelu"),
+            K.activation_backward(g, u, "elu"),
+            K.softmax(u.reshape(200, 200)),
+            K.loss_grad(u.reshape(200, 200), g.reshape(200, 200), "mse", output="tanh"),
+            params,
+            velocity,
+        ]
+    for one, two in zip(results[1], results[2]):
+        assert one.tobytes() == two.tobytes()
+
+
+def test_activation_of_a_zero_dim_array_keeps_its_shape(dtype):
+    u = np.array(-2.0, dtype)
+    got = K.activation_forward(u, "relu")
+    assert got.shape == ()
+    assert got == ref.activation_forward("relu", u)
+
+
+def test_sgd_update_of_zero_dim_params(dtype):
+    params = np.array(1.0, dtype)
+    K.sgd_update(params, np.array(2.0, dtype), lr=0.5)
+    assert params == ref.sgd_step(np.array(1.0, dtype), np.array(2.0, dtype), None, lr=0.5)[0]
