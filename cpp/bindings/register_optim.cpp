@@ -11,6 +11,13 @@
 namespace backprop::bindings {
 namespace {
 
+[[noreturn]] void throw_non_finite_update() {
+  PyErr_SetString(PyExc_FloatingPointError,
+                  "the update would make parameters or optimizer state NaN or Inf; nothing was "
+                  "changed (check the gradients and the learning rate)");
+  throw py::error_already_set();
+}
+
 void bind_step(py::module_& m, const char* name, bool reference) {
   m.def(
       name,
@@ -23,9 +30,13 @@ void bind_step(py::module_& m, const char* name, bool reference) {
           require_same_shape(grads, "grads", params, "params");
           require_no_overlap(params, "params", grads, "grads");
           std::vector<T*> s = state_pointers<T>(state, spec, params, {{&grads, "grads"}});
-          py::gil_scoped_release release;
-          auto update = reference ? optimizer_step_ref<T> : optimizer_step<T>;
-          update(p, g, s.data(), index_t(params.size()), spec);
+          bool finite = false;
+          {
+            py::gil_scoped_release release;
+            auto update = reference ? optimizer_step_ref<T> : optimizer_step<T>;
+            finite = update(p, g, s.data(), index_t(params.size()), spec);
+          }
+          if (!finite) throw_non_finite_update();
         });
       },
       py::arg("params"), py::arg("grads"), py::arg("state"), py::arg("optimizer"));
@@ -39,7 +50,9 @@ void register_optim(py::module_& m) {
       .value("adam", OptimizerKind::adam)
       .value("adamw", OptimizerKind::adamw)
       .value("rmsprop", OptimizerKind::rmsprop)
-      .value("adagrad", OptimizerKind::adagrad);
+      .value("adagrad", OptimizerKind::adagrad)
+      .value("rprop", OptimizerKind::rprop)
+      .value("quickprop", OptimizerKind::quickprop);
   py::class_<OptimizerSpec>(m, "OptimizerSpec")
       .def(py::init<>())
       .def_readwrite("kind", &OptimizerSpec::kind)
@@ -53,6 +66,11 @@ void register_optim(py::module_& m) {
       .def_readwrite("alpha", &OptimizerSpec::alpha)
       .def_readwrite("centered", &OptimizerSpec::centered)
       .def_readwrite("lr_decay", &OptimizerSpec::lr_decay)
+      .def_readwrite("eta_minus", &OptimizerSpec::eta_minus)
+      .def_readwrite("eta_plus", &OptimizerSpec::eta_plus)
+      .def_readwrite("step_min", &OptimizerSpec::step_min)
+      .def_readwrite("step_max", &OptimizerSpec::step_max)
+      .def_readwrite("max_growth", &OptimizerSpec::max_growth)
       .def_readwrite("step", &OptimizerSpec::step);
   m.def("optimizer_state_count", &optimizer_state_count, py::arg("optimizer"));
   bind_step(m, "optimizer_step", false);
@@ -83,8 +101,12 @@ void register_optim(py::module_& m) {
           spec.momentum = momentum;
           spec.nesterov = nesterov;
           spec.weight_decay = weight_decay;
-          py::gil_scoped_release release;
-          sgd_update(pp, pg, pv, index_t(params.size()), spec);
+          bool finite = false;
+          {
+            py::gil_scoped_release release;
+            finite = sgd_update(pp, pg, pv, index_t(params.size()), spec);
+          }
+          if (!finite) throw_non_finite_update();
         });
       },
       py::arg("params"), py::arg("grads"), py::arg("velocity"), py::arg("lr"),

@@ -16,6 +16,9 @@ struct Rule {
   T lr, wd, mu, beta1, beta2, eps, alpha;
   T step_size, bc2_sqrt;  // adam: lr / (1 - beta1^t), sqrt(1 - beta2^t)
   T decay;                // adamw: 1 - lr * wd
+  T eta_minus, eta_plus, step_min, step_max;  // rprop
+  T growth, shrink;       // quickprop: max_growth and max_growth / (1 + max_growth)
+  bool first;             // the first update: no previous slope yet
   bool nesterov, centered;
   T* v0;  // the state buffers, in optimizer_state_count's order
   T* v1;
@@ -33,6 +36,13 @@ struct Rule {
         step_size(T(0)),
         bc2_sqrt(T(1)),
         decay(T(1)),
+        eta_minus(T(s.eta_minus)),
+        eta_plus(T(s.eta_plus)),
+        step_min(T(s.step_min)),
+        step_max(T(s.step_max)),
+        growth(T(s.max_growth)),
+        shrink(T(s.max_growth / (1.0 + s.max_growth))),
+        first(s.step == 0),
         nesterov(s.nesterov),
         centered(s.centered),
         v0(nullptr),
@@ -51,69 +61,125 @@ struct Rule {
     if (kind == OptimizerKind::adagrad) lr = T(s.lr / (1.0 + (t - 1.0) * s.lr_decay));
   }
 
-  // Updates parameter i. The kind is a template argument so each loop is branch-free.
-  template <OptimizerKind K>
-  void apply(T* p, const T* grads, index_t i) const {
+  // The new value of parameter i and of its state, in locals; written back only when Write,
+  // so a first pass can check that an update is finite before any of it is made. The kind
+  // is a template argument so each loop is branch-free.
+  template <OptimizerKind K, bool Write>
+  bool apply(T* params, const T* grads, index_t i) const {
     T g = grads[i];
+    T p = params[i];
+    T a = v0 != nullptr ? v0[i] : T(0);  // the state values this kind keeps
+    T b = v1 != nullptr ? v1[i] : T(0);
+    T c = v2 != nullptr ? v2[i] : T(0);
     switch (K) {
       case OptimizerKind::sgd: {
-        g += wd * p[i];
+        g += wd * p;
         if (mu != T(0)) {
-          v0[i] = mu * v0[i] + g;
-          g = nesterov ? g + mu * v0[i] : v0[i];
+          a = mu * a + g;
+          g = nesterov ? g + mu * a : a;
         }
-        p[i] -= lr * g;
-        return;
+        p -= lr * g;
+        break;
       }
       case OptimizerKind::adam:
       case OptimizerKind::adamw: {
         if (K == OptimizerKind::adamw)
-          p[i] *= decay;
+          p *= decay;
         else
-          g += wd * p[i];
-        v0[i] += (T(1) - beta1) * (g - v0[i]);
-        v1[i] = beta2 * v1[i] + (T(1) - beta2) * g * g;
-        const T denom = std::sqrt(v1[i]) / bc2_sqrt + eps;
-        p[i] -= step_size * v0[i] / denom;
-        return;
+          g += wd * p;
+        a += (T(1) - beta1) * (g - a);
+        b = beta2 * b + (T(1) - beta2) * g * g;
+        p -= step_size * a / (std::sqrt(b) / bc2_sqrt + eps);
+        break;
       }
       case OptimizerKind::rmsprop: {
-        g += wd * p[i];
-        v0[i] = alpha * v0[i] + (T(1) - alpha) * g * g;
+        g += wd * p;
+        a = alpha * a + (T(1) - alpha) * g * g;
         T avg;
         if (centered) {
-          T* grad_avg = mu != T(0) ? v2 : v1;
-          grad_avg[i] += (T(1) - alpha) * (g - grad_avg[i]);
-          avg = std::sqrt(v0[i] - grad_avg[i] * grad_avg[i]) + eps;
+          T& grad_avg = mu != T(0) ? c : b;
+          grad_avg += (T(1) - alpha) * (g - grad_avg);
+          avg = std::sqrt(a - grad_avg * grad_avg) + eps;
         } else {
-          avg = std::sqrt(v0[i]) + eps;
+          avg = std::sqrt(a) + eps;
         }
         if (mu != T(0)) {
-          v1[i] = mu * v1[i] + g / avg;
-          p[i] -= lr * v1[i];
+          b = mu * b + g / avg;
+          p -= lr * b;
         } else {
-          p[i] -= lr * g / avg;
+          p -= lr * g / avg;
         }
-        return;
+        break;
       }
       case OptimizerKind::adagrad: {
-        g += wd * p[i];
-        v0[i] += g * g;
-        p[i] -= lr * g / (std::sqrt(v0[i]) + eps);
-        return;
+        g += wd * p;
+        a += g * g;
+        p -= lr * g / (std::sqrt(a) + eps);
+        break;
+      }
+      case OptimizerKind::rprop: {
+        // a: previous gradient, b: step size (starts at lr). A sign change shrinks the step
+        // and skips this update (iRPROP-); the same sign grows it.
+        T size = first ? lr : b;
+        const T agreement = g * a;
+        if (agreement > T(0)) {
+          size = size * eta_plus < step_max ? size * eta_plus : step_max;
+        } else if (agreement < T(0)) {
+          size = size * eta_minus > step_min ? size * eta_minus : step_min;
+          g = T(0);
+        }
+        p -= g > T(0) ? size : (g < T(0) ? -size : T(0));
+        a = g;
+        b = size;
+        break;
+      }
+      case OptimizerKind::quickprop: {
+        // a: previous slope, b: previous step. Jump towards the minimum of the parabola
+        // through the last two slopes, at most max_growth times the last step, adding a plain
+        // gradient step while the slope keeps its sign.
+        g += wd * p;
+        T delta = T(0);
+        if (b == T(0)) {
+          delta = -lr * g;
+        } else {
+          const T direction = b > T(0) ? T(1) : T(-1);
+          if (g * direction < T(0)) delta -= lr * g;  // still downhill along the last step
+          if (g * direction < shrink * a * direction)
+            delta += growth * b;
+          else
+            delta += g / (a - g) * b;
+        }
+        p += delta;
+        a = g;
+        b = delta;
+        break;
       }
     }
+    if (Write) {
+      params[i] = p;
+      if (v0 != nullptr) v0[i] = a;
+      if (v1 != nullptr) v1[i] = b;
+      if (v2 != nullptr) v2[i] = c;
+    }
+    return std::isfinite(p) && std::isfinite(a) && std::isfinite(b) && std::isfinite(c);
   }
 };
 
+// Checks that the whole update is finite, then makes it: all or nothing.
 template <typename T, OptimizerKind K>
-void update_loop(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel) {
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (parallel && n >= kElementwiseParallelMin)
-  for (index_t i = 0; i < n; ++i) rule.template apply<K>(params, grads, i);
+bool update_loop(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel) {
+  const bool go_parallel = parallel && n >= kElementwiseParallelMin;
+  index_t bad = 0;
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (go_parallel) reduction(+ : bad)
+  for (index_t i = 0; i < n; ++i) bad += rule.template apply<K, false>(params, grads, i) ? 0 : 1;
+  if (bad != 0) return false;
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (go_parallel)
+  for (index_t i = 0; i < n; ++i) rule.template apply<K, true>(params, grads, i);
+  return true;
 }
 
 template <typename T>
-void run_update(T* params, const T* grads, T* const* state, index_t n, const OptimizerSpec& spec,
+bool run_update(T* params, const T* grads, T* const* state, index_t n, const OptimizerSpec& spec,
                 bool parallel) {
   const Rule<T> rule(spec, state);
   switch (spec.kind) {
@@ -127,6 +193,10 @@ void run_update(T* params, const T* grads, T* const* state, index_t n, const Opt
       return update_loop<T, OptimizerKind::rmsprop>(rule, params, grads, n, parallel);
     case OptimizerKind::adagrad:
       return update_loop<T, OptimizerKind::adagrad>(rule, params, grads, n, parallel);
+    case OptimizerKind::rprop:
+      return update_loop<T, OptimizerKind::rprop>(rule, params, grads, n, parallel);
+    case OptimizerKind::quickprop:
+      return update_loop<T, OptimizerKind::quickprop>(rule, params, grads, n, parallel);
   }
   throw std::invalid_argument("unknown optimizer kind");
 }
@@ -144,35 +214,38 @@ int optimizer_state_count(const OptimizerSpec& spec) {
       return 1 + (spec.momentum != 0.0 ? 1 : 0) + (spec.centered ? 1 : 0);
     case OptimizerKind::adagrad:
       return 1;
+    case OptimizerKind::rprop:
+    case OptimizerKind::quickprop:
+      return 2;
   }
   return 0;
 }
 
 template <typename T>
-void optimizer_step(T* params, const T* grads, T* const* state, index_t n,
+bool optimizer_step(T* params, const T* grads, T* const* state, index_t n,
                     const OptimizerSpec& spec) {
   // params (n) updated from grads (n) and state (count x n)
-  run_update(params, grads, state, n, spec, true);
+  return run_update(params, grads, state, n, spec, true);
 }
 
 template <typename T>
-void optimizer_step_ref(T* params, const T* grads, T* const* state, index_t n,
+bool optimizer_step_ref(T* params, const T* grads, T* const* state, index_t n,
                         const OptimizerSpec& spec) {
-  run_update(params, grads, state, n, spec, false);
+  return run_update(params, grads, state, n, spec, false);
 }
 
 template <typename T>
-void sgd_update(T* params, const T* grads, T* velocity, index_t n, const OptimizerSpec& spec) {
+bool sgd_update(T* params, const T* grads, T* velocity, index_t n, const OptimizerSpec& spec) {
   OptimizerSpec sgd = spec;
   sgd.kind = OptimizerKind::sgd;
   T* const state[3] = {velocity, nullptr, nullptr};  // sized for any kind, read up to count
-  optimizer_step(params, grads, state, n, sgd);
+  return optimizer_step(params, grads, state, n, sgd);
 }
 
 #define BACKPROP_INSTANTIATE_OPTIM(T)                                                           \
-  template void optimizer_step<T>(T*, const T*, T* const*, index_t, const OptimizerSpec&);      \
-  template void optimizer_step_ref<T>(T*, const T*, T* const*, index_t, const OptimizerSpec&);  \
-  template void sgd_update<T>(T*, const T*, T*, index_t, const OptimizerSpec&);
+  template bool optimizer_step<T>(T*, const T*, T* const*, index_t, const OptimizerSpec&);      \
+  template bool optimizer_step_ref<T>(T*, const T*, T* const*, index_t, const OptimizerSpec&);  \
+  template bool sgd_update<T>(T*, const T*, T*, index_t, const OptimizerSpec&);
 BACKPROP_INSTANTIATE_OPTIM(float)
 BACKPROP_INSTANTIATE_OPTIM(double)
 #undef BACKPROP_INSTANTIATE_OPTIM

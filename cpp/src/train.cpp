@@ -25,7 +25,9 @@ StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* 
   const index_t n_params = net.n_params();
   std::fill(grads, grads + n_params, T(0));
   mlp_backward(net, params, x, y, row_weight, m, ws, grads);
-  optimizer_step(params, grads, state, n_params, opt);
+  // A finite loss can still give an update that overflows (float32 gradients, a huge lr):
+  // the optimizer then writes nothing, keeping the last good weights.
+  result.finite = optimizer_step(params, grads, state, n_params, opt);
   return result;
 }
 

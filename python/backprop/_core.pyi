@@ -41,6 +41,8 @@ class OptimizerKind:
     adamw: OptimizerKind
     rmsprop: OptimizerKind
     adagrad: OptimizerKind
+    rprop: OptimizerKind
+    quickprop: OptimizerKind
 
 class OptimizerSpec:
     kind: OptimizerKind
@@ -54,6 +56,11 @@ class OptimizerSpec:
     alpha: float
     centered: bool
     lr_decay: float
+    eta_minus: float
+    eta_plus: float
+    step_min: float
+    step_max: float
+    max_growth: float
     step: int
     def __init__(self) -> None: ...
 

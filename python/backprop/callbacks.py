@@ -217,9 +217,10 @@ class ModelCheckpoint(_Monitored):
 
 
 class ReduceLROnPlateau(_Monitored):
-    """Multiply the optimizer's lr by `factor` when the monitored metric has not improved
-    (by more than min_delta) for `patience` epochs, never going below min_lr; after a
-    reduction, wait `cooldown` epochs before counting again (Keras's rule).
+    """Multiply the optimizer's lr by `factor` once the monitored metric has gone `patience`
+    epochs without improving by more than min_delta, never going below min_lr (Keras's
+    arguments and counting). The `cooldown` epochs after a reduction are not counted, as in
+    torch (Keras already counts the last of them).
     After fit: reductions, the list of (epoch, new lr).
     """
 
@@ -250,13 +251,13 @@ class ReduceLROnPlateau(_Monitored):
             raise RuntimeError("ReduceLROnPlateau has no optimizer: fit sets it; when calling the "
                                "callback yourself, set its optimizer attribute first")
         value = self._monitored(logs)
-        if self.cooldown_left > 0:
+        cooling = self.cooldown_left > 0
+        if cooling:
             self.cooldown_left -= 1
-            self.wait = 0
         if self._improves(value, self.best):
             self.best = value
             self.wait = 0
-        elif self.cooldown_left == 0:
+        elif not cooling:
             self.wait += 1
             if self.wait >= self.patience and self.optimizer.lr > self.min_lr:
                 self.optimizer.lr = max(self.optimizer.lr * self.factor, self.min_lr)

@@ -8,6 +8,7 @@ import operator
 import signal
 import threading
 import warnings
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
 
 import numpy as np
@@ -68,16 +69,19 @@ def _batch_size(batch_size: Optional[int], n_rows: int) -> int:
 
 
 def _validation_split(split: Any, n_rows: int) -> int:
-    """The first validation row: the last `split` share of the rows, as Keras takes them."""
+    """The first validation row: the last `split` share of the rows, as Keras takes them
+    (training keeps floor(n_rows * (1 - split)) rows)."""
     if isinstance(split, bool) or not isinstance(split, numbers.Real):
         raise TypeError(f"validation_split must be a float in (0, 1); got {type(split).__name__}")
     share = float(split)
     if not 0.0 < share < 1.0:
         raise ValueError(f"validation_split must be in (0, 1); got {split!r}")
-    first = int(math.floor(n_rows * (1.0 - share)))
-    if first == 0 or first == n_rows:
-        raise ValueError(f"validation_split={split!r} of {n_rows} samples leaves "
-                         f"{first} for training and {n_rows - first} for validation; both need at least one")
+    # In the decimal the float was written as (its shortest repr), so that 0.9 of 40 rows is
+    # 36, not the 37 that 1 - 0.9 = 0.09999999999999998 would give.
+    first = math.floor(n_rows * (1 - Fraction(repr(share))))
+    if first == 0:  # (a share > 0 always leaves at least one validation row)
+        raise ValueError(f"validation_split={split!r} of {n_rows} samples leaves 0 for training "
+                         f"and {n_rows} for validation; training needs at least one")
     return first
 
 
@@ -163,8 +167,8 @@ def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None
     validation_data: (X_val, y_val), evaluated after each epoch into 'val_loss' (and
         'val_accuracy' for classifiers).
     validation_split: a float in (0, 1): hold out that share of the rows, the LAST ones as
-        given (taken before any shuffling, as Keras does), as validation data; the rest train.
-        Cannot be combined with validation_data.
+        given (taken before any shuffling, as Keras does), as validation data; the first
+        floor(n * (1 - validation_split)) rows train. Cannot be combined with validation_data.
     schedule: the learning rate per epoch: a backprop.schedules.Schedule (its base lr is its
         own base_lr, else the optimizer's lr when fit starts) or a function f(epoch) -> lr,
         epoch counting from 0. fit sets optimizer.lr before each epoch and leaves it at the

@@ -178,13 +178,20 @@ def bias_grad(grad: Any, *, out: Optional[np.ndarray] = None, accumulate: bool =
 def sgd_update(params: np.ndarray, grads: Any, velocity: Optional[np.ndarray] = None, *,
                lr: float, momentum: float = 0.0, nesterov: bool = False,
                weight_decay: float = 0.0) -> np.ndarray:
-    """One SGD step in place on params (and velocity), as torch.optim.SGD with dampening 0."""
+    """One SGD step in place on params (and velocity), as torch.optim.SGD with dampening 0.
+
+    All or nothing: an update that would make a value NaN or Inf raises FloatingPointError
+    and changes nothing.
+    """
     if not isinstance(params, np.ndarray):
         raise TypeError(f"params must be a numpy.ndarray; got {type(params).__name__}")
     if velocity is not None and not isinstance(velocity, np.ndarray):
         raise TypeError(f"velocity must be a numpy.ndarray (it is updated in place); got {type(velocity).__name__}")
     if nesterov and momentum == 0:
         raise ValueError("nesterov needs momentum > 0")
+    for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
+        if not np.isfinite(value):
+            raise ValueError(f"{name} must be a finite number; got {value!r}")
     dtype = float_dtype(params.dtype, "params' dtype")
     g = as_input(grads, "grads", dtype)
     _core.sgd_update(params, g, velocity, float(lr), float(momentum), bool(nesterov),

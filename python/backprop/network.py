@@ -210,8 +210,8 @@ class Network:
     def train_step(self, X: Any, y: Any, optimizer: Optimizer, sample_weight: Any = None) -> float:
         """Forward, loss, backward and one update on the batch (X, y), in one native call.
 
-        Returns the batch loss before the update. A NaN or Inf loss raises FloatingPointError
-        and leaves the weights as they were.
+        Returns the batch loss before the update. A NaN or Inf loss, or an update that would
+        make a weight NaN or Inf, raises FloatingPointError and leaves the weights as they were.
         """
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a backprop.optim.Optimizer; got {type(optimizer).__name__}")
@@ -220,9 +220,9 @@ class Network:
         result = self._engine.train_step(self._params, self._grads, optimizer.state_for(self._params),
                                          optimizer.native_spec(), x, t, w)
         if not result["finite"]:
-            raise FloatingPointError(
-                f"the loss is {result['loss']}; no update was made and the weights are unchanged"
-            )
+            what = (f"the loss is {result['loss']}" if not np.isfinite(result["loss"])
+                    else "the update would make the weights or optimizer state NaN or Inf")
+            raise FloatingPointError(f"{what}; no update was made and the weights are unchanged")
         optimizer.steps += 1
         return float(result["loss"])
 

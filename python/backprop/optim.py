@@ -216,3 +216,54 @@ class AdamW(Adam):
     def __init__(self, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.01) -> None:
         super().__init__(lr, betas, eps, weight_decay)
+
+
+class Rprop(Optimizer):
+    """iRPROP- (Igel and Huesken), as torch.optim.Rprop: each weight moves by its own step size
+    in the direction opposite its gradient's sign; the step grows by etas[1] while the sign
+    holds and shrinks by etas[0] when it flips (that update is then skipped), within
+    step_sizes. lr is the initial step size. Meant for full-batch training."""
+
+    kind = _core.OptimizerKind.rprop
+
+    def __init__(self, lr: float = 0.01, etas: tuple[float, float] = (0.5, 1.2),
+                 step_sizes: tuple[float, float] = (1e-6, 50.0)) -> None:
+        super().__init__(lr)
+        if not isinstance(etas, (tuple, list)) or len(etas) != 2:
+            raise TypeError(f"etas must be a pair (eta_minus, eta_plus); got {etas!r}")
+        if not isinstance(step_sizes, (tuple, list)) or len(step_sizes) != 2:
+            raise TypeError(f"step_sizes must be a pair (min, max); got {step_sizes!r}")
+        eta_minus = _number(etas[0], "etas[0]", low_open=True, high=1.0)
+        eta_plus = _number(etas[1], "etas[1]", low=1.0, low_open=True)
+        self.etas = (eta_minus, eta_plus)
+        low = _number(step_sizes[0], "step_sizes[0]")
+        high = _number(step_sizes[1], "step_sizes[1]", low=low, low_open=True)
+        self.step_sizes = (low, high)
+
+    def _fill(self, spec: Any) -> None:
+        spec.eta_minus, spec.eta_plus = self.etas
+        spec.step_min, spec.step_max = self.step_sizes
+
+    def _settings(self) -> dict[str, Any]:
+        return {"lr": self.lr, "etas": self.etas, "step_sizes": self.step_sizes}
+
+
+class Quickprop(Optimizer):
+    """Quickprop (Fahlman 1988): each weight jumps to the minimum of the parabola through its
+    last two slopes, at most max_growth times its last step, plus lr * gradient while the slope
+    keeps its sign; the first step is plain gradient descent. Meant for full-batch training."""
+
+    kind = _core.OptimizerKind.quickprop
+
+    def __init__(self, lr: float = 0.01, max_growth: float = 1.75,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(lr)
+        self.max_growth = _number(max_growth, "max_growth", low_open=True)
+        self.weight_decay = _number(weight_decay, "weight_decay")
+
+    def _fill(self, spec: Any) -> None:
+        spec.max_growth = self.max_growth
+        spec.weight_decay = self.weight_decay
+
+    def _settings(self) -> dict[str, Any]:
+        return {"lr": self.lr, "max_growth": self.max_growth, "weight_decay": self.weight_decay}

@@ -5,7 +5,15 @@
 
 namespace backprop {
 
-enum class OptimizerKind : int { sgd = 0, adam = 1, adamw = 2, rmsprop = 3, adagrad = 4 };
+enum class OptimizerKind : int {
+  sgd = 0,
+  adam = 1,
+  adamw = 2,
+  rmsprop = 3,
+  adagrad = 4,
+  rprop = 5,      // iRPROP-: sign-based, per-weight step sizes (torch.optim.Rprop)
+  quickprop = 6,  // Fahlman's quadratic step from the last two slopes
+};
 
 // Hyper-parameters of one update, as torch.optim names them. Only the fields of the chosen kind
 // are read. `step` counts the updates already made (Adam's bias correction, Adagrad's decay).
@@ -21,27 +29,35 @@ struct OptimizerSpec {
   double alpha = 0.99;        // rmsprop's smoothing constant
   bool centered = false;      // rmsprop
   double lr_decay = 0.0;      // adagrad
+  double eta_minus = 0.5;     // rprop: step-size factors on a sign change / no change
+  double eta_plus = 1.2;
+  double step_min = 1e-6;     // rprop: step-size bounds
+  double step_max = 50.0;
+  double max_growth = 1.75;   // quickprop: a step is at most this many times the last
   index_t step = 0;
 };
 
 // How many state buffers (each the size of the parameters) a spec needs, in this order:
 // sgd: velocity if momentum; adam/adamw: first and second moments; rmsprop: square average,
-// then momentum buffer if momentum, then gradient average if centered; adagrad: squared sum.
+// then momentum buffer if momentum, then gradient average if centered; adagrad: squared sum;
+// rprop: previous gradient, step sizes; quickprop: previous gradient, previous step.
 int optimizer_state_count(const OptimizerSpec& spec);
 
 // One update of n parameters from their gradients, as torch.optim defines each kind.
 // state holds optimizer_state_count(spec) buffers of n elements, zero before the first step.
+// All or nothing: when any new value would be NaN or Inf, nothing is written and it returns
+// false (a first pass checks, a second writes).
 template <typename T>
-void optimizer_step(T* params, const T* grads, T* const* state, index_t n,
+bool optimizer_step(T* params, const T* grads, T* const* state, index_t n,
                     const OptimizerSpec& spec);
 
 // The same update one element after another on one thread: the twin the tests compare against.
 template <typename T>
-void optimizer_step_ref(T* params, const T* grads, T* const* state, index_t n,
+bool optimizer_step_ref(T* params, const T* grads, T* const* state, index_t n,
                         const OptimizerSpec& spec);
 
 // SGD alone (the NumPy-level kernel): velocity may be nullptr when momentum is 0.
 template <typename T>
-void sgd_update(T* params, const T* grads, T* velocity, index_t n, const OptimizerSpec& spec);
+bool sgd_update(T* params, const T* grads, T* velocity, index_t n, const OptimizerSpec& spec);
 
 }  // namespace backprop

@@ -9,7 +9,7 @@ namespace backprop {
 struct StepResult {
   double loss = 0.0;        // the batch's reduced loss, before the update
   index_t correct = 0;      // rows classified correctly (before the update)
-  bool finite = true;       // false: the loss was NaN or Inf and no update was made
+  bool finite = true;       // false: the loss or the update was NaN or Inf; nothing was changed
 };
 
 // Forward, loss, backward and one optimizer update on m rows. grads is overwritten.
