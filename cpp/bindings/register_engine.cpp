@@ -2,9 +2,11 @@
 #include <pybind11/stl.h>
 
 #include <mutex>
+#include <utility>
 #include <string>
 #include <vector>
 
+#include "backprop/jacobian.hpp"
 #include "backprop/train.hpp"
 #include "optimizer_state.hpp"
 #include "register.hpp"
@@ -167,6 +169,29 @@ class Engine {
     return out;
   }
 
+  // Adds J^T J and J^T e of the squared-error loss into jtj and jte; returns 1/2 sum e^2.
+  double gauss_newton(const py::array& params, const py::array& x, const py::array& y,
+                      const py::array& jtj, const py::array& jte) {
+    const T* p = check_params(params);
+    const index_t m = check_rows(x, "X", spec_.n_inputs());
+    const T* py_ = check_targets(y, m);
+    const index_t n = spec_.n_params();
+    T* a = output_ptr<T>(jtj, "jtj", 2);
+    require_shape(jtj, "jtj", {n, n});
+    T* b = output_ptr<T>(jte, "jte", 1);
+    require_shape(jte, "jte", {n});
+    for (const auto& [array, name] : {std::pair<const py::array*, const char*>{&params, "params"},
+                                      {&x, "X"}, {&y, "y"}, {&jte, "jte"}})
+      require_no_overlap(jtj, "jtj", *array, name);
+    for (const auto& [array, name] : {std::pair<const py::array*, const char*>{&params, "params"},
+                                      {&x, "X"}, {&y, "y"}})
+      require_no_overlap(jte, "jte", *array, name);
+    const T* px = static_cast<const T*>(x.data());
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mutex_);
+    return gauss_newton_accumulate(spec_, p, px, py_, m, workspace_, jacobian_, a, b);
+  }
+
  private:
   static Activation to_activation(int kind) {
     if (kind < 0 || kind > int(Activation::gelu)) fail_value("unknown activation code");
@@ -221,6 +246,7 @@ class Engine {
 
   NetworkSpec<T> spec_;
   Workspace<T> workspace_;
+  std::vector<T> jacobian_;  // scratch of gauss_newton, m x n_params
   std::mutex mutex_;
 };
 
@@ -245,7 +271,9 @@ void bind_engine(py::module_& m, const char* name) {
            py::arg("sample_weight") = py::none())
       .def("train_epoch", &Engine<T>::train_epoch, py::arg("params"), py::arg("grads"),
            py::arg("state"), py::arg("optimizer"), py::arg("X"), py::arg("y"),
-           py::arg("order"), py::arg("batch_size"), py::arg("sample_weight") = py::none());
+           py::arg("order"), py::arg("batch_size"), py::arg("sample_weight") = py::none())
+      .def("gauss_newton", &Engine<T>::gauss_newton, py::arg("params"), py::arg("X"), py::arg("y"),
+           py::arg("jtj"), py::arg("jte"));
 }
 
 }  // namespace

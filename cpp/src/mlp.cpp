@@ -99,15 +99,12 @@ const T* mlp_forward(const NetworkSpec<T>& net, const T* params, const T* x, ind
 }
 
 template <typename T>
-void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const T* y,
-                  const T* row_weight, index_t m, Workspace<T>& ws, T* grads) {
-  // D_L = dLoss/dU_L; for l from L down: dW_l += [X_s]^T D_l; db_l += colsum(D_l);
-  // dLoss/dX_s += D_l W_s^T for each source layer s; D_s = dLoss/dX_s * f'(U_s)
+void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_t m,
+                  Workspace<T>& ws, T* grads) {
+  // from D_L in grad_post.back(), for l from L down: D_l = dLoss/dX_l * f'(U_l) (in place);
+  // dW_l += [X_s]^T D_l; db_l += colsum(D_l); dLoss/dX_s += D_l W_s^T for each source layer s
   const std::size_t n_layers = net.layers.size();
   std::fill(ws.grad_written.begin(), ws.grad_written.end(), char(0));
-  const LayerSpec<T>& last = net.layers.back();
-  loss_backward(ws.grad_post.back().data(), net.loss, net.reduction, ws.pre.back().data(),
-                ws.post.back().data(), y, row_weight, m, last.fan_out, net.output);
   ws.grad_written.back() = 1;
   for (std::size_t l = n_layers; l-- > 0;) {
     const LayerSpec<T>& layer = net.layers[l];
@@ -119,13 +116,14 @@ void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const 
       activation_backward(delta, delta, ws.pre[l].data(), ws.post[l].data(), m * layer.fan_out,
                           layer.act);
     }
-    T* dw = grads + net.weight_offset(l);
     const T* w = params + net.weight_offset(l);
     index_t row = 0;
     for (int s : layer.sources) {
       const index_t width = net.source_width(s);
-      gemm<T>(true, false, width, layer.fan_out, m, T(1), source_rows(net, ws, x, s), width, delta,
-              layer.fan_out, T(1), dw + row * layer.fan_out, layer.fan_out);
+      if (grads != nullptr)
+        gemm<T>(true, false, width, layer.fan_out, m, T(1), source_rows(net, ws, x, s), width,
+                delta, layer.fan_out, T(1), grads + net.weight_offset(l) + row * layer.fan_out,
+                layer.fan_out);
       if (s > 0) {  // the input needs no gradient
         const std::size_t target = std::size_t(s - 1);
         const T beta = ws.grad_written[target] ? T(1) : T(0);
@@ -135,8 +133,18 @@ void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const 
       }
       row += width;
     }
-    bias_grad(grads + net.bias_offset(l), delta, m, layer.fan_out);
+    if (grads != nullptr) bias_grad(grads + net.bias_offset(l), delta, m, layer.fan_out);
   }
+}
+
+template <typename T>
+void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const T* y,
+                  const T* row_weight, index_t m, Workspace<T>& ws, T* grads) {
+  // D_L = dLoss/dU_L, then backpropagated through every layer into grads
+  const LayerSpec<T>& last = net.layers.back();
+  loss_backward(ws.grad_post.back().data(), net.loss, net.reduction, ws.pre.back().data(),
+                ws.post.back().data(), y, row_weight, m, last.fan_out, net.output);
+  mlp_backprop(net, params, x, m, ws, grads);
 }
 
 #define BACKPROP_INSTANTIATE_MLP(T)                                                           \
@@ -145,7 +153,9 @@ void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const 
   template const T* mlp_forward<T>(const NetworkSpec<T>&, const T*, const T*, index_t,         \
                                    Workspace<T>&);                                            \
   template void mlp_backward<T>(const NetworkSpec<T>&, const T*, const T*, const T*,           \
-                                const T*, index_t, Workspace<T>&, T*);
+                                const T*, index_t, Workspace<T>&, T*);                        \
+  template void mlp_backprop<T>(const NetworkSpec<T>&, const T*, const T*, index_t,             \
+                                Workspace<T>&, T*);
 BACKPROP_INSTANTIATE_MLP(float)
 BACKPROP_INSTANTIATE_MLP(double)
 #undef BACKPROP_INSTANTIATE_MLP

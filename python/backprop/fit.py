@@ -256,9 +256,9 @@ def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None
                         progress.advance(result["batches"])
                     if result["failed_batch"] >= 0:
                         failed = start // size + result["failed_batch"]
-                        failure = (f"the loss became NaN or Inf in epoch {epoch + 1}, batch "
-                                   f"{failed + 1}; training stopped with the weights of the last "
-                                   "good step (try a smaller learning rate)")
+                        failure = (f"the loss or the update became NaN or Inf in epoch "
+                                   f"{epoch + 1}, batch {failed + 1}; training stopped with the "
+                                   "weights of the last good step (try a smaller learning rate)")
                         break
                     loss_sum += result["loss_sum"]
                     correct += result["correct"]

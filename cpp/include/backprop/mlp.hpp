@@ -69,4 +69,11 @@ template <typename T>
 void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const T* y,
                   const T* row_weight, index_t m, Workspace<T>& ws, T* grads);
 
+// The backward pass from a given output delta: ws.grad_post.back() holds dLoss/dU_L (m x
+// n_outputs) on entry; on return ws.grad_post[l] holds dLoss/dU_l for every layer, and the
+// parameter gradient is added into grads unless grads is nullptr (Jacobians need only deltas).
+template <typename T>
+void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_t m,
+                  Workspace<T>& ws, T* grads);
+
 }  // namespace backprop

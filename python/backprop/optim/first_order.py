@@ -1,5 +1,6 @@
-"""Optimizers, in order of increasing complexity: each owns its hyper-parameters and state
-buffers (laid out like the parameters) and adds only its update rule, which runs natively.
+"""First-order optimizers, in order of increasing complexity: each owns its hyper-parameters
+and state buffers (laid out like the parameters) and adds only its update rule, which runs
+natively over the flat buffer.
 
 An optimizer keeps state for one network's parameter buffer (the first it steps); use a new
 optimizer for another network. The rules follow torch.optim's definitions.
@@ -12,8 +13,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import _core
-from ._arrays import as_input, float_dtype
+from .. import _core
+from .._arrays import as_input, float_dtype
 
 
 def _number(value: Any, name: str, *, low: float = 0.0, high: float = math.inf,
