@@ -71,6 +71,9 @@ void register_optim(py::module_& m) {
       .def_readwrite("step_min", &OptimizerSpec::step_min)
       .def_readwrite("step_max", &OptimizerSpec::step_max)
       .def_readwrite("max_growth", &OptimizerSpec::max_growth)
+      .def_readwrite("clip_norm", &OptimizerSpec::clip_norm)
+      .def_readwrite("clip_value", &OptimizerSpec::clip_value)
+      .def_readwrite("l1", &OptimizerSpec::l1)
       .def_readwrite("step", &OptimizerSpec::step);
   m.def("optimizer_state_count", &optimizer_state_count, py::arg("optimizer"));
   bind_step(m, "optimizer_step", false);

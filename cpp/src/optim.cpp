@@ -1,7 +1,9 @@
 // Optimizer updates: per-element rules, each run as one loop over the flat parameter buffer.
 #include "backprop/optim.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 #include <stdexcept>
 
 #include "backprop/threads.hpp"
@@ -19,6 +21,7 @@ struct Rule {
   T eta_minus, eta_plus, step_min, step_max;  // rprop
   T growth, shrink;       // quickprop: max_growth and max_growth / (1 + max_growth)
   bool first;             // the first update: no previous slope yet
+  T grad_scale, clip_value, l1;  // gradient clipping and L1, applied before the rule
   bool nesterov, centered;
   T* v0;  // the state buffers, in optimizer_state_count's order
   T* v1;
@@ -43,6 +46,9 @@ struct Rule {
         growth(T(s.max_growth)),
         shrink(T(s.max_growth / (1.0 + s.max_growth))),
         first(s.step == 0),
+        grad_scale(T(1)),
+        clip_value(T(s.clip_value)),
+        l1(T(s.l1)),
         nesterov(s.nesterov),
         centered(s.centered),
         v0(nullptr),
@@ -66,8 +72,10 @@ struct Rule {
   // is a template argument so each loop is branch-free.
   template <OptimizerKind K, bool Write>
   bool apply(T* params, const T* grads, index_t i) const {
-    T g = grads[i];
+    T g = grads[i] * grad_scale;
     T p = params[i];
+    if (clip_value > T(0)) g = g > clip_value ? clip_value : (g < -clip_value ? -clip_value : g);
+    if (l1 != T(0)) g += p > T(0) ? l1 : (p < T(0) ? -l1 : T(0));
     T a = v0 != nullptr ? v0[i] : T(0);  // the state values this kind keeps
     T b = v1 != nullptr ? v1[i] : T(0);
     T c = v2 != nullptr ? v2[i] : T(0);
@@ -181,7 +189,14 @@ bool update_loop(const Rule<T>& rule, T* params, const T* grads, index_t n, bool
 template <typename T>
 bool run_update(T* params, const T* grads, T* const* state, index_t n, const OptimizerSpec& spec,
                 bool parallel) {
-  const Rule<T> rule(spec, state);
+  Rule<T> rule(spec, state);
+  if (spec.clip_norm > 0.0) {
+    // As torch.nn.utils.clip_grad_norm_: scale by clip_norm / (norm + 1e-6) when that is < 1.
+    const double norm = gradient_norm(grads, n);
+    if (!std::isfinite(norm)) return false;
+    const double coefficient = spec.clip_norm / (norm + 1e-6);
+    if (coefficient < 1.0) rule.grad_scale = T(coefficient);
+  }
   switch (spec.kind) {
     case OptimizerKind::sgd:
       return update_loop<T, OptimizerKind::sgd>(rule, params, grads, n, parallel);
@@ -235,6 +250,24 @@ bool optimizer_step_ref(T* params, const T* grads, T* const* state, index_t n,
 }
 
 template <typename T>
+double gradient_norm(const T* grads, index_t n) {
+  // sqrt(sum grads^2): block sums in parallel, then added in block order
+  constexpr index_t kBlock = 4096;
+  const index_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<double> partial(std::size_t(blocks), 0.0);
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (n >= kElementwiseParallelMin)
+  for (index_t b = 0; b < blocks; ++b) {
+    double sum = 0.0;
+    const index_t end = std::min(n, (b + 1) * kBlock);
+    for (index_t i = b * kBlock; i < end; ++i) sum += double(grads[i]) * double(grads[i]);
+    partial[std::size_t(b)] = sum;
+  }
+  double total = 0.0;
+  for (double value : partial) total += value;
+  return std::sqrt(total);
+}
+
+template <typename T>
 bool sgd_update(T* params, const T* grads, T* velocity, index_t n, const OptimizerSpec& spec) {
   OptimizerSpec sgd = spec;
   sgd.kind = OptimizerKind::sgd;
@@ -245,7 +278,8 @@ bool sgd_update(T* params, const T* grads, T* velocity, index_t n, const Optimiz
 #define BACKPROP_INSTANTIATE_OPTIM(T)                                                           \
   template bool optimizer_step<T>(T*, const T*, T* const*, index_t, const OptimizerSpec&);      \
   template bool optimizer_step_ref<T>(T*, const T*, T* const*, index_t, const OptimizerSpec&);  \
-  template bool sgd_update<T>(T*, const T*, T*, index_t, const OptimizerSpec&);
+  template bool sgd_update<T>(T*, const T*, T*, index_t, const OptimizerSpec&);                 \
+  template double gradient_norm<T>(const T*, index_t);
 BACKPROP_INSTANTIATE_OPTIM(float)
 BACKPROP_INSTANTIATE_OPTIM(double)
 #undef BACKPROP_INSTANTIATE_OPTIM

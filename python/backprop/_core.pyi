@@ -61,6 +61,9 @@ class OptimizerSpec:
     step_min: float
     step_max: float
     max_growth: float
+    clip_norm: float
+    clip_value: float
+    l1: float
     step: int
     def __init__(self) -> None: ...
 
@@ -87,6 +90,8 @@ class _Engine:
                    state: list[npt.NDArray[Any]], optimizer: OptimizerSpec, X: npt.NDArray[Any],
                    y: npt.NDArray[Any],
                    sample_weight: Optional[npt.NDArray[Any]] = None) -> dict[str, Any]: ...
+    def gauss_newton(self, params: npt.NDArray[Any], X: npt.NDArray[Any], y: npt.NDArray[Any],
+                     jtj: npt.NDArray[Any], jte: npt.NDArray[Any]) -> float: ...
     def train_epoch(self, params: npt.NDArray[Any], grads: npt.NDArray[Any],
                     state: list[npt.NDArray[Any]], optimizer: OptimizerSpec, X: npt.NDArray[Any],
                     y: npt.NDArray[Any], order: npt.NDArray[np.int64], batch_size: int,

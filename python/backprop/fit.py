@@ -157,7 +157,10 @@ def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None
     Each epoch (shuffle and every mini-batch update) runs natively; schedules, validation,
     callbacks and progress output run between epochs.
 
-    optimizer: an Optimizer from backprop.optim; default SGD(lr=0.01, momentum=0.9).
+    optimizer: an Optimizer from backprop.optim; default SGD(lr=0.01, momentum=0.9). A
+        full-batch optimizer (LevenbergMarquardt) takes one step on all the training rows per
+        epoch (batch_size and shuffle do not apply), and training ends once it reports
+        `converged`.
     epochs: the number of passes over the training rows (0 trains nothing).
     batch_size: rows per update; 1 is single-sample training, None the full batch. A size
         larger than the training rows warns and uses them all.
@@ -213,7 +216,9 @@ def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None
         validation = (x[first:], t[first:])
         x, t = x[:first], t[:first]
     n_rows = x.shape[0]
-    size = _batch_size(batch_size, n_rows)
+    # A full-batch optimizer (LevenbergMarquardt) trains each epoch itself, on all the rows.
+    full_batch = bool(getattr(optimizer, "full_batch", False))
+    size = n_rows if full_batch else _batch_size(batch_size, n_rows)
     rng = net.shuffle_rng if seed is None else np.random.default_rng(seed)
     hooks = [as_callback(item) for item in (callbacks or [])]
     changing_lr = [hook for hook in hooks if getattr(hook, "changes_lr", False)]
@@ -244,33 +249,43 @@ def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None
                 for hook in hooks:
                     hook.on_epoch_begin(epoch, net)
                 epoch_lr = optimizer.lr
-                order = rng.permutation(n_rows) if shuffle else np.arange(n_rows)
-                order = order.astype(np.int64, copy=False)
-                loss_sum, correct, failure = 0.0, 0, None
-                for start in range(0, n_rows, chunk):
-                    result = net._engine.train_epoch(net.params, net._grads, state,
-                                                     optimizer.native_spec(), x, t,
-                                                     order[start:start + chunk], size)
-                    optimizer.steps += result["batches"]
+                failure = None
+                if full_batch:
+                    logs = {key: float(value) for key, value in optimizer.run_epoch(net, x, t).items()}
                     if progress is not None:
-                        progress.advance(result["batches"])
-                    if result["failed_batch"] >= 0:
-                        failed = start // size + result["failed_batch"]
-                        failure = (f"the loss or the update became NaN or Inf in epoch "
-                                   f"{epoch + 1}, batch {failed + 1}; training stopped with the "
-                                   "weights of the last good step (try a smaller learning rate)")
-                        break
-                    loss_sum += result["loss_sum"]
-                    correct += result["correct"]
-                    interrupt.check()
+                        progress.advance(1)
+                    if not math.isfinite(logs["loss"]):
+                        failure = (f"the loss became NaN or Inf in epoch {epoch + 1}; training "
+                                   "stopped with the weights of the last good step")
+                else:
+                    order = rng.permutation(n_rows) if shuffle else np.arange(n_rows)
+                    order = order.astype(np.int64, copy=False)
+                    loss_sum, correct = 0.0, 0
+                    for start in range(0, n_rows, chunk):
+                        result = net._engine.train_epoch(net.params, net._grads, state,
+                                                         optimizer.native_spec(), x, t,
+                                                         order[start:start + chunk], size)
+                        optimizer.steps += result["batches"]
+                        if progress is not None:
+                            progress.advance(result["batches"])
+                        if result["failed_batch"] >= 0:
+                            failed = start // size + result["failed_batch"]
+                            failure = (f"the loss or the update became NaN or Inf in epoch "
+                                       f"{epoch + 1}, batch {failed + 1}; training stopped with "
+                                       "the weights of the last good step (try a smaller "
+                                       "learning rate)")
+                            break
+                        loss_sum += result["loss_sum"]
+                        correct += result["correct"]
+                        interrupt.check()
+                    logs = {"loss": loss_sum / n_rows if net.reduction == "mean" else loss_sum}
+                    if net.is_classifier:
+                        logs["accuracy"] = correct / n_rows
                 if failure is not None:
                     if terminator is None:
                         raise FloatingPointError(failure)
                     terminator.stop(epoch, failure)
                     break
-                logs = {"loss": loss_sum / n_rows if net.reduction == "mean" else loss_sum}
-                if net.is_classifier:
-                    logs["accuracy"] = correct / n_rows
                 if validation is not None:
                     for key, value in net.evaluate(*validation).items():
                         logs["val_" + key] = value
@@ -284,7 +299,7 @@ def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None
                 # Each callback gets its own copy, so one cannot change what the next one sees.
                 stop = [hook.on_epoch_end(epoch, dict(logs), net) for hook in hooks]
                 interrupt.check()
-                if any(stop):
+                if any(stop) or getattr(optimizer, "converged", False):
                     break
             if progress is not None:
                 progress.close()

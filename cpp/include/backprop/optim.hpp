@@ -34,6 +34,12 @@ struct OptimizerSpec {
   double step_min = 1e-6;     // rprop: step-size bounds
   double step_max = 50.0;
   double max_growth = 1.75;   // quickprop: a step is at most this many times the last
+  // Applied to the gradient first, for every kind, in this order: scale the whole gradient so
+  // its L2 norm is at most clip_norm, clamp each entry to +-clip_value (0 turns either off),
+  // then add l1 * sign(p) (L1 regularisation).
+  double clip_norm = 0.0;
+  double clip_value = 0.0;
+  double l1 = 0.0;
   index_t step = 0;
 };
 
@@ -55,6 +61,11 @@ bool optimizer_step(T* params, const T* grads, T* const* state, index_t n,
 template <typename T>
 bool optimizer_step_ref(T* params, const T* grads, T* const* state, index_t n,
                         const OptimizerSpec& spec);
+
+// The L2 norm of n gradient entries, summed in double over fixed blocks in a fixed order, so it
+// is the same for any thread count.
+template <typename T>
+double gradient_norm(const T* grads, index_t n);
 
 // SGD alone (the NumPy-level kernel): velocity may be nullptr when momentum is 0.
 template <typename T>

@@ -33,12 +33,21 @@ def _number(value: Any, name: str, *, low: float = 0.0, high: float = math.inf,
 
 
 class Optimizer:
-    """Base class: the learning rate, the step count, the state buffers and `step`."""
+    """Base class: the learning rate, the step count, the state buffers and `step`.
+
+    Every optimizer also takes, as keywords: clip_norm (scale the whole gradient down to this
+    L2 norm, as torch's clip_grad_norm_), clip_value (clamp each gradient entry to +-value) and
+    l1 (add l1 * sign(p) to the gradient: L1 regularisation), applied in that order.
+    """
 
     kind: Any = None  # the native OptimizerKind of the subclass
 
-    def __init__(self, lr: float) -> None:
+    def __init__(self, lr: float, *, clip_norm: Optional[float] = None,
+                 clip_value: Optional[float] = None, l1: float = 0.0) -> None:
         self.lr = lr
+        self.clip_norm = None if clip_norm is None else _number(clip_norm, "clip_norm", low_open=True)
+        self.clip_value = None if clip_value is None else _number(clip_value, "clip_value", low_open=True)
+        self.l1 = _number(l1, "l1")
         self.steps = 0
         self._state: list[np.ndarray] = []
         self._params: Optional[np.ndarray] = None
@@ -61,6 +70,9 @@ class Optimizer:
         spec.kind = self.kind
         spec.lr = self.lr
         spec.step = self.steps
+        spec.clip_norm = self.clip_norm or 0.0
+        spec.clip_value = self.clip_value or 0.0
+        spec.l1 = self.l1
         self._fill(spec)
         return spec
 
@@ -97,6 +109,16 @@ class Optimizer:
         return list(self._state)
 
     def _settings(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this optimizer (saved in model files)."""
+        settings = self._rule_settings()
+        for name in ("clip_norm", "clip_value"):
+            if getattr(self, name) is not None:
+                settings[name] = getattr(self, name)
+        if self.l1:
+            settings["l1"] = self.l1
+        return settings
+
+    def _rule_settings(self) -> dict[str, Any]:
         return {"lr": self.lr}
 
     def __repr__(self) -> str:
@@ -114,8 +136,8 @@ class SGD(Optimizer):
     kind = _core.OptimizerKind.sgd
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0) -> None:
-        super().__init__(lr)
+                 weight_decay: float = 0.0, **options: Any) -> None:
+        super().__init__(lr, **options)
         self.momentum = _number(momentum, "momentum", high=1.0)
         self.nesterov = bool(nesterov)
         if self.nesterov and self.momentum == 0:
@@ -127,7 +149,7 @@ class SGD(Optimizer):
         spec.nesterov = self.nesterov
         spec.weight_decay = self.weight_decay
 
-    def _settings(self) -> dict[str, Any]:
+    def _rule_settings(self) -> dict[str, Any]:
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
                 "weight_decay": self.weight_decay}
 
@@ -139,8 +161,8 @@ class Adagrad(Optimizer):
     kind = _core.OptimizerKind.adagrad
 
     def __init__(self, lr: float = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0,
-                 eps: float = 1e-10) -> None:
-        super().__init__(lr)
+                 eps: float = 1e-10, **options: Any) -> None:
+        super().__init__(lr, **options)
         self.lr_decay = _number(lr_decay, "lr_decay")
         self.weight_decay = _number(weight_decay, "weight_decay")
         self.eps = _number(eps, "eps", low_open=True)
@@ -150,7 +172,7 @@ class Adagrad(Optimizer):
         spec.weight_decay = self.weight_decay
         spec.eps = self.eps
 
-    def _settings(self) -> dict[str, Any]:
+    def _rule_settings(self) -> dict[str, Any]:
         return {"lr": self.lr, "lr_decay": self.lr_decay, "weight_decay": self.weight_decay,
                 "eps": self.eps}
 
@@ -162,8 +184,9 @@ class RMSprop(Optimizer):
     kind = _core.OptimizerKind.rmsprop
 
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False) -> None:
-        super().__init__(lr)
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
+                 **options: Any) -> None:
+        super().__init__(lr, **options)
         self.alpha = _number(alpha, "alpha", high=1.0)
         self.eps = _number(eps, "eps", low_open=True)
         self.weight_decay = _number(weight_decay, "weight_decay")
@@ -177,7 +200,7 @@ class RMSprop(Optimizer):
         spec.momentum = self.momentum
         spec.centered = self.centered
 
-    def _settings(self) -> dict[str, Any]:
+    def _rule_settings(self) -> dict[str, Any]:
         return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps,
                 "weight_decay": self.weight_decay, "momentum": self.momentum,
                 "centered": self.centered}
@@ -190,8 +213,8 @@ class Adam(Optimizer):
     kind = _core.OptimizerKind.adam
 
     def __init__(self, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
-        super().__init__(lr)
+                 eps: float = 1e-8, weight_decay: float = 0.0, **options: Any) -> None:
+        super().__init__(lr, **options)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair (beta1, beta2); got {betas!r}")
         self.betas = (_number(betas[0], "betas[0]", high=1.0), _number(betas[1], "betas[1]", high=1.0))
@@ -203,7 +226,7 @@ class Adam(Optimizer):
         spec.eps = self.eps
         spec.weight_decay = self.weight_decay
 
-    def _settings(self) -> dict[str, Any]:
+    def _rule_settings(self) -> dict[str, Any]:
         return {"lr": self.lr, "betas": self.betas, "eps": self.eps,
                 "weight_decay": self.weight_decay}
 
@@ -215,8 +238,8 @@ class AdamW(Adam):
     kind = _core.OptimizerKind.adamw
 
     def __init__(self, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
-        super().__init__(lr, betas, eps, weight_decay)
+                 eps: float = 1e-8, weight_decay: float = 0.01, **options: Any) -> None:
+        super().__init__(lr, betas, eps, weight_decay, **options)
 
 
 class Rprop(Optimizer):
@@ -228,8 +251,8 @@ class Rprop(Optimizer):
     kind = _core.OptimizerKind.rprop
 
     def __init__(self, lr: float = 0.01, etas: tuple[float, float] = (0.5, 1.2),
-                 step_sizes: tuple[float, float] = (1e-6, 50.0)) -> None:
-        super().__init__(lr)
+                 step_sizes: tuple[float, float] = (1e-6, 50.0), **options: Any) -> None:
+        super().__init__(lr, **options)
         if not isinstance(etas, (tuple, list)) or len(etas) != 2:
             raise TypeError(f"etas must be a pair (eta_minus, eta_plus); got {etas!r}")
         if not isinstance(step_sizes, (tuple, list)) or len(step_sizes) != 2:
@@ -245,7 +268,7 @@ class Rprop(Optimizer):
         spec.eta_minus, spec.eta_plus = self.etas
         spec.step_min, spec.step_max = self.step_sizes
 
-    def _settings(self) -> dict[str, Any]:
+    def _rule_settings(self) -> dict[str, Any]:
         return {"lr": self.lr, "etas": self.etas, "step_sizes": self.step_sizes}
 
 
@@ -257,8 +280,8 @@ class Quickprop(Optimizer):
     kind = _core.OptimizerKind.quickprop
 
     def __init__(self, lr: float = 0.01, max_growth: float = 1.75,
-                 weight_decay: float = 0.0) -> None:
-        super().__init__(lr)
+                 weight_decay: float = 0.0, **options: Any) -> None:
+        super().__init__(lr, **options)
         self.max_growth = _number(max_growth, "max_growth", low_open=True)
         self.weight_decay = _number(weight_decay, "weight_decay")
 
@@ -266,5 +289,5 @@ class Quickprop(Optimizer):
         spec.max_growth = self.max_growth
         spec.weight_decay = self.weight_decay
 
-    def _settings(self) -> dict[str, Any]:
+    def _rule_settings(self) -> dict[str, Any]:
         return {"lr": self.lr, "max_growth": self.max_growth, "weight_decay": self.weight_decay}

@@ -92,6 +92,6 @@ class LevenbergMarquardt(Optimizer):
         super().reset()
         self.converged = False
 
-    def _settings(self) -> dict[str, Any]:
+    def _rule_settings(self) -> dict[str, Any]:
         return {"mu": self.mu, "mu_decrease": self.mu_decrease, "mu_increase": self.mu_increase,
                 "mu_max": self.mu_max, "max_params": self.max_params}
