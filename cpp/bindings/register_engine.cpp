@@ -1,6 +1,7 @@
 // Binds the native network engine: one object per network, holding its spec and workspace.
 #include <pybind11/stl.h>
 
+#include <cstdint>
 #include <mutex>
 #include <utility>
 #include <string>
@@ -22,15 +23,18 @@ class Engine {
  public:
   Engine(index_t inputs, const std::vector<index_t>& fan_ins, const std::vector<index_t>& fan_outs,
          const std::vector<std::vector<int>>& sources, const std::vector<int>& hidden_kinds,
-         const std::vector<double>& hidden_alphas, bool softmax_output, int output_kind,
-         double output_alpha, int loss, int reduction) {
+         const std::vector<double>& hidden_alphas, const std::vector<double>& dropout,
+         std::uint64_t dropout_seed, bool softmax_output, int output_kind, double output_alpha,
+         int loss, int reduction) {
     const std::size_t n_layers = fan_outs.size();
     if (n_layers < 1) fail_value("a network needs at least one layer");
     if (inputs < 1) fail_value("the network needs at least one input");
     if (fan_ins.size() != n_layers || sources.size() != n_layers)
       fail_value("need a fan_in and a source list per layer");
-    if (hidden_kinds.size() != n_layers - 1 || hidden_alphas.size() != n_layers - 1)
-      fail_value("need one activation per hidden layer");
+    if (hidden_kinds.size() != n_layers - 1 || hidden_alphas.size() != n_layers - 1 ||
+        dropout.size() != n_layers - 1)
+      fail_value("need one activation and one dropout rate per hidden layer");
+    spec_.dropout_seed = dropout_seed;
     spec_.inputs = inputs;
     for (std::size_t l = 0; l < n_layers; ++l) {
       if (fan_ins[l] < 1 || fan_outs[l] < 1) fail_value("every layer size must be at least 1");
@@ -38,7 +42,11 @@ class Engine {
       layer.fan_in = fan_ins[l];
       layer.fan_out = fan_outs[l];
       layer.sources = sources[l];
-      if (l + 1 < n_layers) layer.act = {to_activation(hidden_kinds[l]), T(hidden_alphas[l])};
+      if (l + 1 < n_layers) {
+        layer.act = {to_activation(hidden_kinds[l]), T(hidden_alphas[l])};
+        if (!(dropout[l] >= 0.0 && dropout[l] < 1.0)) fail_value("dropout must be in [0, 1)");
+        layer.dropout = dropout[l];
+      }
       spec_.layers.push_back(layer);
     }
     try {
@@ -255,9 +263,11 @@ void bind_engine(py::module_& m, const char* name) {
   py::class_<Engine<T>>(m, name)
       .def(py::init<index_t, const std::vector<index_t>&, const std::vector<index_t>&,
                     const std::vector<std::vector<int>>&, const std::vector<int>&,
-                    const std::vector<double>&, bool, int, double, int, int>(),
+                    const std::vector<double>&, const std::vector<double>&, std::uint64_t, bool,
+                    int, double, int, int>(),
            py::arg("inputs"), py::arg("fan_ins"), py::arg("fan_outs"), py::arg("sources"),
-           py::arg("hidden_kinds"), py::arg("hidden_alphas"),
+           py::arg("hidden_kinds"), py::arg("hidden_alphas"), py::arg("dropout"),
+           py::arg("dropout_seed"),
            py::arg("softmax_output"), py::arg("output_kind"), py::arg("output_alpha"),
            py::arg("loss"), py::arg("reduction"))
       .def_property_readonly("n_params", &Engine<T>::n_params)

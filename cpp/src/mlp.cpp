@@ -2,10 +2,12 @@
 #include "backprop/mlp.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
 #include "backprop/gemm.hpp"
+#include "backprop/threads.hpp"
 
 namespace backprop {
 
@@ -56,6 +58,9 @@ void Workspace<T>::reserve(const NetworkSpec<T>& net, index_t rows) {
     post[l].assign(size, T(0));
     grad_post[l].assign(size, T(0));
   }
+  dropped.resize(n_layers);
+  for (std::size_t l = 0; l + 1 < n_layers; ++l)
+    if (net.layers[l].dropout > 0.0) dropped[l].assign(std::size_t(cap * net.layers[l].fan_out), T(0));
   batch_x.assign(std::size_t(cap * net.n_inputs()), T(0));
   batch_y.assign(std::size_t(cap * net.n_outputs()), T(0));
   batch_w.assign(std::size_t(cap), T(0));
@@ -64,18 +69,53 @@ void Workspace<T>::reserve(const NetworkSpec<T>& net, index_t rows) {
 
 namespace {
 
+// splitmix64's finaliser: a well-mixed 64-bit hash.
+inline std::uint64_t mix(std::uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Whether dropout keeps one output. A pure function of (seed, step, layer, element), so the
+// backward pass recomputes the forward's mask and any thread count draws the same one.
+inline bool keeps(std::uint64_t layer_key, index_t element, double p) {
+  return double(mix(layer_key ^ std::uint64_t(element)) >> 11) * 0x1.0p-53 >= p;
+}
+
 template <typename T>
-const T* source_rows(const NetworkSpec<T>&, const Workspace<T>& ws, const T* x, int s) {
-  return s == 0 ? x : ws.post[std::size_t(s - 1)].data();
+std::uint64_t layer_key(const NetworkSpec<T>& net, index_t step, std::size_t l) {
+  return mix(mix(net.dropout_seed ^ mix(std::uint64_t(step))) ^ std::uint64_t(l));
+}
+
+template <typename T>
+bool dropout_on(const NetworkSpec<T>& net, const Workspace<T>& ws, std::size_t l) {
+  return ws.dropout_step >= 0 && l + 1 < net.layers.size() && net.layers[l].dropout > 0.0;
+}
+
+// values (count) *= mask / (1 - p), written to out (which may be values).
+template <typename T>
+void apply_dropout(T* out, const T* values, index_t count, double p, std::uint64_t key) {
+  const T scale = T(1.0 / (1.0 - p));
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (count >= kElementwiseParallelMin)
+  for (index_t i = 0; i < count; ++i) out[i] = keeps(key, i, p) ? values[i] * scale : T(0);
+}
+
+template <typename T>
+const T* source_rows(const NetworkSpec<T>& net, const Workspace<T>& ws, const T* x, int s) {
+  if (s == 0) return x;
+  const std::size_t l = std::size_t(s - 1);
+  return dropout_on(net, ws, l) ? ws.dropped[l].data() : ws.post[l].data();
 }
 
 }  // namespace
 
 template <typename T>
 const T* mlp_forward(const NetworkSpec<T>& net, const T* params, const T* x, index_t m,
-                     Workspace<T>& ws) {
+                     Workspace<T>& ws, index_t training_step) {
   // for each layer: U (m x fan_out) = sum over sources of X_s (m x width_s) @ W_s + b; X = f(U)
   ws.reserve(net, m);
+  ws.dropout_step = training_step;
   for (std::size_t l = 0; l < net.layers.size(); ++l) {
     const LayerSpec<T>& layer = net.layers[l];
     const T* w = params + net.weight_offset(l);
@@ -94,6 +134,9 @@ const T* mlp_forward(const NetworkSpec<T>& net, const T* params, const T* x, ind
       output_forward(out, u, m, layer.fan_out, net.output);
     else
       activation_forward(out, u, m * layer.fan_out, layer.act);
+    if (dropout_on(net, ws, l))
+      apply_dropout(ws.dropped[l].data(), out, m * layer.fan_out, layer.dropout,
+                    layer_key(net, training_step, l));
   }
   return ws.post.back().data();
 }
@@ -113,6 +156,10 @@ void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_
       // No later layer reads this one: its delta is zero.
       std::fill(delta, delta + m * layer.fan_out, T(0));
     } else if (l + 1 < n_layers) {
+      // Through the dropout mask (the same draw as the forward), then the activation.
+      if (dropout_on(net, ws, l))
+        apply_dropout(delta, delta, m * layer.fan_out, layer.dropout,
+                      layer_key(net, ws.dropout_step, l));
       activation_backward(delta, delta, ws.pre[l].data(), ws.post[l].data(), m * layer.fan_out,
                           layer.act);
     }
@@ -151,7 +198,7 @@ void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const 
   template struct NetworkSpec<T>;                                                             \
   template struct Workspace<T>;                                                               \
   template const T* mlp_forward<T>(const NetworkSpec<T>&, const T*, const T*, index_t,         \
-                                   Workspace<T>&);                                            \
+                                   Workspace<T>&, index_t);                                            \
   template void mlp_backward<T>(const NetworkSpec<T>&, const T*, const T*, const T*,           \
                                 const T*, index_t, Workspace<T>&, T*);                        \
   template void mlp_backprop<T>(const NetworkSpec<T>&, const T*, const T*, index_t,             \

@@ -13,7 +13,7 @@ StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* 
                       index_t m, Workspace<T>& ws) {
   // x (m x n_inputs), y (m x n_outputs); params, grads and each state buffer (n_params)
   StepResult result;
-  const T* y_hat = mlp_forward(net, params, x, m, ws);
+  const T* y_hat = mlp_forward(net, params, x, m, ws, opt.step);  // dropout masks of this step
   const index_t n_out = net.n_outputs();
   result.loss = loss_forward(net.loss, net.reduction, ws.pre.back().data(), y_hat, y, row_weight,
                              m, n_out, net.output);

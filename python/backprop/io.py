@@ -6,7 +6,7 @@ holds no pickled data. Its members:
     format              0-d unicode array, "backprop-model"
     version             0-d int64 array, FORMAT_VERSION
     architecture        0-d unicode array: JSON with everything needed to rebuild the Network:
-                        layers [{fan_in, fan_out, activation, alpha, inputs}], output, loss,
+                        layers [{fan_in, fan_out, activation, alpha, inputs, dropout}], output, loss,
                         reduction, dtype, init, init_scale, seed, n_params, shuffle_rng
     params              the flat parameter buffer: W_1 (fan_in x fan_out, row-major), b_1, W_2, ...
     optimizer           (only when saved with one) 0-d unicode array: JSON
@@ -103,7 +103,7 @@ def _architecture(net: Network) -> dict[str, Any]:
     # inputs: the layers a layer reads (shortcut connections); null for the previous one.
     layers = [{"fan_in": layer.fan_in, "fan_out": layer.fan_out,
                "activation": layer.activation, "alpha": layer.resolved_alpha(),
-               "inputs": getattr(layer, "inputs", None)}
+               "inputs": getattr(layer, "inputs", None), "dropout": layer.dropout}
               for layer in net.layers]
     return {
         "layers": layers,
@@ -421,6 +421,8 @@ class _Reader:
                 raise TypeError("fan_in and fan_out must be ints")
             # inputs is passed only when set, so files of plain chains need no shortcut support.
             extra = {} if inputs is None else {"inputs": inputs}
+            if spec.get("dropout", 0.0):  # absent in files written before dropout existed
+                extra["dropout"] = spec["dropout"]
             layer = Dense(spec["fan_in"], spec["fan_out"], spec["activation"], **extra)
             # A default alpha is left implicit, so the rebuilt layer reads as the original did.
             if layer.activation != "softmax" and alpha != activation_alpha(layer.activation, None):

@@ -19,15 +19,19 @@ class Dense:
     inputs: what the layer reads, concatenated in this order: 0 is the network's input and
     j >= 1 the output of layer j (1-based, an earlier layer), so a layer may skip layers
     (shortcut connections). By default, the previous layer. fan_in must equal the total width.
+    dropout: for hidden layers, the chance each output is zeroed during training (inverted
+    dropout: the rest are scaled by 1 / (1 - dropout)); never applied by forward or predict.
     """
 
     def __init__(self, fan_in: int, fan_out: int, activation: Optional[str] = None, *,
-                 alpha: Optional[float] = None, inputs: Optional[Sequence[int]] = None) -> None:
+                 alpha: Optional[float] = None, inputs: Optional[Sequence[int]] = None,
+                 dropout: float = 0.0) -> None:
         self.fan_in = _positive_int(fan_in, "fan_in")
         self.fan_out = _positive_int(fan_out, "fan_out")
         self.inputs = None if inputs is None else [_source(item) for item in inputs]
         if self.inputs is not None and not self.inputs:
             raise ValueError("inputs must name at least one source (0 is the network's input)")
+        self.dropout = _dropout(dropout)
         self.activation = None if activation is None else check_output(activation)
         self.alpha = None if alpha is None else float(alpha)
         self.W: Optional[np.ndarray] = None
@@ -41,6 +45,7 @@ class Dense:
     def __repr__(self) -> str:
         extra = f", alpha={self.alpha}" if self.alpha is not None else ""
         extra += f", inputs={self.inputs}" if self.inputs is not None else ""
+        extra += f", dropout={self.dropout}" if self.dropout else ""
         return f"Dense({self.fan_in}, {self.fan_out}, activation={self.activation!r}{extra})"
 
 
@@ -62,3 +67,13 @@ def _source(value: object) -> int:
     if number < 0:
         raise ValueError(f"inputs must hold 0 (the network's input) or earlier layer numbers; got {number}")
     return number
+
+
+def _dropout(value: object) -> float:
+    try:
+        rate = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise TypeError(f"dropout must be a number in [0, 1); got {value!r}") from None
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout must be in [0, 1); got {value!r}")
+    return rate

@@ -44,19 +44,22 @@ class Network:
     dtype: 'float32' or 'float64'. seed: the weights and the default shuffling order.
     shortcuts: with layer sizes, every layer also reads the input and all earlier layers
         (shortcut connections, as in the 1986 paper); with Dense layers use Dense(inputs=...).
+    dropout: with layer sizes, the dropout rate of every hidden layer (Dense(dropout=...) per
+        layer otherwise); applied in train_step and fit only, with masks drawn from the seed
+        and the optimizer's step count.
     """
 
     def __init__(self, layers: Sequence[Union[int, Dense]], activation: Union[str, Sequence[str]] = "relu",
                  output: Optional[str] = None, loss: str = "cross_entropy",
                  reduction: str = "mean", init: Optional[str] = None,
                  init_scale: Optional[float] = None, dtype: Any = "float32",
-                 seed: Optional[int] = 0, shortcuts: bool = False) -> None:
+                 seed: Optional[int] = 0, shortcuts: bool = False, dropout: float = 0.0) -> None:
         self.loss_name = loss
         loss_id = loss_code(loss)
         self.reduction = reduction
         reduction_id = reduction_code(reduction)
         self.dtype = float_dtype(dtype)
-        self.layers = _build_layers(layers, activation, output, loss, bool(shortcuts))
+        self.layers = _build_layers(layers, activation, output, loss, bool(shortcuts), dropout)
         self.output = self.layers[-1].activation or DEFAULT_OUTPUT[loss]
         check_loss_output(loss, self.output)
         self.seed = seed
@@ -64,6 +67,10 @@ class Network:
         self.init = default_init([str(layer.activation) for layer in hidden]) if init is None else check_init(init)
         self.init_scale = init_scale
 
+        # Separate streams of the seed: weights, shuffling order, dropout masks.
+        rng = np.random.default_rng(seed)
+        masks = np.random.default_rng(None if seed is None else [seed, 2])
+        self.dropout_seed = int(masks.integers(0, 2**63 - 1))
         engine_class = _core.Engine32 if self.dtype == np.float32 else _core.Engine64
         softmax_output = self.output == "softmax"
         self._engine = engine_class(
@@ -73,6 +80,8 @@ class Network:
             [layer.inputs or [] for layer in self.layers],
             [activation_code(layer.activation) for layer in hidden],
             [layer.resolved_alpha() for layer in hidden],
+            [layer.dropout for layer in hidden],
+            self.dropout_seed,
             softmax_output,
             0 if softmax_output else activation_code(self.output, "output"),
             self.layers[-1].resolved_alpha(),
@@ -82,12 +91,10 @@ class Network:
         self._params = np.zeros(self._engine.n_params, dtype=self.dtype)
         self._grads = np.zeros_like(self._params)
         self._attach_views()
-        rng = np.random.default_rng(seed)
         for layer in self.layers:
             limit = init_limit(self.init, layer.fan_in, layer.fan_out, init_scale)
             assert layer.W is not None and layer.b is not None
             initialize(layer.W, layer.b, limit, rng)
-        # A separate stream for shuffling, so the same seed gives the same training run.
         self.shuffle_rng = np.random.default_rng(None if seed is None else [seed, 1])
 
     # -- structure -------------------------------------------------------------------------
@@ -243,8 +250,8 @@ class Network:
     # -- copies ----------------------------------------------------------------------------
     def astype(self, dtype: Any) -> "Network":
         """A copy of this network computing in another dtype (float64 for gradient checks)."""
-        twin = Network([Dense(l.fan_in, l.fan_out, l.activation, alpha=l.alpha, inputs=l.inputs)
-                        for l in self.layers],
+        twin = Network([Dense(l.fan_in, l.fan_out, l.activation, alpha=l.alpha, inputs=l.inputs,
+                              dropout=l.dropout) for l in self.layers],
                        loss=self.loss_name, reduction=self.reduction, init=self.init,
                        init_scale=self.init_scale, dtype=dtype, seed=self.seed)
         twin.params = self._params
@@ -269,14 +276,16 @@ def accuracy(y_hat: np.ndarray, targets: np.ndarray) -> float:
 
 
 def _build_layers(layers: Sequence[Union[int, Dense]], activation: Union[str, Sequence[str]],
-                  output: Optional[str], loss: str, shortcuts: bool) -> list[Dense]:
+                  output: Optional[str], loss: str, shortcuts: bool, dropout: float) -> list[Dense]:
     if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or len(layers) == 0:
         raise TypeError("layers must be a list of layer sizes or of Dense layers")
     if all(isinstance(item, Dense) for item in layers):
         if shortcuts:
             raise ValueError("shortcuts=True goes with layer sizes; give Dense layers inputs=[...]")
-        built = [Dense(l.fan_in, l.fan_out, l.activation, alpha=l.alpha, inputs=l.inputs)  # type: ignore[union-attr]
-                 for l in layers]
+        if dropout:
+            raise ValueError("dropout= goes with layer sizes; give Dense layers dropout=...")
+        built = [Dense(l.fan_in, l.fan_out, l.activation, alpha=l.alpha, inputs=l.inputs,  # type: ignore[union-attr]
+                       dropout=l.dropout) for l in layers]  # type: ignore[union-attr]
         _check_wiring(built)
     elif any(isinstance(item, Dense) for item in layers):
         raise TypeError("layers must be all sizes or all Dense layers, not a mix")
@@ -294,6 +303,8 @@ def _build_layers(layers: Sequence[Union[int, Dense]], activation: Union[str, Se
                      for i in range(len(sizes) - 1)]
         else:
             built = [Dense(a, b) for a, b in zip(sizes, sizes[1:])]
+        for layer in built[:-1]:
+            layer.dropout = Dense(1, 1, dropout=dropout).dropout  # checked like Dense's
     hidden = built[:-1]
     names = [activation] * len(hidden) if isinstance(activation, str) else list(activation)
     if len(names) != len(hidden):
@@ -304,6 +315,8 @@ def _build_layers(layers: Sequence[Union[int, Dense]], activation: Union[str, Se
         activation_code(layer.activation, "activation")  # softmax is for outputs only
         activation_alpha(layer.activation, layer.alpha)
     last = built[-1]
+    if last.dropout:
+        raise ValueError("dropout applies to hidden layers; the output layer must have dropout 0")
     if output is not None:
         last.activation = check_output(output)
     elif last.activation is None:

@@ -1,6 +1,7 @@
 // A fully connected network over one flat parameter buffer: forward, loss and backward.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "backprop/activations.hpp"
@@ -20,6 +21,7 @@ struct LayerSpec {
   index_t fan_out = 0;
   ActivationParams<T> act;    // hidden layers only
   std::vector<int> sources;   // empty means {l}: the previous layer (or the input for layer 0)
+  double dropout = 0.0;       // hidden layers: the chance each output is zeroed in training
 };
 
 template <typename T>
@@ -29,6 +31,7 @@ struct NetworkSpec {
   OutputSpec<T> output;
   Loss loss = Loss::mse;
   Reduction reduction = Reduction::mean;
+  std::uint64_t dropout_seed = 0;  // with the step number, fixes every dropout mask
 
   index_t n_inputs() const { return inputs; }
   index_t n_outputs() const { return layers.back().fan_out; }
@@ -51,6 +54,8 @@ struct Workspace {
   std::vector<std::vector<T>> pre;        // U_l, capacity x fan_out
   std::vector<std::vector<T>> post;       // X_l = f(U_l); for the last layer, y_hat
   std::vector<std::vector<T>> grad_post;  // dLoss/dX_l, then dLoss/dU_l in place
+  std::vector<std::vector<T>> dropped;    // X_l after dropout, for layers that have it
+  index_t dropout_step = -1;              // the training step of the last forward, -1: none
   std::vector<char> grad_written;         // whether grad_post[l] holds a contribution yet
   std::vector<T> batch_x, batch_y, batch_w;  // rows gathered by train_epoch
 
@@ -58,10 +63,11 @@ struct Workspace {
 };
 
 // Forward pass over m rows of x (m x n_inputs); keeps U_l and X_l in ws. Returns y_hat
-// (m x n_outputs, inside ws).
+// (m x n_outputs, inside ws). training_step >= 0 applies dropout with the masks of that step
+// (inverted dropout: kept outputs are scaled by 1 / (1 - p)); -1 is inference, no dropout.
 template <typename T>
 const T* mlp_forward(const NetworkSpec<T>& net, const T* params, const T* x, index_t m,
-                     Workspace<T>& ws);
+                     Workspace<T>& ws, index_t training_step = -1);
 
 // Backward pass after mlp_forward on the same x: adds dLoss/dparams into grads (flat, the
 // layout of params). row_weight (m) scales each sample's loss, or nullptr for 1.
