@@ -1,0 +1,248 @@
+"""bp.optim.SGD: hyper-parameter checks, Optimizer.step and Network.train_step against the oracle's
+sgd_step, and one optimizer per network."""
+
+import math
+
+import numpy as np
+import pytest
+
+import backprop as bp
+import reference as ref
+from conftest import tolerances
+
+SGD_CONFIGS = [
+    {"lr": 0.1},
+    {"lr": 0.05, "momentum": 0.9},
+    {"lr": 0.05, "momentum": 0.8, "nesterov": True},
+    {"lr": 0.1, "weight_decay": 0.01},
+    {"lr": 0.03, "momentum": 0.5, "nesterov": True, "weight_decay": 0.1},
+]
+SGD_IDS = ["plain", "momentum", "nesterov", "weight_decay", "all"]
+
+
+# -- hyper-parameters ---------------------------------------------------------------------------
+
+
+def test_sgd_defaults_and_repr():
+    opt = bp.optim.SGD()
+    assert (opt.lr, opt.momentum, opt.nesterov, opt.weight_decay) == (0.01, 0.0, False, 0.0)
+    assert isinstance(opt, bp.optim.Optimizer)
+    assert repr(bp.optim.SGD(lr=0.5, momentum=0.9, nesterov=True, weight_decay=1e-4)) == (
+        "SGD(lr=0.5, momentum=0.9, nesterov=True, weight_decay=0.0001)")
+
+
+def test_sgd_accepts_numpy_scalars_and_ints():
+    opt = bp.optim.SGD(lr=np.float32(0.25), momentum=np.float64(0.5), weight_decay=0)
+    assert opt.lr == 0.25 and type(opt.lr) is float
+    assert opt.momentum == 0.5 and opt.weight_decay == 0.0
+    assert bp.optim.SGD(lr=1).lr == 1.0
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    ({"lr": 0}, r"lr must be .*; got 0$"),
+    ({"lr": 0.0}, r"lr must be .*; got 0\.0$"),
+    ({"lr": -0.1}, r"lr must be .*; got -0\.1$"),
+    ({"lr": math.nan}, r"lr must be .*; got nan$"),
+    ({"lr": math.inf}, r"lr must be .*; got inf$"),
+    ({"momentum": -0.1}, r"momentum must be .*; got -0\.1$"),
+    ({"momentum": 1.0}, r"momentum must be .*1.*; got 1\.0$"),
+    ({"momentum": 1.5}, r"momentum must be .*; got 1\.5$"),
+    ({"momentum": math.nan}, r"momentum must be .*; got nan$"),
+    ({"nesterov": True}, r"nesterov needs momentum > 0"),
+    ({"nesterov": True, "momentum": 0.0}, r"nesterov needs momentum > 0"),
+    ({"weight_decay": -1e-3}, r"weight_decay must be .*; got -0\.001$"),
+    ({"weight_decay": math.inf}, r"weight_decay must be .*; got inf$"),
+    ({"weight_decay": math.nan}, r"weight_decay must be .*; got nan$"),
+], ids=lambda v: repr(v) if isinstance(v, dict) else "")
+def test_sgd_rejects_bad_hyper_parameters(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        bp.optim.SGD(**kwargs)
+
+
+@pytest.mark.parametrize("value", [None, "fast", [0.1]], ids=["None", "str", "list"])
+def test_sgd_rejects_a_non_number_lr_naming_it(value):
+    with pytest.raises((TypeError, ValueError), match=r"\blr\b"):
+        bp.optim.SGD(lr=value)
+
+
+def test_lr_can_be_changed_but_only_to_a_valid_value():
+    opt = bp.optim.SGD(lr=0.1)
+    opt.lr = 0.01
+    assert opt.lr == 0.01
+    with pytest.raises(ValueError, match=r"lr must be .*; got 0$"):
+        opt.lr = 0
+    with pytest.raises(ValueError, match=r"lr must be .*; got -1$"):
+        opt.lr = -1
+    with pytest.raises(TypeError, match=r"lr must be a number"):
+        opt.lr = None
+    assert opt.lr == 0.01
+
+
+# -- Optimizer.step against reference.sgd_step -------------------------------------------------
+
+
+@pytest.mark.parametrize("config", SGD_CONFIGS, ids=SGD_IDS)
+def test_step_matches_reference_over_several_steps(config, dtype):
+    rng = np.random.default_rng(0)
+    params = rng.standard_normal(257).astype(dtype)  # odd size: covers any vector tail
+    expected = params.copy()
+    velocity = None
+    opt = bp.optim.SGD(**config)
+    tol = tolerances(dtype, 8)
+    for step in range(6):
+        grads = rng.standard_normal(params.size).astype(dtype)
+        buffer = params
+        opt.step(params, grads)
+        assert params is buffer  # in place
+        expected, velocity = ref.sgd_step(expected, grads, velocity, **config)
+        np.testing.assert_allclose(params, expected, **tol, err_msg=f"step {step}")
+    if config.get("momentum", 0) > 0:
+        assert len(opt.state) == 1
+        assert opt.state[0].dtype == dtype and opt.state[0].shape == params.shape
+        np.testing.assert_allclose(opt.state[0], velocity, **tol)
+    else:
+        assert opt.state == []
+
+
+def test_step_converts_grads_to_the_params_dtype(dtype):
+    params = np.linspace(-1, 1, 11).astype(dtype)
+    other = np.float64 if dtype == np.float32 else np.float32
+    grads = np.linspace(0, 1, 11).astype(other)
+    expected, _ = ref.sgd_step(params, grads.astype(dtype), None, lr=0.5)
+    bp.optim.SGD(lr=0.5).step(params, grads)
+    assert params.dtype == dtype
+    np.testing.assert_allclose(params, expected, **tolerances(dtype))
+
+
+def test_reset_forgets_the_momentum():
+    params = np.zeros(4)
+    opt = bp.optim.SGD(lr=1.0, momentum=0.5)
+    opt.step(params, np.ones(4))
+    opt.step(params, np.ones(4))  # v = 1.5, params = -1 - 1.5
+    np.testing.assert_array_equal(params, -2.5)
+    opt.reset()
+    assert opt.state == []
+    opt.step(params, np.ones(4))  # a fresh start: v = 1
+    np.testing.assert_array_equal(params, -3.5)
+
+
+# -- one optimizer per network ------------------------------------------------------------------
+
+
+def test_optimizer_refuses_a_second_networks_params():
+    first = bp.Network([3, 4, 2], dtype="float64", seed=0)
+    second = bp.Network([3, 4, 2], dtype="float64", seed=1)
+    X = np.random.default_rng(0).standard_normal((5, 3))
+    y = np.array([0, 1, 1, 0, 1])
+    opt = bp.optim.SGD(lr=0.1, momentum=0.9)
+    first.train_step(X, y, opt)
+    before = second.params.tobytes()
+    with pytest.raises(ValueError, match="another network"):
+        second.train_step(X, y, opt)
+    assert second.params.tobytes() == before
+    with pytest.raises(ValueError, match="another network"):
+        second.fit(X, y, optimizer=opt, epochs=1, batch_size=None, verbose=0)
+    assert second.params.tobytes() == before
+    with pytest.raises(ValueError, match="another network"):
+        opt.step(second.params, np.zeros(second.n_params))
+    assert second.params.tobytes() == before
+    # a copy of the params is another buffer too: nothing silently steps a stray array
+    with pytest.raises(ValueError, match="another network"):
+        opt.step(first.params.copy(), np.zeros(first.n_params))
+    # the first network goes on training with it
+    first.train_step(X, y, opt)
+    opt.reset()
+    second.train_step(X, y, opt)
+    assert second.params.tobytes() != before
+
+
+def test_plain_sgd_also_belongs_to_one_network():
+    first = bp.Network([3, 2], seed=0)
+    second = bp.Network([3, 2], seed=1)
+    opt = bp.optim.SGD(lr=0.1)
+    X = np.ones((2, 3))
+    first.train_step(X, [0, 1], opt)
+    with pytest.raises(ValueError, match="another network"):
+        second.train_step(X, [0, 1], opt)
+
+
+# -- Network.train_step against the oracle's training steps ----------------------------------------
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("config", SGD_CONFIGS, ids=SGD_IDS)
+@pytest.mark.parametrize("sizes, activation, loss", [
+    ([6, 8, 4], "tanh", "cross_entropy"),
+    ([6, 7, 5, 2], ["relu", "sigmoid"], "mse"),
+    ([6, 5, 3], "elu", "binary_cross_entropy"),
+], ids=["ce", "mse", "bce"])
+def test_train_step_matches_reference_steps(sizes, activation, loss, config, reduction, dtype):
+    rng = np.random.default_rng(1)
+    net = bp.Network(sizes, activation=activation, loss=loss, reduction=reduction, dtype=dtype, seed=2)
+    output = net.output
+    expected = net.params.copy()
+    velocity = None
+    opt = bp.optim.SGD(**config)
+    tol = tolerances(dtype, 64)
+    for step, m in enumerate([8, 5, 8, 1, 13, 8]):
+        X = rng.standard_normal((m, sizes[0]))
+        if loss == "cross_entropy":
+            y = rng.integers(0, sizes[-1], m)
+        elif loss == "binary_cross_entropy":
+            y = rng.integers(0, 2, (m, sizes[-1])).astype(np.float64)
+        else:
+            y = rng.standard_normal((m, sizes[-1]))
+        loss_before = net.loss(X, y)
+        value = net.train_step(X, y, opt)
+        assert isinstance(value, float)
+        expected_value, grads = ref.mlp_grad(expected, sizes, activation, output, loss,
+                                             X.astype(dtype), y, reduction)
+        expected, velocity = ref.sgd_step(expected, grads, velocity, **config)
+        assert value == pytest.approx(loss_before, rel=tol["rtol"], abs=tol["atol"])
+        assert value == pytest.approx(expected_value, rel=tol["rtol"], abs=tol["atol"])
+        np.testing.assert_allclose(net.params, expected, **tol, err_msg=f"step {step}")
+    assert net.params.dtype == dtype
+
+
+def test_train_step_equals_loss_and_grad_then_step(dtype):
+    # The one native call does what the two Python-level calls do.
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((16, 5))
+    y = rng.integers(0, 3, 16)
+    fused = bp.Network([5, 9, 3], activation="tanh", dtype=dtype, seed=3)
+    split = fused.copy()
+    opt_fused = bp.optim.SGD(lr=0.1, momentum=0.9)
+    opt_split = bp.optim.SGD(lr=0.1, momentum=0.9)
+    for _ in range(4):
+        fused.train_step(X, y, opt_fused)
+        _, grads = split.loss_and_grad(X, y)
+        opt_split.step(split.params, grads)
+    np.testing.assert_allclose(fused.params, split.params, **tolerances(dtype, 4))
+
+
+def test_train_step_keeps_the_weights_when_the_loss_is_not_finite():
+    net = bp.Network([2, 3, 1], activation="identity", loss="mse", dtype="float32", seed=0)
+    net.params = np.full(net.n_params, 1e18)
+    before = net.params.tobytes()
+    opt = bp.optim.SGD(lr=0.1, momentum=0.9)
+    with pytest.raises(FloatingPointError, match="unchanged"):
+        net.train_step(np.full((2, 2), 1e3), np.zeros(2), opt)  # loss ~ (1e39)^2 overflows
+    assert net.params.tobytes() == before
+    assert all(not state.any() for state in opt.state)
+
+
+def test_train_step_refuses_an_update_that_overflows(dtype):
+    # The loss (about 1e59, summed in double) is finite, but in float32 the gradient is not: the
+    # step must raise and change neither the weights nor the momentum.
+    net = bp.Network([2, 1], loss="mse", dtype=dtype, seed=0)
+    before = net.params.tobytes()
+    opt = bp.optim.SGD(lr=0.1, momentum=0.9)
+    X = np.full((1, 2), 1e30)
+    if dtype == np.float64:
+        net.train_step(X, np.zeros(1), opt)  # representable in float64: a (huge) finite step
+        assert np.isfinite(net.params).all()
+        return
+    with pytest.raises(FloatingPointError, match="unchanged"):
+        net.train_step(X, np.zeros(1), opt)
+    assert net.params.tobytes() == before
+    assert all(not state.any() for state in opt.state)

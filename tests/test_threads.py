@@ -1,0 +1,107 @@
+"""Thread count control, and determinism: any number of threads gives bit-identical results."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+
+def test_set_and_get_num_threads(threads):
+    threads(1)
+    assert bp.get_num_threads() == 1
+    threads(2)
+    assert bp.get_num_threads() == 2
+    threads(np.int64(3))
+    assert bp.get_num_threads() == 3
+    assert isinstance(bp.get_num_threads(), int)
+
+
+@pytest.mark.parametrize("value, error, pattern", [
+    (0, ValueError, r"n must be at least 1; got 0"),
+    (-1, ValueError, r"n must be at least 1; got -1"),
+    (1.5, TypeError, r"n must be an int; got float"),
+    ("2", TypeError, r"n must be an int; got str"),
+    (None, TypeError, r"n must be an int; got NoneType"),
+])
+def test_set_num_threads_rejects_bad_values(threads, value, error, pattern):
+    threads(2)
+    with pytest.raises(error, match=pattern):
+        bp.set_num_threads(value)
+    assert bp.get_num_threads() == 2
+
+
+def test_the_count_is_process_wide(threads):
+    threads(1)
+    worker = threading.Thread(target=bp.set_num_threads, args=(2,))
+    worker.start()
+    worker.join()
+    assert bp.get_num_threads() == 2
+    seen = []
+    reader = threading.Thread(target=lambda: seen.append(bp.get_num_threads()))
+    reader.start()
+    reader.join()
+    assert seen == [2]
+
+
+@pytest.mark.parametrize("count", ["1", "2"])
+def test_omp_num_threads_sets_the_default(count, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS=count)
+    result = subprocess.run([sys.executable, "-c", "import backprop; print(backprop.get_num_threads())"],
+                            env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == count
+
+
+# -- determinism -------------------------------------------------------------------------------------
+
+
+def _digits_run(dtype, n_threads, threads):
+    threads(n_threads)
+    X, y = bp.datasets.load_digits(dtype=dtype)
+    net = bp.Network([64, 128, 64, 10], activation="relu", dtype=dtype, seed=0)
+    history = net.fit(X, y, optimizer=bp.optim.SGD(lr=0.05, momentum=0.9), epochs=3, batch_size=32,
+                      verbose=0)
+    return net.params.tobytes(), history.history
+
+
+def test_fit_is_bit_identical_for_1_and_2_threads(dtype, threads):
+    one, history_one = _digits_run(dtype, 1, threads)
+    two, history_two = _digits_run(dtype, 2, threads)
+    assert one == two
+    assert history_one == history_two
+
+
+@pytest.mark.parametrize("rows", [512, 37])
+def test_wide_loss_and_grad_is_bit_identical_for_any_thread_count(dtype, threads, rows):
+    # 512 rows of 64-300-300-10 is well above the GEMM's parallel threshold; 37 rows is an
+    # awkward size near it.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((rows, 64))
+    y = rng.integers(0, 10, rows)
+    net = bp.Network([64, 300, 300, 10], activation="tanh", dtype=dtype, seed=1)
+    results = {}
+    for n in (1, 2, 3):
+        threads(n)
+        loss, grads = net.loss_and_grad(X, y)
+        results[n] = (loss, grads.tobytes(), net.forward(X).tobytes())
+    assert results[1] == results[2] == results[3]
+
+
+def test_train_step_is_bit_identical_for_1_and_2_threads(dtype, threads):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((512, 64))
+    y = rng.integers(0, 10, 512)
+    params = {}
+    for n in (1, 2):
+        threads(n)
+        net = bp.Network([64, 300, 300, 10], activation="relu", dtype=dtype, seed=2)
+        opt = bp.optim.SGD(lr=0.01, momentum=0.9)
+        for _ in range(2):
+            net.train_step(X, y, opt)
+        params[n] = net.params.tobytes()
+    assert params[1] == params[2]
