@@ -83,9 +83,6 @@ def test_more_bad_options_in_process(args, named, capsys):
     assert last.startswith("backprop demo: error: argument " + named), last
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug (against the contract in cli.py: 'bad input ... reported on one line'): argparse "
-    "validation errors print the usage block (2-4 lines) before the one error line"))
 @pytest.mark.parametrize("args", [["demo", "--epochs", "0"], ["demo", "--hidden", "x"], ["frobnicate"]],
                          ids=["epochs-0", "hidden-x", "unknown-subcommand"])
 def test_bad_command_line_is_one_line_on_stderr(args, capsys):

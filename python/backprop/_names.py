@@ -35,8 +35,8 @@ def activation_alpha(name: str, alpha: float | None, what: str = "alpha") -> flo
     return value
 
 
-def check_output(name: object) -> str:
-    return _choose(name, OUTPUTS, "output")
+def check_output(name: object, what: str = "output") -> str:
+    return _choose(name, OUTPUTS, what)
 
 
 def loss_code(name: object) -> int:

@@ -37,7 +37,7 @@ def as_targets(
     if y.ndim == 0 or y.ndim > 2:
         raise ValueError(f"{name} must be 1-D or 2-D; got shape {y.shape}")
     if y.shape[0] != n_rows:
-        raise ValueError(f"{name} has {y.shape[0]} rows but X has {n_rows}")
+        raise ValueError(f"{name} has {y.shape[0]} rows but the inputs have {n_rows}")
     if loss == "cross_entropy" and y.ndim == 1:
         ids = class_ids(y, n_outputs, name)
         dense = np.zeros((n_rows, n_outputs), dtype=dtype)
@@ -47,7 +47,7 @@ def as_targets(
         if n_outputs != 1:
             raise ValueError(
                 f"{name} is 1-D but the network has {n_outputs} outputs; "
-                f"give {name} the shape ({n_rows}, {n_outputs})"
+                f"give it the shape ({n_rows}, {n_outputs})"
             )
         y = y.reshape(n_rows, 1)
     if y.shape[1] != n_outputs:

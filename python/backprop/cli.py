@@ -8,11 +8,18 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 
 class _UsageError(Exception):
     """Bad input from the command line: reported on one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad input on one line (no usage block) and points at --help."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _hidden_sizes(text: str) -> tuple[int, ...]:
@@ -46,8 +53,9 @@ def _positive_float(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="backprop", description="Train fully connected networks by backpropagation.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,bench}")
+    parser = _Parser(prog="backprop", description="Train fully connected networks by backpropagation.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,bench}",
+                                     parser_class=_Parser)
 
     demo = commands.add_parser("demo", help="train on the bundled digits and report held-out accuracy",
                                description="Train a network on the bundled handwritten digits "

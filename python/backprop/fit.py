@@ -86,13 +86,7 @@ def _validation_split(split: Any, n_rows: int) -> int:
 
 
 def _set_lr(optimizer: Optimizer, lr: float) -> None:
-    if lr == 0.0:
-        # A schedule may reach exactly 0 (cosine annealing to eta_min=0, as torch allows) but
-        # Optimizer.lr accepts only lr > 0; a zero rate is a valid no-update epoch, so it is
-        # stored past the check.
-        optimizer._lr = 0.0
-    else:
-        optimizer.lr = lr
+    optimizer.lr = lr
 
 
 def _scheduled_lr(schedule: Union[Schedule, Callable[[int], float]], epoch: int,
@@ -210,7 +204,7 @@ def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None
     if validation_data is not None:
         if not isinstance(validation_data, tuple) or len(validation_data) != 2:
             raise TypeError("validation_data must be a tuple (X_val, y_val)")
-        validation = net._data(*validation_data)
+        validation = net._data(*validation_data, names=("validation_data X_val", "validation_data y_val"))
     elif validation_split is not None:
         first = _validation_split(validation_split, x.shape[0])
         validation = (x[first:], t[first:])
@@ -220,6 +214,9 @@ def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None
     full_batch = bool(getattr(optimizer, "full_batch", False))
     size = n_rows if full_batch else _batch_size(batch_size, n_rows)
     rng = net.shuffle_rng if seed is None else np.random.default_rng(seed)
+    if callbacks is not None and (callable(callbacks) or not isinstance(callbacks, (list, tuple))):
+        raise TypeError(f"callbacks must be a list of Callback objects or functions; got "
+                        f"{type(callbacks).__name__}")
     hooks = [as_callback(item) for item in (callbacks or [])]
     changing_lr = [hook for hook in hooks if getattr(hook, "changes_lr", False)]
     if schedule is not None:

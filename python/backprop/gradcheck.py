@@ -48,6 +48,11 @@ def gradcheck(net: "Network", X: Any, y: Any, *, eps: float = 1e-6, rtol: float 
     """
     if eps <= 0:
         raise ValueError(f"eps must be > 0; got {eps}")
+    if max_params is not None:
+        if isinstance(max_params, bool) or not isinstance(max_params, (int, np.integer)):
+            raise TypeError(f"max_params must be an int or None; got {type(max_params).__name__}")
+        if max_params < 1:
+            raise ValueError(f"max_params must be at least 1 (a check of nothing proves nothing); got {max_params}")
     twin = net.astype("float64")
     x, t = twin._data(X, y)
     _, analytic = twin.loss_and_grad(x, t)

@@ -25,6 +25,8 @@ def init_limit(init: str, fan_in: int, fan_out: int, init_scale: Optional[float]
     if init == "uniform":
         if init_scale is None:
             raise ValueError("init 'uniform' needs init_scale=r, drawing weights from U(-r, r)")
+        if isinstance(init_scale, (str, bytes, bool)) or not isinstance(init_scale, (int, float, np.floating, np.integer)):
+            raise TypeError(f"init_scale must be a number; got {type(init_scale).__name__}")
         scale = float(init_scale)
         if not math.isfinite(scale) or scale < 0:
             raise ValueError(f"init_scale must be a finite number >= 0; got {init_scale!r}")

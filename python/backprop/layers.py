@@ -32,7 +32,7 @@ class Dense:
         if self.inputs is not None and not self.inputs:
             raise ValueError("inputs must name at least one source (0 is the network's input)")
         self.dropout = _dropout(dropout)
-        self.activation = None if activation is None else check_output(activation)
+        self.activation = None if activation is None else check_output(activation, "activation")
         self.alpha = None if alpha is None else float(alpha)
         self.W: Optional[np.ndarray] = None
         self.b: Optional[np.ndarray] = None

@@ -54,10 +54,10 @@ class Network:
                  reduction: str = "mean", init: Optional[str] = None,
                  init_scale: Optional[float] = None, dtype: Any = "float32",
                  seed: Optional[int] = 0, shortcuts: bool = False, dropout: float = 0.0) -> None:
-        self.loss_name = loss
         loss_id = loss_code(loss)
-        self.reduction = reduction
+        self._loss_name = loss
         reduction_id = reduction_code(reduction)
+        self._reduction = reduction
         self.dtype = float_dtype(dtype)
         self.layers = _build_layers(layers, activation, output, loss, bool(shortcuts), dropout)
         self.output = self.layers[-1].activation or DEFAULT_OUTPUT[loss]
@@ -98,6 +98,16 @@ class Network:
         self.shuffle_rng = np.random.default_rng(None if seed is None else [seed, 1])
 
     # -- structure -------------------------------------------------------------------------
+    @property
+    def loss_name(self) -> str:
+        """The loss (fixed at construction: the native engine is built for it)."""
+        return self._loss_name
+
+    @property
+    def reduction(self) -> str:
+        """'mean' or 'sum' (fixed at construction)."""
+        return self._reduction
+
     @property
     def layer_sizes(self) -> list[int]:
         return [self.layers[0].fan_in] + [layer.fan_out for layer in self.layers]
@@ -179,9 +189,9 @@ class Network:
             return labels.ravel() if self.n_outputs == 1 else labels
         return y_hat
 
-    def _data(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        x = as_samples(X, "X", self.n_inputs, self.dtype)
-        t = as_targets(y, self.loss_name, self.n_outputs, x.shape[0], self.dtype)
+    def _data(self, X: Any, y: Any, names: tuple[str, str] = ("X", "y")) -> tuple[np.ndarray, np.ndarray]:
+        x = as_samples(X, names[0], self.n_inputs, self.dtype)
+        t = as_targets(y, self.loss_name, self.n_outputs, x.shape[0], self.dtype, names[1])
         return x, t
 
     def _weights(self, sample_weight: Any, rows: int) -> Optional[np.ndarray]:

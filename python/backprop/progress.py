@@ -11,7 +11,8 @@ _REDRAW_SECONDS = 0.1
 
 
 def format_logs(logs: dict[str, float]) -> str:
-    return "  ".join(f"{key} {value:.4f}" for key, value in logs.items())
+    return "  ".join(f"{key} {value:.4g}" if key == "lr" else f"{key} {value:.4f}"
+                     for key, value in logs.items())
 
 
 class EpochProgress:

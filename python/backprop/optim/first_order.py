@@ -19,6 +19,8 @@ from .._arrays import as_input, float_dtype
 
 def _number(value: Any, name: str, *, low: float = 0.0, high: float = math.inf,
             low_open: bool = False, high_open: bool = True) -> float:
+    if isinstance(value, (str, bytes, bool)):
+        raise TypeError(f"{name} must be a number; got {type(value).__name__}")
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -58,7 +60,8 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._lr = _number(value, "lr", low_open=True)
+        # 0 is allowed, as in torch: a schedule may anneal to exactly 0.
+        self._lr = _number(value, "lr")
 
     def _fill(self, spec: Any) -> None:
         """Copy the subclass's hyper-parameters into the native record."""
