@@ -104,16 +104,16 @@ void bias_grad(T* db, const T* d, index_t m, index_t n) {
 }
 
 template <typename T>
-index_t count_correct(const T* y_hat, const T* y, index_t m, index_t n) {
+index_t count_correct(const T* y_hat, const T* y, index_t m, index_t n, bool elementwise) {
   index_t correct = 0;
   if (n == 0) return correct;
+  if (elementwise) {
+    for (index_t i = 0; i < m * n; ++i) correct += (y_hat[i] > T(0.5)) == (y[i] > T(0.5));
+    return correct;
+  }
   for (index_t i = 0; i < m; ++i) {
     const T* p = y_hat + i * n;
     const T* t = y + i * n;
-    if (n == 1) {
-      correct += (p[0] > T(0.5)) == (t[0] > T(0.5));
-      continue;
-    }
     index_t best_p = 0, best_t = 0;
     for (index_t j = 1; j < n; ++j) {
       if (p[j] > p[best_p]) best_p = j;
@@ -131,7 +131,7 @@ index_t count_correct(const T* y_hat, const T* y, index_t m, index_t n) {
   template void loss_backward<T>(T*, Loss, Reduction, const T*, const T*, const T*, const T*,  \
                                  index_t, index_t, const OutputSpec<T>&);                     \
   template void bias_grad<T>(T*, const T*, index_t, index_t);                                 \
-  template index_t count_correct<T>(const T*, const T*, index_t, index_t);
+  template index_t count_correct<T>(const T*, const T*, index_t, index_t, bool);
 BACKPROP_INSTANTIATE_LOSSES(float)
 BACKPROP_INSTANTIATE_LOSSES(double)
 #undef BACKPROP_INSTANTIATE_LOSSES

@@ -9,11 +9,13 @@ import signal
 import threading
 import warnings
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from ._arrays import as_sample_weight
 from .callbacks import TerminateOnNaN, as_callback
+from .metrics import check_metrics, metric_values
 from .optim import SGD, Optimizer
 from .progress import EpochProgress, format_logs
 from .schedules import Schedule
@@ -85,6 +87,40 @@ def _validation_split(split: Any, n_rows: int) -> int:
     return first
 
 
+def _training_weights(net: "Network", t: np.ndarray, sample_weight: Any,
+                      class_weight: Any) -> Optional[np.ndarray]:
+    """Per-row weights from sample_weight and class_weight, or None when neither is given."""
+    weights = None if sample_weight is None else as_sample_weight(sample_weight, t.shape[0], net.dtype)
+    if class_weight is None:
+        return weights
+    if not net.is_classifier:
+        raise ValueError("class_weight needs a classifier (loss cross_entropy or binary_cross_entropy)")
+    if net.loss_name == "binary_cross_entropy" and net.n_outputs != 1:
+        raise ValueError("class_weight needs one class per row: a single binary output or cross_entropy")
+    classes = (t[:, 0] > 0.5).astype(np.int64) if t.shape[1] == 1 else t.argmax(axis=1)
+    n_classes = max(2, t.shape[1])
+    counts = np.bincount(classes, minlength=n_classes)
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"class_weight must be a dict or 'balanced'; got {class_weight!r}")
+        present = counts > 0
+        table = np.zeros(n_classes)
+        table[present] = t.shape[0] / (present.sum() * counts[present])
+    elif isinstance(class_weight, dict):
+        table = np.ones(n_classes)
+        for key, value in class_weight.items():
+            if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or not 0 <= key < n_classes:
+                raise ValueError(f"class_weight keys must be class ids 0..{n_classes - 1}; got {key!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                    or not np.isfinite(value) or value < 0:
+                raise ValueError(f"class_weight[{key}] must be a finite number >= 0; got {value!r}")
+            table[int(key)] = float(value)
+    else:
+        raise TypeError(f"class_weight must be a dict or 'balanced'; got {type(class_weight).__name__}")
+    per_row = table[classes].astype(net.dtype)
+    return per_row if weights is None else weights * per_row
+
+
 def _set_lr(optimizer: Optimizer, lr: float) -> None:
     optimizer.lr = lr
 
@@ -145,7 +181,9 @@ def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None
         seed: Optional[int] = None, validation_data: Optional[tuple[Any, Any]] = None,
         validation_split: Optional[float] = None,
         schedule: Optional[Union[Schedule, Callable[[int], float]]] = None,
-        callbacks: Optional[Iterable[Any]] = None, verbose: int = 1) -> History:
+        callbacks: Optional[Iterable[Any]] = None, verbose: int = 1,
+        sample_weight: Any = None, class_weight: Any = None,
+        metrics: Optional[Sequence[str]] = None) -> History:
     """Train net on (X, y) for `epochs` passes of mini-batches; returns the History.
 
     Each epoch (shuffle and every mini-batch update) runs natively; schedules, validation,
@@ -177,6 +215,14 @@ def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None
         and 'lr' (the epoch's learning rate) when a schedule or an lr-changing callback is used.
     verbose: 0 silent, 1 a progress bar and a line per epoch (on stderr), 2 a line per epoch
         (on stdout).
+    sample_weight: one weight >= 0 per training row, scaling its loss and gradient (the mean
+        still divides by the number of rows, as Keras does).
+    class_weight: for classifiers, {class id: weight} or 'balanced' (n_rows / (n_classes *
+        rows of the class)); multiplies sample_weight.
+    metrics: names among 'accuracy', 'mse', 'mae' to log for training and validation data;
+        by default ['accuracy'] for classifiers and none otherwise. Training accuracy is counted
+        during the epoch, before each update (as Keras does); 'mse' and 'mae' take a forward
+        pass over the training rows after the epoch.
 
     A NaN or Inf loss raises FloatingPointError, leaving the weights of the last good step;
     with a TerminateOnNaN callback, fit instead warns and returns the history of the finished
@@ -186,6 +232,8 @@ def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None
     finished epochs as `error.history`.
     """
     x, t = net._data(X, y)
+    names = check_metrics(metrics, net.is_classifier)
+    weights = _training_weights(net, t, sample_weight, class_weight)
     if optimizer is None:
         optimizer = SGD(lr=0.01, momentum=0.9)
     if not isinstance(optimizer, Optimizer):
@@ -209,6 +257,7 @@ def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None
         first = _validation_split(validation_split, x.shape[0])
         validation = (x[first:], t[first:])
         x, t = x[:first], t[:first]
+        weights = None if weights is None else weights[:first]
     n_rows = x.shape[0]
     # A full-batch optimizer (LevenbergMarquardt) trains each epoch itself, on all the rows.
     full_batch = bool(getattr(optimizer, "full_batch", False))
@@ -248,7 +297,8 @@ def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None
                 epoch_lr = optimizer.lr
                 failure = None
                 if full_batch:
-                    logs = {key: float(value) for key, value in optimizer.run_epoch(net, x, t).items()}
+                    logs = {key: float(value)
+                            for key, value in optimizer.run_epoch(net, x, t, weights).items()}
                     if progress is not None:
                         progress.advance(1)
                     if not math.isfinite(logs["loss"]):
@@ -261,7 +311,8 @@ def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None
                     for start in range(0, n_rows, chunk):
                         result = net._engine.train_epoch(net.params, net._grads, state,
                                                          optimizer.native_spec(), x, t,
-                                                         order[start:start + chunk], size)
+                                                         order[start:start + chunk], size,
+                                                         weights)
                         optimizer.steps += result["batches"]
                         if progress is not None:
                             progress.advance(result["batches"])
@@ -276,15 +327,19 @@ def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None
                         correct += result["correct"]
                         interrupt.check()
                     logs = {"loss": loss_sum / n_rows if net.reduction == "mean" else loss_sum}
-                    if net.is_classifier:
-                        logs["accuracy"] = correct / n_rows
+                    if "accuracy" in names:
+                        counted = n_rows * (net.n_outputs if net.multilabel_accuracy else 1)
+                        logs["accuracy"] = correct / counted
                 if failure is not None:
                     if terminator is None:
                         raise FloatingPointError(failure)
                     terminator.stop(epoch, failure)
                     break
+                after = [name for name in names if name not in logs]
+                if after:  # metrics not counted during the epoch: from the trained weights
+                    logs.update(metric_values(after, net.forward(x), t, net.multilabel_accuracy))
                 if validation is not None:
-                    for key, value in net.evaluate(*validation).items():
+                    for key, value in net.evaluate(*validation, metrics=names).items():
                         logs["val_" + key] = value
                 if log_lr:
                     logs["lr"] = float(epoch_lr)

@@ -22,6 +22,7 @@ from ._names import (
 from ._targets import as_targets
 from .initializers import default_init, init_limit, initialize
 from .layers import Dense
+from .metrics import check_metrics, metric_values
 from .optim import Optimizer
 
 if TYPE_CHECKING:
@@ -208,13 +209,21 @@ class Network:
             total += value * (rows.stop - rows.start) if self.reduction == "mean" else value
         return total / x.shape[0] if self.reduction == "mean" else total
 
-    def evaluate(self, X: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
-        """{'loss': ..., 'accuracy': ...} (accuracy for classifiers only)."""
+    def evaluate(self, X: Any, y: Any, sample_weight: Any = None,
+                 metrics: Optional[Sequence[str]] = None) -> dict[str, float]:
+        """{'loss': ..., metric: ...}: the loss and the named metrics ('accuracy', 'mse',
+        'mae'); by default accuracy for classifiers and no metric otherwise."""
+        names = check_metrics(metrics, self.is_classifier)
         x, t = self._data(X, y)
         result = {"loss": self.loss(x, t, sample_weight)}
-        if self.is_classifier:
-            result["accuracy"] = accuracy(self.forward(x), t)
+        if names:
+            result.update(metric_values(names, self.forward(x), t, self.multilabel_accuracy))
         return result
+
+    @property
+    def multilabel_accuracy(self) -> bool:
+        """Whether accuracy counts entries (binary and multi-label outputs) rather than rows."""
+        return self.loss_name == "binary_cross_entropy" or self.n_outputs == 1
 
     def loss_and_grad(self, X: Any, y: Any, sample_weight: Any = None) -> tuple[float, np.ndarray]:
         """The loss and its gradient, a new flat array in the layout of params."""
@@ -276,13 +285,6 @@ class Network:
         return (f"Network({self.layer_sizes}, activation={act!r}, output={self.output!r}, "
                 f"loss={self.loss_name!r}, reduction={self.reduction!r}, dtype='{self.dtype}', "
                 f"params={self.n_params})")
-
-
-def accuracy(y_hat: np.ndarray, targets: np.ndarray) -> float:
-    """Share of rows whose largest output matches the target's (n == 1: same side of 0.5)."""
-    if y_hat.shape[1] == 1:
-        return float(np.mean((y_hat[:, 0] > 0.5) == (targets[:, 0] > 0.5)))
-    return float(np.mean(y_hat.argmax(axis=1) == targets.argmax(axis=1)))
 
 
 def _build_layers(layers: Sequence[Union[int, Dense]], activation: Union[str, Sequence[str]],

@@ -48,9 +48,10 @@ void loss_backward(T* d, Loss loss, Reduction reduction, const T* u, const T* y_
 template <typename T>
 void bias_grad(T* db, const T* d, index_t m, index_t n);
 
-// Number of rows whose largest y_hat and largest y fall in the same column (for n == 1, whose
-// y_hat and y fall on the same side of 0.5): the accuracy count of a classifier.
+// The accuracy count of a classifier. elementwise (binary_cross_entropy, possibly multi-label):
+// the entries of y_hat and y on the same side of 0.5, out of m x n. Otherwise (cross_entropy):
+// the rows whose largest y_hat and largest y fall in the same column, out of m.
 template <typename T>
-index_t count_correct(const T* y_hat, const T* y, index_t m, index_t n);
+index_t count_correct(const T* y_hat, const T* y, index_t m, index_t n, bool elementwise);
 
 }  // namespace backprop

@@ -8,7 +8,7 @@ namespace backprop {
 
 struct StepResult {
   double loss = 0.0;        // the batch's reduced loss, before the update
-  index_t correct = 0;      // rows classified correctly (before the update)
+  index_t correct = 0;      // correct rows (entries for binary_cross_entropy), before the update
   bool finite = true;       // false: the loss or the update was NaN or Inf; nothing was changed
 };
 
