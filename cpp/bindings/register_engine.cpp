@@ -85,7 +85,7 @@ class Engine {
   }
 
   double loss(const py::array& params, const py::array& x, const py::array& y,
-              const py::object& sample_weight) {
+              const py::object& sample_weight, index_t dropout_step) {
     const T* p = check_params(params);
     const index_t m = check_rows(x, "X", spec_.n_inputs());
     const T* py_ = check_targets(y, m);
@@ -93,13 +93,14 @@ class Engine {
     const T* px = static_cast<const T*>(x.data());
     py::gil_scoped_release release;
     std::lock_guard<std::mutex> lock(mutex_);
-    const T* y_hat = mlp_forward(spec_, p, px, m, workspace_);
+    const T* y_hat = mlp_forward(spec_, p, px, m, workspace_, dropout_step);
     return loss_forward(spec_.loss, spec_.reduction, workspace_.pre.back().data(), y_hat, py_, pw,
                         m, spec_.n_outputs(), spec_.output);
   }
 
   double loss_and_grad(const py::array& params, const py::array& x, const py::array& y,
-                       const py::array& grads, const py::object& sample_weight) {
+                       const py::array& grads, const py::object& sample_weight,
+                       index_t dropout_step) {
     const T* p = check_params(params);
     const index_t m = check_rows(x, "X", spec_.n_inputs());
     const T* py_ = check_targets(y, m);
@@ -108,7 +109,7 @@ class Engine {
     const T* px = static_cast<const T*>(x.data());
     py::gil_scoped_release release;
     std::lock_guard<std::mutex> lock(mutex_);
-    const T* y_hat = mlp_forward(spec_, p, px, m, workspace_);
+    const T* y_hat = mlp_forward(spec_, p, px, m, workspace_, dropout_step);
     const double value = loss_forward(spec_.loss, spec_.reduction, workspace_.pre.back().data(),
                                       y_hat, py_, pw, m, spec_.n_outputs(), spec_.output);
     std::fill(g, g + spec_.n_params(), T(0));
@@ -273,9 +274,10 @@ void bind_engine(py::module_& m, const char* name) {
       .def_property_readonly("n_params", &Engine<T>::n_params)
       .def("forward", &Engine<T>::forward, py::arg("params"), py::arg("X"), py::arg("out"))
       .def("loss", &Engine<T>::loss, py::arg("params"), py::arg("X"), py::arg("y"),
-           py::arg("sample_weight") = py::none())
+           py::arg("sample_weight") = py::none(), py::arg("dropout_step") = index_t(-1))
       .def("loss_and_grad", &Engine<T>::loss_and_grad, py::arg("params"), py::arg("X"),
-           py::arg("y"), py::arg("grads"), py::arg("sample_weight") = py::none())
+           py::arg("y"), py::arg("grads"), py::arg("sample_weight") = py::none(),
+           py::arg("dropout_step") = index_t(-1))
       .def("train_step", &Engine<T>::train_step, py::arg("params"), py::arg("grads"),
            py::arg("state"), py::arg("optimizer"), py::arg("X"), py::arg("y"),
            py::arg("sample_weight") = py::none())

@@ -39,12 +39,14 @@ def _locate(net: "Network", index: int) -> str:
 
 
 def gradcheck(net: "Network", X: Any, y: Any, *, eps: float = 1e-6, rtol: float = 1e-5,
-              atol: float = 1e-8, max_params: Optional[int] = None, seed: int = 0) -> GradcheckResult:
+              atol: float = 1e-8, max_params: Optional[int] = None, seed: int = 0,
+              dropout_step: Optional[int] = None) -> GradcheckResult:
     """Compare loss_and_grad with central differences (L(p + eps) - L(p - eps)) / 2 eps.
 
     Runs on a float64 copy of net, so a float32 network is checked at float64 precision. Each
     entry passes when |numeric - backprop| <= atol + rtol * |numeric|. max_params checks a
-    seeded random subset of the parameters (for large networks).
+    seeded random subset of the parameters (for large networks). dropout_step checks the
+    training-mode gradient under the dropout masks of that step.
     """
     if eps <= 0:
         raise ValueError(f"eps must be > 0; got {eps}")
@@ -55,7 +57,7 @@ def gradcheck(net: "Network", X: Any, y: Any, *, eps: float = 1e-6, rtol: float 
             raise ValueError(f"max_params must be at least 1 (a check of nothing proves nothing); got {max_params}")
     twin = net.astype("float64")
     x, t = twin._data(X, y)
-    _, analytic = twin.loss_and_grad(x, t)
+    _, analytic = twin.loss_and_grad(x, t, dropout_step=dropout_step)
     indices = np.arange(twin.n_params)
     if max_params is not None and max_params < twin.n_params:
         indices = np.sort(np.random.default_rng(seed).choice(twin.n_params, max_params, replace=False))
@@ -64,9 +66,9 @@ def gradcheck(net: "Network", X: Any, y: Any, *, eps: float = 1e-6, rtol: float 
     for slot, index in enumerate(indices):
         original = params[index]
         params[index] = original + eps
-        upper = twin.loss(x, t)
+        upper = twin.loss(x, t, dropout_step=dropout_step)
         params[index] = original - eps
-        lower = twin.loss(x, t)
+        lower = twin.loss(x, t, dropout_step=dropout_step)
         params[index] = original
         numeric[slot] = (upper - lower) / (2 * eps)
     chosen = analytic[indices]

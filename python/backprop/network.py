@@ -72,6 +72,19 @@ class Network:
         rng = np.random.default_rng(seed)
         masks = np.random.default_rng(None if seed is None else [seed, 2])
         self.dropout_seed = int(masks.integers(0, 2**63 - 1))
+        self._build_engine(loss_id, reduction_id)
+        self._params = np.zeros(self._engine.n_params, dtype=self.dtype)
+        self._grads = np.zeros_like(self._params)
+        self._attach_views()
+        for layer in self.layers:
+            limit = init_limit(self.init, layer.fan_in, layer.fan_out, init_scale)
+            assert layer.W is not None and layer.b is not None
+            initialize(layer.W, layer.b, limit, rng)
+        self.shuffle_rng = np.random.default_rng(None if seed is None else [seed, 1])
+
+    def _build_engine(self, loss_id: int, reduction_id: int) -> None:
+        """The native engine: the network's shape, its dropout seed and its workspace."""
+        hidden = self.layers[:-1]
         engine_class = _core.Engine32 if self.dtype == np.float32 else _core.Engine64
         softmax_output = self.output == "softmax"
         self._engine = engine_class(
@@ -89,14 +102,6 @@ class Network:
             loss_id,
             reduction_id,
         )
-        self._params = np.zeros(self._engine.n_params, dtype=self.dtype)
-        self._grads = np.zeros_like(self._params)
-        self._attach_views()
-        for layer in self.layers:
-            limit = init_limit(self.init, layer.fan_in, layer.fan_out, init_scale)
-            assert layer.W is not None and layer.b is not None
-            initialize(layer.W, layer.b, limit, rng)
-        self.shuffle_rng = np.random.default_rng(None if seed is None else [seed, 1])
 
     # -- structure -------------------------------------------------------------------------
     @property
@@ -198,11 +203,15 @@ class Network:
     def _weights(self, sample_weight: Any, rows: int) -> Optional[np.ndarray]:
         return None if sample_weight is None else as_sample_weight(sample_weight, rows, self.dtype)
 
-    def loss(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+    def loss(self, X: Any, y: Any, sample_weight: Any = None,
+             dropout_step: Optional[int] = None) -> float:
         """The loss on (X, y) with the network's reduction; sample_weight scales each sample's
-        loss (the mean still divides by the number of samples)."""
+        loss (the mean still divides by the number of samples). dropout_step: apply dropout
+        with the masks training step `dropout_step` draws (by default no dropout)."""
         x, t = self._data(X, y)
         w = self._weights(sample_weight, x.shape[0])
+        if dropout_step is not None:  # one call: the masks depend on the row within the batch
+            return float(self._engine.loss(self._params, x, t, w, _step(dropout_step)))
         total = 0.0
         for rows in self._chunks(x.shape[0]):
             value = self._engine.loss(self._params, x[rows], t[rows], None if w is None else w[rows])
@@ -225,11 +234,14 @@ class Network:
         """Whether accuracy counts entries (binary and multi-label outputs) rather than rows."""
         return self.loss_name == "binary_cross_entropy" or self.n_outputs == 1
 
-    def loss_and_grad(self, X: Any, y: Any, sample_weight: Any = None) -> tuple[float, np.ndarray]:
-        """The loss and its gradient, a new flat array in the layout of params."""
+    def loss_and_grad(self, X: Any, y: Any, sample_weight: Any = None,
+                      dropout_step: Optional[int] = None) -> tuple[float, np.ndarray]:
+        """The loss and its gradient, a new flat array in the layout of params. dropout_step:
+        as in loss (train_step uses the optimizer's step count)."""
         x, t = self._data(X, y)
         w = self._weights(sample_weight, x.shape[0])
-        value = self._engine.loss_and_grad(self._params, x, t, self._grads, w)
+        step = -1 if dropout_step is None else _step(dropout_step)
+        value = self._engine.loss_and_grad(self._params, x, t, self._grads, w, step)
         return float(value), self._grads.copy()
 
     # -- training --------------------------------------------------------------------------
@@ -273,6 +285,9 @@ class Network:
                               dropout=l.dropout) for l in self.layers],
                        loss=self.loss_name, reduction=self.reduction, init=self.init,
                        init_scale=self.init_scale, dtype=dtype, seed=self.seed)
+        if twin.dropout_seed != self.dropout_seed:  # seed None draws a fresh one: keep ours
+            twin.dropout_seed = self.dropout_seed
+            twin._build_engine(loss_code(self.loss_name), reduction_code(self.reduction))
         twin.params = self._params
         return twin
 
@@ -285,6 +300,16 @@ class Network:
         return (f"Network({self.layer_sizes}, activation={act!r}, output={self.output!r}, "
                 f"loss={self.loss_name!r}, reduction={self.reduction!r}, dtype='{self.dtype}', "
                 f"params={self.n_params})")
+
+
+def _step(value: Any) -> int:
+    try:
+        step = operator.index(value)
+    except TypeError:
+        raise TypeError(f"dropout_step must be an int; got {type(value).__name__}") from None
+    if step < 0:
+        raise ValueError(f"dropout_step must be >= 0; got {step}")
+    return step
 
 
 def _build_layers(layers: Sequence[Union[int, Dense]], activation: Union[str, Sequence[str]],
