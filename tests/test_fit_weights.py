@@ -111,3 +111,25 @@ def test_bad_weights_and_metrics_are_refused(options, error, match):
     with pytest.raises(error, match=match):
         net.fit(X, y, epochs=1, verbose=0, **options)
     assert net.params.tobytes() == before
+
+
+def test_partial_fit_continues_with_the_same_optimizer_state():
+    X, y = _digits(200)
+    whole = bp.Network([64, 16, 10], seed=0)
+    whole.fit(X, y, optimizer=bp.optim.Adam(lr=0.01), epochs=3, batch_size=32, verbose=0, seed=5)
+    parts = bp.Network([64, 16, 10], seed=0)
+    rng = np.random.default_rng(5)
+    first = True
+    for _ in range(3):
+        # the same shuffles fit draws from seed 5, one epoch at a time
+        order = rng.permutation(len(X))
+        if first:
+            parts.partial_fit(X[order], y[order], optimizer=bp.optim.Adam(lr=0.01), batch_size=32,
+                              verbose=0, shuffle=False)
+            first = False
+        else:
+            parts.partial_fit(X[order], y[order], batch_size=32, verbose=0, shuffle=False)
+    assert parts.optimizer is not None and parts.optimizer.steps == whole.optimizer.steps == 21
+    np.testing.assert_allclose(parts.params, whole.params, rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match="partial_fit trains one epoch"):
+        parts.partial_fit(X, y, epochs=2)

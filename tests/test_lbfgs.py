@@ -31,7 +31,7 @@ def test_defaults_repr_and_export():
 
 
 @pytest.mark.parametrize("kwargs, error, pattern", [
-    ({"lr": 0}, ValueError, r"lr must be"),
+    ({"lr": -1.0}, ValueError, r"lr must be"),
     ({"history_size": 0}, ValueError, r"history_size must be >= 1; got 0"),
     ({"history_size": 2.5}, TypeError, r"history_size must be an int"),
     ({"max_iter": 0}, ValueError, r"max_iter must be >= 1; got 0"),
@@ -45,6 +45,15 @@ def test_defaults_repr_and_export():
 def test_rejects_bad_settings(kwargs, error, pattern):
     with pytest.raises(error, match=pattern):
         bp.optim.LBFGS(**kwargs)
+
+
+def test_lr_zero_takes_no_step():
+    X, y = bp.datasets.xor()
+    net = bp.Network([2, 2, 1], activation="tanh", output="sigmoid", loss="mse", seed=0)
+    kept = net.params.copy()
+    opt = bp.optim.LBFGS(lr=0)
+    opt.run_epoch(net, *net._data(X, y))
+    assert np.array_equal(net.params, kept) and opt.steps == 0 and not opt.converged
 
 
 def test_has_no_per_step_update():

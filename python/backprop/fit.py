@@ -238,6 +238,7 @@ def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None
         optimizer = SGD(lr=0.01, momentum=0.9)
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a backprop.optim.Optimizer; got {type(optimizer).__name__}")
+    net.optimizer = optimizer  # partial_fit goes on with it
     try:
         n_epochs = operator.index(epochs)
     except TypeError:

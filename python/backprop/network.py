@@ -81,6 +81,7 @@ class Network:
             assert layer.W is not None and layer.b is not None
             initialize(layer.W, layer.b, limit, rng)
         self.shuffle_rng = np.random.default_rng(None if seed is None else [seed, 1])
+        self.optimizer: Optional[Optimizer] = None  # the last fit's, which partial_fit goes on with
 
     def _build_engine(self, loss_id: int, reduction_id: int) -> None:
         """The native engine: the network's shape, its dropout seed and its workspace."""
@@ -269,6 +270,15 @@ class Network:
         from .fit import fit
 
         return fit(self, X, y, **options)
+
+    def partial_fit(self, X: Any, y: Any, optimizer: Optional[Optimizer] = None,
+                    **options: Any) -> "History":
+        """One more epoch on (X, y), from the current weights and, unless another is given,
+        with the optimizer (and its state) of the last fit or partial_fit: the way to train on
+        data that arrives in parts. Takes fit's other options."""
+        if "epochs" in options:
+            raise TypeError("partial_fit trains one epoch; use fit for more")
+        return self.fit(X, y, optimizer=optimizer or self.optimizer, epochs=1, **options)
 
     # -- files -----------------------------------------------------------------------------
     def save(self, path: Any, optimizer: Optional[Optimizer] = None) -> None:

@@ -165,7 +165,7 @@ class LBFGS(Optimizer):
     line_search_fn='strong_wolfe'.
 
     lr: the first trial step of each line search (1 is the quasi-Newton step; the very first
-        iteration, with no curvature pairs yet, tries lr * min(1, 1 / ||g||_1)).
+        iteration, with no curvature pairs yet, tries lr * min(1, 1 / ||g||_1)); 0 takes no step.
     history_size: curvature pairs (s, y) kept. max_iter: iterations per epoch.
     tolerance_grad: converged when max |gradient| is at or below it.
     tolerance_change: converged when an iteration changes the loss, or every parameter, by
@@ -261,7 +261,7 @@ class LBFGS(Optimizer):
             self.converged = True
 
         for _ in range(self.max_iter):
-            if self.converged:
+            if self.converged or self.lr == 0.0:  # lr 0 (a schedule's end): no step at all
                 break
             d = self._direction(g)
             slope = float(g @ d)
@@ -325,7 +325,7 @@ class LBFGS(Optimizer):
         self.converged = False
         self.evaluations = 0
 
-    def _settings(self) -> dict[str, Any]:
+    def _rule_settings(self) -> dict[str, Any]:
         return {"lr": self.lr, "history_size": self.history_size, "max_iter": self.max_iter,
                 "tolerance_grad": self.tolerance_grad, "tolerance_change": self.tolerance_change,
                 "line_search": self.line_search, "c1": self.c1, "c2": self.c2}
