@@ -23,6 +23,7 @@ struct Rule {
   bool first;             // the first update: no previous slope yet
   T grad_scale, clip_value, l1;  // gradient clipping and L1, applied before the rule
   bool nesterov, centered;
+  bool momentum_on;       // decided in double: a tiny momentum may round to 0 in float
   T* v0;  // the state buffers, in optimizer_state_count's order
   T* v1;
   T* v2;
@@ -50,6 +51,7 @@ struct Rule {
         clip_value(T(s.clip_value)),
         l1(T(s.l1)),
         nesterov(s.nesterov),
+        momentum_on(s.momentum != 0.0),
         centered(s.centered),
         v0(nullptr),
         v1(nullptr),
@@ -82,7 +84,7 @@ struct Rule {
     switch (K) {
       case OptimizerKind::sgd: {
         g += wd * p;
-        if (mu != T(0)) {
+        if (momentum_on) {
           a = mu * a + g;
           g = nesterov ? g + mu * a : a;
         }
@@ -105,13 +107,13 @@ struct Rule {
         a = alpha * a + (T(1) - alpha) * g * g;
         T avg;
         if (centered) {
-          T& grad_avg = mu != T(0) ? c : b;
+          T& grad_avg = momentum_on ? c : b;
           grad_avg += (T(1) - alpha) * (g - grad_avg);
           avg = std::sqrt(a - grad_avg * grad_avg) + eps;
         } else {
           avg = std::sqrt(a) + eps;
         }
-        if (mu != T(0)) {
+        if (momentum_on) {
           b = mu * b + g / avg;
           p -= lr * b;
         } else {
