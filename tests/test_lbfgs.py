@@ -327,7 +327,9 @@ def test_a_huge_lr_never_makes_the_weights_nan(dtype, line_search):
         opt.run_epoch(net, x, t)
         assert np.isfinite(net.params).all()
     end = net.loss(x, t)
-    assert math.isfinite(end) and end <= start
+    assert math.isfinite(end)
+    if line_search is not None:  # a fixed step (as torch's default) may raise the loss
+        assert end <= start
 
 
 def test_a_loss_that_is_not_finite_at_the_start_raises_and_keeps_the_weights():

@@ -174,9 +174,11 @@ class LBFGS(Optimizer):
         finite is not taken). c1, c2: the sufficient-decrease and curvature constants,
         0 < c1 < c2 < 1.
 
-    Once converged (or when no step along the direction lowers the loss), further epochs
-    leave the weights alone until reset(). Each epoch of fit is max_iter iterations on the
-    whole training set (batch_size is ignored).
+    A line search that runs out of evaluations (25) takes its best step with sufficient
+    decrease; one that finds no lower loss restores the weights from before it and the
+    optimizer has converged: further epochs leave the weights alone until reset(). Each epoch
+    of fit is max_iter iterations on the whole training set (batch_size is ignored). The
+    objective is the network's loss without dropout, so that it is the same at every call.
     """
 
     full_batch = True
