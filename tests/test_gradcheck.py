@@ -111,8 +111,8 @@ def perturb_one_gradient(monkeypatch, index, amount=1e-3):
     """Make Network.loss_and_grad (which gradcheck calls on its float64 twin) wrong at one entry."""
     original = bp.network.Network.loss_and_grad
 
-    def wrong(self, X, y):
-        value, grads = original(self, X, y)
+    def wrong(self, X, y, **options):
+        value, grads = original(self, X, y, **options)
         grads[index] += amount
         return value, grads
 
