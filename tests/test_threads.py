@@ -105,3 +105,21 @@ def test_train_step_is_bit_identical_for_1_and_2_threads(dtype, threads):
             net.train_step(X, y, opt)
         params[n] = net.params.tobytes()
     assert params[1] == params[2]
+
+
+@pytest.mark.parametrize("given, expected", [
+    ({}, "10000"),
+    ({"GOMP_SPINCOUNT": "5"}, "5"),
+    ({"OMP_WAIT_POLICY": "active"}, None),
+])
+def test_openmp_spin_is_bounded_unless_the_user_chose(given, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    env.update(given)
+    code = "import os, backprop; print(os.environ.get('GOMP_SPINCOUNT'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, cwd="/")
+    assert out.stdout.strip() == str(expected)
