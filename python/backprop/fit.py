@@ -53,6 +53,15 @@ class History:
         last = {key: values[-1] for key, values in self.history.items()}
         return f"History(epochs={len(self.epoch)}, last={last})"
 
+    def plot(self, path: Any = None, *, metrics: Optional[Sequence[str]] = None) -> Any:
+        """Draw the training and validation curves (one panel per metric, epochs on x) and
+        return the matplotlib Figure; with path, also write the picture there (PNG unless the
+        extension names another format). metrics: the names to draw (default: the loss and
+        every logged metric). Needs matplotlib: pip install "backprop[plot]"."""
+        from .plots import plot_history
+
+        return plot_history(self, path, metrics=metrics)
+
 
 def _batch_size(batch_size: Optional[int], n_rows: int) -> int:
     if batch_size is None:
