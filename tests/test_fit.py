@@ -1,6 +1,8 @@
 """Network.fit: whole training runs against reference.train_sgd, the history, progress output,
 callbacks, stopping on a non-finite loss, batch-size handling, and that it really learns."""
 
+import io
+import sys
 import re
 import warnings
 
@@ -209,15 +211,30 @@ def test_verbose_2_prints_one_line_per_epoch(capsys):
     assert captured.err == ""
 
 
-def test_verbose_1_shows_progress_on_stderr(capsys):
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_verbose_1_shows_progress_on_a_terminal(monkeypatch, capsys):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    X, y = classification_data(m=200)
+    bp.Network(SIZES).fit(X, y, epochs=3, batch_size=4, verbose=1)
+    assert capsys.readouterr().out == ""
+    err = terminal.getvalue()
+    assert "batch" in err  # the bar (tqdm's or the plain one) counts batches
+    assert "\r" in err  # redrawn in place
+    for epoch in (1, 2, 3):
+        assert f"epoch {epoch}/3" in err
+
+
+def test_verbose_1_into_a_log_writes_epoch_lines_without_redraws(capsys):
     X, y = classification_data(m=200)
     bp.Network(SIZES).fit(X, y, epochs=3, batch_size=4, verbose=1)
     captured = capsys.readouterr()
-    assert captured.out == ""
-    assert "batch" in captured.err  # the bar (tqdm's or the plain one) counts batches
-    assert "\r" in captured.err  # redrawn in place
-    for epoch in (1, 2, 3):
-        assert f"epoch {epoch}/3" in captured.err
+    assert captured.out == "" and "\r" not in captured.err
+    assert [line.split()[1] for line in captured.err.splitlines()] == ["1/3", "2/3", "3/3"]
 
 
 # -- callbacks ----------------------------------------------------------------------------------------

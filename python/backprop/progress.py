@@ -25,14 +25,18 @@ class EpochProgress:
         self.done = 0
         self.started = time.perf_counter()
         self._drawn_at = -1.0
+        # The plain bar redraws with carriage returns: only on a terminal, never into a log.
+        isatty = getattr(self.stream, "isatty", None)
+        self._draw_bar = bool(isatty and isatty())
         self._bar: Any = None
         try:
             from tqdm.auto import tqdm
         except ImportError:
             tqdm = None
         if tqdm is not None:
+            # disable=None: tqdm draws only on a terminal; epoch lines are written regardless.
             self._bar = tqdm(total=self.total, unit="batch", file=self.stream, leave=False,
-                             dynamic_ncols=True)
+                             dynamic_ncols=True, disable=None)
 
     def advance(self, batches: int) -> None:
         self.done += batches
@@ -45,19 +49,23 @@ class EpochProgress:
         line = f"epoch {epoch + 1}/{self.epochs}  {format_logs(logs)}"
         if self._bar is not None:
             self._bar.write(line, file=self.stream)
-        else:
+        elif self._draw_bar:
             self.stream.write("\r" + line.ljust(78) + "\n")
             self._draw()
+        else:
+            self.stream.write(line + "\n")
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-        else:
+        elif self._draw_bar:
             self.stream.write("\r" + " " * 78 + "\r")
         self.stream.flush()
 
     def _draw(self) -> None:
         self._drawn_at = time.perf_counter()
+        if not self._draw_bar:
+            return
         width = 30
         share = self.done / self.total if self.total else 1.0
         filled = int(width * share)
