@@ -56,7 +56,7 @@ class Target:
     n_outputs: int
     loss: str  # the network's loss
     out_activation: str  # scikit-learn's name of the output function
-    loss_scale: float = 1.0  # the network's loss times this is scikit-learn's
+    report_scale: float = 1.0  # the network's loss times this is the loss scikit-learn reports
     ids: Optional[np.ndarray] = None  # class ids of single-label targets (stratify by them)
     info: dict[str, Any] = field(default_factory=dict)  # kept by the subclass after fit
 
@@ -228,7 +228,7 @@ class BaseMLP(ParamsMixin, BaseEstimator):
         if not incremental or self._plateau is None:
             self._plateau = Plateau(settings.tol, maximize=settings.early_stopping)
             if settings.early_stopping:
-                self.best_validation_score_ = -math.inf
+                self.best_validation_score_: Optional[float] = -math.inf
         score = None
         if settings.early_stopping:
             rng = np.random.default_rng([self._seed, SPLIT_STREAM])
@@ -247,22 +247,23 @@ class BaseMLP(ParamsMixin, BaseEstimator):
         if mean_weight == 0.0:
             raise ValueError("Sample weights of the training samples are all zero")
         train_weights = None if weights is None else weights / mean_weight
-        # scikit-learn adds alpha / (2 * batch weight) * ||W||^2 to each batch's mean loss; in
-        # the network's loss scale that is this weight decay (which also decays the biases).
-        decay = settings.alpha / (batch_size * mean_weight) / target.loss_scale
-        lr_scale = 1.0 / target.loss_scale if settings.solver == "sgd" else 1.0
-        if incremental and self._optimizer is not None:
+        if train_weights is not None and (train_weights == 1.0).all():
+            train_weights = None  # equal weights change nothing: take the unweighted path
+        # scikit-learn adds alpha / (2 * batch weight) * ||W||^2 to each batch's mean loss:
+        # this weight decay (which also decays the biases).
+        decay = settings.alpha / (batch_size * mean_weight)
+        if incremental and isinstance(self._optimizer, (SGD, Adam)):
             self._optimizer.weight_decay = decay  # the batch size may differ from the last call
         else:
-            self._optimizer = _new_optimizer(settings, lr_scale, decay)
+            self._optimizer = _new_optimizer(settings, decay)
         optimizer = self._optimizer
         batches = math.ceil(rows / batch_size)
         penalty = 0.5 * settings.alpha * batches / (rows * mean_weight)
 
         def loss_of(epoch_loss: float, trained: Network) -> float:
-            return epoch_loss * target.loss_scale + penalty * squared_weight_norm(trained)
+            return epoch_loss * target.report_scale + penalty * squared_weight_norm(trained)
 
-        monitor = EpochMonitor(self, settings, self._plateau, rows, loss_of, score, lr_scale)
+        monitor = EpochMonitor(self, settings, self._plateau, rows, loss_of, score)
         self.n_iter_ = 0
         try:
             train(net, x, target.values, optimizer=optimizer,
@@ -282,11 +283,11 @@ class BaseMLP(ParamsMixin, BaseEstimator):
         """The per-epoch records exist (a warm start may follow an 'lbfgs' fit or switch
         early_stopping on)."""
         if "loss_curve_" not in self.__dict__:
-            self.loss_curve_ = []
+            self.loss_curve_: list[float] = []
         if settings.early_stopping:
             if getattr(self, "validation_scores_", None) is None:
-                self.validation_scores_ = []
-            self.best_loss_ = None
+                self.validation_scores_: Optional[list[float]] = []
+            self.best_loss_: Optional[float] = None
         else:
             self.validation_scores_ = None
             self.best_validation_score_ = None
@@ -299,7 +300,9 @@ class BaseMLP(ParamsMixin, BaseEstimator):
         rows = x.shape[0]
         total = float(rows) if weights is None else float(weights.sum())
         train_weights = None if weights is None else weights * (rows / total)
-        objective = PenalizedObjective(net, settings.alpha, target.loss_scale, total)
+        if train_weights is not None and (train_weights == 1.0).all():
+            train_weights = None
+        objective = PenalizedObjective(net, settings.alpha, total)
         optimizer = LBFGS(lr=1.0, history_size=LBFGS_HISTORY, tolerance_grad=settings.tol,
                           tolerance_change=LBFGS_TOLERANCE_CHANGE)
         self._optimizer = None
@@ -313,7 +316,8 @@ class BaseMLP(ParamsMixin, BaseEstimator):
             if optimizer.steps == before and not optimizer.converged:
                 break
         self.n_iter_ = optimizer.steps
-        self.loss_ = objective.loss(x, target.values, train_weights)
+        self.loss_ = (net.loss(x, target.values, train_weights) * target.report_scale
+                      + objective.penalty())
         if settings.verbose:
             print(f"L-BFGS stopped after {self.n_iter_} iterations, loss = {self.loss_:.8f}", flush=True)
         if not optimizer.converged:
@@ -382,7 +386,7 @@ class BaseMLP(ParamsMixin, BaseEstimator):
             target[...] = array
 
     @property
-    def network(self) -> Network:
+    def network_(self) -> Network:
         """The fitted backprop.Network (shared, not a copy)."""
         return self._fitted_network()
 
@@ -499,12 +503,12 @@ def _initialize_like_sklearn(net: Network, activation: str, seed: int) -> None:
         layer.b[...] = rng.uniform(-bound, bound, layer.fan_out)  # type: ignore[index]
 
 
-def _new_optimizer(settings: Any, lr_scale: float, decay: float) -> Optimizer:
+def _new_optimizer(settings: Any, decay: float) -> Optimizer:
     if settings.solver == "adam":
         return Adam(lr=settings.learning_rate_init, betas=(settings.beta_1, settings.beta_2),
                     eps=settings.epsilon, weight_decay=decay)
     nesterov = settings.nesterov and settings.momentum > 0  # scikit-learn's default pairs it with momentum 0 too
-    return SGD(lr=settings.learning_rate_init / lr_scale, momentum=settings.momentum,
+    return SGD(lr=settings.learning_rate_init, momentum=settings.momentum,
                nesterov=nesterov, weight_decay=decay)
 
 
@@ -604,7 +608,7 @@ def _boolean(value: Any, name: str, owner: str) -> bool:
 def _verbosity(value: Any, owner: str) -> int:
     if isinstance(value, (bool, np.bool_)):
         return int(value)
-    if isinstance(value, (numbers.Integral, np.integer)) and value >= 0:
+    if isinstance(value, (numbers.Integral, np.integer)) and int(value) >= 0:
         return int(value)
     raise InvalidParameterError(f"The 'verbose' parameter of {owner} must be a bool or an int "
                                 f">= 0; got {value!r}.")
@@ -613,7 +617,7 @@ def _verbosity(value: Any, owner: str) -> int:
 def _thread_setting(value: Any, owner: str = "the estimator") -> Optional[int]:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)) or int(value) < 1:
         raise InvalidParameterError(f"The 'n_threads' parameter of {owner} must be None or an "
                                     f"int >= 1; got {value!r}.")
     return int(value)

@@ -29,7 +29,8 @@ except ImportError:
         def __repr__(self) -> str:
             signature = inspect.signature(type(self).__init__)
             defaults = {name: p.default for name, p in signature.parameters.items()}
-            changed = [f"{name}={value!r}" for name, value in self.get_params(deep=False).items()
+            params = self.get_params(deep=False)  # type: ignore[attr-defined]
+            changed = [f"{name}={value!r}" for name, value in params.items()
                        if not _same(value, defaults.get(name, inspect.Parameter.empty))]
             return f"{type(self).__name__}({', '.join(changed)})"
 

@@ -13,14 +13,14 @@ PARAMETERS = """
         'adam' and 'sgd' train mini-batch epochs natively (backprop.fit); 'lbfgs' is
         backprop.optim.LBFGS on the whole training set.
     alpha : float >= 0, default 1e-4
-        L2 penalty. The objective is scikit-learn's: the (weighted) mean loss plus
-        alpha / (2 * n_samples) * ||W||^2, with n_samples the sum of the sample weights and W the
-        weights only (not the biases). With 'lbfgs' that objective is minimised exactly. With
-        'adam' and 'sgd', as in scikit-learn, each mini-batch's loss gets alpha / (2 * batch) *
-        ||W||^2; it is applied as the optimizer's weight_decay = alpha / batch_size, which
-        differs from scikit-learn in two ways: it also decays the biases (the native update
-        treats the flat parameter buffer as one), and a shorter last batch is decayed like a
-        full one.
+        L2 penalty on the weights W, not the biases, as in scikit-learn: the objective is the
+        (weighted) mean loss plus alpha / (2 * n) * ||W||^2, n the number of samples (the sum
+        of their weights when weighted). 'lbfgs' minimises exactly that. With 'sgd' and
+        'adam', as in scikit-learn, each mini-batch adds alpha / (2 * its size) * ||W||^2 to
+        its mean loss; backprop applies this as the optimizer's weight_decay = alpha /
+        batch_size (divided by the mean sample weight), which differs in two ways: it decays
+        the biases too (the native update treats the flat parameter buffer as one), and a
+        shorter last batch is decayed like a full one.
     batch_size : int or 'auto', default 'auto'
         Samples per update of the stochastic solvers; 'auto' is min(200, n_samples). A size
         above the number of training samples warns and is clipped.
@@ -110,7 +110,7 @@ ATTRIBUTES = """
     n_features_in_ : int
         Features seen in fit; feature_names_in_ holds their names when X had string column
         names (a pandas DataFrame).
-    network : backprop.Network
+    network_ : backprop.Network
         The fitted network itself.
 """
 

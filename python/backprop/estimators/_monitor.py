@@ -11,7 +11,6 @@ import numpy as np
 
 from ..callbacks import Callback
 from ..network import Network
-from ._objective import squared_weight_norm
 
 # 'adaptive' stops dividing the learning rate by 5 once it is at or below this (as scikit-learn).
 _MIN_ADAPTIVE_LR = 1e-6
@@ -45,23 +44,21 @@ class Plateau:
 class EpochMonitor(Callback):
     """Ends each epoch of an estimator's training the way scikit-learn's MLPs do.
 
-    loss_of(epoch_loss) turns the network's epoch loss into scikit-learn's (scale and L2
-    penalty); score(), when early stopping, is the validation score. lr_scale converts between
-    scikit-learn's learning rate and the optimizer's (lr_sklearn = optimizer.lr * lr_scale).
+    loss_of(epoch_loss, net) turns the network's epoch loss into the one scikit-learn reports
+    (its scale and the L2 penalty); score(), when early stopping, is the validation score.
     """
 
     changes_lr = True
 
     def __init__(self, estimator: Any, settings: Any, plateau: Plateau, n_train: int,
                  loss_of: Callable[[float, Network], float],
-                 score: Optional[Callable[[], float]], lr_scale: float) -> None:
+                 score: Optional[Callable[[], float]]) -> None:
         self.estimator = estimator
         self.settings = settings  # the estimator's checked hyper-parameters
         self.plateau = plateau
         self.n_train = n_train
         self.loss_of = loss_of
         self.score = score
-        self.lr_scale = lr_scale
         self.epochs = 0
         self.stopped = False
         self.best_params: Optional[np.ndarray] = None
@@ -111,11 +108,11 @@ class EpochMonitor(Callback):
 
     def _lr(self) -> float:
         assert self.optimizer is not None
-        return self.optimizer.lr * self.lr_scale
+        return self.optimizer.lr
 
     def _set_lr(self, lr: float) -> None:
         assert self.optimizer is not None
-        self.optimizer.lr = lr / self.lr_scale
+        self.optimizer.lr = lr
 
 
-__all__ = ["EpochMonitor", "Plateau", "squared_weight_norm"]
+__all__ = ["EpochMonitor", "Plateau"]

@@ -1,5 +1,5 @@
 """The objective scikit-learn's MLPs minimise, as a full-batch optimizer reads a network: the
-mean loss in scikit-learn's scale plus alpha / (2 * weight total) * ||W||^2 on the weights only."""
+network's mean loss plus alpha / (2 * weight total) * ||W||^2 on the weights only."""
 
 from __future__ import annotations
 
@@ -20,34 +20,27 @@ def squared_weight_norm(net: Network) -> float:
 
 
 class PenalizedObjective:
-    """What LBFGS.run_epoch uses of a network (params and loss_and_grad), with the network's
-    loss multiplied by loss_scale (1 / outputs for MSE, whose scikit-learn form averages over
-    the outputs too) and the L2 penalty of the weights, not the biases, added: exactly the
-    objective of scikit-learn's solver='lbfgs'."""
+    """What LBFGS.run_epoch uses of a network (params and loss_and_grad), with the L2 penalty
+    of the weights, not the biases, added: the objective whose gradient scikit-learn's MLPs
+    follow (its log-loss, and for regression 0.5 * the squared error summed over the outputs
+    and averaged over the samples, as backprop's mse)."""
 
-    def __init__(self, net: Network, alpha: float, loss_scale: float, weight_total: float) -> None:
+    def __init__(self, net: Network, alpha: float, weight_total: float) -> None:
         self.net = net
         self.params = net.params
         self.alpha = alpha
-        self.loss_scale = loss_scale
         self.weight_total = weight_total  # the number of samples, or the sum of their weights
 
     def penalty(self) -> float:
         return 0.5 * self.alpha * squared_weight_norm(self.net) / self.weight_total
 
-    def loss(self, X: np.ndarray, y: np.ndarray, sample_weight: Optional[np.ndarray] = None) -> float:
-        return self.net.loss(X, y, sample_weight) * self.loss_scale + self.penalty()
-
     def loss_and_grad(self, X: np.ndarray, y: np.ndarray,
                       sample_weight: Optional[np.ndarray] = None) -> tuple[float, np.ndarray]:
         value, grads = self.net.loss_and_grad(X, y, sample_weight=sample_weight)
-        if self.loss_scale != 1.0:
-            value *= self.loss_scale
-            grads *= self.loss_scale
         if self.alpha:
             decay = self.alpha / self.weight_total
             for layer, (weight_grads, _) in zip(self.net.layers, self.net.unflatten(grads)):
-                weight_grads += decay * layer.W
+                weight_grads += decay * np.asarray(layer.W)
             value += self.penalty()
         return value, grads
 

@@ -22,10 +22,12 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         reg.predict(X_new); reg.score(X_test, y_test)          # R^2
 
     Targets: 1-D (one output) or 2-D (n_samples, n_outputs) real values; identity outputs,
-    squared error. The loss is scikit-learn's: 0.5 * the mean over samples and outputs of the
-    squared error. backprop's 'mse' sums over the outputs instead, so the estimator divides the
-    network's loss by n_outputs_ (in loss_ and loss_curve_) and the SGD step and weight decay
-    by it too: the updates are scikit-learn's (Adam and L-BFGS do not depend on the scale).
+    squared error. Training follows the gradient scikit-learn's MLPRegressor follows, that of
+    0.5 * the squared error summed over the outputs and averaged over the samples (backprop's
+    'mse'); loss_ and loss_curve_ report what scikit-learn reports, which also averages over
+    the outputs (the data term divided by n_outputs_). With several outputs scikit-learn's
+    L-BFGS is handed that averaged loss with the summed gradient; here L-BFGS minimises the
+    summed loss, the one its gradient belongs to.
     """
 
     # -- targets ---------------------------------------------------------------------------
@@ -47,7 +49,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         if not first and outputs != self.n_outputs_:
             raise ValueError(f"y has {outputs} outputs, but the regressor was fitted with "
                              f"{self.n_outputs_}")
-        return Target(values, outputs, "mse", "identity", loss_scale=1.0 / outputs)
+        return Target(values, outputs, "mse", "identity", report_scale=1.0 / outputs)
 
     def _validation_score(self, x: np.ndarray, target: Target, weights: Optional[np.ndarray]) -> float:
         return r2_score(target.values, self._network.forward(x), weights)
