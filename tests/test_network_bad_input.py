@@ -252,3 +252,12 @@ def test_a_failed_call_leaves_the_network_usable():
     value, grads = net.loss_and_grad(X, y)
     assert value == expected[0]
     assert grads.tobytes() == expected[1].tobytes()
+
+
+@pytest.mark.parametrize("sizes", [[2**20, 2**20], [3, 2**17, 2**17, 2]])
+def test_sizes_past_32_bit_counts_are_counted_exactly_and_refused_before_allocating(sizes):
+    # 2**40 and 2**35 parameters: their counts overflow 32-bit indices; the 64-bit count is
+    # reported, and nothing is allocated.
+    expected = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+    with pytest.raises(MemoryError, match=f"the layers need {expected:,} parameters"):
+        bp.Network(sizes, dtype="float32")

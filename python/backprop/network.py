@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import os
 from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
@@ -73,6 +74,7 @@ class Network:
         masks = np.random.default_rng(None if seed is None else [seed, 2])
         self.dropout_seed = int(masks.integers(0, 2**63 - 1))
         self._build_engine(loss_id, reduction_id)
+        _check_size(self._engine.n_params, self.dtype)
         self._params = np.zeros(self._engine.n_params, dtype=self.dtype)
         self._grads = np.zeros_like(self._params)
         self._attach_views()
@@ -310,6 +312,19 @@ class Network:
         return (f"Network({self.layer_sizes}, activation={act!r}, output={self.output!r}, "
                 f"loss={self.loss_name!r}, reduction={self.reduction!r}, dtype='{self.dtype}', "
                 f"params={self.n_params})")
+
+
+def _check_size(n_params: int, dtype: np.dtype) -> None:
+    """Refuse a network whose parameters and gradients cannot fit in this machine's memory,
+    before allocating them (counts are 64-bit throughout, so sizes past 2**31 are exact)."""
+    needed = 2 * n_params * dtype.itemsize  # parameters and gradients
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not POSIX: leave it to the allocator
+        return
+    if needed > memory:
+        raise MemoryError(f"the layers need {n_params:,} parameters ({needed / 2**30:.1f} GiB with "
+                          f"their gradients), more than this machine's {memory / 2**30:.1f} GiB")
 
 
 def _step(value: Any) -> int:
