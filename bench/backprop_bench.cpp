@@ -1,6 +1,8 @@
 // backprop-bench: measured FMA peak, GEMM GFLOP/s against that peak and gemm_ref, and
-// training-step samples/s against the FLOP bound; plain tables on stdout.
+// training-step samples/s against the FLOP bound; plain tables on stdout. With --model, the
+// forward checksum and inference / training samples/s of a saved model file instead.
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -26,6 +28,7 @@
 #include "backprop/config.hpp"
 #include "backprop/gemm.hpp"
 #include "backprop/gemm_micro_kernel.hpp"
+#include "backprop/model_file.hpp"
 #include "backprop/threads.hpp"
 #include "backprop/train.hpp"
 
@@ -44,12 +47,20 @@ struct Options {
   DtypeChoice dtype = DtypeChoice::both;
   bool quick = false;
   bool full = false;
+  bool dtype_given = false;
+  std::string model;      // --model: benchmark this model file instead of the tables
+  index_t batch = 0;      // --batch: rows per call for --model (0: the default)
 };
+
+constexpr index_t kDefaultModelBatch = 64;
+constexpr index_t kMaxModelBatch = index_t(1) << 24;
 
 void print_usage(std::FILE* out) {
   std::fprintf(out,
                "usage: backprop-bench [--threads N] [--isa generic|avx2] [--dtype f32|f64|both]\n"
                "                      [--quick] [--full] [--help]\n"
+               "       backprop-bench --model PATH [--batch N] [--threads N] [--isa NAME]\n"
+               "                      [--quick]\n"
                "\n"
                "Measures the FMA peak of this CPU, backprop::gemm against that peak and against\n"
                "backprop::gemm_ref, and backprop::train_step samples/s against the FLOP bound.\n"
@@ -61,6 +72,11 @@ void print_usage(std::FILE* out) {
                "                float32, or float64 with --dtype f64\n"
                "  --quick       fewer shapes and short timings (CI smoke test, under 10 s)\n"
                "  --full        add the 2048^3 GEMM and the wide 1024-4096-4096-1024 network\n"
+               "  --model PATH  instead of the tables: load a model file (backprop's save; its\n"
+               "                dtype is the file's), print its architecture, the forward\n"
+               "                checksum on x[i][j] = sin(0.37 i + 0.11 j), and inference and\n"
+               "                train_step samples/s; a file it cannot read exits with status 2\n"
+               "  --batch N     rows per call with --model (default 64)\n"
                "  --help        this text\n");
 }
 
@@ -115,10 +131,27 @@ Options parse_options(int argc, char** argv) {
       } else {
         usage_error("--dtype must be f32, f64 or both, got '" + text + "'");
       }
+      opt.dtype_given = true;
+    } else if (arg == "--model") {
+      opt.model = take_value();
+      if (opt.model.empty()) usage_error("--model needs a file path");
+    } else if (arg == "--batch") {
+      const std::string text = take_value();
+      char* end = nullptr;
+      errno = 0;
+      const long long n = std::strtoll(text.c_str(), &end, 10);
+      if (text.empty() || *end != '\0' || errno != 0 || n < 1 || n > kMaxModelBatch)
+        usage_error("--batch needs a whole number from 1 to " + std::to_string(kMaxModelBatch) +
+                    ", got '" + text + "'");
+      opt.batch = index_t(n);
     } else {
       usage_error("unknown option '" + std::string(argv[i]) + "'");
     }
   }
+  if (opt.model.empty() && opt.batch != 0) usage_error("--batch goes with --model");
+  if (!opt.model.empty() && (opt.dtype_given || opt.full))
+    usage_error("--dtype and --full do not apply with --model (the file sets the dtype)");
+  if (opt.batch == 0) opt.batch = kDefaultModelBatch;
   return opt;
 }
 
@@ -773,6 +806,252 @@ void bench_training_table(const Options& opt, const PeakTable& peaks, int thread
   std::printf("\n");
 }
 
+// ---------------------------------------------------------------------------------------------
+// --model: one saved network
+
+// Samples/s of `call` (which handles `rows` rows): a warm-up of at least 3 calls and a fifth of
+// a timing, then kTimings timings of at least min_timing seconds each.
+struct RateStats {
+  double median = 0.0, min = 0.0, max = 0.0;
+  long calls_per_timing = 0;
+};
+
+RateStats measure_rate(const std::function<void()>& call, index_t rows, double min_timing) {
+  constexpr int kTimings = 5;
+  double start = seconds_now();
+  long warm_calls = 0;
+  do {
+    call();
+    ++warm_calls;
+  } while (warm_calls < 3 || seconds_now() - start < 0.2 * min_timing);
+  const double per_call = std::max((seconds_now() - start) / double(warm_calls), 1e-9);
+  RateStats stats;
+  stats.calls_per_timing = std::max(1L, long(std::ceil(min_timing / per_call)));
+  std::vector<double> rates;
+  for (int t = 0; t < kTimings; ++t) {
+    start = seconds_now();
+    for (long c = 0; c < stats.calls_per_timing; ++c) call();
+    rates.push_back(double(stats.calls_per_timing) * double(rows) /
+                    std::max(seconds_now() - start, 1e-12));
+  }
+  stats.median = median(rates);
+  stats.min = *std::min_element(rates.begin(), rates.end());
+  stats.max = *std::max_element(rates.begin(), rates.end());
+  return stats;
+}
+
+template <typename T>
+std::string describe_activation(backprop::ActivationParams<T> act) {
+  std::string text = backprop::activation_name(act.kind);
+  if (act.kind == backprop::Activation::leaky_relu || act.kind == backprop::Activation::elu ||
+      act.alpha != T(0)) {
+    char alpha[48];
+    std::snprintf(alpha, sizeof alpha, "(alpha %.6g)", double(act.alpha));
+    text += alpha;
+  }
+  return text;
+}
+
+template <typename T>
+void print_model(const std::string& path, const backprop::ModelFile<T>& model) {
+  const backprop::NetworkSpec<T>& net = model.spec;
+  const std::string output =
+      net.output.softmax ? std::string("softmax") : describe_activation(net.output.act);
+  std::vector<index_t> sizes = {net.n_inputs()};
+  for (const backprop::LayerSpec<T>& layer : net.layers) sizes.push_back(layer.fan_out);
+  std::printf("model %s: format version %lld, dtype %s, %lld parameters%s\n", path.c_str(),
+              model.version, model.dtype.c_str(), static_cast<long long>(net.n_params()),
+              model.has_optimizer ? " (optimizer state in the file, not used)" : "");
+  std::printf("  layers %s; output %s; loss %s (reduction %s)\n", describe_sizes(sizes).c_str(),
+              output.c_str(), backprop::loss_name(net.loss),
+              backprop::reduction_name(net.reduction));
+  std::printf("  %-5s %8s %8s  %-24s %7s  %s\n", "layer", "fan_in", "fan_out", "activation",
+              "dropout", "reads (x: the input, Lj: layer j)");
+  for (std::size_t l = 0; l < net.layers.size(); ++l) {
+    const backprop::LayerSpec<T>& layer = net.layers[l];
+    const bool last = l + 1 == net.layers.size();
+    std::string reads;
+    for (int s : layer.sources)
+      reads += (reads.empty() ? "" : ", ") + (s == 0 ? std::string("x") : "L" + std::to_string(s));
+    std::printf("  %-5zu %8lld %8lld  %-24s %7.3g  %s\n", l + 1,
+                static_cast<long long>(layer.fan_in), static_cast<long long>(layer.fan_out),
+                last ? (output + " (output)").c_str() : describe_activation(layer.act).c_str(),
+                layer.dropout, reads.c_str());
+  }
+}
+
+// The forward pass in plain loops, in double, with the activations' _ref twins: what the
+// checksum's outputs are compared against.
+template <typename T>
+std::vector<double> reference_forward(const backprop::NetworkSpec<T>& net,
+                                      const std::vector<T>& params, const std::vector<T>& x,
+                                      index_t rows) {
+  std::vector<std::vector<double>> outputs(net.layers.size() + 1);  // [0]: the input
+  outputs[0].assign(x.begin(), x.end());
+  for (std::size_t l = 0; l < net.layers.size(); ++l) {
+    const backprop::LayerSpec<T>& layer = net.layers[l];
+    const T* w = params.data() + net.weight_offset(l);
+    const T* b = params.data() + net.bias_offset(l);
+    std::vector<double> u(std::size_t(rows * layer.fan_out));
+    for (index_t i = 0; i < rows; ++i)
+      for (index_t o = 0; o < layer.fan_out; ++o) {
+        double sum = double(b[o]);
+        index_t row = 0;  // the row of W that source s starts at
+        for (int s : layer.sources) {
+          const index_t width = net.source_width(s);
+          const std::vector<double>& in = outputs[std::size_t(s)];
+          for (index_t k = 0; k < width; ++k)
+            sum += in[std::size_t(i * width + k)] * double(w[(row + k) * layer.fan_out + o]);
+          row += width;
+        }
+        u[std::size_t(i * layer.fan_out + o)] = sum;
+      }
+    std::vector<double>& out = outputs[l + 1];
+    out.resize(u.size());
+    if (l + 1 == net.layers.size()) {
+      backprop::OutputSpec<double> spec;
+      spec.softmax = net.output.softmax;
+      spec.act = {net.output.act.kind, double(net.output.act.alpha)};
+      backprop::output_forward<double>(out.data(), u.data(), rows, layer.fan_out, spec);
+    } else {
+      backprop::activation_forward_ref<double>(out.data(), u.data(), index_t(u.size()),
+                                               {layer.act.kind, double(layer.act.alpha)});
+    }
+  }
+  return outputs.back();
+}
+
+template <typename T>
+int bench_model(const Options& opt, const std::string& path, const backprop::ModelFile<T>& model,
+                int threads) {
+  const backprop::NetworkSpec<T>& net = model.spec;
+  const index_t rows = opt.batch;
+  const index_t n_in = net.n_inputs(), n_out = net.n_outputs();
+  print_model(path, model);
+
+  // The deterministic input, computed in double and rounded once to T.
+  std::vector<T> x(std::size_t(rows * n_in));
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t j = 0; j < n_in; ++j)
+      x[std::size_t(i * n_in + j)] = T(std::sin(0.37 * double(i) + 0.11 * double(j)));
+
+  backprop::Workspace<T> ws;
+  ws.reserve(net, rows);
+  const T* y_hat = backprop::mlp_forward<T>(net, model.params.data(), x.data(), rows, ws);
+  double checksum = 0.0, weighted = 0.0;
+  for (index_t e = 0; e < rows * n_out; ++e) {
+    checksum += double(y_hat[e]);
+    weighted += double(y_hat[e]) * double(1 + e % 7);
+  }
+  std::printf("\nforward: backprop::mlp_forward (inference) on x[i][j] = sin(0.37 i + 0.11 j), "
+              "computed in double and cast to %s, %lld rows x %lld inputs;\n"
+              "  checksum = sum of all outputs, weighted = sum of y[i][k] * (1 + (i * %lld + k) "
+              "%% 7), both summed in double in row-major order\n",
+              model.dtype.c_str(), static_cast<long long>(rows), static_cast<long long>(n_in),
+              static_cast<long long>(n_out));
+  std::printf("forward checksum: %.17g\n", checksum);
+  std::printf("forward weighted checksum: %.17g\n", weighted);
+  const std::vector<double> reference = reference_forward(net, model.params, x, rows);
+  double max_diff = 0.0, max_ref = 0.0;
+  for (std::size_t e = 0; e < reference.size(); ++e) {
+    const double diff = std::fabs(double(y_hat[e]) - reference[e]);
+    max_diff = diff > max_diff || std::isnan(diff) ? diff : max_diff;
+    max_ref = std::max(max_ref, std::fabs(reference[e]));
+  }
+  std::printf("  against a double-precision reference (plain loops, activation_forward_ref): "
+              "max |diff| %.3e, max |output| %.3e\n",
+              max_diff, max_ref);
+  std::fflush(stdout);
+
+  const double min_timing = opt.quick ? 0.05 : 0.5;
+  std::printf("\ntimings: %d thread%s, batch %lld, median of 5 timings of >= %.2f s each after a "
+              "warm-up (min-max in brackets)\n",
+              threads, threads == 1 ? "" : "s", static_cast<long long>(rows), min_timing);
+  const RateStats inference = measure_rate(
+      [&] { backprop::mlp_forward<T>(net, model.params.data(), x.data(), rows, ws); }, rows,
+      min_timing);
+  std::printf("  %-9s %-48s %10.0f samples/s [%.0f - %.0f], %ld calls per timing\n",
+              "inference", "backprop::mlp_forward",
+              inference.median, inference.min, inference.max, inference.calls_per_timing);
+  std::fflush(stdout);
+
+  // Training changes the weights: it runs on a copy, after the checksum.
+  std::vector<T> params = model.params;
+  std::vector<T> grads(params.size(), T(0));
+  backprop::OptimizerSpec sgd;
+  sgd.kind = backprop::OptimizerKind::sgd;
+  sgd.lr = 0.01;
+  sgd.momentum = 0.9;
+  std::vector<std::vector<T>> state(std::size_t(backprop::optimizer_state_count(sgd)),
+                                    std::vector<T>(params.size(), T(0)));
+  std::vector<T*> state_buffers;
+  for (std::vector<T>& buffer : state) state_buffers.push_back(buffer.data());
+  state_buffers.push_back(nullptr);
+  const bool one_hot = net.loss == backprop::Loss::cross_entropy;
+  std::vector<T> y(std::size_t(rows * n_out), one_hot ? T(0) : T(0.5));
+  if (one_hot)
+    for (index_t i = 0; i < rows; ++i) y[std::size_t(i * n_out + i % n_out)] = T(1);
+
+  long non_finite = 0;
+  double first_loss = 0.0, last_loss = 0.0;
+  bool have_first = false;
+  const RateStats training = measure_rate(
+      [&] {
+        const backprop::StepResult result =
+            backprop::train_step<T>(net, params.data(), grads.data(), state_buffers.data(), sgd,
+                                    x.data(), y.data(), nullptr, rows, ws);
+        sgd.step += 1;  // a new dropout mask each step, as in training
+        if (!result.finite) ++non_finite;
+        if (!have_first) first_loss = result.loss;
+        have_first = true;
+        last_loss = result.loss;
+      },
+      rows, min_timing);
+  std::printf("  %-9s %-48s %10.0f samples/s [%.0f - %.0f], %ld calls per timing\n"
+              "            targets %s; loss %s (%s) %.6g -> %.6g over %ld steps\n",
+              "training", "backprop::train_step, SGD momentum 0.9 lr 0.01", training.median,
+              training.min, training.max, training.calls_per_timing,
+              one_hot ? "one-hot of class i % n_outputs" : "0.5 everywhere",
+              backprop::loss_name(net.loss), backprop::reduction_name(net.reduction), first_loss,
+              last_loss, long(sgd.step));
+  if (non_finite > 0)
+    std::printf("  WARNING: %ld training steps had a non-finite loss and skipped their update\n",
+                non_finite);
+  return 0;
+}
+
+// The message of a failed load as one line on stderr.
+void report_load_error(const std::string& message) {
+  std::string line = message;
+  for (char& c : line)
+    if (c == '\n' || c == '\r') c = ' ';
+  std::fprintf(stderr, "backprop-bench: %s\n", line.c_str());
+}
+
+int run_model(const Options& opt, int threads) {
+  std::string dtype;
+  backprop::ModelFile<float> model32;
+  backprop::ModelFile<double> model64;
+  try {
+    dtype = backprop::model_file_dtype(opt.model);
+    if (dtype == "float32")
+      model32 = backprop::load_model_file<float>(opt.model);
+    else
+      model64 = backprop::load_model_file<double>(opt.model);
+  } catch (const std::exception& error) {
+    report_load_error(error.what());
+    return 2;
+  }
+  try {
+    return dtype == "float32" ? bench_model<float>(opt, opt.model, model32, threads)
+                              : bench_model<double>(opt, opt.model, model64, threads);
+  } catch (const std::exception& error) {  // e.g. out of memory for the workspaces
+    std::fprintf(stderr, "backprop-bench: the benchmark of %s failed: %s\n", opt.model.c_str(),
+                 error.what());
+    return 1;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -791,7 +1070,11 @@ int main(int argc, char** argv) {
   }
   const int threads = backprop::get_num_threads();
 
-  std::printf("backprop-bench%s%s\n", opt.quick ? " --quick" : "", opt.full ? " --full" : "");
+  if (!opt.model.empty())
+    std::printf("backprop-bench --model %s --batch %lld%s\n", opt.model.c_str(),
+                static_cast<long long>(opt.batch), opt.quick ? " --quick" : "");
+  else
+    std::printf("backprop-bench%s%s\n", opt.quick ? " --quick" : "", opt.full ? " --full" : "");
   std::printf("machine: %s | %u logical CPUs | threads %d (backprop::get_num_threads) | "
               "OpenMP %s | GEMM path %s (%s) | %s\n\n",
               cpu_model_name().c_str(), std::thread::hardware_concurrency(), threads,
@@ -799,6 +1082,12 @@ int main(int argc, char** argv) {
               backprop::isa_name(backprop::active_isa()),
               opt.isa.empty() ? "automatic" : "forced by --isa", compiler_name().c_str());
   std::fflush(stdout);
+
+  if (!opt.model.empty()) {
+    const int status = run_model(opt, threads);
+    if (status == 0) std::printf("\ntotal time %.1f s\n", seconds_now() - start);
+    return status;
+  }
 
   const PeakTable peaks = measure_peaks(threads, opt.quick);
   print_peaks(peaks);

@@ -51,8 +51,8 @@ struct Rule {
         clip_value(T(s.clip_value)),
         l1(T(s.l1)),
         nesterov(s.nesterov),
-        momentum_on(s.momentum != 0.0),
         centered(s.centered),
+        momentum_on(s.momentum != 0.0),
         v0(nullptr),
         v1(nullptr),
         v2(nullptr) {
