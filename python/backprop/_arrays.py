@@ -12,7 +12,7 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 def float_dtype(dtype: Any, what: str = "dtype") -> np.dtype:
     """float32 or float64 from a name or dtype; TypeError naming `what` otherwise."""
     try:
-        resolved = np.dtype(dtype)
+        resolved: np.dtype = np.dtype(dtype)
     except TypeError as error:
         raise TypeError(f"{what} must be 'float32' or 'float64'; got {dtype!r}") from error
     if resolved not in FLOAT_DTYPES:

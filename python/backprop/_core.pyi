@@ -1,5 +1,5 @@
 # Type stub of the private native module (cpp/bindings); changes with the bindings.
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 import numpy.typing as npt
@@ -36,13 +36,20 @@ def sgd_update(params: npt.NDArray[Any], grads: npt.NDArray[Any],
                weight_decay: float) -> None: ...
 
 class OptimizerKind:
-    sgd: OptimizerKind
-    adam: OptimizerKind
-    adamw: OptimizerKind
-    rmsprop: OptimizerKind
-    adagrad: OptimizerKind
-    rprop: OptimizerKind
-    quickprop: OptimizerKind
+    sgd: ClassVar[OptimizerKind]
+    adam: ClassVar[OptimizerKind]
+    adamw: ClassVar[OptimizerKind]
+    rmsprop: ClassVar[OptimizerKind]
+    adagrad: ClassVar[OptimizerKind]
+    rprop: ClassVar[OptimizerKind]
+    quickprop: ClassVar[OptimizerKind]
+    __members__: ClassVar[dict[str, OptimizerKind]]
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+    def __int__(self) -> int: ...
+    def __index__(self) -> int: ...
 
 class OptimizerSpec:
     kind: OptimizerKind

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from . import _core
 
-ACTIVATIONS: tuple[str, ...] = tuple(sorted(_core.ACTIVATIONS, key=_core.ACTIVATIONS.get))
+ACTIVATIONS: tuple[str, ...] = tuple(sorted(_core.ACTIVATIONS, key=_core.ACTIVATIONS.__getitem__))
 OUTPUTS: tuple[str, ...] = ("softmax",) + ACTIVATIONS
-LOSSES: tuple[str, ...] = tuple(sorted(_core.LOSSES, key=_core.LOSSES.get))
+LOSSES: tuple[str, ...] = tuple(sorted(_core.LOSSES, key=_core.LOSSES.__getitem__))
 REDUCTIONS: tuple[str, ...] = ("mean", "sum")
 INITS: tuple[str, ...] = ("glorot", "he", "lecun", "uniform")
 

@@ -63,7 +63,7 @@ class _UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad input on one line (no usage block) and points at --help."""
 
-    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+    def error(self, message: str) -> "NoReturn":
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

@@ -106,6 +106,7 @@ class Table:
         keep = [j for j in range(self.n_columns) if j != drop]
         if not keep:
             raise DataError(f"{self.source} has no feature columns besides the target")
+        values: Optional[np.ndarray]
         if self.numbers is not None:
             values = np.asarray(self.numbers[:, keep], dtype=np.float64)
             bad = np.argwhere(~np.isfinite(values))

@@ -9,7 +9,7 @@ import signal
 import threading
 import warnings
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Protocol, Sequence, Union, cast
 
 import numpy as np
 
@@ -26,6 +26,13 @@ if TYPE_CHECKING:
 # With a progress bar, an epoch is split into about this many native calls so the bar moves;
 # the calls split at batch boundaries, so the result is the same as one call.
 _PROGRESS_STEPS_PER_EPOCH = 20
+
+
+class _FullBatchOptimizer(Protocol):
+    """What fit uses of an optimizer whose full_batch is true (LBFGS, LevenbergMarquardt)."""
+
+    def run_epoch(self, net: Network, x: np.ndarray, t: np.ndarray,
+                  sample_weight: Optional[np.ndarray] = None) -> dict[str, float]: ...
 
 
 class History:
@@ -127,7 +134,8 @@ def _training_weights(net: "Network", t: np.ndarray, sample_weight: Any,
     else:
         raise TypeError(f"class_weight must be a dict or 'balanced'; got {type(class_weight).__name__}")
     per_row = table[classes].astype(net.dtype)
-    return per_row if weights is None else weights * per_row
+    # numpy types fancy indexing and array arithmetic as Any.
+    return cast(np.ndarray, per_row if weights is None else weights * per_row)
 
 
 def _set_lr(optimizer: Optimizer, lr: float) -> None:
@@ -307,8 +315,10 @@ def fit(net: "Network", X: Any, y: Any, *, optimizer: Optional[Optimizer] = None
                 epoch_lr = optimizer.lr
                 failure = None
                 if full_batch:
+                    # full_batch was read from the optimizer above; such optimizers have run_epoch.
+                    epoch_trainer = cast(_FullBatchOptimizer, optimizer)
                     logs = {key: float(value)
-                            for key, value in optimizer.run_epoch(net, x, t, weights).items()}
+                            for key, value in epoch_trainer.run_epoch(net, x, t, weights).items()}
                     if progress is not None:
                         progress.advance(1)
                     if not math.isfinite(logs["loss"]):

@@ -26,7 +26,7 @@ import secrets
 import stat
 import zipfile
 import zlib
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union, cast
 
 import numpy as np
 
@@ -141,7 +141,7 @@ def _is_int(value: Any) -> bool:
     return not isinstance(value, bool)
 
 
-def _rng_state(rng: Any) -> Optional[dict[str, Any]]:
+def _rng_state(rng: Any) -> Optional[Mapping[str, Any]]:
     """The shuffling generator's position (so a resumed fit shuffles as an unbroken one would);
     None for a generator other than numpy's default PCG64."""
     if not isinstance(rng, np.random.Generator):
@@ -181,7 +181,9 @@ def _write_atomically(target: str, arrays: dict[str, np.ndarray]) -> None:
     try:
         with handle:
             _copy_mode(target, handle.fileno())
-            np.savez(handle, **arrays)  # a file object: numpy appends no '.npz'
+            # a file object: numpy appends no '.npz'. The ignore: mypy matches **arrays against
+            # savez's keyword allow_pickle: bool (numpy >= 2.1) as well as its **kwds: ArrayLike.
+            np.savez(handle, **arrays)  # type: ignore[arg-type, unused-ignore]
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
@@ -286,7 +288,7 @@ class _Reader:
         if key not in self.archive.files:
             raise self.error(f"is not a backprop model file: it has no {key!r} entry")
         try:
-            return self.archive[key]
+            return cast(np.ndarray, self.archive[key])  # archive is an NpzFile, typed Any
         except _CORRUPT_ERRORS:
             raise self.corrupt() from None
 
@@ -420,10 +422,11 @@ class _Reader:
             if isinstance(spec["fan_in"], bool) or isinstance(spec["fan_out"], bool):
                 raise TypeError("fan_in and fan_out must be ints")
             # inputs is passed only when set, so files of plain chains need no shortcut support.
-            extra = {} if inputs is None else {"inputs": inputs}
+            extra: dict[str, Any] = {} if inputs is None else {"inputs": inputs}
             if spec.get("dropout", 0.0):  # absent in files written before dropout existed
                 extra["dropout"] = spec["dropout"]
             layer = Dense(spec["fan_in"], spec["fan_out"], spec["activation"], **extra)
+            assert layer.activation is not None  # a str activation was checked above
             # A default alpha is left implicit, so the rebuilt layer reads as the original did.
             if layer.activation != "softmax" and alpha != activation_alpha(layer.activation, None):
                 layer.alpha = activation_alpha(layer.activation, alpha, f"{where} alpha")
@@ -462,8 +465,9 @@ class _Reader:
         record = self.json("optimizer")
         name = record.get("class")
         settings = record.get("settings")
-        steps = record.get("steps")
-        n_state = record.get("n_state")
+        # JSON values, checked below.
+        steps: Any = record.get("steps")
+        n_state: Any = record.get("n_state")
         kind = getattr(optim, name, None) if isinstance(name, str) else None
         if not (isinstance(kind, type) and issubclass(kind, optim.Optimizer)
                 and kind is not optim.Optimizer):
@@ -473,8 +477,8 @@ class _Reader:
         for count, label in ((steps, "steps"), (n_state, "n_state")):
             if not _is_int(count) or count < 0:
                 raise self.error(f"has an invalid optimizer record: {label} is {count!r}")
-        arguments = {key: tuple(value) if isinstance(value, list) else value
-                     for key, value in settings.items()}
+        arguments: dict[str, Any] = {key: tuple(value) if isinstance(value, list) else value
+                                     for key, value in settings.items()}
         try:
             optimizer = kind(**arguments)
         except (TypeError, ValueError) as error:

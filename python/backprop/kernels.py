@@ -127,7 +127,7 @@ def softmax_backward(grad: Any, p: Any, *, out: Optional[np.ndarray] = None) -> 
 
 
 def _loss_args(u: np.ndarray, y: np.ndarray, loss: str, output: Optional[str],
-               reduction: str, alpha: Optional[float]) -> tuple[Any, ...]:
+               reduction: str, alpha: Optional[float]) -> tuple[int, int, bool, int, float]:
     loss_id = loss_code(loss)
     output = DEFAULT_OUTPUT[loss] if output is None else check_output(output)
     check_loss_output(loss, output)

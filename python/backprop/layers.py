@@ -38,7 +38,7 @@ class Dense:
         self.b: Optional[np.ndarray] = None
 
     def resolved_alpha(self) -> float:
-        if self.activation in (None, "softmax"):
+        if self.activation is None or self.activation == "softmax":
             return 0.0
         return activation_alpha(self.activation, self.alpha)
 

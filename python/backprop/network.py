@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 import os
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, Union, cast
 
 import numpy as np
 
@@ -192,7 +192,7 @@ class Network:
         """Class ids for cross_entropy, 0/1 labels for binary_cross_entropy, values for mse."""
         y_hat = self.forward(X)
         if self.loss_name == "cross_entropy":
-            return y_hat.argmax(axis=1)
+            return cast(np.ndarray, y_hat.argmax(axis=1))  # numpy types argmax(axis=...) as Any
         if self.loss_name == "binary_cross_entropy":
             labels = (y_hat > 0.5).astype(np.int64)
             return labels.ravel() if self.n_outputs == 1 else labels

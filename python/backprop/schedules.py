@@ -39,7 +39,9 @@ def _epoch(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"epoch must be a number; got {type(value).__name__}")
     try:
-        whole = operator.index(value)
+        # A probe: a Real need not have __index__, and the TypeError is the answer (mypy < 2
+        # does not narrow value to Real, so the ignore is unused there).
+        whole = operator.index(value)  # type: ignore[arg-type, unused-ignore]
     except TypeError:
         return _number(value, "epoch")
     if whole < 0:
@@ -97,7 +99,8 @@ class StepLR(Schedule):
         self.gamma = _number(gamma, "gamma", low_open=True)
 
     def _lr(self, epoch: float, base_lr: float) -> float:
-        return base_lr * self.gamma ** (epoch // self.step_size)
+        # float ** float is typed Any (a negative base gives a complex); gamma > 0 here.
+        return float(base_lr * self.gamma ** (epoch // self.step_size))
 
     def _settings(self) -> dict[str, Any]:
         return {"step_size": self.step_size, "gamma": self.gamma}
@@ -111,7 +114,7 @@ class ExponentialLR(Schedule):
         self.gamma = _number(gamma, "gamma", low_open=True)
 
     def _lr(self, epoch: float, base_lr: float) -> float:
-        return base_lr * self.gamma ** epoch
+        return float(base_lr * self.gamma ** epoch)
 
     def _settings(self) -> dict[str, Any]:
         return {"gamma": self.gamma}

@@ -1,5 +1,9 @@
 """Binary-pattern tasks of Rumelhart, Hinton & Williams (1986): XOR, parity, symmetry, encoder."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 
 from ._checks import check_float_dtype, check_int
@@ -9,7 +13,7 @@ from ._checks import check_float_dtype, check_int
 _MAX_BITS = 20
 
 
-def _all_binary_vectors(n, dtype):
+def _all_binary_vectors(n: int, dtype: np.dtype) -> np.ndarray:
     """Every n-bit vector as a row, in counting order with the most significant bit first."""
     counts = np.arange(2 ** n, dtype=np.int64)
     X = np.empty((2 ** n, n), dtype=dtype)
@@ -18,7 +22,7 @@ def _all_binary_vectors(n, dtype):
     return X
 
 
-def xor(dtype="float64"):
+def xor(dtype: Any = "float64") -> tuple[np.ndarray, np.ndarray]:
     """The XOR problem: X (4, 2) of all 0/1 input pairs, y (4, 1) = x0 XOR x1."""
     dtype = check_float_dtype(dtype)
     X = _all_binary_vectors(2, dtype)
@@ -26,7 +30,7 @@ def xor(dtype="float64"):
     return X, y
 
 
-def parity(n, dtype="float64"):
+def parity(n: int, dtype: Any = "float64") -> tuple[np.ndarray, np.ndarray]:
     """The n-bit parity problem: all 2**n binary rows, y (2**n, 1) = 1 for an odd count of ones.
 
     Rows are in counting order, most significant bit first. n is an int in 1..20.
@@ -43,7 +47,7 @@ def parity(n, dtype="float64"):
     return X, y
 
 
-def symmetry(n, dtype="float64"):
+def symmetry(n: int, dtype: Any = "float64") -> tuple[np.ndarray, np.ndarray]:
     """The mirror-symmetry problem: all 2**n binary rows, y (2**n, 1) = 1 for palindromic rows.
 
     A row is symmetric when it equals itself reversed about its centre; n=6 gives 64 patterns,
@@ -57,7 +61,7 @@ def symmetry(n, dtype="float64"):
     return X, y
 
 
-def encoder(n, dtype="float64"):
+def encoder(n: int, dtype: Any = "float64") -> tuple[np.ndarray, np.ndarray]:
     """The n-log2(n)-n encoder problem: X the n x n identity (one-hot patterns), Y a copy of X.
 
     n is an int >= 1.

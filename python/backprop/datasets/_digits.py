@@ -4,6 +4,7 @@ import functools
 import gzip
 import io
 from importlib import resources
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,7 @@ _MAX_PIXEL = 16
 
 
 @functools.lru_cache(maxsize=1)
-def _read_digits_table():
+def _read_digits_table() -> np.ndarray:
     """Parse the CSV once; the result is read-only so the cache cannot be altered by a caller."""
     # importlib.resources works from a source tree, an installed wheel or a zip alike; one
     # joinpath argument at a time, as Python < 3.11 allows no more.
@@ -33,7 +34,7 @@ def _read_digits_table():
     return table
 
 
-def load_digits(*, scale=True, dtype="float64"):
+def load_digits(*, scale: bool = True, dtype: Any = "float64") -> tuple[np.ndarray, np.ndarray]:
     """Load the 1,797 handwritten digits as 8x8 images flattened to 64 features.
 
     Optical recognition of handwritten digits (E. Alpaydin, C. Kaynak, 1998), the test part of

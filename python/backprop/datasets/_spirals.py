@@ -1,5 +1,9 @@
 """Lang & Witbrock's two interleaved spirals, a classic hard case for a small network."""
 
+from __future__ import annotations
+
+from typing import Any, Optional
+
 import numpy as np
 
 from ._checks import check_float_dtype, check_int, check_nonnegative_real, check_seed
@@ -11,7 +15,8 @@ _CLASSIC_RADIUS = 6.5
 _CLASSIC_RADIUS_DENOMINATOR = 104
 
 
-def two_spirals(n_per_spiral=97, *, noise=0.0, seed=0, dtype="float64"):
+def two_spirals(n_per_spiral: int = 97, *, noise: float = 0.0, seed: Optional[int] = 0,
+                dtype: Any = "float64") -> tuple[np.ndarray, np.ndarray]:
     """Two interleaved spirals: X (2n, 2), y (2n, 1) with 0 for the first spiral, 1 for the second.
 
     The first n rows are the first spiral, point i at (r sin(a), r cos(a)); the next n rows are

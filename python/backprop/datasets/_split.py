@@ -1,14 +1,17 @@
 """A seeded, optionally stratified split of samples into a training and a test set."""
 
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Any, Optional
 
 import numpy as np
 
 from ._checks import check_bool, check_seed
 
 
-def _test_count(test_size, n_samples):
+def _test_count(test_size: object, n_samples: int) -> int:
     """Turn ``test_size`` (a fraction or a count) into the number of test samples."""
     if isinstance(test_size, bool) or not isinstance(test_size, numbers.Real):
         raise TypeError(
@@ -35,7 +38,8 @@ def _test_count(test_size, n_samples):
     return n_test
 
 
-def _stratified_test_indices(labels, n_test, rng):
+def _stratified_test_indices(labels: np.ndarray, n_test: int,
+                             rng: np.random.Generator) -> np.ndarray:
     """Pick ``n_test`` indices so each class's test count is its expected share, rounded."""
     classes, class_of_sample = np.unique(labels, return_inverse=True)
     class_sizes = np.bincount(class_of_sample, minlength=classes.size)
@@ -55,7 +59,9 @@ def _stratified_test_indices(labels, n_test, rng):
     return np.concatenate(chosen)
 
 
-def train_test_split(X, y, *, test_size=0.25, seed=0, stratify=True):
+def train_test_split(
+    X: Any, y: Any, *, test_size: float = 0.25, seed: Optional[int] = 0, stratify: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split samples (rows of X and entries of y) into a shuffled training and test set.
 
     Parameters
@@ -99,7 +105,7 @@ def train_test_split(X, y, *, test_size=0.25, seed=0, stratify=True):
         order = rng.permutation(n_samples)
         test_idx, train_idx = order[:n_test], order[n_test:]
 
-    def take(a, idx):
+    def take(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(a[idx])
 
     return take(X, train_idx), take(X, test_idx), take(y, train_idx), take(y, test_idx)

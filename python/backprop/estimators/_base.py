@@ -96,7 +96,7 @@ def thread_count(n_threads: Optional[int]) -> Iterator[None]:
         set_num_threads(before)
 
 
-class BaseMLP(ParamsMixin, BaseEstimator):
+class BaseMLP(ParamsMixin, BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no types: its base is Any
     """The shared part of MLPClassifier and MLPRegressor (see their documentation)."""
 
     def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *,
@@ -258,7 +258,7 @@ class BaseMLP(ParamsMixin, BaseEstimator):
             self._optimizer = _new_optimizer(settings, decay)
         optimizer = self._optimizer
         batches = math.ceil(rows / batch_size)
-        penalty = 0.5 * settings.alpha * batches / (rows * mean_weight)
+        penalty: float = 0.5 * settings.alpha * batches / (rows * mean_weight)
 
         def loss_of(epoch_loss: float, trained: Network) -> float:
             return epoch_loss * target.report_scale + penalty * squared_weight_norm(trained)
@@ -443,7 +443,7 @@ class BaseMLP(ParamsMixin, BaseEstimator):
 
     # -- tags (scikit-learn >= 1.6 reads __sklearn_tags__, older versions _more_tags) --------
     def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()  # type: ignore[misc]
+        tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True  # accepted, and densified
         return tags
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from ._scores import accuracy
 from ._validation import as_array, check_rows
 
 
-class MLPClassifier(ClassifierMixin, BaseMLP):
+class MLPClassifier(ClassifierMixin, BaseMLP):  # type: ignore[misc]  # scikit-learn ships no types: its base is Any
     """A multi-layer perceptron classifier with scikit-learn's interface, trained by backprop's
     native kernels.
 
@@ -91,7 +91,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "MLPClassifier":
         """Train on samples X (n_samples, n_features) and labels y: 1-D labels, or a 2-D 0/1
         indicator matrix (multilabel). sample_weight: one weight >= 0 per sample. Returns self."""
-        return self._fit(X, y, sample_weight, incremental=False)  # type: ignore[return-value]
+        return self._fit(X, y, sample_weight, incremental=False)
 
     @stochastic_only
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None,
@@ -100,7 +100,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         on data that arrives in parts ('sgd' and 'adam' only). The first call needs `classes`,
         every label that will ever appear (not needed for multilabel y); later calls may
         repeat it. Returns self."""
-        return self._fit(X, y, sample_weight, incremental=True, classes=classes)  # type: ignore[return-value]
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
     # -- predicting ------------------------------------------------------------------------
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -117,7 +117,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """The log of predict_proba."""
         with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
+            return cast(np.ndarray, np.log(self.predict_proba(X)))  # numpy types ufuncs as Any
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class of each sample, from classes_ (multilabel: the 0/1 indicator
@@ -125,7 +125,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         probabilities = self.predict_proba(X)
         if self._label_kind == MULTILABEL:
             return (probabilities > 0.5).astype(self._label_dtype)
-        return self.classes_[probabilities.argmax(axis=1)]
+        # numpy types argmax(axis=...) and fancy indexing as Any.
+        return cast(np.ndarray, self.classes_[probabilities.argmax(axis=1)])
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy on (X, y), weighted by sample_weight; for multilabel y, the share of

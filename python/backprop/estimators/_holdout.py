@@ -36,7 +36,7 @@ def _quotas(counts: np.ndarray, total: int, rng: np.random.Generator) -> np.ndar
     one each to the classes with the largest remainders (ties broken at random), preferring
     classes that keep a training row."""
     exact = counts * total / counts.sum()
-    quotas = np.floor(exact).astype(np.int64)
+    quotas: np.ndarray = np.floor(exact).astype(np.int64)
     remainder = exact - quotas
     room = quotas + 1 < counts
     order = np.lexsort((rng.random(len(counts)), -remainder, ~room))

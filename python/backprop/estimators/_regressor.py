@@ -14,7 +14,7 @@ from ._validation import (as_array, check_rows, column_to_1d, reject_complex, re
                           require_y)
 
 
-class MLPRegressor(RegressorMixin, BaseMLP):
+class MLPRegressor(RegressorMixin, BaseMLP):  # type: ignore[misc]  # scikit-learn ships no types: its base is Any
     """A multi-layer perceptron regressor with scikit-learn's interface, trained by backprop's
     native kernels.
 
@@ -58,13 +58,13 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "MLPRegressor":
         """Train on samples X (n_samples, n_features) and targets y, (n_samples,) or
         (n_samples, n_outputs). sample_weight: one weight >= 0 per sample. Returns self."""
-        return self._fit(X, y, sample_weight, incremental=False)  # type: ignore[return-value]
+        return self._fit(X, y, sample_weight, incremental=False)
 
     @stochastic_only
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> "MLPRegressor":
         """One epoch on (X, y), from the current weights and optimizer state ('sgd' and
         'adam' only). Returns self."""
-        return self._fit(X, y, sample_weight, incremental=True)  # type: ignore[return-value]
+        return self._fit(X, y, sample_weight, incremental=True)
 
     # -- predicting ------------------------------------------------------------------------
     def predict(self, X: Any) -> np.ndarray:

@@ -9,4 +9,5 @@ from .levenberg_marquardt import LevenbergMarquardt
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Rprop", "Quickprop",
            "LBFGS", "LevenbergMarquardt"]
 
-from .first_order import _number  # noqa: E402,F401  (shared argument check, used by callbacks)
+# Shared argument check, used by callbacks and schedules; `as` marks it a deliberate re-export.
+from .first_order import _number as _number  # noqa: E402
