@@ -196,8 +196,12 @@ def test_lbfgs_minimises_sklearn_objective_with_l2_on_weights_only():
     weights = sum(float((W ** 2).sum()) for W in reg.coefs_)
     objective = 0.5 * np.mean((reg.predict(X) - y) ** 2) + alpha / (2 * len(X)) * weights
     assert reg.loss_ == pytest.approx(objective, rel=1e-12)
-    # At the optimum the biases feel no penalty: the output bias zeroes the mean residual.
-    np.testing.assert_allclose((reg.predict(X) - y).mean(axis=0), 0, atol=1e-5)
+    # The biases feel no penalty, so at the optimum the output bias zeroes the mean residual; a
+    # penalised bias b would leave it near n_outputs * alpha / n * |b| (stationarity). L-BFGS
+    # stops on a loss change of ~2e-9, so "zero" is judged against that penalised value.
+    residual_mean = np.abs((reg.predict(X) - y).mean(axis=0))
+    penalised = y.shape[1] * alpha / len(X) * np.abs(reg.intercepts_[-1])
+    assert np.all(residual_mean < 0.1 * penalised), (residual_mean, penalised)
     assert not hasattr(reg, "loss_curve_") and reg.t_ == 0 and 1 <= reg.n_iter_ < 1000
 
 
