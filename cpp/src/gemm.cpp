@@ -10,44 +10,46 @@
 namespace backprop {
 namespace {
 
-// Copies op(A)[ic:ic+mc, pc:pc+kc] into MR-row panels, each laid out k-major
-// (panel[p * MR + i]); rows past mc are zero so the micro-kernel never branches.
+// Copies a width x kc strip of a matrix into one k-major panel, panel[p * W + w] =
+// src[w * w_stride + p * k_stride], with entries past `width` zero so the micro-kernel never
+// branches. Full strips take fixed-size loops the compiler unrolls and vectorizes.
+template <index_t W, typename T>
+void pack_panel(T* __restrict dst, const T* __restrict src, index_t w_stride, index_t k_stride,
+                index_t width, index_t kc) {
+  if (width == W && w_stride == 1) {
+    for (index_t p = 0; p < kc; ++p)
+      for (index_t w = 0; w < W; ++w) dst[p * W + w] = src[p * k_stride + w];
+  } else if (width == W) {
+    for (index_t p = 0; p < kc; ++p)
+      for (index_t w = 0; w < W; ++w) dst[p * W + w] = src[w * w_stride + p * k_stride];
+  } else {
+    for (index_t p = 0; p < kc; ++p) {
+      for (index_t w = 0; w < width; ++w) dst[p * W + w] = src[w * w_stride + p * k_stride];
+      for (index_t w = width; w < W; ++w) dst[p * W + w] = T(0);
+    }
+  }
+}
+
+// Packs op(A)[row0:row0+rows, col0:col0+kc] into one MR-row panel.
 template <typename T>
 void pack_a_panel(T* dst, bool trans_a, const T* a, index_t lda, index_t row0, index_t rows,
                   index_t col0, index_t kc) {
   constexpr index_t MR = GemmBlocking<T>::MR;
-  for (index_t p = 0; p < kc; ++p) {
-    T* out = dst + p * MR;
-    index_t i = 0;
-    if (trans_a) {
-      const T* src = a + (col0 + p) * lda + row0;
-      for (; i < rows; ++i) out[i] = src[i];
-    } else {
-      const T* src = a + row0 * lda + col0 + p;
-      for (; i < rows; ++i) out[i] = src[i * lda];
-    }
-    for (; i < MR; ++i) out[i] = T(0);
-  }
+  if (trans_a)
+    pack_panel<MR>(dst, a + col0 * lda + row0, 1, lda, rows, kc);
+  else
+    pack_panel<MR>(dst, a + row0 * lda + col0, lda, 1, rows, kc);
 }
 
-// Copies op(B)[pc:pc+kc, jc:jc+nc] into NR-column panels, each laid out k-major
-// (panel[p * NR + j]); columns past nc are zero.
+// Packs op(B)[row0:row0+kc, col0:col0+cols] into one NR-column panel.
 template <typename T>
 void pack_b_panel(T* dst, bool trans_b, const T* b, index_t ldb, index_t row0, index_t kc,
                   index_t col0, index_t cols) {
   constexpr index_t NR = GemmBlocking<T>::NR;
-  for (index_t p = 0; p < kc; ++p) {
-    T* out = dst + p * NR;
-    index_t j = 0;
-    if (trans_b) {
-      const T* src = b + col0 * ldb + row0 + p;
-      for (; j < cols; ++j) out[j] = src[j * ldb];
-    } else {
-      const T* src = b + (row0 + p) * ldb + col0;
-      for (; j < cols; ++j) out[j] = src[j];
-    }
-    for (; j < NR; ++j) out[j] = T(0);
-  }
+  if (trans_b)
+    pack_panel<NR>(dst, b + col0 * ldb + row0, ldb, 1, cols, kc);
+  else
+    pack_panel<NR>(dst, b + row0 * ldb + col0, 1, ldb, cols, kc);
 }
 
 template <typename T>
@@ -60,6 +62,15 @@ void scale_c(index_t m, index_t n, T beta, T* c, index_t ldc) {
       for (index_t j = 0; j < n; ++j) row[j] *= beta;
     }
   }
+}
+
+// The block size that splits extent into the fewest blocks of at most max_block, all of about
+// the same size (a multiple of unit): 784 = 4 x 196, not 3 x 256 + 16, whose thin last block
+// would repack the other operand for little work.
+index_t balanced_block(index_t extent, index_t max_block, index_t unit) {
+  const index_t count = (extent + max_block - 1) / max_block;
+  const index_t size = (extent + count - 1) / count;
+  return std::min(max_block, (size + unit - 1) / unit * unit);
 }
 
 int gemm_thread_count(index_t m, index_t n, index_t k) {
@@ -80,13 +91,15 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
   }
   using Blocks = GemmBlocking<T>;
   constexpr index_t MR = Blocks::MR, NR = Blocks::NR;
-  constexpr index_t MC = Blocks::MC, KC = Blocks::KC, NC = Blocks::NC;
+  const index_t MC = balanced_block(m, Blocks::MC, MR);
+  const index_t KC = balanced_block(k, Blocks::KC, 1);
+  const index_t NC = balanced_block(n, Blocks::NC, NR);
   const MicroKernel<T> kernel = select_micro_kernel<T>();
 
   // One set of packing buffers per calling thread, grown once and reused by every call.
   thread_local AlignedBuffer<T> a_buffer, b_buffer;
-  T* const a_packed = a_buffer.reserve(std::size_t(MC * KC));
-  T* const b_packed = b_buffer.reserve(std::size_t(KC * NC));
+  T* const a_packed = a_buffer.reserve(std::size_t(Blocks::MC * Blocks::KC));
+  T* const b_packed = b_buffer.reserve(std::size_t(Blocks::KC * Blocks::NC));
 
   [[maybe_unused]] const int threads = gemm_thread_count(m, n, k);
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -97,20 +110,45 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
       const index_t kc = std::min(KC, k - pc);
       // The first k block applies the caller's beta; the later ones add onto it.
       const T beta_block = pc == 0 ? beta : T(1);
+      if (trans_b) {
 #pragma omp for schedule(static)
-      for (index_t jp = 0; jp < n_panels; ++jp) {
-        const index_t j0 = jp * NR;
-        pack_b_panel(b_packed + jp * NR * kc, trans_b, b, ldb, pc, kc, jc + j0,
-                     std::min(NR, nc - j0));
+        for (index_t jp = 0; jp < n_panels; ++jp) {
+          const index_t j0 = jp * NR;
+          pack_b_panel(b_packed + jp * NR * kc, trans_b, b, ldb, pc, kc, jc + j0,
+                       std::min(NR, nc - j0));
+        }
+      } else {
+        // Row by row across all the panels: each row of B is read once, left to right. Going
+        // down one panel at a time would touch a new page on every row when ldb is large.
+#pragma omp for schedule(static)
+        for (index_t p = 0; p < kc; ++p) {
+          for (index_t jp = 0; jp < n_panels; ++jp) {
+            const index_t j0 = jp * NR;
+            pack_b_panel(b_packed + jp * NR * kc + p * NR, trans_b, b, ldb, pc + p, 1, jc + j0,
+                         std::min(NR, nc - j0));
+          }
+        }
       }
       for (index_t ic = 0; ic < m; ic += MC) {
         const index_t mc = std::min(MC, m - ic);
         const index_t m_panels = (mc + MR - 1) / MR;
+        if (trans_a) {
+          // As for B above: row by row of the stored matrix, across all the panels.
 #pragma omp for schedule(static)
-        for (index_t ip = 0; ip < m_panels; ++ip) {
-          const index_t i0 = ip * MR;
-          pack_a_panel(a_packed + ip * MR * kc, trans_a, a, lda, ic + i0, std::min(MR, mc - i0),
-                       pc, kc);
+          for (index_t p = 0; p < kc; ++p) {
+            for (index_t ip = 0; ip < m_panels; ++ip) {
+              const index_t i0 = ip * MR;
+              pack_a_panel(a_packed + ip * MR * kc + p * MR, trans_a, a, lda, ic + i0,
+                           std::min(MR, mc - i0), pc + p, 1);
+            }
+          }
+        } else {
+#pragma omp for schedule(static)
+          for (index_t ip = 0; ip < m_panels; ++ip) {
+            const index_t i0 = ip * MR;
+            pack_a_panel(a_packed + ip * MR * kc, trans_a, a, lda, ic + i0,
+                         std::min(MR, mc - i0), pc, kc);
+          }
         }
         // Each (column panel, row panel) tile of C belongs to exactly one thread.
 #pragma omp for schedule(static) collapse(2)

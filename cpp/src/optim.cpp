@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 #include <stdexcept>
 
@@ -21,7 +22,7 @@ struct Rule {
   T eta_minus, eta_plus, step_min, step_max;  // rprop
   T growth, shrink;       // quickprop: max_growth and max_growth / (1 + max_growth)
   bool first;             // the first update: no previous slope yet
-  T grad_scale, clip_value, l1;  // gradient clipping and L1, applied before the rule
+  T grad_scale, clip_limit, l1;  // gradient clipping (+inf: off) and L1, applied before the rule
   bool nesterov, centered;
   bool momentum_on;       // decided in double: a tiny momentum may round to 0 in float
   T* v0;  // the state buffers, in optimizer_state_count's order
@@ -48,7 +49,7 @@ struct Rule {
         shrink(T(s.max_growth / (1.0 + s.max_growth))),
         first(s.step == 0),
         grad_scale(T(1)),
-        clip_value(T(s.clip_value)),
+        clip_limit(s.clip_value > 0.0 ? T(s.clip_value) : std::numeric_limits<T>::infinity()),
         l1(T(s.l1)),
         nesterov(s.nesterov),
         centered(s.centered),
@@ -69,18 +70,30 @@ struct Rule {
     if (kind == OptimizerKind::adagrad) lr = T(s.lr / (1.0 + (t - 1.0) * s.lr_decay));
   }
 
+  // Whether the gradient is scaled, clipped or gets L1 before the rule (else those steps are
+  // compiled out).
+  bool shapes_gradient() const {
+    return grad_scale != T(1) || clip_limit != std::numeric_limits<T>::infinity() || l1 != T(0);
+  }
+
   // The new value of parameter i and of its state, in locals; written back only when Write,
-  // so a first pass can check that an update is finite before any of it is made. The kind
-  // is a template argument so each loop is branch-free.
-  template <OptimizerKind K, bool Write>
-  bool apply(T* params, const T* grads, index_t i) const {
-    T g = grads[i] * grad_scale;
+  // so a first pass can check that an update is finite before any of it is made. The kind,
+  // the state count and whether the gradient is shaped are template arguments, so the loop
+  // around this has no branch and vectorizes.
+  template <OptimizerKind K, int States, bool Shaped, bool Write>
+  bool apply(T* __restrict params, const T* __restrict grads, T* __restrict s0,
+             T* __restrict s1, T* __restrict s2, index_t i) const {
+    T g = grads[i];
     T p = params[i];
-    if (clip_value > T(0)) g = g > clip_value ? clip_value : (g < -clip_value ? -clip_value : g);
-    if (l1 != T(0)) g += p > T(0) ? l1 : (p < T(0) ? -l1 : T(0));
-    T a = v0 != nullptr ? v0[i] : T(0);  // the state values this kind keeps
-    T b = v1 != nullptr ? v1[i] : T(0);
-    T c = v2 != nullptr ? v2[i] : T(0);
+    if (Shaped) {
+      // Clamping to +-inf (clip_value off) and adding 0 * sign (l1 off) change nothing.
+      g *= grad_scale;
+      g = std::min(std::max(g, -clip_limit), clip_limit);
+      g += l1 * (T(p > T(0)) - T(p < T(0)));
+    }
+    T a = States > 0 ? s0[i] : T(0);  // the state values this kind keeps
+    T b = States > 1 ? s1[i] : T(0);
+    T c = States > 2 ? s2[i] : T(0);
     switch (K) {
       case OptimizerKind::sgd: {
         g += wd * p;
@@ -167,25 +180,89 @@ struct Rule {
     }
     if (Write) {
       params[i] = p;
-      if (v0 != nullptr) v0[i] = a;
-      if (v1 != nullptr) v1[i] = b;
-      if (v2 != nullptr) v2[i] = c;
+      if (States > 0) s0[i] = a;
+      if (States > 1) s1[i] = b;
+      if (States > 2) s2[i] = c;
     }
-    return std::isfinite(p) && std::isfinite(a) && std::isfinite(b) && std::isfinite(c);
+    // x - x is 0 for a finite x and NaN for Inf or NaN: one cheap, branch-free test of all four.
+    return (p - p) + (a - a) + (b - b) + (c - c) == T(0);
   }
 };
 
-// Checks that the whole update is finite, then makes it: all or nothing.
-template <typename T, OptimizerKind K>
-bool update_loop(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel) {
+// Counts the non-finite results of the update over [begin, end), writing them when Write.
+// The buffers never overlap (the bindings refuse aliases): restrict, and a local copy of the
+// rule that no store can change, let the compiler keep the constants in registers. Cloned
+// for AVX2 and chosen at load time; contraction stays off, so both clones round alike.
+template <typename T, OptimizerKind K, int States, bool Shaped, bool Write>
+BACKPROP_ELEMENTWISE_CLONES index_t update_range(const Rule<T>& shared_rule, T* __restrict params, const T* __restrict grads,
+                     index_t begin, index_t end) {
+  const Rule<T> rule = shared_rule;
+  T* __restrict s0 = rule.v0;
+  T* __restrict s1 = rule.v1;
+  T* __restrict s2 = rule.v2;
+  int bad = 0;
+  for (index_t i = begin; i < end; ++i)
+    bad |= rule.template apply<K, States, Shaped, Write>(params, grads, s0, s1, s2, i) ? 0 : 1;
+  return bad;
+}
+
+// Checks that the whole update is finite, then makes it: all or nothing. States is
+// optimizer_state_count: how many of rule.v0, v1, v2 the update reads and writes.
+template <typename T, OptimizerKind K, int States, bool Shaped>
+bool update_pass_pair(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel) {
+  // Blocks of a fixed size, so the work split is the same for any thread count.
+  constexpr index_t kBlock = 1 << 14;
+  const index_t blocks = (n + kBlock - 1) / kBlock;
   const bool go_parallel = parallel && n >= kElementwiseParallelMin;
   index_t bad = 0;
 #pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (go_parallel) reduction(+ : bad)
-  for (index_t i = 0; i < n; ++i) bad += rule.template apply<K, false>(params, grads, i) ? 0 : 1;
+  for (index_t block = 0; block < blocks; ++block)
+    bad += update_range<T, K, States, Shaped, false>(rule, params, grads, block * kBlock,
+                                     std::min(n, (block + 1) * kBlock));
   if (bad != 0) return false;
 #pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (go_parallel)
-  for (index_t i = 0; i < n; ++i) rule.template apply<K, true>(params, grads, i);
+  for (index_t block = 0; block < blocks; ++block)
+    update_range<T, K, States, Shaped, true>(rule, params, grads, block * kBlock, std::min(n, (block + 1) * kBlock));
   return true;
+}
+
+// The state counts each kind can have (optimizer_state_count), so no other is compiled.
+constexpr bool valid_state_count(OptimizerKind kind, int states) {
+  switch (kind) {
+    case OptimizerKind::sgd:
+      return states <= 1;
+    case OptimizerKind::rmsprop:
+      return states >= 1;
+    case OptimizerKind::adagrad:
+      return states == 1;
+    default:
+      return states == 2;
+  }
+}
+
+template <typename T, OptimizerKind K, int States>
+bool update_with_states(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel) {
+  if constexpr (valid_state_count(K, States)) {
+    return rule.shapes_gradient()
+               ? update_pass_pair<T, K, States, true>(rule, params, grads, n, parallel)
+               : update_pass_pair<T, K, States, false>(rule, params, grads, n, parallel);
+  } else {
+    throw std::logic_error("optimizer state count does not fit its kind");
+  }
+}
+
+template <typename T, OptimizerKind K>
+bool update_loop(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel) {
+  switch ((rule.v0 != nullptr) + (rule.v1 != nullptr) + (rule.v2 != nullptr)) {
+    case 0:
+      return update_with_states<T, K, 0>(rule, params, grads, n, parallel);
+    case 1:
+      return update_with_states<T, K, 1>(rule, params, grads, n, parallel);
+    case 2:
+      return update_with_states<T, K, 2>(rule, params, grads, n, parallel);
+    default:
+      return update_with_states<T, K, 3>(rule, params, grads, n, parallel);
+  }
 }
 
 template <typename T>
