@@ -112,7 +112,6 @@ class Engine {
     const T* y_hat = mlp_forward(spec_, p, px, m, workspace_, dropout_step);
     const double value = loss_forward(spec_.loss, spec_.reduction, workspace_.pre.back().data(),
                                       y_hat, py_, pw, m, spec_.n_outputs(), spec_.output);
-    std::fill(g, g + spec_.n_params(), T(0));
     mlp_backward(spec_, p, px, py_, pw, m, workspace_, g);
     return value;
   }

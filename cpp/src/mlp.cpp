@@ -145,7 +145,7 @@ template <typename T>
 void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_t m,
                   Workspace<T>& ws, T* grads) {
   // from D_L in grad_post.back(), for l from L down: D_l = dLoss/dX_l * f'(U_l) (in place);
-  // dW_l += [X_s]^T D_l; db_l += colsum(D_l); dLoss/dX_s += D_l W_s^T for each source layer s
+  // dW_l = [X_s]^T D_l; db_l = colsum(D_l); dLoss/dX_s += D_l W_s^T for each source layer s
   const std::size_t n_layers = net.layers.size();
   std::fill(ws.grad_written.begin(), ws.grad_written.end(), char(0));
   ws.grad_written.back() = 1;
@@ -167,9 +167,9 @@ void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_
     index_t row = 0;
     for (int s : layer.sources) {
       const index_t width = net.source_width(s);
-      if (grads != nullptr)
+      if (grads != nullptr)  // beta 0: each block of rows of dW is written exactly once
         gemm<T>(true, false, width, layer.fan_out, m, T(1), source_rows(net, ws, x, s), width,
-                delta, layer.fan_out, T(1), grads + net.weight_offset(l) + row * layer.fan_out,
+                delta, layer.fan_out, T(0), grads + net.weight_offset(l) + row * layer.fan_out,
                 layer.fan_out);
       if (s > 0) {  // the input needs no gradient
         const std::size_t target = std::size_t(s - 1);
@@ -180,7 +180,11 @@ void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_
       }
       row += width;
     }
-    if (grads != nullptr) bias_grad(grads + net.bias_offset(l), delta, m, layer.fan_out);
+    if (grads != nullptr) {
+      T* db = grads + net.bias_offset(l);
+      std::fill(db, db + layer.fan_out, T(0));
+      bias_grad(db, delta, m, layer.fan_out);
+    }
   }
 }
 

@@ -24,7 +24,6 @@ StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* 
   result.correct =
       count_correct(y_hat, y, m, n_out, net.loss == Loss::binary_cross_entropy || n_out == 1);
   const index_t n_params = net.n_params();
-  std::fill(grads, grads + n_params, T(0));
   mlp_backward(net, params, x, y, row_weight, m, ws, grads);
   // A finite loss can still give an update that overflows (float32 gradients, a huge lr):
   // the optimizer then writes nothing, keeping the last good weights.

@@ -69,15 +69,15 @@ template <typename T>
 const T* mlp_forward(const NetworkSpec<T>& net, const T* params, const T* x, index_t m,
                      Workspace<T>& ws, index_t training_step = -1);
 
-// Backward pass after mlp_forward on the same x: adds dLoss/dparams into grads (flat, the
-// layout of params). row_weight (m) scales each sample's loss, or nullptr for 1.
+// Backward pass after mlp_forward on the same x: writes dLoss/dparams into grads (flat, the
+// layout of params; every entry is written, so grads need not be cleared first). row_weight (m) scales each sample's loss, or nullptr for 1.
 template <typename T>
 void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const T* y,
                   const T* row_weight, index_t m, Workspace<T>& ws, T* grads);
 
 // The backward pass from a given output delta: ws.grad_post.back() holds dLoss/dU_L (m x
 // n_outputs) on entry; on return ws.grad_post[l] holds dLoss/dU_l for every layer, and the
-// parameter gradient is added into grads unless grads is nullptr (Jacobians need only deltas).
+// parameter gradient is written into grads unless grads is nullptr (Jacobians need only deltas).
 template <typename T>
 void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_t m,
                   Workspace<T>& ws, T* grads);
