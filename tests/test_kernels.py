@@ -23,7 +23,7 @@ def _one_thread(threads):
 
 # Elementwise kernels split work over threads from this many elements on (config.hpp); the
 # tests above it run on two threads, where no BLAS call sits between kernel and reference.
-ELEMENTWISE_PARALLEL_MIN = 1 << 15
+ELEMENTWISE_PARALLEL_MIN = 1 << 18
 
 
 def _threads_for(threads, size):
@@ -53,10 +53,11 @@ def _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype):
 # --------------------------------------------------------------------------------------------
 # gemm: shapes
 
-# The GEMM's register tile and cache blocks, copied from cpp/include/backprop/config.hpp.
+# The GEMM's register tile and cache blocks, and the most rows for which B is read in place
+# (kGemmDirectBMaxRows), copied from cpp/include/backprop/config.hpp.
 BLOCKING = {
-    np.dtype(np.float32): {"MR": 6, "NR": 16, "MC": 144, "KC": 256, "NC": 4080},
-    np.dtype(np.float64): {"MR": 6, "NR": 8, "MC": 96, "KC": 256, "NC": 4080},
+    np.dtype(np.float32): {"MR": 6, "NR": 16, "MC": 144, "KC": 256, "NC": 4080, "DIRECT": 64},
+    np.dtype(np.float64): {"MR": 6, "NR": 8, "MC": 96, "KC": 256, "NC": 4080, "DIRECT": 64},
 }
 
 EDGE_SIZES = (1, 2, 5, 6, 7, 8, 9, 15, 16, 17, 64, 255)
@@ -91,6 +92,10 @@ BLOCKING_SHAPES = [
     pytest.param(lambda b: (19, 37, b["KC"] + 1), id="KC+1"),
     pytest.param(lambda b: (19, 37, 2 * b["KC"] + 1), id="2KC+1"),
     pytest.param(lambda b: (3, b["NC"] + 1, 5), id="NC+1"),
+    # Up to DIRECT rows an untransposed B is read in place, its last partial panel packed.
+    pytest.param(lambda b: (b["DIRECT"], 3 * b["NR"] + 5, b["KC"] + 3), id="DIRECT"),
+    pytest.param(lambda b: (b["DIRECT"] + 1, 3 * b["NR"] + 5, b["KC"] + 3), id="DIRECT+1"),
+    pytest.param(lambda b: (b["DIRECT"] - 1, 2 * b["NR"], 2 * b["KC"] + 1), id="DIRECT-1,2NR"),
     pytest.param(lambda b: (b["MC"] + 1, b["NR"] + 1, b["KC"] + 1), id="MC+1,NR+1,KC+1"),
     pytest.param(lambda b: (b["MC"] - 1, 2 * b["NR"] - 1, 2 * b["KC"] - 1), id="MC-1,2NR-1,2KC-1"),
 ]
@@ -278,8 +283,8 @@ def _activation_case_id(case):
     return name if alpha is None else f"{name}-{alpha}"
 
 
-# 40000 is above the parallel threshold.
-ACTIVATION_SHAPES = [(0,), (1,), (7,), (3, 5), (1000,), (40000,)]
+# 300000 is above the parallel threshold.
+ACTIVATION_SHAPES = [(0,), (1,), (7,), (3, 5), (1000,), (300000,)]
 
 # Put first in every input, so even the small shapes see the kinks and the tails.
 SPECIAL_VALUES = [0.0, -50.0, 50.0, -1000.0, 1000.0, -1e-7, 1e-7, -0.0, -1.0, 1.0, -5.0, 5.0,
@@ -343,7 +348,7 @@ def test_activation_kinks_use_the_negative_side(dtype):
 # --------------------------------------------------------------------------------------------
 # softmax
 
-SOFTMAX_SHAPES = [(1, 1), (1, 10), (7, 3), (300, 257)]
+SOFTMAX_SHAPES = [(1, 1), (1, 10), (7, 3), (300, 257), (1031, 257)]
 
 
 def _softmax_backward_expected(u, y):
@@ -483,7 +488,7 @@ def test_mse_loss_with_custom_output_alpha(dtype, output, alpha):
 # --------------------------------------------------------------------------------------------
 # bias_grad and sgd_update
 
-SIZES = [1, 7, 100000]
+SIZES = [1, 7, 300000]
 
 
 @pytest.mark.parametrize("rows", [0, 1, 5])
@@ -629,7 +634,7 @@ def test_elementwise_result_dtype(call):
 
 def test_elementwise_bytes_do_not_depend_on_thread_count(dtype, threads):
     rng = np.random.default_rng(12)
-    size = 40000  # above the parallel threshold
+    size = 600 * 600  # above the parallel threshold
     u = (rng.standard_normal(size) * 3).astype(dtype)
     g = rng.standard_normal(size).astype(dtype)
     results = {}
@@ -641,8 +646,8 @@ def test_elementwise_bytes_do_not_depend_on_thread_count(dtype, threads):
         results[count] = [
             K.activation_forward(u, "gelu"),
             K.activation_backward(g, u, "elu"),
-            K.softmax(u.reshape(200, 200)),
-            K.loss_grad(u.reshape(200, 200), g.reshape(200, 200), "mse", output="tanh"),
+            K.softmax(u.reshape(600, 600)),
+            K.loss_grad(u.reshape(600, 600), g.reshape(600, 600), "mse", output="tanh"),
             params,
             velocity,
         ]

@@ -78,17 +78,12 @@ int gemm_thread_count(index_t m, index_t n, index_t k) {
   return work < double(kGemmParallelMinFlops) ? 1 : get_num_threads();
 }
 
-}  // namespace
-
+// The blocked GEMM on m, n, k >= 1. With threads > 1 the threads share each packed block of B
+// and of A and split the tiles of C between them (a barrier after each packing step).
 template <typename T>
-void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
-          index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
-  // C (m x n) = alpha * op(A) (m x k) @ op(B) (k x n) + beta * C
-  if (m <= 0 || n <= 0) return;
-  if (k <= 0 || alpha == T(0)) {
-    scale_c(m, n, beta, c, ldc);
-    return;
-  }
+void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
+                  const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+                  [[maybe_unused]] int threads) {
   using Blocks = GemmBlocking<T>;
   constexpr index_t MR = Blocks::MR, NR = Blocks::NR;
   const index_t MC = balanced_block(m, Blocks::MC, MR);
@@ -101,7 +96,9 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
   T* const a_packed = a_buffer.reserve(std::size_t(Blocks::MC * Blocks::KC));
   T* const b_packed = b_buffer.reserve(std::size_t(Blocks::KC * Blocks::NC));
 
-  [[maybe_unused]] const int threads = gemm_thread_count(m, n, k);
+  // With few rows of A each element of B is used only a few times, and copying B into panels
+  // would cost more than reading it where it lies (row-major, NR values of a row together).
+  const bool direct_b = !trans_b && m <= kGemmDirectBMaxRows;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   for (index_t jc = 0; jc < n; jc += NC) {
     const index_t nc = std::min(NC, n - jc);
@@ -110,7 +107,13 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
       const index_t kc = std::min(KC, k - pc);
       // The first k block applies the caller's beta; the later ones add onto it.
       const T beta_block = pc == 0 ? beta : T(1);
-      if (trans_b) {
+      if (direct_b) {
+        // Full panels are read in place; only a last, partial panel needs zero padding.
+        if (nc % NR != 0) {
+#pragma omp single
+          pack_b_panel(b_packed, trans_b, b, ldb, pc, kc, jc + (n_panels - 1) * NR, nc % NR);
+        }
+      } else if (trans_b) {
 #pragma omp for schedule(static)
         for (index_t jp = 0; jp < n_panels; ++jp) {
           const index_t j0 = jp * NR;
@@ -155,14 +158,64 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
         for (index_t jp = 0; jp < n_panels; ++jp) {
           for (index_t ip = 0; ip < m_panels; ++ip) {
             const index_t i0 = ip * MR, j0 = jp * NR;
-            kernel(kc, a_packed + ip * MR * kc, b_packed + jp * NR * kc,
+            const index_t cols = std::min(NR, nc - j0);
+            const bool in_place = direct_b && cols == NR;
+            const T* b_panel = in_place   ? b + pc * ldb + jc + j0
+                               : direct_b ? b_packed
+                                          : b_packed + jp * NR * kc;
+            kernel(kc, a_packed + ip * MR * kc, b_panel, in_place ? ldb : NR,
                    c + (ic + i0) * ldc + jc + j0, ldc, alpha, beta_block, std::min(MR, mc - i0),
-                   std::min(NR, nc - j0));
+                   cols);
           }
         }
       }
     }
   }
+}
+
+// Each thread computes its own slab of C (whole columns, or whole rows when op(A) is the taller
+// operand) with a one-thread GEMM: no barrier inside, at the cost of packing the shared
+// operand once per thread. Slabs start on register-tile boundaries, so each entry of C comes
+// from the same tile and the same sums as on one thread: the same bits.
+template <typename T>
+void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+                index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc, int threads) {
+  const bool by_columns = m <= n;
+  const index_t unit = by_columns ? GemmBlocking<T>::NR : GemmBlocking<T>::MR;
+  const index_t extent = by_columns ? n : m;
+  const index_t units = (extent + unit - 1) / unit;
+#pragma omp parallel num_threads(threads)
+  {
+    const index_t part = thread_index(), parts = team_size();
+    const index_t first = std::min(extent, units * part / parts * unit);
+    const index_t last = std::min(extent, units * (part + 1) / parts * unit);
+    if (first < last && by_columns) {
+      gemm_blocked(trans_a, trans_b, m, last - first, k, alpha, a, lda,
+                   trans_b ? b + first * ldb : b + first, ldb, beta, c + first, ldc, 1);
+    } else if (first < last) {
+      gemm_blocked(trans_a, trans_b, last - first, n, k, alpha,
+                   trans_a ? a + first : a + first * lda, lda, b, ldb, beta, c + first * ldc,
+                   ldc, 1);
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+          index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
+  // C (m x n) = alpha * op(A) (m x k) @ op(B) (k x n) + beta * C
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == T(0)) {
+    scale_c(m, n, beta, c, ldc);
+    return;
+  }
+  const int threads = gemm_thread_count(m, n, k);
+  if (threads > 1 && double(m) * double(n) * double(k) < double(kGemmSharedMinFlops))
+    gemm_split(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+  else
+    gemm_blocked(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
 }
 
 template <typename T>

@@ -50,6 +50,22 @@ int get_num_threads() {
   return n;
 }
 
+int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+int team_size() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
 bool openmp_enabled() {
 #ifdef _OPENMP
   return true;

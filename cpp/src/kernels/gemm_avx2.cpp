@@ -50,11 +50,11 @@ inline void store_row(typename Ops::T* row, typename Ops::V lo, typename Ops::V 
   Ops::store(row + W, hi);
 }
 
-// C[0:mr, 0:nr] = alpha * a (6 x kc, k-major) @ b (kc x 2 vectors, k-major) + beta * C.
+// C[0:mr, 0:nr] = alpha * a (6 x kc, k-major) @ b (kc rows of 2 vectors, b_step apart) + beta * C.
 // Twelve named accumulators, not an array: GCC keeps an array of vectors on the stack.
 template <typename Ops>
 inline void kernel_6x2v(index_t kc, const typename Ops::T* a, const typename Ops::T* b,
-                        typename Ops::T* c, index_t ldc, typename Ops::T alpha,
+                        index_t b_step, typename Ops::T* c, index_t ldc, typename Ops::T alpha,
                         typename Ops::T beta, index_t mr, index_t nr) {
   using T = typename Ops::T;
   using V = typename Ops::V;
@@ -84,7 +84,7 @@ inline void kernel_6x2v(index_t kc, const typename Ops::T* a, const typename Ops
     c50 = Ops::fmadd(ai, b0, c50);
     c51 = Ops::fmadd(ai, b1, c51);
     a += MR;
-    b += NR;
+    b += b_step;
   }
   if (mr == MR && nr == NR) {
     store_row<Ops>(c + 0 * ldc, c00, c01, alpha, beta);
@@ -112,14 +112,15 @@ inline void kernel_6x2v(index_t kc, const typename Ops::T* a, const typename Ops
 
 }  // namespace
 
-void micro_kernel_avx2_s6x16(index_t kc, const float* a, const float* b, float* c, index_t ldc,
-                             float alpha, float beta, index_t mr, index_t nr) {
-  kernel_6x2v<Avx2Float>(kc, a, b, c, ldc, alpha, beta, mr, nr);
+void micro_kernel_avx2_s6x16(index_t kc, const float* a, const float* b, index_t b_step, float* c,
+                             index_t ldc, float alpha, float beta, index_t mr, index_t nr) {
+  kernel_6x2v<Avx2Float>(kc, a, b, b_step, c, ldc, alpha, beta, mr, nr);
 }
 
-void micro_kernel_avx2_d6x8(index_t kc, const double* a, const double* b, double* c, index_t ldc,
-                            double alpha, double beta, index_t mr, index_t nr) {
-  kernel_6x2v<Avx2Double>(kc, a, b, c, ldc, alpha, beta, mr, nr);
+void micro_kernel_avx2_d6x8(index_t kc, const double* a, const double* b, index_t b_step,
+                            double* c, index_t ldc, double alpha, double beta, index_t mr,
+                            index_t nr) {
+  kernel_6x2v<Avx2Double>(kc, a, b, b_step, c, ldc, alpha, beta, mr, nr);
 }
 
 }  // namespace backprop

@@ -7,7 +7,7 @@ namespace {
 
 template <typename T, index_t MR, index_t NR>
 inline void micro_kernel_body(index_t kc, const T* __restrict a, const T* __restrict b,
-                              T* __restrict c, index_t ldc, T alpha, T beta, index_t mr,
+                              index_t b_step, T* __restrict c, index_t ldc, T alpha, T beta, index_t mr,
                               index_t nr) {
   // acc (MR x NR) = sum over p of a[:, p] (outer) b[p, :]
   T acc[MR][NR];
@@ -15,7 +15,7 @@ inline void micro_kernel_body(index_t kc, const T* __restrict a, const T* __rest
     for (index_t j = 0; j < NR; ++j) acc[i][j] = T(0);
   for (index_t p = 0; p < kc; ++p) {
     const T* ap = a + p * MR;
-    const T* bp = b + p * NR;
+    const T* bp = b + p * b_step;
     for (index_t i = 0; i < MR; ++i) {
       const T ai = ap[i];
       for (index_t j = 0; j < NR; ++j) acc[i][j] += ai * bp[j];
@@ -34,14 +34,16 @@ inline void micro_kernel_body(index_t kc, const T* __restrict a, const T* __rest
 
 }  // namespace
 
-void micro_kernel_generic_s6x16(index_t kc, const float* a, const float* b, float* c, index_t ldc,
-                                float alpha, float beta, index_t mr, index_t nr) {
-  micro_kernel_body<float, 6, 16>(kc, a, b, c, ldc, alpha, beta, mr, nr);
+void micro_kernel_generic_s6x16(index_t kc, const float* a, const float* b, index_t b_step,
+                                float* c, index_t ldc, float alpha, float beta, index_t mr,
+                                index_t nr) {
+  micro_kernel_body<float, 6, 16>(kc, a, b, b_step, c, ldc, alpha, beta, mr, nr);
 }
 
-void micro_kernel_generic_d6x8(index_t kc, const double* a, const double* b, double* c,
-                               index_t ldc, double alpha, double beta, index_t mr, index_t nr) {
-  micro_kernel_body<double, 6, 8>(kc, a, b, c, ldc, alpha, beta, mr, nr);
+void micro_kernel_generic_d6x8(index_t kc, const double* a, const double* b, index_t b_step,
+                               double* c, index_t ldc, double alpha, double beta, index_t mr,
+                               index_t nr) {
+  micro_kernel_body<double, 6, 8>(kc, a, b, b_step, c, ldc, alpha, beta, mr, nr);
 }
 
 }  // namespace backprop
