@@ -15,7 +15,7 @@ def class_ids(y: np.ndarray, n_classes: int, name: str) -> np.ndarray:
         require_finite(y, name)
         if not np.array_equal(y, np.round(y)):
             raise ValueError(f"{name} must hold integer class ids; got non-integer values")
-    ids = y.astype(np.int64)
+    ids = y.astype(np.int64, copy=False)
     if ids.size and (ids.min() < 0 or ids.max() >= n_classes):
         raise ValueError(
             f"{name} holds class ids from {ids.min()} to {ids.max()}; "

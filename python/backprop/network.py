@@ -258,8 +258,9 @@ class Network:
             raise TypeError(f"optimizer must be a backprop.optim.Optimizer; got {type(optimizer).__name__}")
         x, t = self._data(X, y)
         w = self._weights(sample_weight, x.shape[0])
-        result = self._engine.train_step(self._params, self._grads, optimizer.state_for(self._params),
-                                         optimizer.native_spec(), x, t, w)
+        spec = optimizer.native_spec()
+        result = self._engine.train_step(self._params, self._grads,
+                                         optimizer.state_for(self._params, spec), spec, x, t, w)
         if not result["finite"]:
             what = (f"the loss is {result['loss']}" if not np.isfinite(result["loss"])
                     else "the update would make the weights or optimizer state NaN or Inf")

@@ -62,6 +62,11 @@ inline void kernel_6x2v(index_t kc, const typename Ops::T* a, const typename Ops
   V c00 = Ops::zero(), c01 = Ops::zero(), c10 = Ops::zero(), c11 = Ops::zero();
   V c20 = Ops::zero(), c21 = Ops::zero(), c30 = Ops::zero(), c31 = Ops::zero();
   V c40 = Ops::zero(), c41 = Ops::zero(), c50 = Ops::zero(), c51 = Ops::zero();
+  // The tile of C is read (beta != 0) and written after the loop: start fetching it now.
+  for (index_t i = 0; i < mr; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NR - 1), _MM_HINT_T0);
+  }
   for (index_t p = 0; p < kc; ++p) {
     const V b0 = Ops::load(b);
     const V b1 = Ops::load(b + W);

@@ -79,8 +79,9 @@ class Optimizer:
         self._fill(spec)
         return spec
 
-    def state_for(self, params: np.ndarray) -> list[np.ndarray]:
-        """The state buffers for params, created as zeros on first use."""
+    def state_for(self, params: np.ndarray, spec: Any = None) -> list[np.ndarray]:
+        """The state buffers for params, created as zeros on first use (spec: this optimizer's
+        native_spec(), when the caller has already made it)."""
         if self._params is None:
             self._params = params
         elif self._params is not params:
@@ -88,7 +89,7 @@ class Optimizer:
                 "this optimizer already holds state for another network's parameters; "
                 "create one optimizer per network"
             )
-        needed = _core.optimizer_state_count(self.native_spec())
+        needed = _core.optimizer_state_count(self.native_spec() if spec is None else spec)
         while len(self._state) < needed:
             self._state.append(np.zeros_like(params))
         return self._state[:needed]
@@ -98,7 +99,8 @@ class Optimizer:
         if not isinstance(params, np.ndarray):
             raise TypeError(f"params must be a numpy.ndarray; got {type(params).__name__}")
         g = as_input(grads, "grads", float_dtype(params.dtype, "params' dtype"))
-        _core.optimizer_step(params, g, self.state_for(params), self.native_spec())
+        spec = self.native_spec()
+        _core.optimizer_step(params, g, self.state_for(params, spec), spec)
         self.steps += 1
 
     def reset(self) -> None:

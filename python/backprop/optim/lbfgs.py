@@ -205,7 +205,7 @@ class LBFGS(Optimizer):
     def native_spec(self) -> Any:
         raise TypeError("LBFGS trains whole epochs (fit); it has no per-step update")
 
-    def state_for(self, params: np.ndarray) -> list[np.ndarray]:
+    def state_for(self, params: np.ndarray, spec: Any = None) -> list[np.ndarray]:
         self._bind(params)
         return []
 

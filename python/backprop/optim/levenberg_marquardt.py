@@ -40,7 +40,7 @@ class LevenbergMarquardt(Optimizer):
     def native_spec(self) -> Any:
         raise TypeError("LevenbergMarquardt trains whole epochs (fit); it has no per-step update")
 
-    def state_for(self, params: np.ndarray) -> list[np.ndarray]:
+    def state_for(self, params: np.ndarray, spec: Any = None) -> list[np.ndarray]:
         return []
 
     def step(self, params: np.ndarray, grads: Any) -> None:
