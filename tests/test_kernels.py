@@ -96,6 +96,9 @@ BLOCKING_SHAPES = [
     pytest.param(lambda b: (b["DIRECT"], 3 * b["NR"] + 5, b["KC"] + 3), id="DIRECT"),
     pytest.param(lambda b: (b["DIRECT"] + 1, 3 * b["NR"] + 5, b["KC"] + 3), id="DIRECT+1"),
     pytest.param(lambda b: (b["DIRECT"] - 1, 2 * b["NR"], 2 * b["KC"] + 1), id="DIRECT-1,2NR"),
+    # With at most NR columns A is read in place too, its last partial row panel packed.
+    pytest.param(lambda b: (2 * b["MC"] + 5, b["NR"], 2 * b["KC"] + 3), id="2MC+5,NR,2KC+3"),
+    pytest.param(lambda b: (b["MC"] + 1, b["NR"] - 3, b["KC"] + 1), id="MC+1,NR-3,KC+1"),
     pytest.param(lambda b: (b["MC"] + 1, b["NR"] + 1, b["KC"] + 1), id="MC+1,NR+1,KC+1"),
     pytest.param(lambda b: (b["MC"] - 1, 2 * b["NR"] - 1, 2 * b["KC"] - 1), id="MC-1,2NR-1,2KC-1"),
 ]

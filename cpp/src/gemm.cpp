@@ -99,6 +99,8 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
   // With few rows of A each element of B is used only a few times, and copying B into panels
   // would cost more than reading it where it lies (row-major, NR values of a row together).
   const bool direct_b = !trans_b && m <= kGemmDirectBMaxRows;
+  // With one column panel each element of A is used once: read it in place too.
+  const bool direct_a = n <= NR;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   for (index_t jc = 0; jc < n; jc += NC) {
     const index_t nc = std::min(NC, n - jc);
@@ -135,7 +137,14 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
       for (index_t ic = 0; ic < m; ic += MC) {
         const index_t mc = std::min(MC, m - ic);
         const index_t m_panels = (mc + MR - 1) / MR;
-        if (trans_a) {
+        if (direct_a) {
+          // Full panels are read in place; only a last, partial panel needs zero padding.
+          if (mc % MR != 0) {
+#pragma omp single
+            pack_a_panel(a_packed + (m_panels - 1) * MR * kc, trans_a, a, lda,
+                         ic + (m_panels - 1) * MR, mc % MR, pc, kc);
+          }
+        } else if (trans_a) {
           // As for B above: row by row of the stored matrix, across all the panels.
 #pragma omp for schedule(static)
           for (index_t p = 0; p < kc; ++p) {
@@ -158,14 +167,21 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
         for (index_t jp = 0; jp < n_panels; ++jp) {
           for (index_t ip = 0; ip < m_panels; ++ip) {
             const index_t i0 = ip * MR, j0 = jp * NR;
-            const index_t cols = std::min(NR, nc - j0);
-            const bool in_place = direct_b && cols == NR;
-            const T* b_panel = in_place   ? b + pc * ldb + jc + j0
-                               : direct_b ? b_packed
-                                          : b_packed + jp * NR * kc;
-            kernel(kc, a_packed + ip * MR * kc, b_panel, in_place ? ldb : NR,
-                   c + (ic + i0) * ldc + jc + j0, ldc, alpha, beta_block, std::min(MR, mc - i0),
-                   cols);
+            const index_t rows = std::min(MR, mc - i0), cols = std::min(NR, nc - j0);
+            PanelOperands<T> panels{a_packed + ip * MR * kc, 1, MR, b_packed + jp * NR * kc, NR};
+            if (direct_a && rows == MR) {
+              const index_t row = ic + i0;
+              panels.a = trans_a ? a + pc * lda + row : a + row * lda + pc;
+              panels.a_row = trans_a ? 1 : lda;
+              panels.a_k = trans_a ? lda : 1;
+            }
+            if (direct_b && cols == NR) {
+              panels.b = b + pc * ldb + jc + j0;
+              panels.b_k = ldb;
+            } else if (direct_b) {
+              panels.b = b_packed;  // the one packed (partial) panel
+            }
+            kernel(kc, panels, c + (ic + i0) * ldc + jc + j0, ldc, alpha, beta_block, rows, cols);
           }
         }
       }

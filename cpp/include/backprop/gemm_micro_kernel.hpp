@@ -5,13 +5,23 @@
 
 namespace backprop {
 
-// C[0:mr, 0:nr] = alpha * (packed A panel @ B panel) + beta * C over kc steps.
-// a: MR x kc panel stored k-major, zero padded. b: kc rows of NR values, row p at b + p * b_step
-// (b_step = NR for a packed panel; a row-major B with all NR columns present is read in
-// place with b_step = ldb). When beta == 0, C is not read.
+// Where the micro-kernel reads its operands. Entry (i, p) of the MR x kc A panel is at
+// a[i * a_row + p * a_k]: a packed panel has a_row = 1, a_k = MR (zero padded to MR rows); a
+// matrix read in place gives its own strides. Row p of the kc x NR B panel starts at b + p * b_k:
+// b_k = NR for a packed panel, ldb for a row-major B read in place (all NR columns present).
 template <typename T>
-using MicroKernel = void (*)(index_t kc, const T* a, const T* b, index_t b_step, T* c,
-                             index_t ldc, T alpha, T beta, index_t mr, index_t nr);
+struct PanelOperands {
+  const T* a;
+  index_t a_row, a_k;
+  const T* b;
+  index_t b_k;
+};
+
+// C[0:mr, 0:nr] = alpha * (A panel @ B panel) + beta * C over kc steps; when beta == 0, C is
+// not read.
+template <typename T>
+using MicroKernel = void (*)(index_t kc, const PanelOperands<T>& panels, T* c, index_t ldc,
+                             T alpha, T beta, index_t mr, index_t nr);
 
 enum class Isa : int { generic = 0, avx2 = 1 };
 
@@ -26,13 +36,13 @@ template <typename T>
 MicroKernel<T> select_micro_kernel();
 
 // One entry point per compiled path (each in its own translation unit, built with its flags).
-void micro_kernel_generic_s6x16(index_t, const float*, const float*, index_t, float*, index_t, float,
-                                float, index_t, index_t);
-void micro_kernel_generic_d6x8(index_t, const double*, const double*, index_t, double*, index_t,
-                               double, double, index_t, index_t);
-void micro_kernel_avx2_s6x16(index_t, const float*, const float*, index_t, float*, index_t, float,
-                             float, index_t, index_t);
-void micro_kernel_avx2_d6x8(index_t, const double*, const double*, index_t, double*, index_t,
-                            double, double, index_t, index_t);
+void micro_kernel_generic_s6x16(index_t, const PanelOperands<float>&, float*, index_t, float, float,
+                                index_t, index_t);
+void micro_kernel_generic_d6x8(index_t, const PanelOperands<double>&, double*, index_t, double,
+                               double, index_t, index_t);
+void micro_kernel_avx2_s6x16(index_t, const PanelOperands<float>&, float*, index_t, float, float,
+                             index_t, index_t);
+void micro_kernel_avx2_d6x8(index_t, const PanelOperands<double>&, double*, index_t, double,
+                            double, index_t, index_t);
 
 }  // namespace backprop

@@ -50,11 +50,11 @@ inline void store_row(typename Ops::T* row, typename Ops::V lo, typename Ops::V 
   Ops::store(row + W, hi);
 }
 
-// C[0:mr, 0:nr] = alpha * a (6 x kc, k-major) @ b (kc rows of 2 vectors, b_step apart) + beta * C.
+// C[0:mr, 0:nr] = alpha * A panel (6 x kc) @ B panel (kc rows of 2 vectors) + beta * C.
 // Twelve named accumulators, not an array: GCC keeps an array of vectors on the stack.
 template <typename Ops>
-inline void kernel_6x2v(index_t kc, const typename Ops::T* a, const typename Ops::T* b,
-                        index_t b_step, typename Ops::T* c, index_t ldc, typename Ops::T alpha,
+inline void kernel_6x2v(index_t kc, const PanelOperands<typename Ops::T>& panels,
+                        typename Ops::T* c, index_t ldc, typename Ops::T alpha,
                         typename Ops::T beta, index_t mr, index_t nr) {
   using T = typename Ops::T;
   using V = typename Ops::V;
@@ -62,34 +62,44 @@ inline void kernel_6x2v(index_t kc, const typename Ops::T* a, const typename Ops
   V c00 = Ops::zero(), c01 = Ops::zero(), c10 = Ops::zero(), c11 = Ops::zero();
   V c20 = Ops::zero(), c21 = Ops::zero(), c30 = Ops::zero(), c31 = Ops::zero();
   V c40 = Ops::zero(), c41 = Ops::zero(), c50 = Ops::zero(), c51 = Ops::zero();
+  // One k step: the outer product of a column of the A panel (its six entries at a0 and the
+  // given offsets) and a row of the B panel.
+  auto step = [&](const T* a0, index_t r1, index_t r2, index_t r3, index_t r4, index_t r5,
+                  const T* b) {
+    const V b0 = Ops::load(b);
+    const V b1 = Ops::load(b + W);
+    V ai = Ops::broadcast(a0);
+    c00 = Ops::fmadd(ai, b0, c00);
+    c01 = Ops::fmadd(ai, b1, c01);
+    ai = Ops::broadcast(a0 + r1);
+    c10 = Ops::fmadd(ai, b0, c10);
+    c11 = Ops::fmadd(ai, b1, c11);
+    ai = Ops::broadcast(a0 + r2);
+    c20 = Ops::fmadd(ai, b0, c20);
+    c21 = Ops::fmadd(ai, b1, c21);
+    ai = Ops::broadcast(a0 + r3);
+    c30 = Ops::fmadd(ai, b0, c30);
+    c31 = Ops::fmadd(ai, b1, c31);
+    ai = Ops::broadcast(a0 + r4);
+    c40 = Ops::fmadd(ai, b0, c40);
+    c41 = Ops::fmadd(ai, b1, c41);
+    ai = Ops::broadcast(a0 + r5);
+    c50 = Ops::fmadd(ai, b0, c50);
+    c51 = Ops::fmadd(ai, b1, c51);
+  };
   // The tile of C is read (beta != 0) and written after the loop: start fetching it now.
   for (index_t i = 0; i < mr; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NR - 1), _MM_HINT_T0);
   }
-  for (index_t p = 0; p < kc; ++p) {
-    const V b0 = Ops::load(b);
-    const V b1 = Ops::load(b + W);
-    V ai = Ops::broadcast(a + 0);
-    c00 = Ops::fmadd(ai, b0, c00);
-    c01 = Ops::fmadd(ai, b1, c01);
-    ai = Ops::broadcast(a + 1);
-    c10 = Ops::fmadd(ai, b0, c10);
-    c11 = Ops::fmadd(ai, b1, c11);
-    ai = Ops::broadcast(a + 2);
-    c20 = Ops::fmadd(ai, b0, c20);
-    c21 = Ops::fmadd(ai, b1, c21);
-    ai = Ops::broadcast(a + 3);
-    c30 = Ops::fmadd(ai, b0, c30);
-    c31 = Ops::fmadd(ai, b1, c31);
-    ai = Ops::broadcast(a + 4);
-    c40 = Ops::fmadd(ai, b0, c40);
-    c41 = Ops::fmadd(ai, b1, c41);
-    ai = Ops::broadcast(a + 5);
-    c50 = Ops::fmadd(ai, b0, c50);
-    c51 = Ops::fmadd(ai, b1, c51);
-    a += MR;
-    b += b_step;
+  const T* a = panels.a;
+  const T* b = panels.b;
+  const index_t b_k = panels.b_k;
+  if (panels.a_row == 1 && panels.a_k == MR) {  // packed: constant offsets
+    for (index_t p = 0; p < kc; ++p, a += MR, b += b_k) step(a, 1, 2, 3, 4, 5, b);
+  } else {
+    const index_t r = panels.a_row, a_k = panels.a_k;
+    for (index_t p = 0; p < kc; ++p, a += a_k, b += b_k) step(a, r, 2 * r, 3 * r, 4 * r, 5 * r, b);
   }
   if (mr == MR && nr == NR) {
     store_row<Ops>(c + 0 * ldc, c00, c01, alpha, beta);
@@ -117,15 +127,14 @@ inline void kernel_6x2v(index_t kc, const typename Ops::T* a, const typename Ops
 
 }  // namespace
 
-void micro_kernel_avx2_s6x16(index_t kc, const float* a, const float* b, index_t b_step, float* c,
+void micro_kernel_avx2_s6x16(index_t kc, const PanelOperands<float>& panels, float* c,
                              index_t ldc, float alpha, float beta, index_t mr, index_t nr) {
-  kernel_6x2v<Avx2Float>(kc, a, b, b_step, c, ldc, alpha, beta, mr, nr);
+  kernel_6x2v<Avx2Float>(kc, panels, c, ldc, alpha, beta, mr, nr);
 }
 
-void micro_kernel_avx2_d6x8(index_t kc, const double* a, const double* b, index_t b_step,
-                            double* c, index_t ldc, double alpha, double beta, index_t mr,
-                            index_t nr) {
-  kernel_6x2v<Avx2Double>(kc, a, b, b_step, c, ldc, alpha, beta, mr, nr);
+void micro_kernel_avx2_d6x8(index_t kc, const PanelOperands<double>& panels, double* c,
+                            index_t ldc, double alpha, double beta, index_t mr, index_t nr) {
+  kernel_6x2v<Avx2Double>(kc, panels, c, ldc, alpha, beta, mr, nr);
 }
 
 }  // namespace backprop

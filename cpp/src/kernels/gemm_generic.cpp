@@ -6,18 +6,17 @@ namespace backprop {
 namespace {
 
 template <typename T, index_t MR, index_t NR>
-inline void micro_kernel_body(index_t kc, const T* __restrict a, const T* __restrict b,
-                              index_t b_step, T* __restrict c, index_t ldc, T alpha, T beta, index_t mr,
-                              index_t nr) {
+inline void micro_kernel_body(index_t kc, const PanelOperands<T>& panels, T* __restrict c,
+                              index_t ldc, T alpha, T beta, index_t mr, index_t nr) {
   // acc (MR x NR) = sum over p of a[:, p] (outer) b[p, :]
   T acc[MR][NR];
   for (index_t i = 0; i < MR; ++i)
     for (index_t j = 0; j < NR; ++j) acc[i][j] = T(0);
   for (index_t p = 0; p < kc; ++p) {
-    const T* ap = a + p * MR;
-    const T* bp = b + p * b_step;
+    const T* ap = panels.a + p * panels.a_k;
+    const T* bp = panels.b + p * panels.b_k;
     for (index_t i = 0; i < MR; ++i) {
-      const T ai = ap[i];
+      const T ai = ap[i * panels.a_row];
       for (index_t j = 0; j < NR; ++j) acc[i][j] += ai * bp[j];
     }
   }
@@ -34,16 +33,14 @@ inline void micro_kernel_body(index_t kc, const T* __restrict a, const T* __rest
 
 }  // namespace
 
-void micro_kernel_generic_s6x16(index_t kc, const float* a, const float* b, index_t b_step,
-                                float* c, index_t ldc, float alpha, float beta, index_t mr,
-                                index_t nr) {
-  micro_kernel_body<float, 6, 16>(kc, a, b, b_step, c, ldc, alpha, beta, mr, nr);
+void micro_kernel_generic_s6x16(index_t kc, const PanelOperands<float>& panels, float* c,
+                                index_t ldc, float alpha, float beta, index_t mr, index_t nr) {
+  micro_kernel_body<float, 6, 16>(kc, panels, c, ldc, alpha, beta, mr, nr);
 }
 
-void micro_kernel_generic_d6x8(index_t kc, const double* a, const double* b, index_t b_step,
-                               double* c, index_t ldc, double alpha, double beta, index_t mr,
-                               index_t nr) {
-  micro_kernel_body<double, 6, 8>(kc, a, b, b_step, c, ldc, alpha, beta, mr, nr);
+void micro_kernel_generic_d6x8(index_t kc, const PanelOperands<double>& panels, double* c,
+                               index_t ldc, double alpha, double beta, index_t mr, index_t nr) {
+  micro_kernel_body<double, 6, 8>(kc, panels, c, ldc, alpha, beta, mr, nr);
 }
 
 }  // namespace backprop
