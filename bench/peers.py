@@ -810,6 +810,15 @@ def print_table(spec: NetworkSpec, contenders: list[str], runs: dict[str, list[O
                  if table[best].get(f"{our}_over_this") is not None]
         print(f"  best peer: {TITLES[best]}; ours/best: {', '.join(parts)}")
         summary["best_peer"] = best
+        # On a noisy machine the fastest median and the lowest round-by-round ratio can belong
+        # to different peers: name the one we do worst against too.
+        for our in ours:
+            ratios = {name: table[name].get(f"{our}_over_this") for name in peers}
+            ratios = {name: value for name, value in ratios.items() if value is not None}
+            if ratios:
+                hardest = min(ratios, key=ratios.__getitem__)
+                print(f"  lowest ratio for {TITLES[our]}: {ratios[hardest]:.2f}x, against {TITLES[hardest]}")
+                summary[f"{our}_lowest_ratio"] = {"peer": hardest, "ratio": ratios[hardest]}
     if "sklearn" in table and "one_batch_call_s" in table["sklearn"]:
         entry = table["sklearn"]
         print(f"  sklearn: timed as one partial_fit call per pass of {spec.n_batches} batches, "

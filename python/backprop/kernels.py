@@ -13,7 +13,8 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _core
-from ._arrays import as_input, as_real_array, float_dtype, require_finite, result_float_dtype
+from ._arrays import (FLOAT_DTYPES, as_input, as_real_array, float_dtype, require_finite,
+                      result_float_dtype)
 from ._names import (
     DEFAULT_OUTPUT,
     activation_alpha,
@@ -56,6 +57,13 @@ def _resolve(out: Optional[np.ndarray], named: dict[str, Any]) -> tuple[np.dtype
 
 def _gemm(reference: bool, A: Any, B: Any, trans_a: bool, trans_b: bool, alpha: float,
           beta: float, out: Optional[np.ndarray]) -> np.ndarray:
+    kernel = _core.gemm_ref if reference else _core.gemm
+    if (type(A) is np.ndarray and type(B) is np.ndarray and type(out) is np.ndarray
+            and A.dtype == B.dtype == out.dtype and out.dtype in FLOAT_DTYPES
+            and A.ndim == B.ndim == 2 and A.flags.c_contiguous and B.flags.c_contiguous):
+        # Ready operands skip the conversions; the core still checks shapes, out and aliasing.
+        kernel(A, B, out, bool(trans_a), bool(trans_b), float(alpha), float(beta))
+        return out
     dtype, (a, b) = _resolve(out, {"A": A, "B": B})
     for name, matrix in (("A", a), ("B", b)):
         if matrix.ndim != 2:
@@ -66,7 +74,6 @@ def _gemm(reference: bool, A: Any, B: Any, trans_a: bool, trans_b: bool, alpha: 
         rows = a.shape[1] if trans_a else a.shape[0]
         cols = b.shape[0] if trans_b else b.shape[1]
         out = np.empty((rows, cols), dtype=dtype)
-    kernel = _core.gemm_ref if reference else _core.gemm
     kernel(a, b, out, bool(trans_a), bool(trans_b), float(alpha), float(beta))
     return out
 
