@@ -74,11 +74,10 @@ inline T derivative(Activation kind, T alpha, T u, T y) {
   return T(1);
 }
 
-// Elementwise loops run over fixed blocks of this many elements, on any number of threads.
-constexpr index_t kBlock = 1 << 14;
-
 // One loop per activation kind, so the switch is hoisted out of the element loop; restrict
-// pointers and the AVX2 clone let the simple ones vectorize.
+// pointers and the AVX2 clone let the simple ones vectorize. Each loop covers one block of
+// kElementwiseBlock elements or fewer.
+
 // y = f(u). InPlace: y holds u on entry, and u is not read.
 template <typename T, Activation K, bool InPlace>
 BACKPROP_ELEMENTWISE_CLONES void forward_range(T* __restrict y, const T* __restrict u, index_t n,
@@ -101,12 +100,12 @@ BACKPROP_ELEMENTWISE_CLONES void backward_range(T* __restrict du, const T* __res
 
 template <typename T, Activation K, bool InPlace>
 void forward_blocks(T* y, const T* u, index_t n, T alpha) {
-  const index_t blocks = (n + kBlock - 1) / kBlock;
+  const index_t blocks = (n + kElementwiseBlock - 1) / kElementwiseBlock;
 #pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (n >= kElementwiseParallelMin)
   for (index_t block = 0; block < blocks; ++block) {
-    const index_t first = block * kBlock;
+    const index_t first = block * kElementwiseBlock;
     forward_range<T, K, InPlace>(y + first, InPlace ? nullptr : u + first,
-                                 std::min(kBlock, n - first), alpha);
+                                 std::min(kElementwiseBlock, n - first), alpha);
   }
 }
 
@@ -119,13 +118,13 @@ void forward_loop(T* y, const T* u, index_t n, T alpha) {
 
 template <typename T, Activation K, bool InPlace, bool HasY>
 void backward_blocks(T* du, const T* dy, const T* u, const T* y, index_t n, T alpha) {
-  const index_t blocks = (n + kBlock - 1) / kBlock;
+  const index_t blocks = (n + kElementwiseBlock - 1) / kElementwiseBlock;
 #pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (n >= kElementwiseParallelMin)
   for (index_t block = 0; block < blocks; ++block) {
-    const index_t first = block * kBlock;
+    const index_t first = block * kElementwiseBlock;
     backward_range<T, K, InPlace, HasY>(du + first, InPlace ? nullptr : dy + first, u + first,
                                         HasY ? y + first : nullptr,
-                                        std::min(kBlock, n - first), alpha);
+                                        std::min(kElementwiseBlock, n - first), alpha);
   }
 }
 

@@ -189,13 +189,14 @@ struct Rule {
   }
 };
 
-// Counts the non-finite results of the update over [begin, end), writing them when Write.
+// The update over [begin, end), written when Write; 1 when any result is not finite, else 0.
 // The buffers never overlap (the bindings refuse aliases): restrict, and a local copy of the
 // rule that no store can change, let the compiler keep the constants in registers. Cloned
 // for AVX2 and chosen at load time; contraction stays off, so both clones round alike.
 template <typename T, OptimizerKind K, int States, bool Shaped, bool Write>
-BACKPROP_ELEMENTWISE_CLONES index_t update_range(const Rule<T>& shared_rule, T* __restrict params, const T* __restrict grads,
-                     index_t begin, index_t end) {
+BACKPROP_ELEMENTWISE_CLONES int update_range(const Rule<T>& shared_rule, T* __restrict params,
+                                             const T* __restrict grads, index_t begin,
+                                             index_t end) {
   const Rule<T> rule = shared_rule;
   T* __restrict s0 = rule.v0;
   T* __restrict s1 = rule.v1;
@@ -210,19 +211,19 @@ BACKPROP_ELEMENTWISE_CLONES index_t update_range(const Rule<T>& shared_rule, T* 
 // optimizer_state_count: how many of rule.v0, v1, v2 the update reads and writes.
 template <typename T, OptimizerKind K, int States, bool Shaped>
 bool update_pass_pair(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel) {
-  // Blocks of a fixed size, so the work split is the same for any thread count.
-  constexpr index_t kBlock = 1 << 14;
-  const index_t blocks = (n + kBlock - 1) / kBlock;
+  constexpr index_t B = kElementwiseBlock;
+  const index_t blocks = (n + B - 1) / B;
   const bool go_parallel = parallel && n >= kElementwiseParallelMin;
-  index_t bad = 0;
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (go_parallel) reduction(+ : bad)
+  int bad = 0;
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (go_parallel) reduction(| : bad)
   for (index_t block = 0; block < blocks; ++block)
-    bad += update_range<T, K, States, Shaped, false>(rule, params, grads, block * kBlock,
-                                     std::min(n, (block + 1) * kBlock));
+    bad |= update_range<T, K, States, Shaped, false>(rule, params, grads, block * B,
+                                                     std::min(n, (block + 1) * B));
   if (bad != 0) return false;
 #pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (go_parallel)
   for (index_t block = 0; block < blocks; ++block)
-    update_range<T, K, States, Shaped, true>(rule, params, grads, block * kBlock, std::min(n, (block + 1) * kBlock));
+    update_range<T, K, States, Shaped, true>(rule, params, grads, block * B,
+                                             std::min(n, (block + 1) * B));
   return true;
 }
 

@@ -42,8 +42,10 @@ constexpr index_t kGemmSharedMinFlops = index_t(1) << 27;
 // packing it: about 10% faster at 32 and 64 rows, slower at 128 (where B is reused enough).
 constexpr index_t kGemmDirectBMaxRows = 64;
 
-// Elementwise kernels (activations, updates) go parallel only above this many elements.
+// Elementwise kernels (activations, updates) go parallel only above this many elements, and
+// split their work in fixed blocks of kElementwiseBlock (the same split for any thread count).
 constexpr index_t kElementwiseParallelMin = 1 << 18;
+constexpr index_t kElementwiseBlock = 1 << 14;
 
 }  // namespace backprop
 

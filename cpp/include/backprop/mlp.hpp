@@ -70,7 +70,8 @@ const T* mlp_forward(const NetworkSpec<T>& net, const T* params, const T* x, ind
                      Workspace<T>& ws, index_t training_step = -1);
 
 // Backward pass after mlp_forward on the same x: writes dLoss/dparams into grads (flat, the
-// layout of params; every entry is written, so grads need not be cleared first). row_weight (m) scales each sample's loss, or nullptr for 1.
+// layout of params; every entry is written, so grads need not be cleared first). row_weight
+// (m) scales each sample's loss, or nullptr for 1.
 template <typename T>
 void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const T* y,
                   const T* row_weight, index_t m, Workspace<T>& ws, T* grads);
