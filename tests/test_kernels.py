@@ -264,6 +264,31 @@ def test_gemm_result_dtype(kernel, a_dtype, b_dtype, out_dtype, expected):
     assert_allclose(got, want, **tolerances(expected, 6))
 
 
+@pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES, ids=["NN", "NT", "TN", "TT"])
+def test_gemm_ready_operands_and_converted_ones_give_the_same_bytes(dtype, trans_a, trans_b):
+    # Same-dtype C-contiguous matrices with bool flags and Python numbers take the native fast
+    # entry (_core.gemm_ready); Fortran-ordered copies and NumPy scalars go through the
+    # converting path. Both must compute the same product.
+    rng = np.random.default_rng(5)
+    A, B = _gemm_operands(rng, 37, 19, 23, trans_a, trans_b, dtype)
+    C = _uniform(rng, (37, 19), dtype)
+    assert bp._core.gemm_ready(A, B, None, trans_a, trans_b, 1.5, 0.0) is not None
+    assert bp._core.gemm_ready(np.asfortranarray(A), B, None, trans_a, trans_b, 1.5, 0.0) is None
+    ready = K.gemm(A, B, trans_a=trans_a, trans_b=trans_b, alpha=1.5)
+    converted = K.gemm(np.asfortranarray(A), np.asfortranarray(B), trans_a=np.bool_(trans_a),
+                       trans_b=np.bool_(trans_b), alpha=np.float64(1.5))
+    assert ready.dtype == converted.dtype == dtype
+    assert ready.tobytes() == converted.tobytes()
+    out_ready, out_converted = C.copy(), C.copy()
+    assert K.gemm(A, B, trans_a=trans_a, trans_b=trans_b, alpha=2, beta=-0.5,
+                  out=out_ready) is out_ready
+    K.gemm(A.tolist(), B.tolist(), trans_a=trans_a, trans_b=trans_b, alpha=2.0,
+           beta=np.float32(-0.5), out=out_converted)
+    assert out_ready.tobytes() == out_converted.tobytes()
+    assert_allclose(out_ready, ref.gemm(A, B, trans_a=trans_a, trans_b=trans_b, alpha=2.0,
+                                        beta=-0.5, C=C), **tolerances(dtype, 23))
+
+
 def test_gemm_accepts_nested_lists():
     got = K.gemm([[1, 2], [3, 4]], [[5], [6]])
     assert got.dtype == np.float64

@@ -38,35 +38,101 @@ Reduction reduction_kind(int kind) {
   return static_cast<Reduction>(kind);
 }
 
+// out = alpha * op(A) @ op(B) + beta * out, after checking every operand.
+template <typename T>
+void run_gemm(bool reference, const py::array& a, const py::array& b, const py::array& out,
+              bool trans_a, bool trans_b, double alpha, double beta) {
+  const T* pa = input_ptr<T>(a, "A", 2);
+  const T* pb = input_ptr<T>(b, "B", 2);
+  T* pc = output_ptr<T>(out, "out", 2);
+  const index_t rows = trans_a ? a.shape(1) : a.shape(0);
+  const index_t inner = trans_a ? a.shape(0) : a.shape(1);
+  const index_t inner_b = trans_b ? b.shape(1) : b.shape(0);
+  const index_t cols = trans_b ? b.shape(0) : b.shape(1);
+  if (inner != inner_b)
+    fail_value("A and B do not fit: op(A) has shape (" + std::to_string(rows) + ", " +
+               std::to_string(inner) + ") and op(B) has shape (" + std::to_string(inner_b) +
+               ", " + std::to_string(cols) + ")");
+  require_shape(out, "out", {rows, cols});
+  require_no_overlap(out, "out", a, "A");
+  require_no_overlap(out, "out", b, "B");
+  py::gil_scoped_release release;
+  auto kernel = reference ? gemm_ref<T> : gemm<T>;
+  kernel(trans_a, trans_b, rows, cols, inner, T(alpha), pa, a.shape(1), pb, b.shape(1), T(beta),
+         pc, cols);
+}
+
 void bind_gemm(py::module_& m, const char* name, bool reference) {
   m.def(
       name,
       [reference](const py::array& a, const py::array& b, const py::array& out, bool trans_a,
                   bool trans_b, double alpha, double beta) {
         dispatch_float(out, "out", [&](auto tag) {
-          using T = decltype(tag);
-          const T* pa = input_ptr<T>(a, "A", 2);
-          const T* pb = input_ptr<T>(b, "B", 2);
-          T* pc = output_ptr<T>(out, "out", 2);
-          const index_t rows = trans_a ? a.shape(1) : a.shape(0);
-          const index_t inner = trans_a ? a.shape(0) : a.shape(1);
-          const index_t inner_b = trans_b ? b.shape(1) : b.shape(0);
-          const index_t cols = trans_b ? b.shape(0) : b.shape(1);
-          if (inner != inner_b)
-            fail_value("A and B do not fit: op(A) has shape (" + std::to_string(rows) + ", " +
-                       std::to_string(inner) + ") and op(B) has shape (" +
-                       std::to_string(inner_b) + ", " + std::to_string(cols) + ")");
-          require_shape(out, "out", {rows, cols});
-          require_no_overlap(out, "out", a, "A");
-          require_no_overlap(out, "out", b, "B");
-          py::gil_scoped_release release;
-          auto kernel = reference ? gemm_ref<T> : gemm<T>;
-          kernel(trans_a, trans_b, rows, cols, inner, T(alpha), pa, a.shape(1), pb, b.shape(1),
-                 T(beta), pc, cols);
+          run_gemm<decltype(tag)>(reference, a, b, out, trans_a, trans_b, alpha, beta);
         });
       },
       py::arg("A"), py::arg("B"), py::arg("out"), py::arg("trans_a"), py::arg("trans_b"),
       py::arg("alpha"), py::arg("beta"));
+}
+
+// True when h is a C-contiguous 2-D float32 or float64 array.
+bool ready_matrix(const py::handle& h, bool& is_double) {
+  if (!py::isinstance<py::array>(h)) return false;
+  const auto matrix = py::reinterpret_borrow<py::array>(h);
+  return float_kind(matrix, is_double) && matrix.ndim() == 2 &&
+         (matrix.flags() & py::array::c_style);
+}
+
+bool exact_number(const py::handle& h, double& value) {
+  if (PyFloat_CheckExact(h.ptr())) {
+    value = PyFloat_AS_DOUBLE(h.ptr());
+    return true;
+  }
+  if (!PyLong_CheckExact(h.ptr())) return false;
+  value = PyLong_AsDouble(h.ptr());
+  if (value == -1.0 && PyErr_Occurred()) {
+    PyErr_Clear();
+    return false;
+  }
+  return true;
+}
+
+// kernels.gemm's first try: with operands that need no conversion (same-dtype C-contiguous
+// matrices, bool flags, int or float scalars, out absent or of that dtype) it computes and
+// returns out, saving the Python layer's checks on small products; anything else returns None
+// and the Python layer converts and checks as usual.
+void bind_gemm_ready(py::module_& m) {
+  m.def("gemm_ready", [](py::handle a, py::handle b, py::handle out, py::handle trans_a,
+                         py::handle trans_b, py::handle alpha, py::handle beta) -> py::object {
+    bool a_double = false, b_double = false, out_double = false;
+    double alpha_value = 0, beta_value = 0;
+    if (!ready_matrix(a, a_double) || !ready_matrix(b, b_double) || a_double != b_double ||
+        !PyBool_Check(trans_a.ptr()) || !PyBool_Check(trans_b.ptr()) ||
+        !exact_number(alpha, alpha_value) || !exact_number(beta, beta_value))
+      return py::none();
+    const auto pa = py::reinterpret_borrow<py::array>(a);
+    const auto pb = py::reinterpret_borrow<py::array>(b);
+    const bool ta = trans_a.ptr() == Py_True, tb = trans_b.ptr() == Py_True;
+    py::object result_object;
+    if (out.is_none()) {
+      if (beta_value != 0) return py::none();
+      const py::ssize_t rows = ta ? pa.shape(1) : pa.shape(0);
+      const py::ssize_t cols = tb ? pb.shape(0) : pb.shape(1);
+      result_object = py::array(pa.dtype(), {rows, cols});
+    } else {
+      if (!py::isinstance<py::array>(out) ||
+          !float_kind(py::reinterpret_borrow<py::array>(out), out_double) ||
+          out_double != a_double)
+        return py::none();
+      result_object = py::reinterpret_borrow<py::object>(out);
+    }
+    const auto result = py::reinterpret_borrow<py::array>(result_object);
+    if (a_double)
+      run_gemm<double>(false, pa, pb, result, ta, tb, alpha_value, beta_value);
+    else
+      run_gemm<float>(false, pa, pb, result, ta, tb, alpha_value, beta_value);
+    return result_object;
+  });
 }
 
 void bind_activations(py::module_& m) {
@@ -212,6 +278,7 @@ void bind_losses(py::module_& m) {
 void register_kernels(py::module_& m) {
   bind_gemm(m, "gemm", false);
   bind_gemm(m, "gemm_ref", true);
+  bind_gemm_ready(m);
   bind_activations(m);
   bind_losses(m);
 }

@@ -58,12 +58,6 @@ def _resolve(out: Optional[np.ndarray], named: dict[str, Any]) -> tuple[np.dtype
 def _gemm(reference: bool, A: Any, B: Any, trans_a: bool, trans_b: bool, alpha: float,
           beta: float, out: Optional[np.ndarray]) -> np.ndarray:
     kernel = _core.gemm_ref if reference else _core.gemm
-    if (type(A) is np.ndarray and type(B) is np.ndarray and type(out) is np.ndarray
-            and A.dtype == B.dtype == out.dtype and out.dtype in FLOAT_DTYPES
-            and A.ndim == B.ndim == 2 and A.flags.c_contiguous and B.flags.c_contiguous):
-        # Ready operands skip the conversions; the core still checks shapes, out and aliasing.
-        kernel(A, B, out, bool(trans_a), bool(trans_b), float(alpha), float(beta))
-        return out
     dtype, (a, b) = _resolve(out, {"A": A, "B": B})
     for name, matrix in (("A", a), ("B", b)):
         if matrix.ndim != 2:
@@ -84,6 +78,9 @@ def gemm(A: Any, B: Any, *, trans_a: bool = False, trans_b: bool = False, alpha:
 
     With beta == 0 the previous contents of out are never read.
     """
+    ready = _core.gemm_ready(A, B, out, trans_a, trans_b, alpha, beta)
+    if ready is not None:
+        return ready
     return _gemm(False, A, B, trans_a, trans_b, alpha, beta, out)
 
 

@@ -30,9 +30,10 @@ struct GemmBlocking<double> {
   static constexpr index_t NC = 4080;
 };
 
-// Below this many multiply-adds a GEMM runs on one thread: a parallel region costs a few
-// microseconds, more than the work it would split.
-constexpr index_t kGemmParallelMinFlops = index_t(1) << 22;
+// Below this many multiply-adds a GEMM runs on one thread. A parallel region whose threads are
+// awake costs about a microsecond: on 2 threads every shape from 2^17 on (64 x 10 x 256 and up)
+// ran faster split, and below it the gain was lost in the noise.
+constexpr index_t kGemmParallelMinFlops = index_t(1) << 17;
 
 // From this many multiply-adds on, threads share the packed blocks (barriers, no duplicated
 // packing); below it each thread runs its own slab of C without a barrier.
