@@ -23,7 +23,7 @@ def _one_thread(threads):
 
 # Elementwise kernels split work over threads from this many elements on (config.hpp); the
 # tests above it run on two threads, where no BLAS call sits between kernel and reference.
-ELEMENTWISE_PARALLEL_MIN = 1 << 18
+ELEMENTWISE_PARALLEL_MIN = 1 << 15
 
 
 def _threads_for(threads, size):
