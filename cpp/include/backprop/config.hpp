@@ -30,10 +30,11 @@ struct GemmBlocking<double> {
   static constexpr index_t NC = 4080;
 };
 
-// Below this many multiply-adds a GEMM runs on one thread. A parallel region whose threads are
-// awake costs about a microsecond: on 2 threads every shape from 2^17 on (64 x 10 x 256 and up)
-// ran faster split, and below it the gain was lost in the noise.
-constexpr index_t kGemmParallelMinFlops = index_t(1) << 17;
+// Below this many multiply-adds (about 20 us of one core) a GEMM runs on one thread. A parallel
+// region whose threads are awake costs about a microsecond, but one whose second thread is
+// asleep or preempted can cost tens: 64^3 and 64 x 256 x 10 split in two ran at 0.6x of one
+// thread in a busy moment, while tiny's 784 x 128 x 32 products gain 20% to 30%.
+constexpr index_t kGemmParallelMinFlops = index_t(1) << 20;
 
 // From this many multiply-adds on, threads share the packed blocks (barriers, no duplicated
 // packing); below it each thread runs its own slab of C without a barrier.
