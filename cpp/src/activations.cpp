@@ -101,12 +101,11 @@ BACKPROP_ELEMENTWISE_CLONES void backward_range(T* __restrict du, const T* __res
 template <typename T, Activation K, bool InPlace>
 void forward_blocks(T* y, const T* u, index_t n, T alpha) {
   const index_t blocks = (n + kElementwiseBlock - 1) / kElementwiseBlock;
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (n >= kElementwiseParallelMin)
-  for (index_t block = 0; block < blocks; ++block) {
+  parallel_for(blocks, n >= kElementwiseParallelMin, [&](index_t block) {
     const index_t first = block * kElementwiseBlock;
     forward_range<T, K, InPlace>(y + first, InPlace ? nullptr : u + first,
                                  std::min(kElementwiseBlock, n - first), alpha);
-  }
+  });
 }
 
 // y either is u (in place) or does not overlap it.
@@ -119,13 +118,12 @@ void forward_loop(T* y, const T* u, index_t n, T alpha) {
 template <typename T, Activation K, bool InPlace, bool HasY>
 void backward_blocks(T* du, const T* dy, const T* u, const T* y, index_t n, T alpha) {
   const index_t blocks = (n + kElementwiseBlock - 1) / kElementwiseBlock;
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (n >= kElementwiseParallelMin)
-  for (index_t block = 0; block < blocks; ++block) {
+  parallel_for(blocks, n >= kElementwiseParallelMin, [&](index_t block) {
     const index_t first = block * kElementwiseBlock;
     backward_range<T, K, InPlace, HasY>(du + first, InPlace ? nullptr : dy + first, u + first,
                                         HasY ? y + first : nullptr,
                                         std::min(kElementwiseBlock, n - first), alpha);
-  }
+  });
 }
 
 // du either is dy (in place) or does not overlap it; y may be null.
@@ -208,11 +206,10 @@ void activation_backward_ref(T* du, const T* dy, const T* u, index_t n, Activati
 template <typename T>
 void softmax_forward(T* p, const T* u, index_t m, index_t n) {
   // p (m x n) = exp(u - rowmax) / rowsum
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (m * n >= kElementwiseParallelMin)
-  for (index_t i = 0; i < m; ++i) {
+  parallel_for(m, m * n >= kElementwiseParallelMin, [&](index_t i) {
     const T* row = u + i * n;
     T* out = p + i * n;
-    if (n == 0) continue;  // a row without columns has nothing to read
+    if (n == 0) return;  // a row without columns has nothing to read
     T top = row[0];
     for (index_t j = 1; j < n; ++j) top = row[j] > top ? row[j] : top;
     T total = T(0);
@@ -222,21 +219,20 @@ void softmax_forward(T* p, const T* u, index_t m, index_t n) {
     }
     const T inv = T(1) / total;
     for (index_t j = 0; j < n; ++j) out[j] *= inv;
-  }
+  });
 }
 
 template <typename T>
 void softmax_backward(T* du, const T* dp, const T* p, index_t m, index_t n) {
   // du (m x n) = p * (dp - rowsum(dp * p))
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (m * n >= kElementwiseParallelMin)
-  for (index_t i = 0; i < m; ++i) {
+  parallel_for(m, m * n >= kElementwiseParallelMin, [&](index_t i) {
     const T* g = dp + i * n;
     const T* pr = p + i * n;
     T dot = T(0);
     for (index_t j = 0; j < n; ++j) dot += g[j] * pr[j];
     T* out = du + i * n;
     for (index_t j = 0; j < n; ++j) out[j] = pr[j] * (g[j] - dot);
-  }
+  });
 }
 
 #define BACKPROP_INSTANTIATE_ACTIVATIONS(T)                                                   \

@@ -78,12 +78,28 @@ int gemm_thread_count(index_t m, index_t n, index_t k) {
   return work < double(kGemmParallelMinFlops) ? 1 : get_num_threads();
 }
 
-// The blocked GEMM on m, n, k >= 1. With threads > 1 the threads share each packed block of B
-// and of A and split the tiles of C between them (a barrier after each packing step).
+// Waits for the other threads of the team; a team of one runs no OpenMP call at all, since
+// even a one-thread team's barrier can cost a system call.
+inline void team_barrier([[maybe_unused]] int parts) {
+  if (parts > 1) {
+#pragma omp barrier
+  }
+}
+
+// The share [first, last) of `count` items that part `part` of `parts` takes (a static split).
+struct Share {
+  index_t first, last;
+  Share(index_t count, int part, int parts)
+      : first(count * part / parts), last(count * (part + 1) / parts) {}
+};
+
+// The blocked GEMM on m, n, k >= 1, run by part `part` of a team of `parts` threads: the team
+// shares each packed block of B and of A and splits the tiles of C (a barrier after each
+// packing step and after each block of tiles, before the buffers are packed again).
 template <typename T>
-void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
-                  const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                  [[maybe_unused]] int threads) {
+void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+               index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc, T* a_packed,
+               T* b_packed, int part, int parts) {
   using Blocks = GemmBlocking<T>;
   constexpr index_t MR = Blocks::MR, NR = Blocks::NR;
   const index_t MC = balanced_block(m, Blocks::MC, MR);
@@ -91,17 +107,11 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
   const index_t NC = balanced_block(n, Blocks::NC, NR);
   const MicroKernel<T> kernel = select_micro_kernel<T>();
 
-  // One set of packing buffers per calling thread, grown once and reused by every call.
-  thread_local AlignedBuffer<T> a_buffer, b_buffer;
-  T* const a_packed = a_buffer.reserve(std::size_t(Blocks::MC * Blocks::KC));
-  T* const b_packed = b_buffer.reserve(std::size_t(Blocks::KC * Blocks::NC));
-
   // With few rows of A each element of B is used only a few times, and copying B into panels
   // would cost more than reading it where it lies (row-major, NR values of a row together).
   const bool direct_b = !trans_b && m <= kGemmDirectBMaxRows;
   // With one column panel each element of A is used once: read it in place too.
   const bool direct_a = n <= NR;
-#pragma omp parallel num_threads(threads) if (threads > 1)
   for (index_t jc = 0; jc < n; jc += NC) {
     const index_t nc = std::min(NC, n - jc);
     const index_t n_panels = (nc + NR - 1) / NR;
@@ -111,13 +121,11 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
       const T beta_block = pc == 0 ? beta : T(1);
       if (direct_b) {
         // Full panels are read in place; only a last, partial panel needs zero padding.
-        if (nc % NR != 0) {
-#pragma omp single
+        if (nc % NR != 0 && part == 0)
           pack_b_panel(b_packed, trans_b, b, ldb, pc, kc, jc + (n_panels - 1) * NR, nc % NR);
-        }
       } else if (trans_b) {
-#pragma omp for schedule(static)
-        for (index_t jp = 0; jp < n_panels; ++jp) {
+        const Share mine(n_panels, part, parts);
+        for (index_t jp = mine.first; jp < mine.last; ++jp) {
           const index_t j0 = jp * NR;
           pack_b_panel(b_packed + jp * NR * kc, trans_b, b, ldb, pc, kc, jc + j0,
                        std::min(NR, nc - j0));
@@ -125,8 +133,8 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
       } else {
         // Row by row across all the panels: each row of B is read once, left to right. Going
         // down one panel at a time would touch a new page on every row when ldb is large.
-#pragma omp for schedule(static)
-        for (index_t p = 0; p < kc; ++p) {
+        const Share mine(kc, part, parts);
+        for (index_t p = mine.first; p < mine.last; ++p) {
           for (index_t jp = 0; jp < n_panels; ++jp) {
             const index_t j0 = jp * NR;
             pack_b_panel(b_packed + jp * NR * kc + p * NR, trans_b, b, ldb, pc + p, 1, jc + j0,
@@ -134,20 +142,19 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
           }
         }
       }
+      team_barrier(parts);
       for (index_t ic = 0; ic < m; ic += MC) {
         const index_t mc = std::min(MC, m - ic);
         const index_t m_panels = (mc + MR - 1) / MR;
         if (direct_a) {
           // Full panels are read in place; only a last, partial panel needs zero padding.
-          if (mc % MR != 0) {
-#pragma omp single
+          if (mc % MR != 0 && part == 0)
             pack_a_panel(a_packed + (m_panels - 1) * MR * kc, trans_a, a, lda,
                          ic + (m_panels - 1) * MR, mc % MR, pc, kc);
-          }
         } else if (trans_a) {
           // As for B above: row by row of the stored matrix, across all the panels.
-#pragma omp for schedule(static)
-          for (index_t p = 0; p < kc; ++p) {
+          const Share mine(kc, part, parts);
+          for (index_t p = mine.first; p < mine.last; ++p) {
             for (index_t ip = 0; ip < m_panels; ++ip) {
               const index_t i0 = ip * MR;
               pack_a_panel(a_packed + ip * MR * kc + p * MR, trans_a, a, lda, ic + i0,
@@ -155,38 +162,60 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
             }
           }
         } else {
-#pragma omp for schedule(static)
-          for (index_t ip = 0; ip < m_panels; ++ip) {
+          const Share mine(m_panels, part, parts);
+          for (index_t ip = mine.first; ip < mine.last; ++ip) {
             const index_t i0 = ip * MR;
             pack_a_panel(a_packed + ip * MR * kc, trans_a, a, lda, ic + i0,
                          std::min(MR, mc - i0), pc, kc);
           }
         }
-        // Each (column panel, row panel) tile of C belongs to exactly one thread.
-#pragma omp for schedule(static) collapse(2)
-        for (index_t jp = 0; jp < n_panels; ++jp) {
-          for (index_t ip = 0; ip < m_panels; ++ip) {
-            const index_t i0 = ip * MR, j0 = jp * NR;
-            const index_t rows = std::min(MR, mc - i0), cols = std::min(NR, nc - j0);
-            PanelOperands<T> panels{a_packed + ip * MR * kc, 1, MR, b_packed + jp * NR * kc, NR};
-            if (direct_a && rows == MR) {
-              const index_t row = ic + i0;
-              panels.a = trans_a ? a + pc * lda + row : a + row * lda + pc;
-              panels.a_row = trans_a ? 1 : lda;
-              panels.a_k = trans_a ? lda : 1;
-            }
-            if (direct_b && cols == NR) {
-              panels.b = b + pc * ldb + jc + j0;
-              panels.b_k = ldb;
-            } else if (direct_b) {
-              panels.b = b_packed;  // the one packed (partial) panel
-            }
-            kernel(kc, panels, c + (ic + i0) * ldc + jc + j0, ldc, alpha, beta_block, rows, cols);
+        team_barrier(parts);
+        // Each (column panel, row panel) tile of C belongs to exactly one thread; row panels
+        // vary fastest, so a thread keeps its B panel in L1 across them.
+        const Share mine(n_panels * m_panels, part, parts);
+        for (index_t tile = mine.first; tile < mine.last; ++tile) {
+          const index_t jp = tile / m_panels, ip = tile % m_panels;
+          const index_t i0 = ip * MR, j0 = jp * NR;
+          const index_t rows = std::min(MR, mc - i0), cols = std::min(NR, nc - j0);
+          PanelOperands<T> panels{a_packed + ip * MR * kc, 1, MR, b_packed + jp * NR * kc, NR};
+          if (direct_a && rows == MR) {
+            const index_t row = ic + i0;
+            panels.a = trans_a ? a + pc * lda + row : a + row * lda + pc;
+            panels.a_row = trans_a ? 1 : lda;
+            panels.a_k = trans_a ? lda : 1;
           }
+          if (direct_b && cols == NR) {
+            panels.b = b + pc * ldb + jc + j0;
+            panels.b_k = ldb;
+          } else if (direct_b) {
+            panels.b = b_packed;  // the one packed (partial) panel
+          }
+          kernel(kc, panels, c + (ic + i0) * ldc + jc + j0, ldc, alpha, beta_block, rows, cols);
         }
+        team_barrier(parts);
       }
     }
   }
+}
+
+// The blocked GEMM on m, n, k >= 1 on `threads` threads (gemm_team), with this calling
+// thread's packing buffers: grown once and reused by every call.
+template <typename T>
+void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
+                  const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+                  int threads) {
+  using Blocks = GemmBlocking<T>;
+  thread_local AlignedBuffer<T> a_buffer, b_buffer;
+  T* const a_packed = a_buffer.reserve(std::size_t(Blocks::MC * Blocks::KC));
+  T* const b_packed = b_buffer.reserve(std::size_t(Blocks::KC * Blocks::NC));
+  if (threads <= 1) {
+    gemm_team(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, a_packed, b_packed,
+              0, 1);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  gemm_team(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, a_packed, b_packed,
+            thread_index(), team_size());
 }
 
 // Each thread computes its own slab of C (whole columns, or whole rows when op(A) is the taller

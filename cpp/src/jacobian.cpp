@@ -14,8 +14,7 @@ namespace {
 template <typename T>
 void fill_jacobian_rows(const NetworkSpec<T>& net, const T* x, index_t m, const Workspace<T>& ws,
                         T* jac, index_t n_params) {
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (m * n_params >= kElementwiseParallelMin)
-  for (index_t i = 0; i < m; ++i) {
+  parallel_for(m, m * n_params >= kElementwiseParallelMin, [&](index_t i) {
     T* out = jac + i * n_params;
     for (std::size_t l = 0; l < net.layers.size(); ++l) {
       const LayerSpec<T>& layer = net.layers[l];
@@ -29,7 +28,7 @@ void fill_jacobian_rows(const NetworkSpec<T>& net, const T* x, index_t m, const 
       }
       std::copy(delta, delta + layer.fan_out, out + net.bias_offset(l));
     }
-  }
+  });
 }
 
 }  // namespace

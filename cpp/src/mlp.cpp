@@ -97,8 +97,8 @@ bool dropout_on(const NetworkSpec<T>& net, const Workspace<T>& ws, std::size_t l
 template <typename T>
 void apply_dropout(T* out, const T* values, index_t count, double p, std::uint64_t key) {
   const T scale = T(1.0 / (1.0 - p));
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (count >= kElementwiseParallelMin)
-  for (index_t i = 0; i < count; ++i) out[i] = keeps(key, i, p) ? values[i] * scale : T(0);
+  parallel_for(count, count >= kElementwiseParallelMin,
+               [&](index_t i) { out[i] = keeps(key, i, p) ? values[i] * scale : T(0); });
 }
 
 template <typename T>

@@ -2,6 +2,7 @@
 #include "backprop/optim.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -214,16 +215,17 @@ bool update_pass_pair(const Rule<T>& rule, T* params, const T* grads, index_t n,
   constexpr index_t B = kElementwiseBlock;
   const index_t blocks = (n + B - 1) / B;
   const bool go_parallel = parallel && n >= kElementwiseParallelMin;
-  int bad = 0;
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (go_parallel) reduction(| : bad)
-  for (index_t block = 0; block < blocks; ++block)
-    bad |= update_range<T, K, States, Shaped, false>(rule, params, grads, block * B,
-                                                     std::min(n, (block + 1) * B));
-  if (bad != 0) return false;
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (go_parallel)
-  for (index_t block = 0; block < blocks; ++block)
+  std::atomic<bool> bad{false};
+  parallel_for(blocks, go_parallel, [&](index_t block) {
+    if (update_range<T, K, States, Shaped, false>(rule, params, grads, block * B,
+                                                  std::min(n, (block + 1) * B)) != 0)
+      bad.store(true, std::memory_order_relaxed);
+  });
+  if (bad.load(std::memory_order_relaxed)) return false;
+  parallel_for(blocks, go_parallel, [&](index_t block) {
     update_range<T, K, States, Shaped, true>(rule, params, grads, block * B,
                                              std::min(n, (block + 1) * B));
+  });
   return true;
 }
 
@@ -335,13 +337,12 @@ double gradient_norm(const T* grads, index_t n) {
   constexpr index_t kBlock = 4096;
   const index_t blocks = (n + kBlock - 1) / kBlock;
   std::vector<double> partial(std::size_t(blocks), 0.0);
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (n >= kElementwiseParallelMin)
-  for (index_t b = 0; b < blocks; ++b) {
+  parallel_for(blocks, n >= kElementwiseParallelMin, [&](index_t b) {
     double sum = 0.0;
     const index_t end = std::min(n, (b + 1) * kBlock);
     for (index_t i = b * kBlock; i < end; ++i) sum += double(grads[i]) * double(grads[i]);
     partial[std::size_t(b)] = sum;
-  }
+  });
   double total = 0.0;
   for (double value : partial) total += value;
   return std::sqrt(total);

@@ -36,9 +36,9 @@ namespace {
 // Copies the listed rows of src (each `width` wide) into consecutive rows of dst.
 template <typename T>
 void gather_rows(T* dst, const T* src, const index_t* rows, index_t count, index_t width) {
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (count * width >= kElementwiseParallelMin)
-  for (index_t i = 0; i < count; ++i)
+  parallel_for(count, count * width >= kElementwiseParallelMin, [&](index_t i) {
     std::copy(src + rows[i] * width, src + (rows[i] + 1) * width, dst + i * width);
+  });
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // The thread count every kernel uses (OpenMP when built with it, one thread otherwise).
 #pragma once
 
+#include "backprop/config.hpp"
+
 namespace backprop {
 
 void set_num_threads(int n);  // n >= 1; always 1 in a child made by fork()
@@ -9,5 +11,20 @@ bool openmp_enabled();
 int thread_index();  // inside a parallel region: this thread's number, 0 to team_size() - 1
 int team_size();     // inside a parallel region: its number of threads (1 outside)
 bool in_forked_child();  // true after fork() in the child: kernels stay on one thread there
+
+
+// Runs body(i) for every i in [0, count): split statically over get_num_threads() threads when
+// `parallel`, else a plain loop on the calling thread. Not an OpenMP `if` clause: a one-thread
+// team still makes a system call as it ends, about a microsecond on every small kernel.
+template <typename Body>
+void parallel_for(index_t count, bool parallel, Body&& body) {
+  const int threads = parallel ? get_num_threads() : 1;
+  if (threads <= 1) {
+    for (index_t i = 0; i < count; ++i) body(i);
+    return;
+  }
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (index_t i = 0; i < count; ++i) body(i);
+}
 
 }  // namespace backprop
