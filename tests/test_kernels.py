@@ -214,9 +214,17 @@ def test_gemm_empty_shapes(dtype, kernel, shape):
     np.testing.assert_array_equal(out, np.zeros((m, n), dtype))
 
 
-@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True)], ids=["NN", "TT"])
-def test_gemm_bytes_do_not_depend_on_thread_count(gemm_isa, dtype, threads, trans_a, trans_b):
-    m, n, k = 300, 500, 700
+# Below kGemmSharedMinFlops (2^27 multiply-adds) each thread computes its own slab of C; from it
+# on the threads share packed blocks, and a transposed B is packed inside the first row block.
+THREAD_SPLIT_SHAPES = [pytest.param((300, 500, 700), id="slabs"),
+                       pytest.param((301, 530, 900), id="shared-blocks")]
+
+
+@pytest.mark.parametrize("shape", THREAD_SPLIT_SHAPES)
+@pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES, ids=["NN", "NT", "TN", "TT"])
+def test_gemm_bytes_do_not_depend_on_thread_count(gemm_isa, dtype, threads, trans_a, trans_b,
+                                                  shape):
+    m, n, k = shape
     rng = np.random.default_rng(7)
     A, B = _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype)
     results = {}
