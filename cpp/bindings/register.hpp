@@ -9,5 +9,6 @@ void register_kernels(pybind11::module_& m);
 void register_engine(pybind11::module_& m);
 void register_system(pybind11::module_& m);
 void register_optim(pybind11::module_& m);
+void register_inputs(pybind11::module_& m);
 
 }  // namespace backprop::bindings

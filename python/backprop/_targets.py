@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _core
 from ._arrays import as_real_array, require_finite
 
 
@@ -24,6 +25,21 @@ def class_ids(y: np.ndarray, n_classes: int, name: str) -> np.ndarray:
     return ids
 
 
+def one_hot(y: np.ndarray, n_classes: int, dtype: np.dtype, name: str) -> np.ndarray:
+    """(len(y), n_classes) one-hot rows of the class ids in y, checked as class_ids does."""
+    if y.dtype.kind == "f":
+        return one_hot(class_ids(y, n_classes, name), n_classes, dtype, name)
+    ids = np.ascontiguousarray(y, dtype=np.int64)
+    dense = np.empty((ids.shape[0], n_classes), dtype=dtype)
+    lowest, highest = _core.one_hot(ids, dense)  # writes dense only when every id is a class
+    if ids.size and (lowest < 0 or highest >= n_classes):
+        raise ValueError(
+            f"{name} holds class ids from {lowest} to {highest}; "
+            f"the network has {n_classes} outputs, so ids must be in 0..{n_classes - 1}"
+        )
+    return dense
+
+
 def as_targets(
     value: Any, loss: str, n_outputs: int, n_rows: int, dtype: np.dtype, name: str = "y"
 ) -> np.ndarray:
@@ -39,10 +55,7 @@ def as_targets(
     if y.shape[0] != n_rows:
         raise ValueError(f"{name} has {y.shape[0]} rows but the inputs have {n_rows}")
     if loss == "cross_entropy" and y.ndim == 1:
-        ids = class_ids(y, n_outputs, name)
-        dense = np.zeros((n_rows, n_outputs), dtype=dtype)
-        dense[np.arange(n_rows), ids] = 1
-        return dense
+        return one_hot(y, n_outputs, dtype, name)
     if y.ndim == 1:
         if n_outputs != 1:
             raise ValueError(

@@ -1,0 +1,25 @@
+// Checks and conversions of the data a training call reads, in one vectorized pass each (the
+// NumPy equivalents cost about 10 us on a 32 x 784 batch, as much as a small layer's GEMM).
+#pragma once
+
+#include <cstdint>
+
+#include "backprop/config.hpp"
+
+namespace backprop {
+
+// True when none of x[0:n] is NaN or Inf.
+template <typename T>
+bool all_finite(const T* x, index_t n);
+
+struct IdRange {
+  std::int64_t lowest, highest;  // 0 and -1 when there are no ids
+};
+
+IdRange id_range(const std::int64_t* ids, index_t n);
+
+// out (n x classes) = the one-hot rows of ids, each of which must be in 0..classes-1.
+template <typename T>
+void one_hot(T* out, const std::int64_t* ids, index_t n, index_t classes);
+
+}  // namespace backprop

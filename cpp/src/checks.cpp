@@ -1,0 +1,57 @@
+// Finiteness test and one-hot targets (checks.hpp).
+#include "backprop/checks.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+namespace backprop {
+namespace {
+
+// Tests the exponent bits (all ones for Inf and NaN) as integers: an OR over the range has no
+// branch and no float compare, so it vectorizes. Cloned for AVX2 (config.hpp).
+template <typename T>
+BACKPROP_ELEMENTWISE_CLONES bool range_is_finite(const T* x, index_t n) {
+  using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  constexpr Bits exponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
+  Bits bad = 0;
+  for (index_t i = 0; i < n; ++i) {
+    Bits bits;
+    std::memcpy(&bits, x + i, sizeof bits);
+    bad |= Bits((bits & exponent) == exponent);
+  }
+  return bad == 0;
+}
+
+}  // namespace
+
+template <typename T>
+bool all_finite(const T* x, index_t n) {
+  // Block by block, so a NaN near the start does not cost a scan of the rest.
+  for (index_t first = 0; first < n; first += kElementwiseBlock)
+    if (!range_is_finite(x + first, std::min(kElementwiseBlock, n - first))) return false;
+  return true;
+}
+
+IdRange id_range(const std::int64_t* ids, index_t n) {
+  if (n == 0) return {0, -1};
+  std::int64_t lowest = ids[0], highest = ids[0];
+  for (index_t i = 1; i < n; ++i) {
+    lowest = std::min(lowest, ids[i]);
+    highest = std::max(highest, ids[i]);
+  }
+  return {lowest, highest};
+}
+
+template <typename T>
+void one_hot(T* out, const std::int64_t* ids, index_t n, index_t classes) {
+  std::fill(out, out + n * classes, T(0));
+  for (index_t i = 0; i < n; ++i) out[i * classes + ids[i]] = T(1);
+}
+
+template bool all_finite<float>(const float*, index_t);
+template bool all_finite<double>(const double*, index_t);
+template void one_hot<float>(float*, const std::int64_t*, index_t, index_t);
+template void one_hot<double>(double*, const std::int64_t*, index_t, index_t);
+
+}  // namespace backprop
