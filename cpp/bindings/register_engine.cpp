@@ -150,11 +150,7 @@ class Engine {
     T* g = check_grads(grads, params, x, y);
     std::vector<T*> s = state_pointers<T>(state, opt, params, {{&grads, "grads"}, {&x, "X"}, {&y, "y"}});
     if (batch_size < 1) fail_value("batch_size must be at least 1, got " + std::to_string(batch_size));
-    if (!order.dtype().is(py::dtype::of<std::int64_t>()))
-      fail_type("order must have dtype int64, got " + std::string(py::str(order.dtype())));
-    if (order.ndim() != 1 || !(order.flags() & py::array::c_style))
-      fail_value("order must be a C-contiguous 1-D array of row indices");
-    const auto* idx = static_cast<const std::int64_t*>(order.data());
+    const std::int64_t* idx = index_vector(order, "order", "row indices");
     const index_t n_order = order.shape(0);
     for (index_t i = 0; i < n_order; ++i)
       if (idx[i] < 0 || idx[i] >= n_rows)

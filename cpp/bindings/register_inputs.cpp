@@ -28,11 +28,7 @@ void register_inputs(py::module_& m) {
   m.def(
       "one_hot",
       [](const py::array& ids, const py::array& out) {
-        if (!ids.dtype().is(py::dtype::of<std::int64_t>()))
-          fail_type("ids must have dtype int64, got " + std::string(py::str(ids.dtype())));
-        if (ids.ndim() != 1 || !(ids.flags() & py::array::c_style))
-          fail_value("ids must be a C-contiguous 1-D array");
-        const auto* pid = static_cast<const std::int64_t*>(ids.data());
+        const std::int64_t* pid = index_vector(ids, "ids", "class ids");
         const index_t n = ids.shape(0);
         return dispatch_float(out, "out", [&](auto tag) {
           using T = decltype(tag);

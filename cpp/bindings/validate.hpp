@@ -62,6 +62,16 @@ const T* input_ptr(const py::array& a, const char* name, int ndim) {
   return static_cast<const T*>(a.data());
 }
 
+// A C-contiguous 1-D int64 array the core reads (row or class indices); `what` says what its
+// entries are, for the message.
+inline const std::int64_t* index_vector(const py::array& a, const char* name, const char* what) {
+  if (!a.dtype().is(py::dtype::of<std::int64_t>()))
+    fail_type(std::string(name) + " must have dtype int64, got " + std::string(py::str(a.dtype())));
+  if (a.ndim() != 1 || !(a.flags() & py::array::c_style))
+    fail_value(std::string(name) + " must be a C-contiguous 1-D array of " + what);
+  return static_cast<const std::int64_t*>(a.data());
+}
+
 // A float array the core writes: also writable, since writing into a copy would lose the result.
 template <typename T>
 T* output_ptr(const py::array& a, const char* name, int ndim) {
