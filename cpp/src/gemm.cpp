@@ -2,6 +2,11 @@
 #include "backprop/gemm.hpp"
 
 #include <algorithm>
+#include <type_traits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "backprop/aligned_buffer.hpp"
 #include "backprop/gemm_micro_kernel.hpp"
@@ -9,6 +14,42 @@
 
 namespace backprop {
 namespace {
+
+// dst[p * W + w] = src[w * w_stride + p] for a full strip whose k values lie together in
+// memory: a transpose, done in 4 x 4 (float) or 2 x 2 (double) register blocks on x86-64
+// rather than one strided load per value (those took 10% of a 256 x 4096 x 4096 NT product).
+template <index_t W, typename T>
+void pack_transposed(T* __restrict dst, const T* __restrict src, index_t w_stride, index_t kc) {
+  index_t p = 0;
+#if defined(__SSE2__)
+  constexpr index_t L = 16 / sizeof(T);  // values in one 128-bit register
+  for (; p + L <= kc; p += L) {
+    index_t w = 0;
+    for (; w + L <= W; w += L) {
+      if constexpr (std::is_same_v<T, float>) {
+        __m128 r0 = _mm_loadu_ps(src + (w + 0) * w_stride + p);
+        __m128 r1 = _mm_loadu_ps(src + (w + 1) * w_stride + p);
+        __m128 r2 = _mm_loadu_ps(src + (w + 2) * w_stride + p);
+        __m128 r3 = _mm_loadu_ps(src + (w + 3) * w_stride + p);
+        _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+        _mm_storeu_ps(dst + (p + 0) * W + w, r0);
+        _mm_storeu_ps(dst + (p + 1) * W + w, r1);
+        _mm_storeu_ps(dst + (p + 2) * W + w, r2);
+        _mm_storeu_ps(dst + (p + 3) * W + w, r3);
+      } else {
+        const __m128d r0 = _mm_loadu_pd(src + (w + 0) * w_stride + p);
+        const __m128d r1 = _mm_loadu_pd(src + (w + 1) * w_stride + p);
+        _mm_storeu_pd(dst + (p + 0) * W + w, _mm_unpacklo_pd(r0, r1));
+        _mm_storeu_pd(dst + (p + 1) * W + w, _mm_unpackhi_pd(r0, r1));
+      }
+    }
+    for (; w < W; ++w)  // rows left over when L does not divide W (MR = 6 floats)
+      for (index_t q = 0; q < L; ++q) dst[(p + q) * W + w] = src[w * w_stride + p + q];
+  }
+#endif
+  for (; p < kc; ++p)
+    for (index_t w = 0; w < W; ++w) dst[p * W + w] = src[w * w_stride + p];
+}
 
 // Copies a width x kc strip of a matrix into one k-major panel, panel[p * W + w] =
 // src[w * w_stride + p * k_stride], with entries past `width` zero so the micro-kernel never
@@ -19,6 +60,8 @@ void pack_panel(T* __restrict dst, const T* __restrict src, index_t w_stride, in
   if (width == W && w_stride == 1) {
     for (index_t p = 0; p < kc; ++p)
       for (index_t w = 0; w < W; ++w) dst[p * W + w] = src[p * k_stride + w];
+  } else if (width == W && k_stride == 1) {
+    pack_transposed<W>(dst, src, w_stride, kc);
   } else if (width == W) {
     for (index_t p = 0; p < kc; ++p)
       for (index_t w = 0; w < W; ++w) dst[p * W + w] = src[w * w_stride + p * k_stride];
