@@ -40,9 +40,12 @@ constexpr index_t kGemmParallelMinFlops = index_t(1) << 20;
 // packing); below it each thread runs its own slab of C without a barrier.
 constexpr index_t kGemmSharedMinFlops = index_t(1) << 27;
 
-// A GEMM with at most this many rows in op(A) reads an untransposed B in place instead of
-// packing it: about 10% faster at 32 and 64 rows, slower at 128 (where B is reused enough).
+// A GEMM with at most this many rows in op(A) reads an untransposed B of at most this many
+// bytes in place instead of packing it: about 10% faster at 32 and 64 rows while B stays in
+// L2, slower at 128 rows (where B is reused enough), and 1.3x to 2x slower with a B of 1 MiB
+// and more (64 x 512 x 512, 32 x 1024 x 784), which streams from L3 or memory at a stride.
 constexpr index_t kGemmDirectBMaxRows = 64;
+constexpr index_t kGemmDirectBMaxBytes = index_t(512) << 10;
 
 // Elementwise kernels (activations, updates) go parallel only above this many elements, and
 // split their work in fixed blocks of kElementwiseBlock (the same split for any thread count).
