@@ -113,25 +113,20 @@ void bind_gemm_ready(py::module_& m) {
     const auto pa = py::reinterpret_borrow<py::array>(a);
     const auto pb = py::reinterpret_borrow<py::array>(b);
     const bool ta = trans_a.ptr() == Py_True, tb = trans_b.ptr() == Py_True;
-    py::object result_object;
-    if (out.is_none()) {
-      if (beta_value != 0) return py::none();
-      const py::ssize_t rows = ta ? pa.shape(1) : pa.shape(0);
-      const py::ssize_t cols = tb ? pb.shape(0) : pb.shape(1);
-      result_object = py::array(pa.dtype(), {rows, cols});
-    } else {
-      if (!py::isinstance<py::array>(out) ||
-          !float_kind(py::reinterpret_borrow<py::array>(out), out_double) ||
-          out_double != a_double)
-        return py::none();
-      result_object = py::reinterpret_borrow<py::object>(out);
-    }
-    const auto result = py::reinterpret_borrow<py::array>(result_object);
+    if (out.is_none() ? beta_value != 0
+                      : !py::isinstance<py::array>(out) ||
+                            !float_kind(py::reinterpret_borrow<py::array>(out), out_double) ||
+                            out_double != a_double)
+      return py::none();
+    const py::array result =
+        out.is_none() ? py::array(pa.dtype(), {ta ? pa.shape(1) : pa.shape(0),
+                                              tb ? pb.shape(0) : pb.shape(1)})
+                      : py::reinterpret_borrow<py::array>(out);
     if (a_double)
       run_gemm<double>(false, pa, pb, result, ta, tb, alpha_value, beta_value);
     else
       run_gemm<float>(false, pa, pb, result, ta, tb, alpha_value, beta_value);
-    return result_object;
+    return result;
   });
 }
 

@@ -100,11 +100,8 @@ BACKPROP_ELEMENTWISE_CLONES void backward_range(T* __restrict du, const T* __res
 
 template <typename T, Activation K, bool InPlace>
 void forward_blocks(T* y, const T* u, index_t n, T alpha) {
-  const index_t blocks = (n + kElementwiseBlock - 1) / kElementwiseBlock;
-  parallel_for(blocks, n >= kElementwiseParallelMin, [&](index_t block) {
-    const index_t first = block * kElementwiseBlock;
-    forward_range<T, K, InPlace>(y + first, InPlace ? nullptr : u + first,
-                                 std::min(kElementwiseBlock, n - first), alpha);
+  for_each_block(n, true, [&](index_t first, index_t count) {
+    forward_range<T, K, InPlace>(y + first, InPlace ? nullptr : u + first, count, alpha);
   });
 }
 
@@ -117,12 +114,9 @@ void forward_loop(T* y, const T* u, index_t n, T alpha) {
 
 template <typename T, Activation K, bool InPlace, bool HasY>
 void backward_blocks(T* du, const T* dy, const T* u, const T* y, index_t n, T alpha) {
-  const index_t blocks = (n + kElementwiseBlock - 1) / kElementwiseBlock;
-  parallel_for(blocks, n >= kElementwiseParallelMin, [&](index_t block) {
-    const index_t first = block * kElementwiseBlock;
+  for_each_block(n, true, [&](index_t first, index_t count) {
     backward_range<T, K, InPlace, HasY>(du + first, InPlace ? nullptr : dy + first, u + first,
-                                        HasY ? y + first : nullptr,
-                                        std::min(kElementwiseBlock, n - first), alpha);
+                                        HasY ? y + first : nullptr, count, alpha);
   });
 }
 

@@ -170,6 +170,11 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
       // 256 x 4096 x 4096 NT). An untransposed B is packed row by row instead (below); packing
       // it panel by panel here lost 5% on 256 x 4096 x 4096 NN.
       const bool fuse_b = trans_b && n_panels >= 2 * parts;
+      // Column panel jp of B, all kc rows of it, into its place in the block buffer.
+      auto pack_b_column_panel = [&](index_t jp) {
+        pack_b_panel(b_packed + jp * NR * kc, trans_b, b, ldb, pc, kc, jc + jp * NR,
+                     std::min(NR, nc - jp * NR));
+      };
       if (direct_b) {
         // Full panels are read in place; only a last, partial panel needs zero padding.
         if (nc % NR != 0 && part == 0)
@@ -178,11 +183,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
         // packed in the first row block below
       } else if (trans_b) {
         const Share mine(n_panels, part, parts);
-        for (index_t jp = mine.first; jp < mine.last; ++jp) {
-          const index_t j0 = jp * NR;
-          pack_b_panel(b_packed + jp * NR * kc, trans_b, b, ldb, pc, kc, jc + j0,
-                       std::min(NR, nc - j0));
-        }
+        for (index_t jp = mine.first; jp < mine.last; ++jp) pack_b_column_panel(jp);
       } else {
         // Row by row across all the panels: each row of B is read once, left to right. Going
         // down one panel at a time would touch a new page on every row when ldb is large.
@@ -245,9 +246,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
         if (fuse_b && ic == 0) {
           const Share mine(n_panels, part, parts);
           for (index_t jp = mine.first; jp < mine.last; ++jp) {
-            const index_t j0 = jp * NR;
-            pack_b_panel(b_packed + jp * NR * kc, trans_b, b, ldb, pc, kc, jc + j0,
-                         std::min(NR, nc - j0));
+            pack_b_column_panel(jp);
             for (index_t ip = 0; ip < m_panels; ++ip) run_tile(jp, ip);
           }
         } else {

@@ -212,19 +212,14 @@ BACKPROP_ELEMENTWISE_CLONES int update_range(const Rule<T>& shared_rule, T* __re
 // optimizer_state_count: how many of rule.v0, v1, v2 the update reads and writes.
 template <typename T, OptimizerKind K, int States, bool Shaped>
 bool update_pass_pair(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel) {
-  constexpr index_t B = kElementwiseBlock;
-  const index_t blocks = (n + B - 1) / B;
-  const bool go_parallel = parallel && n >= kElementwiseParallelMin;
   std::atomic<bool> bad{false};
-  parallel_for(blocks, go_parallel, [&](index_t block) {
-    if (update_range<T, K, States, Shaped, false>(rule, params, grads, block * B,
-                                                  std::min(n, (block + 1) * B)) != 0)
+  for_each_block(n, parallel, [&](index_t first, index_t count) {
+    if (update_range<T, K, States, Shaped, false>(rule, params, grads, first, first + count) != 0)
       bad.store(true, std::memory_order_relaxed);
   });
   if (bad.load(std::memory_order_relaxed)) return false;
-  parallel_for(blocks, go_parallel, [&](index_t block) {
-    update_range<T, K, States, Shaped, true>(rule, params, grads, block * B,
-                                             std::min(n, (block + 1) * B));
+  for_each_block(n, parallel, [&](index_t first, index_t count) {
+    update_range<T, K, States, Shaped, true>(rule, params, grads, first, first + count);
   });
   return true;
 }

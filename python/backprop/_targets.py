@@ -10,25 +10,13 @@ from . import _core
 from ._arrays import as_real_array, require_finite
 
 
-def class_ids(y: np.ndarray, n_classes: int, name: str) -> np.ndarray:
-    """1-D integer class ids in 0..n_classes-1 (integral floats accepted)."""
+def one_hot(y: np.ndarray, n_classes: int, dtype: np.dtype, name: str) -> np.ndarray:
+    """(len(y), n_classes) one-hot rows of the 1-D class ids in y, each in 0..n_classes-1
+    (integral floats accepted)."""
     if y.dtype.kind == "f":
         require_finite(y, name)
         if not np.array_equal(y, np.round(y)):
             raise ValueError(f"{name} must hold integer class ids; got non-integer values")
-    ids = y.astype(np.int64, copy=False)
-    if ids.size and (ids.min() < 0 or ids.max() >= n_classes):
-        raise ValueError(
-            f"{name} holds class ids from {ids.min()} to {ids.max()}; "
-            f"the network has {n_classes} outputs, so ids must be in 0..{n_classes - 1}"
-        )
-    return ids
-
-
-def one_hot(y: np.ndarray, n_classes: int, dtype: np.dtype, name: str) -> np.ndarray:
-    """(len(y), n_classes) one-hot rows of the class ids in y, checked as class_ids does."""
-    if y.dtype.kind == "f":
-        return one_hot(class_ids(y, n_classes, name), n_classes, dtype, name)
     ids = np.ascontiguousarray(y, dtype=np.int64)
     dense = np.empty((ids.shape[0], n_classes), dtype=dtype)
     lowest, highest = _core.one_hot(ids, dense)  # writes dense only when every id is a class

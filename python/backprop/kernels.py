@@ -13,8 +13,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _core
-from ._arrays import (FLOAT_DTYPES, as_input, as_real_array, float_dtype, require_finite,
-                      result_float_dtype)
+from ._arrays import as_input, as_real_array, float_dtype, require_finite, result_float_dtype
 from ._names import (
     DEFAULT_OUTPUT,
     activation_alpha,
@@ -57,7 +56,6 @@ def _resolve(out: Optional[np.ndarray], named: dict[str, Any]) -> tuple[np.dtype
 
 def _gemm(reference: bool, A: Any, B: Any, trans_a: bool, trans_b: bool, alpha: float,
           beta: float, out: Optional[np.ndarray]) -> np.ndarray:
-    kernel = _core.gemm_ref if reference else _core.gemm
     dtype, (a, b) = _resolve(out, {"A": A, "B": B})
     for name, matrix in (("A", a), ("B", b)):
         if matrix.ndim != 2:
@@ -68,6 +66,7 @@ def _gemm(reference: bool, A: Any, B: Any, trans_a: bool, trans_b: bool, alpha: 
         rows = a.shape[1] if trans_a else a.shape[0]
         cols = b.shape[0] if trans_b else b.shape[1]
         out = np.empty((rows, cols), dtype=dtype)
+    kernel = _core.gemm_ref if reference else _core.gemm
     kernel(a, b, out, bool(trans_a), bool(trans_b), float(alpha), float(beta))
     return out
 

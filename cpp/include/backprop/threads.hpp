@@ -1,6 +1,8 @@
 // The thread count every kernel uses (OpenMP when built with it, one thread otherwise).
 #pragma once
 
+#include <algorithm>
+
 #include "backprop/config.hpp"
 
 namespace backprop {
@@ -11,7 +13,6 @@ bool openmp_enabled();
 int thread_index();  // inside a parallel region: this thread's number, 0 to team_size() - 1
 int team_size();     // inside a parallel region: its number of threads (1 outside)
 bool in_forked_child();  // true after fork() in the child: kernels stay on one thread there
-
 
 // Runs body(i) for every i in [0, count): split statically over get_num_threads() threads when
 // `parallel`, else a plain loop on the calling thread. Not an OpenMP `if` clause: a one-thread
@@ -25,6 +26,18 @@ void parallel_for(index_t count, bool parallel, Body&& body) {
   }
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (index_t i = 0; i < count; ++i) body(i);
+}
+
+// Runs body(first, count) over [0, n) in blocks of kElementwiseBlock elements, the same blocks
+// for any thread count, split over the threads when `parallel` and n reaches
+// kElementwiseParallelMin.
+template <typename Body>
+void for_each_block(index_t n, bool parallel, Body&& body) {
+  const index_t blocks = (n + kElementwiseBlock - 1) / kElementwiseBlock;
+  parallel_for(blocks, parallel && n >= kElementwiseParallelMin, [&](index_t block) {
+    const index_t first = block * kElementwiseBlock;
+    body(first, std::min(kElementwiseBlock, n - first));
+  });
 }
 
 }  // namespace backprop
