@@ -1,5 +1,7 @@
 // Binds the standalone kernels (GEMM, activations, losses, bias gradient, SGD update).
 #include <algorithm>
+#include <array>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -128,6 +130,81 @@ void bind_gemm_ready(py::module_& m) {
       run_gemm<float>(false, pa, pb, result, ta, tb, alpha_value, beta_value);
     return result;
   });
+}
+
+// op(A) @ B's sizes (rows, inner, cols) after checking that A and B fit.
+std::array<index_t, 3> product_sizes(const py::array& a, const char* a_name, const py::array& b,
+                                     const char* b_name, bool trans_b) {
+  const index_t inner_b = trans_b ? b.shape(1) : b.shape(0);
+  if (a.shape(1) != inner_b)
+    fail_value(std::string(a_name) + " and " + b_name + " do not fit: " + a_name +
+               " has shape " + shape_string(a) + ", so " + b_name + " must have " +
+               std::to_string(a.shape(1)) + (trans_b ? " columns" : " rows") + "; got shape " +
+               shape_string(b));
+  return {a.shape(0), a.shape(1), trans_b ? b.shape(0) : b.shape(1)};
+}
+
+// The dense layer's forward and its hidden delta, each one GEMM with a fused epilogue.
+void bind_dense(py::module_& m) {
+  m.def(
+      "dense_forward",
+      [](const py::array& x, const py::array& w, const py::object& b, const py::array& u_out,
+         const py::array& y_out, int kind, double alpha) {
+        dispatch_float(u_out, "u_out", [&](auto tag) {
+          using T = decltype(tag);
+          const T* px = input_ptr<T>(x, "X", 2);
+          const T* pw = input_ptr<T>(w, "W", 2);
+          const auto [rows, inner, cols] = product_sizes(x, "X", w, "W", false);
+          const T* pb = nullptr;
+          if (!b.is_none()) {
+            const auto bias = py::reinterpret_borrow<py::array>(b);
+            pb = input_ptr<T>(bias, "b", 1);
+            require_shape(bias, "b", {cols});
+          }
+          T* pu = output_ptr<T>(u_out, "u_out", 2);
+          T* py_ = output_ptr<T>(y_out, "y_out", 2);
+          require_shape(u_out, "u_out", {rows, cols});
+          require_shape(y_out, "y_out", {rows, cols});
+          for (const auto& [out, name] : {std::pair{&u_out, "u_out"}, std::pair{&y_out, "y_out"}}) {
+            require_no_overlap(*out, name, x, "X");
+            require_no_overlap(*out, name, w, "W");
+            if (!b.is_none()) require_no_overlap(*out, name, py::reinterpret_borrow<py::array>(b), "b");
+          }
+          require_no_overlap(y_out, "y_out", u_out, "u_out");
+          const auto epilogue =
+              GemmEpilogue<T>::forward(pb, {activation_kind(kind), T(alpha)}, py_, cols);
+          py::gil_scoped_release release;
+          gemm_fused(false, false, rows, cols, inner, T(1), px, inner, pw, cols, T(0), pu, cols,
+                     epilogue);
+        });
+      },
+      py::arg("X"), py::arg("W"), py::arg("b"), py::arg("u_out"), py::arg("y_out"),
+      py::arg("kind"), py::arg("alpha"));
+  m.def(
+      "hidden_delta",
+      [](const py::array& d, const py::array& w, const py::array& u, const py::array& out,
+         int kind, double alpha) {
+        dispatch_float(out, "out", [&](auto tag) {
+          using T = decltype(tag);
+          const T* pd = input_ptr<T>(d, "delta", 2);
+          const T* pw = input_ptr<T>(w, "W", 2);
+          const T* pu = input_ptr<T>(u, "u", 2);
+          const auto [rows, inner, cols] = product_sizes(d, "delta", w, "W", true);
+          require_shape(u, "u", {rows, cols});
+          T* pout = output_ptr<T>(out, "out", 2);
+          require_shape(out, "out", {rows, cols});
+          require_no_overlap(out, "out", d, "delta");
+          require_no_overlap(out, "out", w, "W");
+          require_no_overlap(out, "out", u, "u");
+          const auto epilogue =
+              GemmEpilogue<T>::backward({activation_kind(kind), T(alpha)}, pu, nullptr, cols);
+          py::gil_scoped_release release;
+          gemm_fused(false, true, rows, cols, inner, T(1), pd, inner, pw, inner, T(0), pout, cols,
+                     epilogue);
+        });
+      },
+      py::arg("delta"), py::arg("W"), py::arg("u"), py::arg("out"), py::arg("kind"),
+      py::arg("alpha"));
 }
 
 void bind_activations(py::module_& m) {
@@ -275,6 +352,7 @@ void register_kernels(py::module_& m) {
   bind_gemm(m, "gemm_ref", true);
   bind_gemm_ready(m);
   bind_activations(m);
+  bind_dense(m);
   bind_losses(m);
 }
 

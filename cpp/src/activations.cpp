@@ -80,22 +80,63 @@ inline T derivative(Activation kind, T alpha, T u, T y) {
 
 // y = f(u). InPlace: y holds u on entry, and u is not read.
 template <typename T, Activation K, bool InPlace>
-BACKPROP_ELEMENTWISE_CLONES void forward_range(T* __restrict y, const T* __restrict u, index_t n,
-                                               T alpha) {
+inline void forward_row(T* __restrict y, const T* __restrict u, index_t n, T alpha) {
+#pragma GCC unroll 1
   for (index_t i = 0; i < n; ++i) y[i] = apply<T>(K, alpha, InPlace ? y[i] : u[i]);
 }
 
 // du = dy * f'(u). InPlace: du holds dy on entry (the engine's delta), and dy is not read.
 // HasY: y = f(u) is given, else recomputed.
 template <typename T, Activation K, bool InPlace, bool HasY>
-BACKPROP_ELEMENTWISE_CLONES void backward_range(T* __restrict du, const T* __restrict dy,
-                                                const T* __restrict u, const T* __restrict y,
-                                                index_t n, T alpha) {
+inline void backward_row(T* __restrict du, const T* __restrict dy, const T* __restrict u,
+                         const T* __restrict y, index_t n, T alpha) {
+#pragma GCC unroll 1
   for (index_t i = 0; i < n; ++i) {
     const T yi = HasY ? y[i] : apply<T>(K, alpha, u[i]);
     const T upstream = InPlace ? du[i] : dy[i];
     du[i] = upstream * derivative<T>(K, alpha, u[i], yi);
   }
+}
+
+template <typename T, Activation K, bool InPlace>
+BACKPROP_ELEMENTWISE_CLONES void forward_range(T* y, const T* u, index_t n, T alpha) {
+  forward_row<T, K, InPlace>(y, u, n, alpha);
+}
+
+template <typename T, Activation K, bool InPlace, bool HasY>
+BACKPROP_ELEMENTWISE_CLONES void backward_range(T* du, const T* dy, const T* u, const T* y,
+                                                index_t n, T alpha) {
+  backward_row<T, K, InPlace, HasY>(du, dy, u, y, n, alpha);
+}
+
+// The row loops above on a rows x cols block of row-major matrices: one call per strip of GEMM
+// tiles. Strips one register tile wide (NR columns) take a loop of fixed length, which the
+// compiler turns into straight vector code; a loop of unknown length set up anew on each
+// short row cost more than the separate pass over C it replaces.
+template <typename T, Activation K>
+BACKPROP_ELEMENTWISE_CLONES void forward_tile(T* y, index_t ldy, const T* u, index_t ldu,
+                                              index_t rows, index_t cols, T alpha) {
+  constexpr index_t NR = GemmBlocking<T>::NR;
+  if (cols == NR) {
+    for (index_t i = 0; i < rows; ++i) forward_row<T, K, false>(y + i * ldy, u + i * ldu, NR, alpha);
+    return;
+  }
+  for (index_t i = 0; i < rows; ++i) forward_row<T, K, false>(y + i * ldy, u + i * ldu, cols, alpha);
+}
+
+template <typename T, Activation K, bool HasY>
+BACKPROP_ELEMENTWISE_CLONES void backward_tile(T* du, index_t ldd, const T* u, const T* y,
+                                               index_t ld, index_t rows, index_t cols, T alpha) {
+  constexpr index_t NR = GemmBlocking<T>::NR;
+  auto row = [&](index_t i, index_t width) {
+    backward_row<T, K, true, HasY>(du + i * ldd, nullptr, u + i * ld, HasY ? y + i * ld : nullptr,
+                                   width, alpha);
+  };
+  if (cols == NR) {
+    for (index_t i = 0; i < rows; ++i) row(i, NR);
+    return;
+  }
+  for (index_t i = 0; i < rows; ++i) row(i, cols);
 }
 
 template <typename T, Activation K, bool InPlace>
@@ -164,6 +205,19 @@ struct BackwardLoop {
   }
 };
 
+// The function for kind K, through the same switch as dispatch().
+template <typename T, Activation K>
+struct ForwardTileOf {
+  static void run(ForwardTileFn<T>* out) { *out = forward_tile<T, K>; }
+};
+
+template <typename T, Activation K>
+struct BackwardTileOf {
+  static void run(BackwardTileFn<T>* out, bool has_y) {
+    *out = has_y ? backward_tile<T, K, true> : backward_tile<T, K, false>;
+  }
+};
+
 }  // namespace
 
 template <typename T>
@@ -184,6 +238,34 @@ void activation_backward(T* du, const T* dy, const T* u, const T* y, index_t n,
                          ActivationParams<T> act) {
   // du (n) = dy (n) * f'(u (n))
   dispatch<T, BackwardLoop>(act.kind, du, dy, u, y, n, act.alpha);
+}
+
+template <typename T>
+ForwardTileFn<T> forward_tile_function(Activation kind) {
+  ForwardTileFn<T> chosen = nullptr;
+  dispatch<T, ForwardTileOf>(kind, &chosen);
+  return chosen;
+}
+
+template <typename T>
+BackwardTileFn<T> backward_tile_function(Activation kind, bool has_y) {
+  BackwardTileFn<T> chosen = nullptr;
+  dispatch<T, BackwardTileOf>(kind, &chosen, has_y);
+  return chosen;
+}
+
+template <typename T>
+void activation_forward_tile(T* y, index_t ldy, const T* u, index_t ldu, index_t rows,
+                             index_t cols, ActivationParams<T> act) {
+  // y (rows x cols, leading dimension ldy) = f(u (rows x cols, ldu))
+  forward_tile_function<T>(act.kind)(y, ldy, u, ldu, rows, cols, act.alpha);
+}
+
+template <typename T>
+void activation_backward_tile(T* du, index_t ldd, const T* u, const T* y, index_t ld,
+                              index_t rows, index_t cols, ActivationParams<T> act) {
+  // du (rows x cols, ldd) *= f'(u (rows x cols, ld)), with y = f(u) (ld) unless null
+  backward_tile_function<T>(act.kind, y != nullptr)(du, ldd, u, y, ld, rows, cols, act.alpha);
 }
 
 template <typename T>
@@ -234,6 +316,12 @@ void softmax_backward(T* du, const T* dp, const T* p, index_t m, index_t n) {
   template void activation_forward<T>(T*, const T*, index_t, ActivationParams<T>);            \
   template void activation_backward<T>(T*, const T*, const T*, const T*, index_t,             \
                                        ActivationParams<T>);                                  \
+  template ForwardTileFn<T> forward_tile_function<T>(Activation);                              \
+  template BackwardTileFn<T> backward_tile_function<T>(Activation, bool);                      \
+  template void activation_forward_tile<T>(T*, index_t, const T*, index_t, index_t, index_t,   \
+                                           ActivationParams<T>);                              \
+  template void activation_backward_tile<T>(T*, index_t, const T*, const T*, index_t, index_t,  \
+                                            index_t, ActivationParams<T>);                    \
   template void activation_forward_ref<T>(T*, const T*, index_t, ActivationParams<T>);        \
   template void activation_backward_ref<T>(T*, const T*, const T*, index_t,                   \
                                            ActivationParams<T>);                              \

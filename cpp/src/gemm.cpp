@@ -107,6 +107,35 @@ void scale_c(index_t m, index_t n, T beta, T* c, index_t ldc) {
   }
 }
 
+// Every row of the rows x cols block of C = `row`: where a product with a bias starts.
+// Strips one register tile wide take a loop of fixed length (straight vector code).
+template <typename T>
+void fill_rows(T* __restrict c, index_t ldc, const T* __restrict row, index_t rows,
+               index_t cols) {
+  constexpr index_t NR = GemmBlocking<T>::NR;
+  if (cols == NR) {
+    for (index_t i = 0; i < rows; ++i)
+      for (index_t j = 0; j < NR; ++j) c[i * ldc + j] = row[j];
+    return;
+  }
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t j = 0; j < cols; ++j) c[i * ldc + j] = row[j];
+}
+
+// The epilogue's activation step on the finished rows x cols block of C at (row, col), through
+// the tile kernels gemm_fused looked up.
+template <typename T>
+void finish_block(const GemmEpilogue<T>& epilogue, T* c, index_t ldc, index_t row, index_t col,
+                  index_t rows, index_t cols) {
+  const index_t at = row * epilogue.ld + col;
+  if (epilogue.forward_tile != nullptr)
+    epilogue.forward_tile(epilogue.y + at, epilogue.ld, c, ldc, rows, cols, epilogue.act.alpha);
+  else if (epilogue.backward_tile != nullptr)
+    epilogue.backward_tile(c, ldc, epilogue.u + at,
+                           epilogue.y != nullptr ? epilogue.y + at : nullptr, epilogue.ld, rows,
+                           cols, epilogue.act.alpha);
+}
+
 // The block size that splits extent into the fewest blocks of at most max_block, all of about
 // the same size (a multiple of unit): 784 = 4 x 196, not 3 x 256 + 16, whose thin last block
 // would repack the other operand for little work.
@@ -141,8 +170,8 @@ struct Share {
 // packing step and after each block of tiles, before the buffers are packed again).
 template <typename T>
 void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
-               index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc, T* a_packed,
-               T* b_packed, int part, int parts) {
+               index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+               const GemmEpilogue<T>& epilogue, T* a_packed, T* b_packed, int part, int parts) {
   using Blocks = GemmBlocking<T>;
   constexpr index_t MR = Blocks::MR, NR = Blocks::NR;
   const index_t MC = balanced_block(m, Blocks::MC, MR);
@@ -162,8 +191,11 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
     const index_t n_panels = (nc + NR - 1) / NR;
     for (index_t pc = 0; pc < k; pc += KC) {
       const index_t kc = std::min(KC, k - pc);
-      // The first k block applies the caller's beta; the later ones add onto it.
-      const T beta_block = pc == 0 ? beta : T(1);
+      // The first k block applies the caller's beta (or starts from the epilogue's bias); the
+      // later ones add onto it.
+      const bool bias_start = pc == 0 && epilogue.bias != nullptr;
+      const T tile_beta = pc == 0 && !bias_start ? beta : T(1);
+      const bool finish = pc + kc == k && epilogue.step != GemmEpilogue<T>::Step::none;
       // A transposed B with enough column panels to share out is not packed ahead: in the
       // first row block each thread packs whole column panels and multiplies each by that block
       // of A while the panel is still in L1, saving it a trip out to L2 or L3 and back (4% on
@@ -241,7 +273,12 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
           } else if (direct_b) {
             panels.b = b_packed;  // the one packed (partial) panel
           }
-          kernel(kc, panels, c + (ic + i0) * ldc + jc + j0, ldc, alpha, beta_block, rows, cols);
+          // The epilogue works on the tile while it is in L1: just before the kernel reads it,
+          // and just after the kernel's last write.
+          T* const tile = c + (ic + i0) * ldc + jc + j0;
+          if (bias_start) fill_rows(tile, ldc, epilogue.bias + jc + j0, rows, cols);
+          kernel(kc, panels, tile, ldc, alpha, tile_beta, rows, cols);
+          if (finish) finish_block(epilogue, tile, ldc, ic + i0, jc + j0, rows, cols);
         };
         if (fuse_b && ic == 0) {
           const Share mine(n_panels, part, parts);
@@ -269,19 +306,19 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
 template <typename T>
 void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
                   const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                  int threads) {
+                  const GemmEpilogue<T>& epilogue, int threads) {
   using Blocks = GemmBlocking<T>;
   thread_local AlignedBuffer<T> a_buffer, b_buffer;
   T* const a_packed = a_buffer.reserve(std::size_t(Blocks::MC * Blocks::KC));
   T* const b_packed = b_buffer.reserve(std::size_t(Blocks::KC * Blocks::NC));
   if (threads <= 1) {
-    gemm_team(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, a_packed, b_packed,
-              0, 1);
+    gemm_team(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue, a_packed,
+              b_packed, 0, 1);
     return;
   }
 #pragma omp parallel num_threads(threads)
-  gemm_team(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, a_packed, b_packed,
-            thread_index(), team_size());
+  gemm_team(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue, a_packed,
+            b_packed, thread_index(), team_size());
 }
 
 // Each thread computes its own slab of C (whole columns, or whole rows when op(A) is the taller
@@ -290,7 +327,8 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
 // from the same tile and the same sums as on one thread: the same bits.
 template <typename T>
 void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
-                index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc, int threads) {
+                index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+                const GemmEpilogue<T>& epilogue, int threads) {
   const bool by_columns = m <= n;
   const index_t unit = by_columns ? GemmBlocking<T>::NR : GemmBlocking<T>::MR;
   const index_t extent = by_columns ? n : m;
@@ -302,11 +340,12 @@ void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
     const index_t last = std::min(extent, units * (part + 1) / parts * unit);
     if (first < last && by_columns) {
       gemm_blocked(trans_a, trans_b, m, last - first, k, alpha, a, lda,
-                   trans_b ? b + first * ldb : b + first, ldb, beta, c + first, ldc, 1);
+                   trans_b ? b + first * ldb : b + first, ldb, beta, c + first, ldc,
+                   epilogue.shifted(0, first), 1);
     } else if (first < last) {
       gemm_blocked(trans_a, trans_b, last - first, n, k, alpha,
                    trans_a ? a + first : a + first * lda, lda, b, ldb, beta, c + first * ldc,
-                   ldc, 1);
+                   ldc, epilogue.shifted(first, 0), 1);
     }
   }
 }
@@ -314,19 +353,39 @@ void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
 }  // namespace
 
 template <typename T>
-void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
-          index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
-  // C (m x n) = alpha * op(A) (m x k) @ op(B) (k x n) + beta * C
+void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+                index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+                const GemmEpilogue<T>& given) {
+  // C (m x n) = (bias or beta * C) + alpha * op(A) (m x k) @ op(B) (k x n), then the step
   if (m <= 0 || n <= 0) return;
+  using Step = typename GemmEpilogue<T>::Step;
+  GemmEpilogue<T> epilogue = given;
+  epilogue.forward_tile =
+      given.step == Step::forward ? forward_tile_function<T>(given.act.kind) : nullptr;
+  epilogue.backward_tile = given.step == Step::backward
+                               ? backward_tile_function<T>(given.act.kind, given.y != nullptr)
+                               : nullptr;
   if (k <= 0 || alpha == T(0)) {
-    scale_c(m, n, beta, c, ldc);
+    if (epilogue.bias != nullptr)
+      fill_rows(c, ldc, epilogue.bias, m, n);
+    else
+      scale_c(m, n, beta, c, ldc);
+    finish_block(epilogue, c, ldc, 0, 0, m, n);
     return;
   }
   const int threads = gemm_thread_count(m, n, k);
   if (threads > 1 && double(m) * double(n) * double(k) < double(kGemmSharedMinFlops))
-    gemm_split(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+    gemm_split(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue, threads);
   else
-    gemm_blocked(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+    gemm_blocked(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
+                 threads);
+}
+
+template <typename T>
+void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+          index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
+  // C (m x n) = alpha * op(A) (m x k) @ op(B) (k x n) + beta * C
+  gemm_fused(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, GemmEpilogue<T>{});
 }
 
 template <typename T>
@@ -350,6 +409,8 @@ void gemm_ref(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alp
 #define BACKPROP_INSTANTIATE_GEMM(T)                                                          \
   template void gemm<T>(bool, bool, index_t, index_t, index_t, T, const T*, index_t, const T*, \
                         index_t, T, T*, index_t);                                             \
+  template void gemm_fused<T>(bool, bool, index_t, index_t, index_t, T, const T*, index_t,     \
+                              const T*, index_t, T, T*, index_t, const GemmEpilogue<T>&);      \
   template void gemm_ref<T>(bool, bool, index_t, index_t, index_t, T, const T*, index_t,       \
                             const T*, index_t, T, T*, index_t);
 BACKPROP_INSTANTIATE_GEMM(float)

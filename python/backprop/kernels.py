@@ -29,6 +29,8 @@ __all__ = [
     "gemm_ref",
     "activation_forward",
     "activation_backward",
+    "dense_forward",
+    "hidden_delta",
     "softmax",
     "softmax_backward",
     "loss",
@@ -110,6 +112,50 @@ def activation_backward(grad: Any, u: Any, activation: str, *, alpha: Optional[f
     dtype, (g, x) = _resolve(out, {"grad": grad, "u": u})
     out = _new_like(out, x.shape, dtype)
     _core.activation_backward(g, x, out, code, activation_alpha(activation, alpha))
+    return out
+
+
+def _matrices(named: dict[str, np.ndarray]) -> None:
+    for name, value in named.items():
+        if value.ndim != 2:
+            raise ValueError(f"{name} must be 2-D; got shape {value.shape}")
+
+
+def dense_forward(X: Any, W: Any, b: Any = None, activation: str = "identity", *,
+                  alpha: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
+    """A dense layer in one pass: returns (U, Y) with U = X @ W + b and Y = f(U).
+
+    The bias add and the activation run in the GEMM's write-back, on each tile of U while it is
+    in cache: the same bits as gemm, a bias add and activation_forward one after the other.
+    b may be None (no bias); alpha as for activation_forward.
+    """
+    code = activation_code(activation)
+    named = {"X": X, "W": W} if b is None else {"X": X, "W": W, "b": b}
+    dtype, arrays = _resolve(None, named)
+    _matrices({"X": arrays[0], "W": arrays[1]})
+    bias = None if b is None else arrays[2]
+    if bias is not None and bias.ndim != 1:
+        raise ValueError(f"b must be 1-D; got shape {bias.shape}")
+    shape = (arrays[0].shape[0], arrays[1].shape[1])
+    u, y = np.empty(shape, dtype=dtype), np.empty(shape, dtype=dtype)
+    _core.dense_forward(arrays[0], arrays[1], bias, u, y, code,
+                        activation_alpha(activation, alpha))
+    return u, y
+
+
+def hidden_delta(delta: Any, W: Any, u: Any, activation: str, *,
+                 alpha: Optional[float] = None) -> np.ndarray:
+    """(delta @ W.T) * f'(u): the error of a hidden layer from the one of the layer after it.
+
+    delta (m x fan_out) is dLoss/dU of the next layer, W (fan_in x fan_out) its weights and u
+    (m x fan_in) this layer's pre-activation. The derivative runs in the GEMM's write-back: the
+    same bits as gemm(delta, W, trans_b=True) followed by activation_backward.
+    """
+    code = activation_code(activation)
+    dtype, (d, w, pre) = _resolve(None, {"delta": delta, "W": W, "u": u})
+    _matrices({"delta": d, "W": w, "u": pre})
+    out = np.empty((d.shape[0], w.shape[0]), dtype=dtype)
+    _core.hidden_delta(d, w, pre, out, code, activation_alpha(activation, alpha))
     return out
 
 

@@ -37,6 +37,29 @@ template <typename T>
 void activation_backward(T* du, const T* dy, const T* u, const T* y, index_t n,
                          ActivationParams<T> act);
 
+// The two above on a rows x cols block of row-major matrices, on the calling thread: the GEMM's
+// write-back applies them to each tile of its result while the tile is in cache. The backward
+// one works in place: du *= f'(u), with u and y (y = f(u), or nullptr) of leading dimension ld.
+template <typename T>
+void activation_forward_tile(T* y, index_t ldy, const T* u, index_t ldu, index_t rows,
+                             index_t cols, ActivationParams<T> act);
+template <typename T>
+void activation_backward_tile(T* du, index_t ldd, const T* u, const T* y, index_t ld,
+                              index_t rows, index_t cols, ActivationParams<T> act);
+
+// The tile kernels resolved once for one activation (and whether y is given), for callers that
+// run them on many tiles: one indirect call each, no dispatch on the kind.
+template <typename T>
+using ForwardTileFn = void (*)(T* y, index_t ldy, const T* u, index_t ldu, index_t rows,
+                               index_t cols, T alpha);
+template <typename T>
+using BackwardTileFn = void (*)(T* du, index_t ldd, const T* u, const T* y, index_t ld,
+                                index_t rows, index_t cols, T alpha);
+template <typename T>
+ForwardTileFn<T> forward_tile_function(Activation kind);
+template <typename T>
+BackwardTileFn<T> backward_tile_function(Activation kind, bool has_y);
+
 // Row-wise softmax of an m x n matrix, stable via the row maximum. p may equal u.
 template <typename T>
 void softmax_forward(T* p, const T* u, index_t m, index_t n);

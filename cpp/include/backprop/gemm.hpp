@@ -1,6 +1,7 @@
 // General matrix multiply on row-major matrices: C = alpha * op(A) @ op(B) + beta * C.
 #pragma once
 
+#include "backprop/activations.hpp"
 #include "backprop/config.hpp"
 
 namespace backprop {
@@ -13,6 +14,66 @@ namespace backprop {
 template <typename T>
 void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
           index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc);
+
+// Work fused into the GEMM's write-back, done on each tile of C while it is still in cache
+// instead of in passes of its own over C (a dense layer's bias and activation):
+// - bias (n values, or null): C starts from this row on every row, in place of beta * C, and
+//   the product adds onto it (the same sums as filling C with the bias and using beta = 1);
+// - step forward: once the sum is done, y = f(C) (m x n, leading dimension ld); C keeps the sum;
+// - step backward: once the sum is done, C = C * f'(u), u and y = f(u) (y may be null) m x n
+//   with leading dimension ld.
+// y and u must not overlap A, B or C.
+template <typename T>
+struct GemmEpilogue {
+  enum class Step { none, forward, backward };
+  const T* bias = nullptr;
+  Step step = Step::none;
+  ActivationParams<T> act{};
+  T* y = nullptr;        // forward: written; backward: read
+  const T* u = nullptr;  // backward: the pre-activation
+  index_t ld = 0;
+  // The step's tile kernel for act, looked up once per call by gemm_fused (not set by callers).
+  ForwardTileFn<T> forward_tile = nullptr;
+  BackwardTileFn<T> backward_tile = nullptr;
+
+  // A dense layer's forward: C = bias + product, y = f(C) (ld: y's leading dimension).
+  static GemmEpilogue forward(const T* bias, ActivationParams<T> act, T* y, index_t ld) {
+    GemmEpilogue e;
+    e.bias = bias;
+    e.step = Step::forward;
+    e.act = act;
+    e.y = y;
+    e.ld = ld;
+    return e;
+  }
+
+  // A hidden layer's delta: C = product * f'(u), with y = f(u) or nullptr.
+  static GemmEpilogue backward(ActivationParams<T> act, const T* u, T* y, index_t ld) {
+    GemmEpilogue e;
+    e.step = Step::backward;
+    e.act = act;
+    e.u = u;
+    e.y = y;
+    e.ld = ld;
+    return e;
+  }
+
+  // The same epilogue for the block of C that starts at (row, col).
+  GemmEpilogue shifted(index_t row, index_t col) const {
+    GemmEpilogue part = *this;
+    if (bias != nullptr) part.bias = bias + col;
+    if (y != nullptr) part.y = y + row * ld + col;
+    if (u != nullptr) part.u = u + row * ld + col;
+    return part;
+  }
+};
+
+// gemm with an epilogue: C = bias + alpha * op(A) @ op(B) (or beta * C + ..., without a bias),
+// then the epilogue's step on C. Bit-identical to the unfused sequence for any thread count.
+template <typename T>
+void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+                index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+                const GemmEpilogue<T>& epilogue);
 
 // The plain triple loop: the reference the tests and the benchmark compare against.
 template <typename T>

@@ -1,0 +1,114 @@
+"""The GEMM's fused epilogue (kernels.dense_forward and kernels.hidden_delta) against the plain
+kernels run one after the other: the same bytes, on every path of the blocked GEMM."""
+
+import numpy as np
+import pytest
+
+import backprop as bp
+import reference as ref
+from conftest import tolerances
+
+K = bp.kernels
+
+ACTIVATION_CASES = [(name, None) for name in ref.ACTIVATIONS] + [("leaky_relu", 0.2),
+                                                                  ("elu", 0.5)]
+
+# (m, k, n): the register tile (6 x 16 float, 6 x 8 double) and one more or less in m and n; a
+# k of one, of two k blocks (KC = 256) and of a partial second one, where the bias must start
+# the first block and the activation end the last; m <= 64 with a small B (read in place) and
+# m = 65 (packed); n within one register tile (A read in place); primes.
+DENSE_SHAPES = [(1, 1, 1), (5, 7, 15), (6, 3, 16), (7, 9, 17), (13, 1, 9), (6, 256, 8),
+                (11, 257, 31), (64, 256, 256), (65, 256, 256), (64, 300, 7), (97, 131, 113),
+                (3, 600, 40)]
+
+
+def _shape_id(shape):
+    return "x".join(map(str, shape))
+
+
+def _dense_operands(dtype, m, k, n, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (m, k)).astype(dtype)
+    W = rng.uniform(-1, 1, (k, n)).astype(dtype)
+    b = rng.uniform(-1, 1, n).astype(dtype)
+    return X, W, b
+
+
+def _plain_forward(X, W, b, name, alpha):
+    """U from a GEMM onto the broadcast bias (beta = 1), then the activation in its own pass."""
+    u = np.zeros((X.shape[0], W.shape[1]), X.dtype) if b is None else np.tile(b, (X.shape[0], 1))
+    K.gemm(X, W, beta=0.0 if b is None else 1.0, out=u)
+    return u, K.activation_forward(u, name, alpha=alpha)
+
+
+@pytest.mark.parametrize("shape", DENSE_SHAPES, ids=_shape_id)
+def test_dense_forward_gives_the_bytes_of_the_plain_kernels(gemm_isa, dtype, threads, shape):
+    threads(1)
+    m, k, n = shape
+    X, W, b = _dense_operands(dtype, m, k, n, seed=m + k + n)
+    for name, alpha in ACTIVATION_CASES:
+        for bias in (b, None):
+            u, y = K.dense_forward(X, W, bias, name, alpha=alpha)
+            plain_u, plain_y = _plain_forward(X, W, bias, name, alpha)
+            assert u.dtype == dtype and y.dtype == dtype and u.shape == (m, n)
+            np.testing.assert_array_equal(u, plain_u, err_msg=f"{name} U")
+            np.testing.assert_array_equal(y, plain_y, err_msg=f"{name} Y")
+
+
+@pytest.mark.parametrize("shape", DENSE_SHAPES, ids=_shape_id)
+def test_hidden_delta_gives_the_bytes_of_the_plain_kernels(gemm_isa, dtype, threads, shape):
+    threads(1)
+    m, n_next, width = shape  # delta is m x n_next, W is width x n_next, u is m x width
+    rng = np.random.default_rng(m * n_next + width)
+    delta = rng.uniform(-1, 1, (m, n_next)).astype(dtype)
+    W = rng.uniform(-1, 1, (width, n_next)).astype(dtype)
+    u = (rng.standard_normal((m, width)) * 3).astype(dtype)
+    for name, alpha in ACTIVATION_CASES:
+        got = K.hidden_delta(delta, W, u, name, alpha=alpha)
+        plain = K.activation_backward(K.gemm(delta, W, trans_b=True), u, name, alpha=alpha)
+        assert got.dtype == dtype and got.shape == (m, width)
+        np.testing.assert_array_equal(got, plain, err_msg=name)
+
+
+def test_dense_kernels_match_the_reference(dtype):
+    X, W, b = _dense_operands(dtype, 37, 45, 29, seed=5)
+    u, y = K.dense_forward(X, W, b, "tanh")
+    assert np.allclose(u, ref.gemm(X, W) + b, **tolerances(dtype))
+    assert np.allclose(y, np.tanh(ref.gemm(X, W) + b), **tolerances(dtype))
+    delta = np.random.default_rng(6).uniform(-1, 1, (37, 11)).astype(dtype)
+    W_next = np.random.default_rng(7).uniform(-1, 1, (29, 11)).astype(dtype)
+    expected = ref.gemm(delta, W_next, trans_b=True) * ref.activation_derivative("tanh", u)
+    assert np.allclose(K.hidden_delta(delta, W_next, u, "tanh"), expected, **tolerances(dtype))
+
+
+# Above kGemmParallelMinFlops (2^20): slabs of C per thread; above kGemmSharedMinFlops (2^27):
+# threads share packed blocks and split the tiles of one block.
+@pytest.mark.parametrize("shape", [(300, 500, 700), (301, 530, 900)], ids=["slabs", "shared"])
+def test_dense_kernels_bytes_do_not_depend_on_thread_count(dtype, threads, shape):
+    m, k, n = shape
+    X, W, b = _dense_operands(dtype, m, k, n, seed=11)
+    delta = np.random.default_rng(12).uniform(-1, 1, (m, n)).astype(dtype)
+    results = []
+    for count in (1, 2, 3):
+        threads(count)
+        u, y = K.dense_forward(X, W, b, "gelu")
+        results.append((u, y, K.hidden_delta(delta, W, X, "gelu")))  # u: any m x k
+    for other in results[1:]:
+        for first, second in zip(results[0], other):
+            np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+def test_dense_forward_with_no_inputs_gives_the_bias(dtype, bias):
+    b = np.array([0.5, -2.0, 0.0], dtype) if bias else None
+    u, y = K.dense_forward(np.zeros((4, 0), dtype), np.zeros((0, 3), dtype), b, "relu")
+    expected = np.tile(b, (4, 1)) if bias else np.zeros((4, 3), dtype)
+    np.testing.assert_array_equal(u, expected)
+    np.testing.assert_array_equal(y, np.maximum(expected, 0))
+
+
+def test_dense_forward_result_dtype():
+    X = np.ones((2, 3), np.float32)
+    assert K.dense_forward(X, np.ones((3, 4), np.float32))[0].dtype == np.float32
+    assert K.dense_forward(X, np.ones((3, 4)), np.ones(4, np.float32))[1].dtype == np.float64
+    assert K.dense_forward([[1, 2]], [[1], [2]], [3])[0].tolist() == [[8.0]]
