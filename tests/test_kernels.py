@@ -54,13 +54,14 @@ def _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype):
 # gemm: shapes
 
 # The GEMM's register tile and cache blocks, and the most rows for which B is read in place
-# (kGemmDirectBMaxRows) when B has at most DIRECT_BYTES (kGemmDirectBMaxBytes), copied from
+# (kGemmDirectBMaxRows) when B has at most DIRECT_BYTES (kGemmDirectBMaxBytes) and its rows lie
+# at most DIRECT_ROW_BYTES apart (kGemmDirectBMaxRowBytes), copied from
 # cpp/include/backprop/config.hpp; ITEM is the dtype's size in bytes.
 BLOCKING = {
     np.dtype(np.float32): {"MR": 6, "NR": 16, "MC": 144, "KC": 256, "NC": 4080, "DIRECT": 64,
-                           "DIRECT_BYTES": 512 << 10, "ITEM": 4},
+                           "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 1024, "ITEM": 4},
     np.dtype(np.float64): {"MR": 6, "NR": 8, "MC": 96, "KC": 256, "NC": 4080, "DIRECT": 64,
-                           "DIRECT_BYTES": 512 << 10, "ITEM": 8},
+                           "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 1024, "ITEM": 8},
 }
 
 EDGE_SIZES = (1, 2, 5, 6, 7, 8, 9, 15, 16, 17, 64, 255)
@@ -99,11 +100,17 @@ BLOCKING_SHAPES = [
     pytest.param(lambda b: (b["DIRECT"], 3 * b["NR"] + 5, b["KC"] + 3), id="DIRECT"),
     pytest.param(lambda b: (b["DIRECT"] + 1, 3 * b["NR"] + 5, b["KC"] + 3), id="DIRECT+1"),
     pytest.param(lambda b: (b["DIRECT"] - 1, 2 * b["NR"], 2 * b["KC"] + 1), id="DIRECT-1,2NR"),
-    # ... unless B is larger than DIRECT_BYTES: the last column that keeps it direct, and one more.
-    pytest.param(lambda b: (b["DIRECT"], b["DIRECT_BYTES"] // (b["ITEM"] * (b["KC"] + 3)),
-                            b["KC"] + 3), id="DIRECT,bytes"),
-    pytest.param(lambda b: (b["DIRECT"], b["DIRECT_BYTES"] // (b["ITEM"] * (b["KC"] + 3)) + 1,
-                            b["KC"] + 3), id="DIRECT,bytes+1"),
+    # ... unless its rows lie more than DIRECT_ROW_BYTES apart: the widest B read in place, and
+    # one column more ...
+    pytest.param(lambda b: (b["DIRECT"], b["DIRECT_ROW_BYTES"] // b["ITEM"], b["KC"] + 3),
+                 id="DIRECT,row-bytes"),
+    pytest.param(lambda b: (b["DIRECT"], b["DIRECT_ROW_BYTES"] // b["ITEM"] + 1, b["KC"] + 3),
+                 id="DIRECT,row-bytes+1"),
+    # ... or B is larger than DIRECT_BYTES: the longest B that stays direct, and one row more.
+    pytest.param(lambda b: (b["DIRECT"], b["DIRECT_ROW_BYTES"] // b["ITEM"],
+                            b["DIRECT_BYTES"] // b["DIRECT_ROW_BYTES"]), id="DIRECT,bytes"),
+    pytest.param(lambda b: (b["DIRECT"], b["DIRECT_ROW_BYTES"] // b["ITEM"],
+                            b["DIRECT_BYTES"] // b["DIRECT_ROW_BYTES"] + 1), id="DIRECT,bytes+1"),
     # With at most NR columns A is read in place too, its last partial row panel packed.
     pytest.param(lambda b: (2 * b["MC"] + 5, b["NR"], 2 * b["KC"] + 3), id="2MC+5,NR,2KC+3"),
     pytest.param(lambda b: (b["MC"] + 1, b["NR"] - 3, b["KC"] + 1), id="MC+1,NR-3,KC+1"),

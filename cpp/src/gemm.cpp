@@ -183,7 +183,8 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
   // would cost more than reading it where it lies (row-major, NR values of a row together),
   // as long as B is small enough to stay in cache between row panels.
   const bool direct_b = !trans_b && m <= kGemmDirectBMaxRows &&
-                        k * n * index_t(sizeof(T)) <= kGemmDirectBMaxBytes;
+                        k * n * index_t(sizeof(T)) <= kGemmDirectBMaxBytes &&
+                        ldb * index_t(sizeof(T)) <= kGemmDirectBMaxRowBytes;
   // With one column panel each element of A is used once: read it in place too.
   const bool direct_a = n <= NR;
   for (index_t jc = 0; jc < n; jc += NC) {

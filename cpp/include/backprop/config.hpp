@@ -44,8 +44,13 @@ constexpr index_t kGemmSharedMinFlops = index_t(1) << 27;
 // bytes in place instead of packing it: about 10% faster at 32 and 64 rows while B stays in
 // L2, slower at 128 rows (where B is reused enough), and 1.3x to 2x slower with a B of 1 MiB
 // and more (64 x 512 x 512, 32 x 1024 x 784), which streams from L3 or memory at a stride.
+// Rows of B further apart than kGemmDirectBMaxRowBytes fall into too few L1 sets for a panel
+// read in place to stay there; packed, it is contiguous: 64 x 512 x 256 float (rows 2 KiB
+// apart) 62 -> 83 GFLOP/s packed, deep's 64 x 256 x 256 double 31 -> 41, while at 1 KiB
+// (deep's and tiny's float products) reading in place is as fast or faster.
 constexpr index_t kGemmDirectBMaxRows = 64;
 constexpr index_t kGemmDirectBMaxBytes = index_t(512) << 10;
+constexpr index_t kGemmDirectBMaxRowBytes = 1024;
 
 // Elementwise kernels (activations, updates) go parallel only above this many elements, and
 // split their work in fixed blocks of kElementwiseBlock (the same split for any thread count).
