@@ -108,7 +108,7 @@ void scale_c(index_t m, index_t n, T beta, T* c, index_t ldc) {
 }
 
 // Every row of the rows x cols block of C = `row`: where a product with a bias starts.
-// Strips one register tile wide take a loop of fixed length (straight vector code).
+// Tiles NR columns wide take rows of fixed length (straight vector code, as in activations.cpp).
 template <typename T>
 void fill_rows(T* __restrict c, index_t ldc, const T* __restrict row, index_t rows,
                index_t cols) {
@@ -122,19 +122,35 @@ void fill_rows(T* __restrict c, index_t ldc, const T* __restrict row, index_t ro
     for (index_t j = 0; j < cols; ++j) c[i * ldc + j] = row[j];
 }
 
-// The epilogue's activation step on the finished rows x cols block of C at (row, col), through
-// the tile kernels gemm_fused looked up.
+// The caller's epilogue with its step's tile kernel looked up once per call.
 template <typename T>
-void finish_block(const GemmEpilogue<T>& epilogue, T* c, index_t ldc, index_t row, index_t col,
-                  index_t rows, index_t cols) {
-  const index_t at = row * epilogue.ld + col;
-  if (epilogue.forward_tile != nullptr)
-    epilogue.forward_tile(epilogue.y + at, epilogue.ld, c, ldc, rows, cols, epilogue.act.alpha);
-  else if (epilogue.backward_tile != nullptr)
-    epilogue.backward_tile(c, ldc, epilogue.u + at,
-                           epilogue.y != nullptr ? epilogue.y + at : nullptr, epilogue.ld, rows,
-                           cols, epilogue.act.alpha);
-}
+struct ReadyEpilogue : GemmEpilogue<T> {
+  using Step = typename GemmEpilogue<T>::Step;
+  ForwardTileFn<T> forward_tile = nullptr;
+  BackwardTileFn<T> backward_tile = nullptr;
+
+  explicit ReadyEpilogue(const GemmEpilogue<T>& given) : GemmEpilogue<T>(given) {
+    if (given.step == Step::forward) forward_tile = forward_tile_function<T>(given.act.kind);
+    if (given.step == Step::backward)
+      backward_tile = backward_tile_function<T>(given.act.kind, given.y != nullptr);
+  }
+
+  ReadyEpilogue shifted(index_t row, index_t col) const {
+    ReadyEpilogue part = *this;
+    static_cast<GemmEpilogue<T>&>(part) = GemmEpilogue<T>::shifted(row, col);
+    return part;
+  }
+
+  // The step on the finished rows x cols block of C at (row, col).
+  void finish(T* c, index_t ldc, index_t row, index_t col, index_t rows, index_t cols) const {
+    const index_t at = row * this->ld + col;
+    if (forward_tile != nullptr)
+      forward_tile(this->y + at, this->ld, c, ldc, rows, cols, this->act.alpha);
+    else if (backward_tile != nullptr)
+      backward_tile(c, ldc, this->u + at, this->y != nullptr ? this->y + at : nullptr, this->ld,
+                    rows, cols, this->act.alpha);
+  }
+};
 
 // The block size that splits extent into the fewest blocks of at most max_block, all of about
 // the same size (a multiple of unit): 784 = 4 x 196, not 3 x 256 + 16, whose thin last block
@@ -171,7 +187,7 @@ struct Share {
 template <typename T>
 void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-               const GemmEpilogue<T>& epilogue, T* a_packed, T* b_packed, int part, int parts) {
+               const ReadyEpilogue<T>& epilogue, T* a_packed, T* b_packed, int part, int parts) {
   using Blocks = GemmBlocking<T>;
   constexpr index_t MR = Blocks::MR, NR = Blocks::NR;
   const index_t MC = balanced_block(m, Blocks::MC, MR);
@@ -279,7 +295,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
           T* const tile = c + (ic + i0) * ldc + jc + j0;
           if (bias_start) fill_rows(tile, ldc, epilogue.bias + jc + j0, rows, cols);
           kernel(kc, panels, tile, ldc, alpha, tile_beta, rows, cols);
-          if (finish) finish_block(epilogue, tile, ldc, ic + i0, jc + j0, rows, cols);
+          if (finish) epilogue.finish(tile, ldc, ic + i0, jc + j0, rows, cols);
         };
         if (fuse_b && ic == 0) {
           const Share mine(n_panels, part, parts);
@@ -307,7 +323,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
 template <typename T>
 void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
                   const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                  const GemmEpilogue<T>& epilogue, int threads) {
+                  const ReadyEpilogue<T>& epilogue, int threads) {
   using Blocks = GemmBlocking<T>;
   thread_local AlignedBuffer<T> a_buffer, b_buffer;
   T* const a_packed = a_buffer.reserve(std::size_t(Blocks::MC * Blocks::KC));
@@ -329,7 +345,7 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
 template <typename T>
 void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                const GemmEpilogue<T>& epilogue, int threads) {
+                const ReadyEpilogue<T>& epilogue, int threads) {
   const bool by_columns = m <= n;
   const index_t unit = by_columns ? GemmBlocking<T>::NR : GemmBlocking<T>::MR;
   const index_t extent = by_columns ? n : m;
@@ -359,19 +375,13 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
                 const GemmEpilogue<T>& given) {
   // C (m x n) = (bias or beta * C) + alpha * op(A) (m x k) @ op(B) (k x n), then the step
   if (m <= 0 || n <= 0) return;
-  using Step = typename GemmEpilogue<T>::Step;
-  GemmEpilogue<T> epilogue = given;
-  epilogue.forward_tile =
-      given.step == Step::forward ? forward_tile_function<T>(given.act.kind) : nullptr;
-  epilogue.backward_tile = given.step == Step::backward
-                               ? backward_tile_function<T>(given.act.kind, given.y != nullptr)
-                               : nullptr;
+  const ReadyEpilogue<T> epilogue(given);
   if (k <= 0 || alpha == T(0)) {
     if (epilogue.bias != nullptr)
       fill_rows(c, ldc, epilogue.bias, m, n);
     else
       scale_c(m, n, beta, c, ldc);
-    finish_block(epilogue, c, ldc, 0, 0, m, n);
+    epilogue.finish(c, ldc, 0, 0, m, n);
     return;
   }
   const int threads = gemm_thread_count(m, n, k);

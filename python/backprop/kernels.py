@@ -56,12 +56,17 @@ def _resolve(out: Optional[np.ndarray], named: dict[str, Any]) -> tuple[np.dtype
     return dtype, [np.asarray(a, dtype=dtype, order="C") for a in arrays]
 
 
+def _matrices(named: dict[str, np.ndarray]) -> None:
+    """ValueError naming the first array that is not 2-D."""
+    for name, value in named.items():
+        if value.ndim != 2:
+            raise ValueError(f"{name} must be 2-D; got shape {value.shape}")
+
+
 def _gemm(reference: bool, A: Any, B: Any, trans_a: bool, trans_b: bool, alpha: float,
           beta: float, out: Optional[np.ndarray]) -> np.ndarray:
     dtype, (a, b) = _resolve(out, {"A": A, "B": B})
-    for name, matrix in (("A", a), ("B", b)):
-        if matrix.ndim != 2:
-            raise ValueError(f"{name} must be 2-D; got shape {matrix.shape}")
+    _matrices({"A": a, "B": b})
     if out is None:
         if beta != 0:
             raise ValueError("beta != 0 adds to out's contents, so out must be given")
@@ -113,12 +118,6 @@ def activation_backward(grad: Any, u: Any, activation: str, *, alpha: Optional[f
     out = _new_like(out, x.shape, dtype)
     _core.activation_backward(g, x, out, code, activation_alpha(activation, alpha))
     return out
-
-
-def _matrices(named: dict[str, np.ndarray]) -> None:
-    for name, value in named.items():
-        if value.ndim != 2:
-            raise ValueError(f"{name} must be 2-D; got shape {value.shape}")
 
 
 def dense_forward(X: Any, W: Any, b: Any = None, activation: str = "identity", *,

@@ -37,18 +37,10 @@ template <typename T>
 void activation_backward(T* du, const T* dy, const T* u, const T* y, index_t n,
                          ActivationParams<T> act);
 
-// The two above on a rows x cols block of row-major matrices, on the calling thread: the GEMM's
-// write-back applies them to each tile of its result while the tile is in cache. The backward
-// one works in place: du *= f'(u), with u and y (y = f(u), or nullptr) of leading dimension ld.
-template <typename T>
-void activation_forward_tile(T* y, index_t ldy, const T* u, index_t ldu, index_t rows,
-                             index_t cols, ActivationParams<T> act);
-template <typename T>
-void activation_backward_tile(T* du, index_t ldd, const T* u, const T* y, index_t ld,
-                              index_t rows, index_t cols, ActivationParams<T> act);
-
-// The tile kernels resolved once for one activation (and whether y is given), for callers that
-// run them on many tiles: one indirect call each, no dispatch on the kind.
+// The two above on a rows x cols block of row-major matrices, on the calling thread, looked up
+// once for one activation (and whether y is given): the GEMM's write-back calls them on each
+// tile of its result while the tile is in cache. The backward one works in place: du *= f'(u),
+// with u and y (y = f(u), or nullptr) of leading dimension ld.
 template <typename T>
 using ForwardTileFn = void (*)(T* y, index_t ldy, const T* u, index_t ldu, index_t rows,
                                index_t cols, T alpha);

@@ -32,9 +32,6 @@ struct GemmEpilogue {
   T* y = nullptr;        // forward: written; backward: read
   const T* u = nullptr;  // backward: the pre-activation
   index_t ld = 0;
-  // The step's tile kernel for act, looked up once per call by gemm_fused (not set by callers).
-  ForwardTileFn<T> forward_tile = nullptr;
-  BackwardTileFn<T> backward_tile = nullptr;
 
   // A dense layer's forward: C = bias + product, y = f(C) (ld: y's leading dimension).
   static GemmEpilogue forward(const T* bias, ActivationParams<T> act, T* y, index_t ld) {
