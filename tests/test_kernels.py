@@ -56,12 +56,15 @@ def _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype):
 # The GEMM's register tile and cache blocks, and the most rows for which B is read in place
 # (kGemmDirectBMaxRows) when B has at most DIRECT_BYTES (kGemmDirectBMaxBytes) and its rows lie
 # at most DIRECT_ROW_BYTES apart (kGemmDirectBMaxRowBytes), copied from
-# cpp/include/backprop/config.hpp; ITEM is the dtype's size in bytes.
+# cpp/include/backprop/config.hpp; ITEM is the dtype's size in bytes and LANES the values in one
+# AVX2 vector.
 BLOCKING = {
     np.dtype(np.float32): {"MR": 6, "NR": 16, "MC": 144, "KC": 256, "NC": 4080, "DIRECT": 64,
-                           "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 1024, "ITEM": 4},
+                           "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 1024, "ITEM": 4,
+                           "LANES": 8},
     np.dtype(np.float64): {"MR": 6, "NR": 8, "MC": 96, "KC": 256, "NC": 4080, "DIRECT": 64,
-                           "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 1024, "ITEM": 8},
+                           "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 1024, "ITEM": 8,
+                           "LANES": 4},
 }
 
 EDGE_SIZES = (1, 2, 5, 6, 7, 8, 9, 15, 16, 17, 64, 255)
@@ -87,6 +90,13 @@ BLOCKING_SHAPES = [
     pytest.param(lambda b: (2 * b["MR"] + 1, b["NR"] - 1, 31), id="NR-1"),
     pytest.param(lambda b: (2 * b["MR"] + 1, b["NR"], 31), id="NR"),
     pytest.param(lambda b: (2 * b["MR"] + 1, b["NR"] + 1, 31), id="NR+1"),
+    # A last column panel at most one vector (LANES) wide has a kernel of its own that splits
+    # the k steps into even and odd sums: widths LANES - 1, LANES and LANES + 1, odd and even k.
+    pytest.param(lambda b: (2 * b["MR"] + 1, b["NR"] + b["LANES"] - 1, 31), id="NR+LANES-1"),
+    pytest.param(lambda b: (2 * b["MR"] + 1, b["NR"] + b["LANES"], 32), id="NR+LANES"),
+    pytest.param(lambda b: (2 * b["MR"] + 1, b["NR"] + b["LANES"] + 1, 31), id="NR+LANES+1"),
+    pytest.param(lambda b: (b["MR"] + 1, b["LANES"], 1), id="LANES,k=1"),
+    pytest.param(lambda b: (19, b["NR"] + b["LANES"] - 1, b["KC"] + 1), id="NR+LANES-1,KC+1"),
     pytest.param(lambda b: (b["MC"] - 1, 37, 29), id="MC-1"),
     pytest.param(lambda b: (b["MC"], 37, 29), id="MC"),
     pytest.param(lambda b: (b["MC"] + 1, 37, 29), id="MC+1"),

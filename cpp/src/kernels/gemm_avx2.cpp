@@ -18,6 +18,7 @@ struct Avx2Float {
   static V broadcast(const T* p) { return _mm256_broadcast_ss(p); }
   static V load(const T* p) { return _mm256_loadu_ps(p); }
   static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
 };
@@ -31,23 +32,83 @@ struct Avx2Double {
   static V broadcast(const T* p) { return _mm256_broadcast_sd(p); }
   static V load(const T* p) { return _mm256_loadu_pd(p); }
   static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
+  static V add(V a, V b) { return _mm256_add_pd(a, b); }
   static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
   static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
 };
 
-// Stores one row of the tile: C = alpha * acc + beta * C, never reading C when beta == 0.
+// Stores one vector of a row: C = alpha * acc + beta * C, never reading C when beta == 0.
+template <typename Ops>
+inline void store_row_vector(typename Ops::T* row, typename Ops::V acc, typename Ops::T alpha,
+                             typename Ops::T beta) {
+  acc = Ops::mul(acc, Ops::splat(alpha));
+  if (beta != typename Ops::T(0)) acc = Ops::fmadd(Ops::splat(beta), Ops::load(row), acc);
+  Ops::store(row, acc);
+}
+
+// Stores one two-vector row of the tile.
 template <typename Ops>
 inline void store_row(typename Ops::T* row, typename Ops::V lo, typename Ops::V hi,
                       typename Ops::T alpha, typename Ops::T beta) {
+  store_row_vector<Ops>(row, lo, alpha, beta);
+  store_row_vector<Ops>(row + Ops::lanes, hi, alpha, beta);
+}
+
+// Stores rows 0..mr of a tile one vector wide, its first nr <= lanes columns: C = alpha * acc
+// + beta * C, never reading C when beta == 0.
+template <typename Ops>
+inline void store_narrow(typename Ops::T* c, index_t ldc, const typename Ops::V (&acc)[6],
+                         typename Ops::T alpha, typename Ops::T beta, index_t mr, index_t nr) {
+  using T = typename Ops::T;
   constexpr index_t W = Ops::lanes;
-  lo = Ops::mul(lo, Ops::splat(alpha));
-  hi = Ops::mul(hi, Ops::splat(alpha));
-  if (beta != typename Ops::T(0)) {
-    lo = Ops::fmadd(Ops::splat(beta), Ops::load(row), lo);
-    hi = Ops::fmadd(Ops::splat(beta), Ops::load(row + W), hi);
+  for (index_t i = 0; i < mr; ++i) {
+    T* row = c + i * ldc;
+    if (nr == W) {
+      store_row_vector<Ops>(row, acc[i], alpha, beta);
+      continue;
+    }
+    T values[W];
+    Ops::store(values, Ops::mul(acc[i], Ops::splat(alpha)));
+    for (index_t j = 0; j < nr; ++j)
+      row[j] = beta == T(0) ? values[j] : values[j] + beta * row[j];
   }
-  Ops::store(row, lo);
-  Ops::store(row + W, hi);
+}
+
+// The tile of a last column panel at most one vector wide (n = 10 in double leaves 2 columns):
+// half the work of the two-vector kernel. Its six accumulator chains alone would wait on the
+// FMA latency, so even and odd k steps go to separate accumulators, added at the end.
+template <typename Ops>
+inline void kernel_6x1v(index_t kc, const PanelOperands<typename Ops::T>& panels,
+                        typename Ops::T* c, index_t ldc, typename Ops::T alpha,
+                        typename Ops::T beta, index_t mr, index_t nr) {
+  using T = typename Ops::T;
+  using V = typename Ops::V;
+  V e0 = Ops::zero(), e1 = Ops::zero(), e2 = Ops::zero(), e3 = Ops::zero(), e4 = Ops::zero(),
+    e5 = Ops::zero();
+  V o0 = Ops::zero(), o1 = Ops::zero(), o2 = Ops::zero(), o3 = Ops::zero(), o4 = Ops::zero(),
+    o5 = Ops::zero();
+  const T* a = panels.a;
+  const T* b = panels.b;
+  const index_t r = panels.a_row, a_k = panels.a_k, b_k = panels.b_k;
+  // One k step into the accumulators x0..x5.
+  auto step = [&](const T* ap, const T* bp, V& x0, V& x1, V& x2, V& x3, V& x4, V& x5) {
+    const V bv = Ops::load(bp);
+    x0 = Ops::fmadd(Ops::broadcast(ap), bv, x0);
+    x1 = Ops::fmadd(Ops::broadcast(ap + r), bv, x1);
+    x2 = Ops::fmadd(Ops::broadcast(ap + 2 * r), bv, x2);
+    x3 = Ops::fmadd(Ops::broadcast(ap + 3 * r), bv, x3);
+    x4 = Ops::fmadd(Ops::broadcast(ap + 4 * r), bv, x4);
+    x5 = Ops::fmadd(Ops::broadcast(ap + 5 * r), bv, x5);
+  };
+  index_t p = 0;
+  for (; p + 1 < kc; p += 2, a += 2 * a_k, b += 2 * b_k) {
+    step(a, b, e0, e1, e2, e3, e4, e5);
+    step(a + a_k, b + b_k, o0, o1, o2, o3, o4, o5);
+  }
+  if (p < kc) step(a, b, e0, e1, e2, e3, e4, e5);
+  const V acc[6] = {Ops::add(e0, o0), Ops::add(e1, o1), Ops::add(e2, o2),
+                    Ops::add(e3, o3), Ops::add(e4, o4), Ops::add(e5, o5)};
+  store_narrow<Ops>(c, ldc, acc, alpha, beta, mr, nr);
 }
 
 // C[0:mr, 0:nr] = alpha * A panel (6 x kc) @ B panel (kc rows of 2 vectors) + beta * C.
@@ -59,6 +120,10 @@ inline void kernel_6x2v(index_t kc, const PanelOperands<typename Ops::T>& panels
   using T = typename Ops::T;
   using V = typename Ops::V;
   constexpr index_t MR = 6, W = Ops::lanes, NR = 2 * W;
+  if (nr <= W) {
+    kernel_6x1v<Ops>(kc, panels, c, ldc, alpha, beta, mr, nr);
+    return;
+  }
   V c00 = Ops::zero(), c01 = Ops::zero(), c10 = Ops::zero(), c11 = Ops::zero();
   V c20 = Ops::zero(), c21 = Ops::zero(), c30 = Ops::zero(), c31 = Ops::zero();
   V c40 = Ops::zero(), c41 = Ops::zero(), c50 = Ops::zero(), c51 = Ops::zero();
