@@ -55,16 +55,17 @@ def _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype):
 
 # The GEMM's register tile and cache blocks, and the most rows for which B is read in place
 # (kGemmDirectBMaxRows) when B has at most DIRECT_BYTES (kGemmDirectBMaxBytes) and its rows lie
-# at most DIRECT_ROW_BYTES apart (kGemmDirectBMaxRowBytes), copied from
+# at most DIRECT_ROW_BYTES apart (kGemmDirectBMaxRowBytes), and the most column panels for which
+# A is read in place (DIRECT_A_PANELS, kGemmDirectAMaxPanels), copied from
 # cpp/include/backprop/config.hpp; ITEM is the dtype's size in bytes and LANES the values in one
 # AVX2 vector.
 BLOCKING = {
     np.dtype(np.float32): {"MR": 6, "NR": 16, "MC": 144, "KC": 256, "NC": 4080, "DIRECT": 64,
                            "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 1024, "ITEM": 4,
-                           "LANES": 8},
+                           "LANES": 8, "DIRECT_A_PANELS": 8},
     np.dtype(np.float64): {"MR": 6, "NR": 8, "MC": 96, "KC": 256, "NC": 4080, "DIRECT": 64,
                            "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 1024, "ITEM": 8,
-                           "LANES": 4},
+                           "LANES": 4, "DIRECT_A_PANELS": 8},
 }
 
 EDGE_SIZES = (1, 2, 5, 6, 7, 8, 9, 15, 16, 17, 64, 255)
@@ -126,6 +127,16 @@ BLOCKING_SHAPES = [
     pytest.param(lambda b: (b["MC"] + 1, b["NR"] - 3, b["KC"] + 1), id="MC+1,NR-3,KC+1"),
     pytest.param(lambda b: (b["MC"] + 1, b["NR"] + 1, b["KC"] + 1), id="MC+1,NR+1,KC+1"),
     pytest.param(lambda b: (b["MC"] - 1, 2 * b["NR"] - 1, 2 * b["KC"] - 1), id="MC-1,2NR-1,2KC-1"),
+    # ... and up to DIRECT_A_PANELS column panels ...
+    pytest.param(lambda b: (b["MC"] + 1, b["DIRECT_A_PANELS"] * b["NR"], b["KC"] + 1),
+                 id="DIRECT_A_PANELS"),
+    pytest.param(lambda b: (b["MC"] + 1, b["DIRECT_A_PANELS"] * b["NR"] + 1, b["KC"] + 1),
+                 id="DIRECT_A_PANELS+1"),
+    # ... unless A is transposed and its rows (m values each) fall into fewer L1 sets than there
+    # are column panels: 4 KiB apart one set, 2 KiB apart two.
+    pytest.param(lambda b: (4096 // b["ITEM"], b["NR"] - 1, 2 * b["KC"] + 1), id="A-4KiB,1panel"),
+    pytest.param(lambda b: (2048 // b["ITEM"], 2 * b["NR"], b["KC"] + 3), id="A-2KiB,2panels"),
+    pytest.param(lambda b: (2048 // b["ITEM"], 2 * b["NR"] + 1, b["KC"] + 3), id="A-2KiB,3panels"),
 ]
 
 # (alpha, beta, what out holds before the call)

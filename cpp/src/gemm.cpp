@@ -2,6 +2,7 @@
 #include "backprop/gemm.hpp"
 
 #include <algorithm>
+#include <numeric>
 #include <type_traits>
 
 #if defined(__SSE2__)
@@ -161,6 +162,25 @@ index_t balanced_block(index_t extent, index_t max_block, index_t unit) {
   return std::min(max_block, (size + unit - 1) / unit * unit);
 }
 
+// How many L1 sets the rows of a matrix stride_bytes apart cycle through (kL1Sets when the
+// stride is not a whole number of lines).
+index_t l1_sets_cycled(index_t stride_bytes) {
+  if (stride_bytes % kL1SetStrideBytes != 0) return kL1Sets;
+  return kL1Sets / std::gcd(stride_bytes / kL1SetStrideBytes, kL1Sets);
+}
+
+// Whether the row panels of op(A) are read where they lie: with few column panels to share a
+// packed copy, unless a transposed A's rows (one per k step) crowd into fewer L1 sets than
+// there are column panels (config.hpp).
+template <typename T>
+bool read_a_in_place(bool trans_a, index_t lda, index_t n) {
+  const index_t column_panels = (n + GemmBlocking<T>::NR - 1) / GemmBlocking<T>::NR;
+  if (column_panels > kGemmDirectAMaxPanels) return false;
+  if (!trans_a) return true;  // each row of A is read along k, line after line
+  const index_t sets = l1_sets_cycled(lda * index_t(sizeof(T)));
+  return sets >= 2 && column_panels <= sets;
+}
+
 int gemm_thread_count(index_t m, index_t n, index_t k) {
   const double work = double(m) * double(n) * double(k);
   return work < double(kGemmParallelMinFlops) ? 1 : get_num_threads();
@@ -201,8 +221,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
   const bool direct_b = !trans_b && m <= kGemmDirectBMaxRows &&
                         k * n * index_t(sizeof(T)) <= kGemmDirectBMaxBytes &&
                         ldb * index_t(sizeof(T)) <= kGemmDirectBMaxRowBytes;
-  // With one column panel each element of A is used once: read it in place too.
-  const bool direct_a = n <= NR;
+  const bool direct_a = read_a_in_place<T>(trans_a, lda, n);
   for (index_t jc = 0; jc < n; jc += NC) {
     const index_t nc = std::min(NC, n - jc);
     const index_t n_panels = (nc + NR - 1) / NR;

@@ -52,6 +52,21 @@ constexpr index_t kGemmDirectBMaxRows = 64;
 constexpr index_t kGemmDirectBMaxBytes = index_t(512) << 10;
 constexpr index_t kGemmDirectBMaxRowBytes = 1024;
 
+// A GEMM whose op(B) has at most this many column panels reads A in place instead of packing
+// it: each row panel of A is then read once per column panel rather than copied once and read
+// from the copy. Measured (one thread, C++ loop): 256 x 10 x 64 double 19.6 -> 24.7 GFLOP/s,
+// 128 x 32 x 512 float 67 -> 84, 256 x 128 x 256 float 88 -> 91; at 16 and 32 panels it
+// is even.
+constexpr index_t kGemmDirectAMaxPanels = 8;
+
+// A transposed A read in place takes each k step from a new row of the stored matrix. Rows a
+// multiple of 4 KiB apart all fall into one set of the 32 KiB, 8-way L1 (2 KiB: two sets), and
+// then reading in place is slower than packing unless there are at most that many column panels:
+// 1024 x 10 x 128 float (rows 4 KiB apart) 32 -> 27 GFLOP/s in place, 256 x 64 x 256 double
+// (2 KiB, 8 panels) 37 -> 31, but 256 x 10 x 64 double (2 KiB, 2 panels) 19.5 -> 24.
+constexpr index_t kL1SetStrideBytes = 64;   // a cache line: consecutive lines, consecutive sets
+constexpr index_t kL1Sets = 64;             // 32 KiB / (8 ways x 64 bytes)
+
 // Elementwise kernels (activations, updates) go parallel only above this many elements, and
 // split their work in fixed blocks of kElementwiseBlock (the same split for any thread count).
 // 2^15 rather than 2^18 made tiny's update parallel: 3% to 11% more samples/s on 2 threads.
