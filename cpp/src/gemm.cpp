@@ -74,6 +74,22 @@ void pack_panel(T* __restrict dst, const T* __restrict src, index_t w_stride, in
   }
 }
 
+// Spreads one stored row of `count` values over the panels it crosses: panel q (at
+// dst + q * panel_size) gets values [q * W, q * W + W), a last partial panel zero padded. The
+// panels of a matrix stored row-major along them are packed this way, row by row, so memory is
+// read once, left to right (going down one panel at a time touches a new page on every row
+// when the rows are long).
+template <index_t W, typename T>
+void pack_row_into_panels(T* __restrict dst, index_t panel_size, const T* __restrict src,
+                          index_t count) {
+  index_t q = 0;
+  for (; (q + 1) * W <= count; ++q)
+    for (index_t w = 0; w < W; ++w) dst[q * panel_size + w] = src[q * W + w];
+  const index_t rest = count - q * W;
+  if (rest == 0) return;
+  for (index_t w = 0; w < W; ++w) dst[q * panel_size + w] = w < rest ? src[q * W + w] : T(0);
+}
+
 // Packs op(A)[row0:row0+rows, col0:col0+kc] into one MR-row panel.
 template <typename T>
 void pack_a_panel(T* dst, bool trans_a, const T* a, index_t lda, index_t row0, index_t rows,
@@ -253,16 +269,9 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
         const Share mine(n_panels, part, parts);
         for (index_t jp = mine.first; jp < mine.last; ++jp) pack_b_column_panel(jp);
       } else {
-        // Row by row across all the panels: each row of B is read once, left to right. Going
-        // down one panel at a time would touch a new page on every row when ldb is large.
         const Share mine(kc, part, parts);
-        for (index_t p = mine.first; p < mine.last; ++p) {
-          for (index_t jp = 0; jp < n_panels; ++jp) {
-            const index_t j0 = jp * NR;
-            pack_b_panel(b_packed + jp * NR * kc + p * NR, trans_b, b, ldb, pc + p, 1, jc + j0,
-                         std::min(NR, nc - j0));
-          }
-        }
+        for (index_t p = mine.first; p < mine.last; ++p)
+          pack_row_into_panels<NR>(b_packed + p * NR, NR * kc, b + (pc + p) * ldb + jc, nc);
       }
       team_barrier(parts);
       for (index_t ic = 0; ic < m; ic += MC) {
@@ -274,15 +283,9 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
             pack_a_panel(a_packed + (m_panels - 1) * MR * kc, trans_a, a, lda,
                          ic + (m_panels - 1) * MR, mc % MR, pc, kc);
         } else if (trans_a) {
-          // As for B above: row by row of the stored matrix, across all the panels.
           const Share mine(kc, part, parts);
-          for (index_t p = mine.first; p < mine.last; ++p) {
-            for (index_t ip = 0; ip < m_panels; ++ip) {
-              const index_t i0 = ip * MR;
-              pack_a_panel(a_packed + ip * MR * kc + p * MR, trans_a, a, lda, ic + i0,
-                           std::min(MR, mc - i0), pc + p, 1);
-            }
-          }
+          for (index_t p = mine.first; p < mine.last; ++p)
+            pack_row_into_panels<MR>(a_packed + p * MR, MR * kc, a + (pc + p) * lda + ic, mc);
         } else {
           const Share mine(m_panels, part, parts);
           for (index_t ip = mine.first; ip < mine.last; ++ip) {
