@@ -62,10 +62,10 @@ def _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype):
 BLOCKING = {
     np.dtype(np.float32): {"MR": 6, "NR": 16, "MC": 144, "KC": 256, "NC": 4080, "DIRECT": 64,
                            "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 1024, "ITEM": 4,
-                           "LANES": 8, "DIRECT_A_PANELS": 8},
+                           "LANES": 8, "DIRECT_A_PANELS": 16},
     np.dtype(np.float64): {"MR": 6, "NR": 8, "MC": 96, "KC": 256, "NC": 4080, "DIRECT": 64,
                            "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 1024, "ITEM": 8,
-                           "LANES": 4, "DIRECT_A_PANELS": 8},
+                           "LANES": 4, "DIRECT_A_PANELS": 16},
 }
 
 EDGE_SIZES = (1, 2, 5, 6, 7, 8, 9, 15, 16, 17, 64, 255)

@@ -54,10 +54,10 @@ constexpr index_t kGemmDirectBMaxRowBytes = 1024;
 
 // A GEMM whose op(B) has at most this many column panels reads A in place instead of packing
 // it: each row panel of A is then read once per column panel rather than copied once and read
-// from the copy. Measured (one thread, C++ loop): 256 x 10 x 64 double 19.6 -> 24.7 GFLOP/s,
-// 128 x 32 x 512 float 67 -> 84, 256 x 128 x 256 float 88 -> 91; at 16 and 32 panels it
-// is even.
-constexpr index_t kGemmDirectAMaxPanels = 8;
+// from the copy. Measured (one thread, C++ loop, best of alternating runs): 256 x 10 x 64
+// double 19.6 -> 24.7 GFLOP/s, 128 x 32 x 512 float 67 -> 84, 256 x 128 x 256 float 88 -> 91,
+// deep's 64 x 256 x 256 float (16 panels) 81 -> 86; at 32 panels it is even.
+constexpr index_t kGemmDirectAMaxPanels = 16;
 
 // A transposed A read in place takes each k step from a new row of the stored matrix. Rows a
 // multiple of 4 KiB apart all fall into one set of the 32 KiB, 8-way L1 (2 KiB: two sets), and
