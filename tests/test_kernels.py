@@ -98,6 +98,13 @@ BLOCKING_SHAPES = [
     pytest.param(lambda b: (2 * b["MR"] + 1, b["NR"] + b["LANES"] + 1, 31), id="NR+LANES+1"),
     pytest.param(lambda b: (b["MR"] + 1, b["LANES"], 1), id="LANES,k=1"),
     pytest.param(lambda b: (19, b["NR"] + b["LANES"] - 1, b["KC"] + 1), id="NR+LANES-1,KC+1"),
+    # So has a last row panel of at most two rows: full and partial column panels, odd and
+    # even k, and across a k block.
+    pytest.param(lambda b: (2 * b["MR"] + 2, 2 * b["NR"], 31), id="2MR+2,2NR"),
+    pytest.param(lambda b: (2 * b["MR"] + 1, 2 * b["NR"] - 3, 32), id="2MR+1,2NR-3"),
+    pytest.param(lambda b: (b["MR"] + 2, b["NR"] + b["LANES"] + 1, b["KC"] + 1),
+                 id="MR+2,NR+LANES+1,KC+1"),
+    pytest.param(lambda b: (b["MR"] + 3, 2 * b["NR"], 31), id="MR+3"),
     pytest.param(lambda b: (b["MC"] - 1, 37, 29), id="MC-1"),
     pytest.param(lambda b: (b["MC"], 37, 29), id="MC"),
     pytest.param(lambda b: (b["MC"] + 1, 37, 29), id="MC+1"),
