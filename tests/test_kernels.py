@@ -98,7 +98,7 @@ BLOCKING_SHAPES = [
     pytest.param(lambda b: (2 * b["MR"] + 1, b["NR"] + b["LANES"] + 1, 31), id="NR+LANES+1"),
     pytest.param(lambda b: (b["MR"] + 1, b["LANES"], 1), id="LANES,k=1"),
     pytest.param(lambda b: (19, b["NR"] + b["LANES"] - 1, b["KC"] + 1), id="NR+LANES-1,KC+1"),
-    # So has a last row panel of at most two rows: full and partial column panels, odd and
+    # A last row panel of one, two or three rows: full and partial column panels, odd and
     # even k, and across a k block.
     pytest.param(lambda b: (2 * b["MR"] + 2, 2 * b["NR"], 31), id="2MR+2,2NR"),
     pytest.param(lambda b: (2 * b["MR"] + 1, 2 * b["NR"] - 3, 32), id="2MR+1,2NR-3"),
@@ -278,6 +278,25 @@ def test_gemm_bytes_do_not_depend_on_thread_count(gemm_isa, dtype, threads, tran
         assert results[count].tobytes() == results[1].tobytes(), f"{count} threads differ from 1"
     expected = ref.gemm(A, B, trans_a=trans_a, trans_b=trans_b)
     assert_allclose(results[1], expected, **tolerances(dtype, k))
+
+
+@pytest.mark.parametrize("make_shape", [
+    pytest.param(lambda b: (2 * b["MR"] + 2, b["NR"] + b["LANES"] - 1, b["KC"] + 1), id="tails"),
+    pytest.param(lambda b: (3 * b["MR"] + 1, 2 * b["NR"] + 1, 33), id="3MR+1"),
+])
+@pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES, ids=["NN", "NT", "TN", "TT"])
+def test_gemm_row_bytes_do_not_depend_on_the_other_rows(gemm_isa, dtype, trans_a, trans_b,
+                                                        make_shape):
+    # A network's output for a sample must not depend on the batch around it (forward on many
+    # rows equals row by row): a row gets the same sums in a full row panel, in a last partial
+    # one and alone.
+    m, n, k = make_shape(BLOCKING[dtype])
+    A, B = _gemm_operands(np.random.default_rng(11), m, n, k, trans_a, trans_b, dtype)
+    whole = K.gemm(A, B, trans_a=trans_a, trans_b=trans_b)
+    for first, count in ((0, 1), (m - 1, 1), (m - 2, 2), (1, BLOCKING[dtype]["MR"] + 1)):
+        part = A[:, first:first + count] if trans_a else A[first:first + count]
+        rows = K.gemm(np.ascontiguousarray(part), B, trans_a=trans_a, trans_b=trans_b)
+        assert rows.tobytes() == whole[first:first + count].tobytes(), (first, count)
 
 
 # --------------------------------------------------------------------------------------------

@@ -54,17 +54,6 @@ inline void store_row(typename Ops::T* row, typename Ops::V lo, typename Ops::V 
   store_row_vector<Ops>(row + Ops::lanes, hi, alpha, beta);
 }
 
-// C[0:mr, 0:nr] = tile (rows tile_ld apart, alpha applied) + beta * C: an edge tile's corner.
-template <typename T>
-inline void store_corner(T* c, index_t ldc, const T* tile, index_t tile_ld, T beta, index_t mr,
-                         index_t nr) {
-  for (index_t i = 0; i < mr; ++i) {
-    T* row = c + i * ldc;
-    for (index_t j = 0; j < nr; ++j)
-      row[j] = beta == T(0) ? tile[i * tile_ld + j] : tile[i * tile_ld + j] + beta * row[j];
-  }
-}
-
 // Stores rows 0..mr of a tile one vector wide, its first nr <= lanes columns: C = alpha * acc
 // + beta * C, never reading C when beta == 0.
 template <typename Ops>
@@ -80,7 +69,8 @@ inline void store_narrow(typename Ops::T* c, index_t ldc, const typename Ops::V 
     }
     T values[W];
     Ops::store(values, Ops::mul(acc[i], Ops::splat(alpha)));
-    store_corner(row, ldc, values, W, beta, 1, nr);
+    for (index_t j = 0; j < nr; ++j)
+      row[j] = beta == T(0) ? values[j] : values[j] + beta * row[j];
   }
 }
 
@@ -121,49 +111,6 @@ inline void kernel_6x1v(index_t kc, const PanelOperands<typename Ops::T>& panels
   store_narrow<Ops>(c, ldc, acc, alpha, beta, mr, nr);
 }
 
-// The tile of a last row panel of at most two rows (m = 32 or 128 leaves 2): a third of the
-// six-row kernel's work. As in kernel_6x1v, even and odd k steps go to separate accumulators
-// so that the FMA latency is hidden.
-template <typename Ops>
-inline void kernel_2x2v(index_t kc, const PanelOperands<typename Ops::T>& panels,
-                        typename Ops::T* c, index_t ldc, typename Ops::T alpha,
-                        typename Ops::T beta, index_t mr, index_t nr) {
-  using T = typename Ops::T;
-  using V = typename Ops::V;
-  constexpr index_t W = Ops::lanes, NR = 2 * W;
-  V e00 = Ops::zero(), e01 = Ops::zero(), e10 = Ops::zero(), e11 = Ops::zero();
-  V o00 = Ops::zero(), o01 = Ops::zero(), o10 = Ops::zero(), o11 = Ops::zero();
-  const T* a = panels.a;
-  const T* b = panels.b;
-  const index_t r = panels.a_row, a_k = panels.a_k, b_k = panels.b_k;
-  // One k step into the accumulators of rows 0 (x00, x01) and 1 (x10, x11).
-  auto step = [&](const T* ap, const T* bp, V& x00, V& x01, V& x10, V& x11) {
-    const V b0 = Ops::load(bp);
-    const V b1 = Ops::load(bp + W);
-    V ai = Ops::broadcast(ap);
-    x00 = Ops::fmadd(ai, b0, x00);
-    x01 = Ops::fmadd(ai, b1, x01);
-    ai = Ops::broadcast(ap + r);
-    x10 = Ops::fmadd(ai, b0, x10);
-    x11 = Ops::fmadd(ai, b1, x11);
-  };
-  index_t p = 0;
-  for (; p + 1 < kc; p += 2, a += 2 * a_k, b += 2 * b_k) {
-    step(a, b, e00, e01, e10, e11);
-    step(a + a_k, b + b_k, o00, o01, o10, o11);
-  }
-  if (p < kc) step(a, b, e00, e01, e10, e11);
-  const V lo[2] = {Ops::add(e00, o00), Ops::add(e10, o10)};
-  const V hi[2] = {Ops::add(e01, o01), Ops::add(e11, o11)};
-  if (nr == NR) {
-    for (index_t i = 0; i < mr; ++i) store_row<Ops>(c + i * ldc, lo[i], hi[i], alpha, beta);
-    return;
-  }
-  T tile[2 * NR];
-  for (index_t i = 0; i < 2; ++i) store_row<Ops>(tile + i * NR, lo[i], hi[i], alpha, T(0));
-  store_corner(c, ldc, tile, NR, beta, mr, nr);
-}
-
 // C[0:mr, 0:nr] = alpha * A panel (6 x kc) @ B panel (kc rows of 2 vectors) + beta * C.
 // Twelve named accumulators, not an array: GCC keeps an array of vectors on the stack.
 template <typename Ops>
@@ -175,10 +122,6 @@ inline void kernel_6x2v(index_t kc, const PanelOperands<typename Ops::T>& panels
   constexpr index_t MR = 6, W = Ops::lanes, NR = 2 * W;
   if (nr <= W) {
     kernel_6x1v<Ops>(kc, panels, c, ldc, alpha, beta, mr, nr);
-    return;
-  }
-  if (mr <= 2) {
-    kernel_2x2v<Ops>(kc, panels, c, ldc, alpha, beta, mr, nr);
     return;
   }
   V c00 = Ops::zero(), c01 = Ops::zero(), c10 = Ops::zero(), c11 = Ops::zero();
@@ -240,7 +183,11 @@ inline void kernel_6x2v(index_t kc, const PanelOperands<typename Ops::T>& panels
   store_row<Ops>(tile + 3 * NR, c30, c31, alpha, T(0));
   store_row<Ops>(tile + 4 * NR, c40, c41, alpha, T(0));
   store_row<Ops>(tile + 5 * NR, c50, c51, alpha, T(0));
-  store_corner(c, ldc, tile, NR, beta, mr, nr);
+  for (index_t i = 0; i < mr; ++i) {
+    T* row = c + i * ldc;
+    for (index_t j = 0; j < nr; ++j)
+      row[j] = beta == T(0) ? tile[i * NR + j] : tile[i * NR + j] + beta * row[j];
+  }
 }
 
 }  // namespace
