@@ -41,7 +41,7 @@ struct Avx2Double {
 template <typename Ops>
 inline void store_row_vector(typename Ops::T* row, typename Ops::V acc, typename Ops::T alpha,
                              typename Ops::T beta) {
-  acc = Ops::mul(acc, Ops::splat(alpha));
+  if (alpha != typename Ops::T(1)) acc = Ops::mul(acc, Ops::splat(alpha));
   if (beta != typename Ops::T(0)) acc = Ops::fmadd(Ops::splat(beta), Ops::load(row), acc);
   Ops::store(row, acc);
 }
