@@ -54,23 +54,19 @@ void pack_transposed(T* __restrict dst, const T* __restrict src, index_t w_strid
 
 // Copies a width x kc strip of a matrix into one k-major panel, panel[p * W + w] =
 // src[w * w_stride + p * k_stride], with entries past `width` zero so the micro-kernel never
-// branches. Full strips take fixed-size loops the compiler unrolls and vectorizes.
+// branches. A full strip whose k values lie together (op(A) untransposed, op(B) transposed) is
+// transposed in registers; the rest are last, partial strips (row by row packing covers the
+// other full ones, pack_row_into_panels).
 template <index_t W, typename T>
 void pack_panel(T* __restrict dst, const T* __restrict src, index_t w_stride, index_t k_stride,
                 index_t width, index_t kc) {
-  if (width == W && w_stride == 1) {
-    for (index_t p = 0; p < kc; ++p)
-      for (index_t w = 0; w < W; ++w) dst[p * W + w] = src[p * k_stride + w];
-  } else if (width == W && k_stride == 1) {
+  if (width == W && k_stride == 1) {
     pack_transposed<W>(dst, src, w_stride, kc);
-  } else if (width == W) {
-    for (index_t p = 0; p < kc; ++p)
-      for (index_t w = 0; w < W; ++w) dst[p * W + w] = src[w * w_stride + p * k_stride];
-  } else {
-    for (index_t p = 0; p < kc; ++p) {
-      for (index_t w = 0; w < width; ++w) dst[p * W + w] = src[w * w_stride + p * k_stride];
-      for (index_t w = width; w < W; ++w) dst[p * W + w] = T(0);
-    }
+    return;
+  }
+  for (index_t p = 0; p < kc; ++p) {
+    for (index_t w = 0; w < width; ++w) dst[p * W + w] = src[w * w_stride + p * k_stride];
+    for (index_t w = width; w < W; ++w) dst[p * W + w] = T(0);
   }
 }
 
