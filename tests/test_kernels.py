@@ -586,7 +586,10 @@ def test_mse_loss_with_custom_output_alpha(dtype, output, alpha):
 # --------------------------------------------------------------------------------------------
 # bias_grad and sgd_update
 
-SIZES = [1, 7, 300000]
+# Around the parallel threshold, and sizes whose two threads' shares (whole multiples of 16
+# elements, for_each_share in threads.hpp) are unequal or end off a multiple of 16.
+SIZES = [1, 7, ELEMENTWISE_PARALLEL_MIN - 1, ELEMENTWISE_PARALLEL_MIN,
+         ELEMENTWISE_PARALLEL_MIN + 17, 300000, 101632 + 3]
 
 
 @pytest.mark.parametrize("rows", [0, 1, 5])
@@ -645,6 +648,29 @@ def test_sgd_update_steps_match_reference(dtype, threads, size, settings):
     if with_momentum:
         assert velocity.dtype == dtype
         assert_allclose(velocity, want_velocity, **tolerances(dtype, steps))
+
+
+@pytest.mark.parametrize("where", ["first", "share_end", "share_start", "last"])
+def test_sgd_update_that_overflows_in_one_share_changes_no_share(dtype, threads, where):
+    # All or nothing across the threads: one value whose update overflows, in either thread's
+    # share, leaves every parameter and every velocity as it was.
+    threads(2)
+    size = ELEMENTWISE_PARALLEL_MIN + 33  # 2051 units of 16: shares of 1025 and 1026 units
+    position = {"first": 0, "share_end": 1025 * 16 - 1, "share_start": 1025 * 16,
+                "last": size - 1}[where]
+    rng = np.random.default_rng(position)
+    params = rng.standard_normal(size).astype(dtype)
+    velocity = rng.standard_normal(size).astype(dtype)
+    grads = rng.standard_normal(size).astype(dtype)
+    huge = np.finfo(dtype).max
+    velocity[position], grads[position] = huge, huge  # 0.9 * max + max is Inf
+    before = params.tobytes(), velocity.tobytes()
+    with pytest.raises(FloatingPointError, match="nothing was changed"):
+        K.sgd_update(params, grads, velocity, lr=0.1, momentum=0.9)
+    assert (params.tobytes(), velocity.tobytes()) == before
+    velocity[position] = 0.0  # now finite: every value moves
+    K.sgd_update(params, grads, velocity, lr=0.1, momentum=0.9)
+    assert np.isfinite(params).all() and (params != np.frombuffer(before[0], dtype)).all()
 
 
 def test_sgd_update_without_momentum_leaves_velocity_alone(dtype):

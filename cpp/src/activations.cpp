@@ -75,8 +75,8 @@ inline T derivative(Activation kind, T alpha, T u, T y) {
 }
 
 // One loop per activation kind, so the switch is hoisted out of the element loop; restrict
-// pointers and the AVX2 clone let the simple ones vectorize. Each loop covers one block of
-// kElementwiseBlock elements or fewer.
+// pointers and the AVX2 clone let the simple ones vectorize. Each loop covers one thread's
+// share of the elements (for_each_share).
 
 // y = f(u). InPlace: y holds u on entry, and u is not read.
 template <typename T, Activation K, bool InPlace>
@@ -142,7 +142,7 @@ BACKPROP_ELEMENTWISE_CLONES void backward_tile(T* du, index_t ldd, const T* u, c
 
 template <typename T, Activation K, bool InPlace>
 void forward_blocks(T* y, const T* u, index_t n, T alpha) {
-  for_each_block(n, true, [&](index_t first, index_t count) {
+  for_each_share(n, true, [&](index_t first, index_t count) {
     forward_range<T, K, InPlace>(y + first, InPlace ? nullptr : u + first, count, alpha);
   });
 }
@@ -156,7 +156,7 @@ void forward_loop(T* y, const T* u, index_t n, T alpha) {
 
 template <typename T, Activation K, bool InPlace, bool HasY>
 void backward_blocks(T* du, const T* dy, const T* u, const T* y, index_t n, T alpha) {
-  for_each_block(n, true, [&](index_t first, index_t count) {
+  for_each_share(n, true, [&](index_t first, index_t count) {
     backward_range<T, K, InPlace, HasY>(du + first, InPlace ? nullptr : dy + first, u + first,
                                         HasY ? y + first : nullptr, count, alpha);
   });

@@ -213,12 +213,12 @@ BACKPROP_ELEMENTWISE_CLONES int update_range(const Rule<T>& shared_rule, T* __re
 template <typename T, OptimizerKind K, int States, bool Shaped>
 bool update_pass_pair(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel) {
   std::atomic<bool> bad{false};
-  for_each_block(n, parallel, [&](index_t first, index_t count) {
+  for_each_share(n, parallel, [&](index_t first, index_t count) {
     if (update_range<T, K, States, Shaped, false>(rule, params, grads, first, first + count) != 0)
       bad.store(true, std::memory_order_relaxed);
   });
   if (bad.load(std::memory_order_relaxed)) return false;
-  for_each_block(n, parallel, [&](index_t first, index_t count) {
+  for_each_share(n, parallel, [&](index_t first, index_t count) {
     update_range<T, K, States, Shaped, true>(rule, params, grads, first, first + count);
   });
   return true;

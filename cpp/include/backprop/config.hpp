@@ -67,10 +67,12 @@ constexpr index_t kGemmDirectAMaxPanels = 16;
 constexpr index_t kL1SetStrideBytes = 64;   // a cache line: consecutive lines, consecutive sets
 constexpr index_t kL1Sets = 64;             // 32 KiB / (8 ways x 64 bytes)
 
-// Elementwise kernels (activations, updates) go parallel only above this many elements, and
-// split their work in fixed blocks of kElementwiseBlock (the same split for any thread count).
+// Elementwise kernels (activations, updates) go parallel only from this many elements on, in
+// one share per thread that starts on a multiple of kElementwiseAlign elements (for_each_share).
 // 2^15 rather than 2^18 made tiny's update parallel: 3% to 11% more samples/s on 2 threads.
 constexpr index_t kElementwiseParallelMin = 1 << 15;
+constexpr index_t kElementwiseAlign = 16;  // 64 bytes of float, 128 of double
+// The finiteness scan (all_finite) reads blocks of this many elements.
 constexpr index_t kElementwiseBlock = 1 << 14;
 
 }  // namespace backprop
