@@ -196,6 +196,22 @@ class Engine {
     return gauss_newton_accumulate(spec_, p, px, py_, m, workspace_, jacobian_, a, b);
   }
 
+  // Each workspace buffer's address modulo 64 (0: it starts on a cache line), for the tests.
+  std::vector<index_t> workspace_line_offsets() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<index_t> offsets;
+    auto add = [&offsets](const CacheLineVector<T>& buffer) {
+      if (!buffer.empty())
+        offsets.push_back(index_t(reinterpret_cast<std::uintptr_t>(buffer.data()) % 64));
+    };
+    for (const auto* group : {&workspace_.pre, &workspace_.post, &workspace_.grad_post,
+                              &workspace_.dropped})
+      for (const auto& buffer : *group) add(buffer);
+    for (const auto* buffer : {&workspace_.batch_x, &workspace_.batch_y, &workspace_.batch_w})
+      add(*buffer);
+    return offsets;
+  }
+
  private:
   static Activation to_activation(int kind) {
     if (kind < 0 || kind > int(Activation::gelu)) fail_value("unknown activation code");
@@ -280,7 +296,8 @@ void bind_engine(py::module_& m, const char* name) {
            py::arg("state"), py::arg("optimizer"), py::arg("X"), py::arg("y"),
            py::arg("order"), py::arg("batch_size"), py::arg("sample_weight") = py::none())
       .def("gauss_newton", &Engine<T>::gauss_newton, py::arg("params"), py::arg("X"), py::arg("y"),
-           py::arg("jtj"), py::arg("jte"));
+           py::arg("jtj"), py::arg("jte"))
+      .def("workspace_line_offsets", &Engine<T>::workspace_line_offsets);
 }
 
 }  // namespace

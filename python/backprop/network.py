@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, Union, cast
 import numpy as np
 
 from . import _core
-from ._arrays import as_sample_weight, as_samples, float_dtype
+from ._arrays import as_sample_weight, as_samples, float_dtype, zeros_on_cache_lines
 from ._names import (
     DEFAULT_OUTPUT,
     activation_alpha,
@@ -75,8 +75,8 @@ class Network:
         self.dropout_seed = int(masks.integers(0, 2**63 - 1))
         self._build_engine(loss_id, reduction_id)
         _check_size(self._engine.n_params, self.dtype)
-        self._params = np.zeros(self._engine.n_params, dtype=self.dtype)
-        self._grads = np.zeros_like(self._params)
+        self._params = zeros_on_cache_lines(self._engine.n_params, self.dtype)
+        self._grads = zeros_on_cache_lines(self._engine.n_params, self.dtype)
         self._attach_views()
         for layer in self.layers:
             limit = init_limit(self.init, layer.fan_in, layer.fan_out, init_scale)

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "backprop/activations.hpp"
+#include "backprop/aligned_buffer.hpp"
 #include "backprop/config.hpp"
 #include "backprop/losses.hpp"
 
@@ -51,13 +52,13 @@ struct NetworkSpec {
 template <typename T>
 struct Workspace {
   index_t capacity = 0;
-  std::vector<std::vector<T>> pre;        // U_l, capacity x fan_out
-  std::vector<std::vector<T>> post;       // X_l = f(U_l); for the last layer, y_hat
-  std::vector<std::vector<T>> grad_post;  // dLoss/dX_l, then dLoss/dU_l in place
-  std::vector<std::vector<T>> dropped;    // X_l after dropout, for layers that have it
+  std::vector<CacheLineVector<T>> pre;        // U_l, capacity x fan_out
+  std::vector<CacheLineVector<T>> post;       // X_l = f(U_l); for the last layer, y_hat
+  std::vector<CacheLineVector<T>> grad_post;  // dLoss/dX_l, then dLoss/dU_l in place
+  std::vector<CacheLineVector<T>> dropped;    // X_l after dropout, for layers that have it
   index_t dropout_step = -1;              // the training step of the last forward, -1: none
   std::vector<char> grad_written;         // whether grad_post[l] holds a contribution yet
-  std::vector<T> batch_x, batch_y, batch_w;  // rows gathered by train_epoch
+  CacheLineVector<T> batch_x, batch_y, batch_w;  // rows gathered by train_epoch
 
   void reserve(const NetworkSpec<T>& net, index_t rows);
 };

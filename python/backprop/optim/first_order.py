@@ -14,7 +14,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import _core
-from .._arrays import as_input, float_dtype
+from .._arrays import as_input, float_dtype, zeros_on_cache_lines
 
 
 def _number(value: Any, name: str, *, low: float = 0.0, high: float = math.inf,
@@ -91,7 +91,7 @@ class Optimizer:
             )
         needed = _core.optimizer_state_count(self.native_spec() if spec is None else spec)
         while len(self._state) < needed:
-            self._state.append(np.zeros_like(params))
+            self._state.append(zeros_on_cache_lines(params.shape, params.dtype))
         return self._state[:needed]
 
     def step(self, params: np.ndarray, grads: Any) -> None:
