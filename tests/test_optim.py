@@ -245,3 +245,107 @@ def test_train_step_refuses_an_update_that_overflows(dtype):
         net.train_step(X, np.zeros(1), opt)
     assert net.params.tobytes() == before
     assert all(not state.any() for state in opt.state)
+
+
+# -- sgd epochs that skip the check pass ---------------------------------------------------------
+# Inside one train_epoch call, bounds on |params| and |momentum| carried from update to update
+# and the gradients' largest magnitude can prove an sgd update finite; it then skips its check
+# pass. Every result must stay what a checked train_step per batch gives, bit for bit.
+
+
+def _native_epoch(net, opt, X, Y, batch_size):
+    """One train_epoch over the rows in order; the engine's dict (with proven_updates)."""
+    state = opt.state_for(net.params)
+    return net._engine.train_epoch(net.params, net._grads, state, opt.native_spec(), X, Y,
+                                   np.arange(len(X), dtype=np.int64), batch_size)
+
+
+def _replay_steps(net, opt, X, Y, batch_size, stop=None):
+    """train_step (which always checks) over the same batches; the batches it made."""
+    made = 0
+    for start in range(0, len(X), batch_size):
+        if made == stop:
+            break
+        net.train_step(X[start:start + batch_size], Y[start:start + batch_size], opt)
+        made += 1
+    return made
+
+
+def _regression(dtype, rows=40, features=5, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((rows, features)).astype(dtype)
+    return X, rng.standard_normal((rows, 2)).astype(dtype)
+
+
+CLIP_CONFIGS = SGD_CONFIGS + [{"lr": 0.05, "momentum": 0.9, "clip_norm": 0.5, "clip_value": 0.1,
+                               "l1": 1e-3}]
+
+
+@pytest.mark.parametrize("config", CLIP_CONFIGS, ids=SGD_IDS + ["clipped"])
+def test_sgd_epoch_proves_ordinary_updates_finite_and_matches_checked_steps(config, dtype):
+    X, Y = _regression(dtype)
+    net = bp.Network([5, 7, 2], activation="tanh", loss="mse", dtype=dtype, seed=0)
+    twin = net.copy()
+    opt, twin_opt = bp.optim.SGD(**config), bp.optim.SGD(**config)
+    result = _native_epoch(net, opt, X, Y, 6)
+    assert result["batches"] == 7 and result["failed_batch"] == -1
+    assert result["proven_updates"] == 7  # none needed its check pass
+    assert _replay_steps(twin, twin_opt, X, Y, 6) == 7
+    assert net.params.tobytes() == twin.params.tobytes()
+    for mine, theirs in zip(opt.state, twin_opt.state):
+        assert mine.tobytes() == theirs.tobytes()
+
+
+def test_other_optimizers_always_check(dtype):
+    X, Y = _regression(dtype)
+    net = bp.Network([5, 7, 2], loss="mse", dtype=dtype, seed=0)
+    result = _native_epoch(net, bp.optim.Adam(lr=1e-3), X, Y, 6)
+    assert result["batches"] == 7 and result["proven_updates"] == 0
+
+
+def test_sgd_epoch_checks_what_the_bounds_cannot_prove(dtype):
+    # One weight near the dtype's largest value, on an input that is always 0: its updates stay
+    # finite, but no bound can show that, so every update is checked, and made.
+    X, Y = _regression(dtype)
+    X[:, 0] = 0.0
+    net = bp.Network([5, 7, 2], loss="mse", dtype=dtype, seed=0)
+    net.layers[0].W[0, 3] = np.finfo(dtype).max / 2
+    twin = net.copy()
+    opt, twin_opt = bp.optim.SGD(lr=0.05, momentum=0.9), bp.optim.SGD(lr=0.05, momentum=0.9)
+    result = _native_epoch(net, opt, X, Y, 6)
+    assert result["batches"] == 7 and result["proven_updates"] == 0
+    assert _replay_steps(twin, twin_opt, X, Y, 6) == 7
+    assert net.params.tobytes() == twin.params.tobytes()
+    assert net.layers[0].W[0, 3] == np.finfo(dtype).max / 2
+
+
+def test_sgd_epoch_refuses_a_step_that_overflows_after_proven_ones(dtype):
+    # Batches 1-2 have zero gradients (proven, nothing moves); batch 3's gradients are finite,
+    # but times lr = 1e300 (float64) or 1e30 (float32) the step overflows: the bounds must not
+    # prove it, and the check must refuse it, leaving the weights and momentum of batch 2.
+    huge = 1e300 if dtype == np.float64 else 1e30
+    net = bp.Network([2, 1], activation="identity", loss="mse", dtype=dtype, seed=0)
+    X = np.zeros((6, 2), dtype)
+    X[4:] = 1e6
+    Y = np.zeros((6, 1), dtype)
+    opt = bp.optim.SGD(lr=huge, momentum=0.9)
+    before = net.params.tobytes()
+    result = _native_epoch(net, opt, X, Y, 2)
+    assert result["batches"] == 2 and result["failed_batch"] == 2
+    assert result["proven_updates"] == 2
+    assert net.params.tobytes() == before
+    assert not opt.state[0].any()
+
+
+def test_sgd_epoch_measures_the_momentum_it_is_given(dtype):
+    # A momentum entry near the largest value, written before the call: the first update's
+    # step 0.9 * v overflows once times lr = 10, so it must be refused and nothing written.
+    X, Y = _regression(dtype)
+    net = bp.Network([5, 7, 2], loss="mse", dtype=dtype, seed=0)
+    opt = bp.optim.SGD(lr=10.0, momentum=0.9)
+    state = opt.state_for(net.params)
+    state[0][5] = np.finfo(dtype).max / 2
+    before = net.params.tobytes(), state[0].tobytes()
+    result = _native_epoch(net, opt, X, Y, 6)
+    assert result["batches"] == 0 and result["failed_batch"] == 0
+    assert (net.params.tobytes(), state[0].tobytes()) == before

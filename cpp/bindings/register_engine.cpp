@@ -170,6 +170,7 @@ class Engine {
     out["rows"] = result.rows;
     out["batches"] = result.batches;
     out["failed_batch"] = result.failed_batch;
+    out["proven_updates"] = result.proven_updates;
     return out;
   }
 

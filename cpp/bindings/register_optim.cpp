@@ -33,8 +33,9 @@ void bind_step(py::module_& m, const char* name, bool reference) {
           bool finite = false;
           {
             py::gil_scoped_release release;
-            auto update = reference ? optimizer_step_ref<T> : optimizer_step<T>;
-            finite = update(p, g, s.data(), index_t(params.size()), spec);
+            const index_t n = index_t(params.size());
+            finite = reference ? optimizer_step_ref<T>(p, g, s.data(), n, spec)
+                               : optimizer_step<T>(p, g, s.data(), n, spec);
           }
           if (!finite) throw_non_finite_update();
         });

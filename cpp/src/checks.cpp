@@ -1,9 +1,8 @@
 // Finiteness test and one-hot targets (checks.hpp).
 #include "backprop/checks.hpp"
+#include "backprop/float_bits.hpp"
 
 #include <algorithm>
-#include <cstring>
-#include <type_traits>
 
 namespace backprop {
 namespace {
@@ -12,14 +11,10 @@ namespace {
 // branch and no float compare, so it vectorizes. Cloned for AVX2 (config.hpp).
 template <typename T>
 BACKPROP_ELEMENTWISE_CLONES bool range_is_finite(const T* x, index_t n) {
-  using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-  constexpr Bits exponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
+  using Bits = FloatBits<T>;
+  constexpr Bits exponent = kExponentBits<T>;
   Bits bad = 0;
-  for (index_t i = 0; i < n; ++i) {
-    Bits bits;
-    std::memcpy(&bits, x + i, sizeof bits);
-    bad |= Bits((bits & exponent) == exponent);
-  }
+  for (index_t i = 0; i < n; ++i) bad |= Bits((bits_of(x[i]) & exponent) == exponent);
   return bad == 0;
 }
 

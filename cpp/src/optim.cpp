@@ -8,6 +8,7 @@
 #include <vector>
 #include <stdexcept>
 
+#include "backprop/float_bits.hpp"
 #include "backprop/threads.hpp"
 
 namespace backprop {
@@ -208,16 +209,86 @@ BACKPROP_ELEMENTWISE_CLONES int update_range(const Rule<T>& shared_rule, T* __re
   return bad;
 }
 
-// Checks that the whole update is finite, then makes it: all or nothing. States is
-// optimizer_state_count: how many of rule.v0, v1, v2 the update reads and writes.
-template <typename T, OptimizerKind K, int States, bool Shaped>
-bool update_pass_pair(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel) {
-  std::atomic<bool> bad{false};
+template <typename T>
+BACKPROP_ELEMENTWISE_CLONES FloatBits<T> range_magnitude_bits(const T* __restrict x,
+                                                              index_t begin, index_t end) {
+  FloatBits<T> bits = 0;
+  for (index_t i = begin; i < end; ++i) bits |= magnitude_bits(x[i]);
+  return bits;
+}
+
+// At least the largest |x| (and below twice it): +inf if an entry is not finite.
+template <typename T>
+double largest_magnitude(const T* x, index_t n, bool parallel) {
+  std::atomic<FloatBits<T>> bits{0};
   for_each_share(n, parallel, [&](index_t first, index_t count) {
-    if (update_range<T, K, States, Shaped, false>(rule, params, grads, first, first + count) != 0)
-      bad.store(true, std::memory_order_relaxed);
+    bits.fetch_or(range_magnitude_bits(x, first, first + count), std::memory_order_relaxed);
   });
-  if (bad.load(std::memory_order_relaxed)) return false;
+  return magnitude_bound<T>(bits.load(std::memory_order_relaxed));
+}
+
+// Bounds on sgd's new values from |p| <= P, |momentum| <= V and |gradient| <= G, all finite:
+// each intermediate's exact bound (clipping only shrinks a gradient), times a slack far above
+// what the rounding of a few operations adds (each within 1 + 2^-24 of exact). `finite` when
+// every bound stays below a quarter of T's largest value: then no operation reaches Inf, and
+// without Inf there is no NaN.
+struct SgdBounds {
+  bool finite;
+  double params, state;
+};
+
+template <typename T>
+SgdBounds sgd_bounds_after(const Rule<T>& rule, double P, double V, double G) {
+  constexpr double kSlack = 1.0 + 1e-6;
+  const double g = std::abs(double(rule.grad_scale)) * G + std::abs(double(rule.l1)) +
+                   std::abs(double(rule.wd)) * P;
+  double step = g, v = 0.0;
+  if (rule.momentum_on) {
+    v = std::abs(double(rule.mu)) * V + g;
+    step = rule.nesterov ? g + std::abs(double(rule.mu)) * v : v;
+  }
+  const double p = P + std::abs(double(rule.lr)) * step;
+  const double limit = 0.25 * double(std::numeric_limits<T>::max());
+  const bool finite = std::max({g, v, step, p}) * kSlack <= limit;
+  return {finite, p * kSlack, v * kSlack};
+}
+
+// Whether bounds prove this update finite (sgd only), moving them past it when they do.
+template <typename T, OptimizerKind K, int States>
+bool proven_finite(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel,
+                   UpdateBounds* bounds) {
+  if (K != OptimizerKind::sgd || bounds == nullptr) return false;
+  if (!bounds->known) {
+    bounds->params = largest_magnitude(params, n, parallel);
+    bounds->state = States > 0 ? largest_magnitude(rule.v0, n, parallel) : 0.0;
+    bounds->known = true;
+  }
+  const SgdBounds next =
+      sgd_bounds_after(rule, bounds->params, bounds->state, largest_magnitude(grads, n, parallel));
+  if (!next.finite) {
+    bounds->known = false;  // checked instead; measured again before the next update
+    return false;
+  }
+  bounds->params = next.params;
+  bounds->state = next.state;
+  ++bounds->proven;
+  return true;
+}
+
+// Checks that the whole update is finite, then makes it: all or nothing. States is
+// optimizer_state_count: how many of rule.v0, v1, v2 the update reads and writes. An sgd
+// update that bounds prove finite skips the check.
+template <typename T, OptimizerKind K, int States, bool Shaped>
+bool update_pass_pair(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel,
+                      UpdateBounds* bounds) {
+  if (!proven_finite<T, K, States>(rule, params, grads, n, parallel, bounds)) {
+    std::atomic<bool> bad{false};
+    for_each_share(n, parallel, [&](index_t first, index_t count) {
+      if (update_range<T, K, States, Shaped, false>(rule, params, grads, first, first + count) != 0)
+        bad.store(true, std::memory_order_relaxed);
+    });
+    if (bad.load(std::memory_order_relaxed)) return false;
+  }
   for_each_share(n, parallel, [&](index_t first, index_t count) {
     update_range<T, K, States, Shaped, true>(rule, params, grads, first, first + count);
   });
@@ -239,56 +310,61 @@ constexpr bool valid_state_count(OptimizerKind kind, int states) {
 }
 
 template <typename T, OptimizerKind K, int States>
-bool update_with_states(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel) {
+bool update_with_states(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel,
+                        UpdateBounds* bounds) {
   if constexpr (valid_state_count(K, States)) {
     return rule.shapes_gradient()
-               ? update_pass_pair<T, K, States, true>(rule, params, grads, n, parallel)
-               : update_pass_pair<T, K, States, false>(rule, params, grads, n, parallel);
+               ? update_pass_pair<T, K, States, true>(rule, params, grads, n, parallel, bounds)
+               : update_pass_pair<T, K, States, false>(rule, params, grads, n, parallel, bounds);
   } else {
     throw std::logic_error("optimizer state count does not fit its kind");
   }
 }
 
 template <typename T, OptimizerKind K>
-bool update_loop(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel) {
+bool update_loop(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel,
+                 UpdateBounds* bounds) {
   switch ((rule.v0 != nullptr) + (rule.v1 != nullptr) + (rule.v2 != nullptr)) {
     case 0:
-      return update_with_states<T, K, 0>(rule, params, grads, n, parallel);
+      return update_with_states<T, K, 0>(rule, params, grads, n, parallel, bounds);
     case 1:
-      return update_with_states<T, K, 1>(rule, params, grads, n, parallel);
+      return update_with_states<T, K, 1>(rule, params, grads, n, parallel, bounds);
     case 2:
-      return update_with_states<T, K, 2>(rule, params, grads, n, parallel);
+      return update_with_states<T, K, 2>(rule, params, grads, n, parallel, bounds);
     default:
-      return update_with_states<T, K, 3>(rule, params, grads, n, parallel);
+      return update_with_states<T, K, 3>(rule, params, grads, n, parallel, bounds);
   }
 }
 
 template <typename T>
 bool run_update(T* params, const T* grads, T* const* state, index_t n, const OptimizerSpec& spec,
-                bool parallel) {
+                bool parallel, UpdateBounds* bounds) {
   Rule<T> rule(spec, state);
   if (spec.clip_norm > 0.0) {
     // As torch.nn.utils.clip_grad_norm_: scale by clip_norm / (norm + 1e-6) when that is < 1.
     const double norm = gradient_norm(grads, n);
-    if (!std::isfinite(norm)) return false;
+    if (!std::isfinite(norm)) {
+      if (bounds != nullptr) bounds->known = false;
+      return false;
+    }
     const double coefficient = spec.clip_norm / (norm + 1e-6);
     if (coefficient < 1.0) rule.grad_scale = T(coefficient);
   }
   switch (spec.kind) {
     case OptimizerKind::sgd:
-      return update_loop<T, OptimizerKind::sgd>(rule, params, grads, n, parallel);
+      return update_loop<T, OptimizerKind::sgd>(rule, params, grads, n, parallel, bounds);
     case OptimizerKind::adam:
-      return update_loop<T, OptimizerKind::adam>(rule, params, grads, n, parallel);
+      return update_loop<T, OptimizerKind::adam>(rule, params, grads, n, parallel, bounds);
     case OptimizerKind::adamw:
-      return update_loop<T, OptimizerKind::adamw>(rule, params, grads, n, parallel);
+      return update_loop<T, OptimizerKind::adamw>(rule, params, grads, n, parallel, bounds);
     case OptimizerKind::rmsprop:
-      return update_loop<T, OptimizerKind::rmsprop>(rule, params, grads, n, parallel);
+      return update_loop<T, OptimizerKind::rmsprop>(rule, params, grads, n, parallel, bounds);
     case OptimizerKind::adagrad:
-      return update_loop<T, OptimizerKind::adagrad>(rule, params, grads, n, parallel);
+      return update_loop<T, OptimizerKind::adagrad>(rule, params, grads, n, parallel, bounds);
     case OptimizerKind::rprop:
-      return update_loop<T, OptimizerKind::rprop>(rule, params, grads, n, parallel);
+      return update_loop<T, OptimizerKind::rprop>(rule, params, grads, n, parallel, bounds);
     case OptimizerKind::quickprop:
-      return update_loop<T, OptimizerKind::quickprop>(rule, params, grads, n, parallel);
+      return update_loop<T, OptimizerKind::quickprop>(rule, params, grads, n, parallel, bounds);
   }
   throw std::invalid_argument("unknown optimizer kind");
 }
@@ -315,15 +391,15 @@ int optimizer_state_count(const OptimizerSpec& spec) {
 
 template <typename T>
 bool optimizer_step(T* params, const T* grads, T* const* state, index_t n,
-                    const OptimizerSpec& spec) {
+                    const OptimizerSpec& spec, UpdateBounds* bounds) {
   // params (n) updated from grads (n) and state (count x n)
-  return run_update(params, grads, state, n, spec, true);
+  return run_update(params, grads, state, n, spec, true, bounds);
 }
 
 template <typename T>
 bool optimizer_step_ref(T* params, const T* grads, T* const* state, index_t n,
                         const OptimizerSpec& spec) {
-  return run_update(params, grads, state, n, spec, false);
+  return run_update(params, grads, state, n, spec, false, nullptr);
 }
 
 template <typename T>
@@ -352,7 +428,8 @@ bool sgd_update(T* params, const T* grads, T* velocity, index_t n, const Optimiz
 }
 
 #define BACKPROP_INSTANTIATE_OPTIM(T)                                                           \
-  template bool optimizer_step<T>(T*, const T*, T* const*, index_t, const OptimizerSpec&);      \
+  template bool optimizer_step<T>(T*, const T*, T* const*, index_t, const OptimizerSpec&,      \
+                                  UpdateBounds*);                                              \
   template bool optimizer_step_ref<T>(T*, const T*, T* const*, index_t, const OptimizerSpec&);  \
   template bool sgd_update<T>(T*, const T*, T*, index_t, const OptimizerSpec&);                 \
   template double gradient_norm<T>(const T*, index_t);

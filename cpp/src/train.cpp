@@ -10,7 +10,7 @@ namespace backprop {
 template <typename T>
 StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* state,
                       const OptimizerSpec& opt, const T* x, const T* y, const T* row_weight,
-                      index_t m, Workspace<T>& ws) {
+                      index_t m, Workspace<T>& ws, UpdateBounds* bounds) {
   // x (m x n_inputs), y (m x n_outputs); params, grads and each state buffer (n_params)
   StepResult result;
   const T* y_hat = mlp_forward(net, params, x, m, ws, opt.step);  // dropout masks of this step
@@ -27,7 +27,7 @@ StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* 
   mlp_backward(net, params, x, y, row_weight, m, ws, grads);
   // A finite loss can still give an update that overflows (float32 gradients, a huge lr):
   // the optimizer then writes nothing, keeping the last good weights.
-  result.finite = optimizer_step(params, grads, state, n_params, opt);
+  result.finite = optimizer_step(params, grads, state, n_params, opt, bounds);
   return result;
 }
 
@@ -51,6 +51,9 @@ EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const
   // x (n_rows x n_inputs), y (n_rows x n_outputs); order (n_order) indexes rows of both
   (void)n_rows;  // the binding has checked every entry of order against it
   EpochResult result;
+  // Between batches nothing else writes params or state (the engine's mutex is held and no
+  // callback runs), so each sgd update can start from the bounds the last one left.
+  UpdateBounds bounds;
   ws.reserve(net, std::min(batch_size, n_order));
   const index_t n_in = net.n_inputs(), n_out = net.n_outputs();
   for (index_t start = 0; start < n_order; start += batch_size) {
@@ -60,7 +63,8 @@ EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const
     if (weight != nullptr) gather_rows(ws.batch_w.data(), weight, order + start, rows, index_t(1));
     const StepResult step = train_step(net, params, grads, state, opt, ws.batch_x.data(),
                                        ws.batch_y.data(), weight != nullptr ? ws.batch_w.data() : nullptr,
-                                       rows, ws);
+                                       rows, ws, &bounds);
+    result.proven_updates = bounds.proven;
     if (!step.finite) {
       result.failed_batch = result.batches;
       return result;
@@ -77,7 +81,7 @@ EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const
 #define BACKPROP_INSTANTIATE_TRAIN(T)                                                         \
   template StepResult train_step<T>(const NetworkSpec<T>&, T*, T*, T* const*,                 \
                                     const OptimizerSpec&, const T*, const T*, const T*,       \
-                                    index_t, Workspace<T>&);                                  \
+                                    index_t, Workspace<T>&, UpdateBounds*);                   \
   template EpochResult train_epoch<T>(const NetworkSpec<T>&, T*, T*, T* const*, OptimizerSpec, \
                                       const T*, const T*, const T*, index_t, const index_t*,   \
                                       index_t, index_t, Workspace<T>&);

@@ -26,7 +26,9 @@ struct CacheLineAllocator {
   CacheLineAllocator() = default;
   template <typename U>
   CacheLineAllocator(const CacheLineAllocator<U>&) noexcept {}
-  T* allocate(std::size_t n) { return static_cast<T*>(cache_line_alloc(n == 0 ? 1 : n, sizeof(T))); }
+  T* allocate(std::size_t n) {
+    return static_cast<T*>(cache_line_alloc(n == 0 ? 1 : n, sizeof(T)));
+  }
   void deallocate(T* data, std::size_t) noexcept { std::free(data); }
   template <typename U>
   bool operator==(const CacheLineAllocator<U>&) const noexcept { return true; }

@@ -14,11 +14,12 @@ struct StepResult {
 
 // Forward, loss, backward and one optimizer update on m rows. grads is overwritten.
 // row_weight (m) scales each sample's loss, or nullptr for 1.
-// A non-finite loss leaves params and state untouched (finite = false).
+// A non-finite loss leaves params and state untouched (finite = false). bounds: as
+// optimizer_step's, for a caller that alone writes params and state between steps.
 template <typename T>
 StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* state,
                       const OptimizerSpec& opt, const T* x, const T* y, const T* row_weight,
-                      index_t m, Workspace<T>& ws);
+                      index_t m, Workspace<T>& ws, UpdateBounds* bounds = nullptr);
 
 struct EpochResult {
   double loss_sum = 0.0;     // sum over batches of (batch loss x rows, or batch loss for sum)
@@ -26,6 +27,7 @@ struct EpochResult {
   index_t rows = 0;          // rows trained on before a stop
   index_t batches = 0;       // batches whose update was made
   index_t failed_batch = -1; // index of the batch whose loss was not finite, or -1
+  index_t proven_updates = 0;  // sgd updates whose check pass bounds made unnecessary
 };
 
 // Every mini-batch of the rows in `order` (a permutation of, or subset of, 0..n_rows-1),
