@@ -118,17 +118,26 @@ struct Rule {
         break;
       }
       case OptimizerKind::rmsprop: {
+        // States is 1 + momentum + centered: with 1 or 3 both are known when compiling, and
+        // the loop has no branch left, so it vectorizes (with 2, one of them is set).
+        const bool with_momentum = States == 3 || (States == 2 && momentum_on);
+        const bool is_centered = States == 3 || (States == 2 && centered);
         g += wd * p;
         a = alpha * a + (T(1) - alpha) * g * g;
         T avg;
-        if (centered) {
-          T& grad_avg = momentum_on ? c : b;
+        if (is_centered) {
+          // The gradient average is the last state: c after a momentum buffer, else b.
+          T grad_avg = with_momentum ? c : b;
           grad_avg += (T(1) - alpha) * (g - grad_avg);
+          if (with_momentum)
+            c = grad_avg;
+          else
+            b = grad_avg;
           avg = std::sqrt(a - grad_avg * grad_avg) + eps;
         } else {
           avg = std::sqrt(a) + eps;
         }
-        if (momentum_on) {
+        if (with_momentum) {
           b = mu * b + g / avg;
           p -= lr * b;
         } else {
@@ -209,75 +218,114 @@ BACKPROP_ELEMENTWISE_CLONES int update_range(const Rule<T>& shared_rule, T* __re
   return bad;
 }
 
+// The OR of the entries' bits (magnitude_bits, with the sign bits).
 template <typename T>
-BACKPROP_ELEMENTWISE_CLONES FloatBits<T> range_magnitude_bits(const T* __restrict x,
-                                                              index_t begin, index_t end) {
+BACKPROP_ELEMENTWISE_CLONES FloatBits<T> range_bits(const T* __restrict x, index_t begin,
+                                                    index_t end) {
   FloatBits<T> bits = 0;
-  for (index_t i = begin; i < end; ++i) bits |= magnitude_bits(x[i]);
+  for (index_t i = begin; i < end; ++i) bits |= bits_of(x[i]);
   return bits;
 }
 
-// At least the largest |x| (and below twice it): +inf if an entry is not finite.
+// At least the largest |x| (and below twice it): +inf if an entry is not finite, or, when
+// `nonnegative`, if one has its sign bit set (-0 too).
 template <typename T>
-double largest_magnitude(const T* x, index_t n, bool parallel) {
+double largest_magnitude(const T* x, index_t n, bool parallel, bool nonnegative = false) {
   std::atomic<FloatBits<T>> bits{0};
   for_each_share(n, parallel, [&](index_t first, index_t count) {
-    bits.fetch_or(range_magnitude_bits(x, first, first + count), std::memory_order_relaxed);
+    bits.fetch_or(range_bits(x, first, first + count), std::memory_order_relaxed);
   });
-  return magnitude_bound<T>(bits.load(std::memory_order_relaxed));
+  const FloatBits<T> all = bits.load(std::memory_order_relaxed);
+  if (nonnegative && (all & kSignBit<T>) != 0) return std::numeric_limits<double>::infinity();
+  return magnitude_bound<T>(all & ~kSignBit<T>);
 }
 
-// Bounds on sgd's new values from |p| <= P, |momentum| <= V and |gradient| <= G, all finite:
-// each intermediate's exact bound (clipping only shrinks a gradient), times a slack far above
-// what the rounding of a few operations adds (each within 1 + 2^-24 of exact). `finite` when
-// every bound stays below a quarter of T's largest value: then no operation reaches Inf, and
-// without Inf there is no NaN.
-struct SgdBounds {
-  bool finite;
-  double params, state;
+// Bounds on an update's new values, from bounds on the old ones (|p| <= P, |state k| <= S[k])
+// and |gradient| <= G, all finite. Each is the exact bound of the formula (clipping only
+// shrinks a gradient, l1 adds at most |l1|) times a slack far above what the rounding of a
+// few operations adds (each within 1 + 2^-24 of exact). `finite` when they and every
+// intermediate stay below a quarter of T's largest value: then no operation reaches Inf, and
+// without Inf, a negative square root or a zero divisor, there is no NaN.
+struct NewBounds {
+  bool finite = false;
+  double params = 0.0;
+  double state[2] = {0.0, 0.0};
 };
 
-template <typename T>
-SgdBounds sgd_bounds_after(const Rule<T>& rule, double P, double V, double G) {
+template <typename T, OptimizerKind K>
+NewBounds bounds_after(const Rule<T>& rule, double P, const double* S, double G) {
   constexpr double kSlack = 1.0 + 1e-6;
-  const double g = std::abs(double(rule.grad_scale)) * G + std::abs(double(rule.l1)) +
-                   std::abs(double(rule.wd)) * P;
-  double step = g, v = 0.0;
-  if (rule.momentum_on) {
-    v = std::abs(double(rule.mu)) * V + g;
-    step = rule.nesterov ? g + std::abs(double(rule.mu)) * v : v;
+  auto mag = [](T value) { return std::abs(double(value)); };
+  const double shaped = mag(rule.grad_scale) * G + mag(rule.l1);
+  NewBounds next;
+  double largest = 0.0;  // of every intermediate
+  if constexpr (K == OptimizerKind::sgd) {
+    const double g = shaped + mag(rule.wd) * P;
+    double step = g, v = 0.0;
+    if (rule.momentum_on) {
+      v = mag(rule.mu) * S[0] + g;
+      step = rule.nesterov ? g + mag(rule.mu) * v : v;
+    }
+    next.params = P + mag(rule.lr) * step;
+    next.state[0] = v;
+    largest = std::max({g, v, step, next.params});
+  } else if constexpr (K == OptimizerKind::adam || K == OptimizerKind::adamw) {
+    // a += (1 - beta1)(g - a); b = beta2 b + (1 - beta2) g^2; p -= step_size a / (sqrt(b) /
+    // bc2_sqrt + eps). b stays >= 0 (S[1] bounds a second moment measured non-negative), so
+    // the divisor is at least eps.
+    const bool decoupled = K == OptimizerKind::adamw;
+    const double p0 = decoupled ? mag(rule.decay) * P : P;
+    const double g = shaped + (decoupled ? 0.0 : mag(rule.wd) * P);
+    const double c1 = T(1) - rule.beta1, c2 = T(1) - rule.beta2;  // as the update rounds them
+    if (!(rule.eps > T(0)) || !(rule.beta2 >= T(0)) || !(c2 >= 0.0)) return next;
+    const double m = std::abs(1.0 - c1) * S[0] + std::abs(c1) * g;  // a + c1 (g - a)
+    const double v = double(rule.beta2) * S[1] + c2 * g * g;
+    const double root = std::sqrt(v) / double(rule.bc2_sqrt);
+    const double step = mag(rule.step_size) * m / double(rule.eps);
+    next.params = p0 + step;
+    next.state[0] = m;
+    next.state[1] = v;
+    largest = std::max({p0, g, g + S[0], std::abs(c1) * (g + S[0]), g * g, m, v, root,
+                        mag(rule.step_size) * m, step, next.params});
+  } else {
+    return next;  // not bounded: always checked
   }
-  const double p = P + std::abs(double(rule.lr)) * step;
   const double limit = 0.25 * double(std::numeric_limits<T>::max());
-  const bool finite = std::max({g, v, step, p}) * kSlack <= limit;
-  return {finite, p * kSlack, v * kSlack};
+  next.finite = largest * kSlack <= limit;
+  next.params *= kSlack;
+  for (double& bound : next.state) bound *= kSlack;
+  return next;
 }
 
-// Whether bounds prove this update finite (sgd only), moving them past it when they do.
+// Whether bounds prove this update finite, moving them past it when they do (sgd, adam,
+// adamw; the other kinds always check).
 template <typename T, OptimizerKind K, int States>
 bool proven_finite(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel,
                    UpdateBounds* bounds) {
-  if (K != OptimizerKind::sgd || bounds == nullptr) return false;
+  constexpr bool adam_like = K == OptimizerKind::adam || K == OptimizerKind::adamw;
+  if (bounds == nullptr || !(K == OptimizerKind::sgd || adam_like)) return false;
   if (!bounds->known) {
     bounds->params = largest_magnitude(params, n, parallel);
-    bounds->state = States > 0 ? largest_magnitude(rule.v0, n, parallel) : 0.0;
+    bounds->state[0] = States > 0 ? largest_magnitude(rule.v0, n, parallel) : 0.0;
+    bounds->state[1] = States > 1 ? largest_magnitude(rule.v1, n, parallel, adam_like) : 0.0;
     bounds->known = true;
   }
-  const SgdBounds next =
-      sgd_bounds_after(rule, bounds->params, bounds->state, largest_magnitude(grads, n, parallel));
+  const NewBounds next = bounds_after<T, K>(rule, bounds->params, bounds->state,
+                                            largest_magnitude(grads, n, parallel));
   if (!next.finite) {
     bounds->known = false;  // checked instead; measured again before the next update
     return false;
   }
   bounds->params = next.params;
-  bounds->state = next.state;
+  bounds->state[0] = next.state[0];
+  bounds->state[1] = next.state[1];
   ++bounds->proven;
   return true;
 }
 
 // Checks that the whole update is finite, then makes it: all or nothing. States is
-// optimizer_state_count: how many of rule.v0, v1, v2 the update reads and writes. An sgd
-// update that bounds prove finite skips the check.
+// optimizer_state_count: how many of rule.v0, v1, v2 the update reads and writes. An update
+// that bounds prove finite skips the check.
 template <typename T, OptimizerKind K, int States, bool Shaped>
 bool update_pass_pair(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel,
                       UpdateBounds* bounds) {

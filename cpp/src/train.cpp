@@ -52,7 +52,7 @@ EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const
   (void)n_rows;  // the binding has checked every entry of order against it
   EpochResult result;
   // Between batches nothing else writes params or state (the engine's mutex is held and no
-  // callback runs), so each sgd update can start from the bounds the last one left.
+  // callback runs), so each update can start from the bounds the last one left.
   UpdateBounds bounds;
   ws.reserve(net, std::min(batch_size, n_order));
   const index_t n_in = net.n_inputs(), n_out = net.n_outputs();

@@ -18,6 +18,9 @@ constexpr FloatBits<T> kExponentBits =
     sizeof(T) == 4 ? FloatBits<T>(0x7f800000u) : FloatBits<T>(0x7ff0000000000000ull);
 
 template <typename T>
+constexpr FloatBits<T> kSignBit = FloatBits<T>(1) << (8 * sizeof(T) - 1);
+
+template <typename T>
 inline FloatBits<T> bits_of(T x) {
   FloatBits<T> bits;
   std::memcpy(&bits, &x, sizeof bits);
@@ -28,7 +31,7 @@ inline FloatBits<T> bits_of(T x) {
 // least the largest magnitude among them and below twice it (magnitude_bound).
 template <typename T>
 inline FloatBits<T> magnitude_bits(T x) {
-  return bits_of(x) & ~(FloatBits<T>(1) << (8 * sizeof(T) - 1));
+  return bits_of(x) & ~kSignBit<T>;
 }
 
 // The value an OR of magnitude_bits stands for: +inf when any of them was Inf or NaN.

@@ -49,23 +49,23 @@ struct OptimizerSpec {
 // rprop: previous gradient, step sizes; quickprop: previous gradient, previous step.
 int optimizer_state_count(const OptimizerSpec& spec);
 
-// Upper bounds on the magnitudes in the parameters and in sgd's momentum buffer, carried from
+// Upper bounds on the magnitudes in the parameters and in the optimizer's state, carried from
 // one update to the next while nothing else writes those buffers (the batches of one
-// train_epoch call). With them and the gradients' largest magnitude an sgd update can prove
-// every new value finite, and skip its check pass: one pass over the gradients instead of
-// one over gradients, parameters and momentum.
+// train_epoch call). With them and the gradients' largest magnitude an sgd, adam or adamw
+// update can prove every new value finite, and skip its check pass: one pass over the
+// gradients instead of one over gradients, parameters and state.
 struct UpdateBounds {
   bool known = false;  // false: measure the buffers first
   double params = 0.0;
-  double state = 0.0;
-  index_t proven = 0;  // updates made without a check pass
+  double state[2] = {0.0, 0.0};  // sgd: momentum; adam, adamw: first and second moments
+  index_t proven = 0;            // updates made without a check pass
 };
 
 // One update of n parameters from their gradients, as torch.optim defines each kind.
 // state holds optimizer_state_count(spec) buffers of n elements, zero before the first step.
 // All or nothing: when any new value would be NaN or Inf, nothing is written and it returns
-// false (a first pass checks, a second writes). With bounds (sgd only), an update they prove
-// finite makes the writing pass alone and moves the bounds past it.
+// false (a first pass checks, a second writes). With bounds (sgd, adam, adamw), an update they
+// prove finite makes the writing pass alone and moves the bounds past it.
 template <typename T>
 bool optimizer_step(T* params, const T* grads, T* const* state, index_t n,
                     const OptimizerSpec& spec, UpdateBounds* bounds = nullptr);
