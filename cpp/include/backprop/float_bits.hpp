@@ -27,16 +27,12 @@ inline FloatBits<T> bits_of(T x) {
   return bits;
 }
 
-// |x|'s bits. Non-negative floats order as their bits do, so the OR of many of these is at
-// least the largest magnitude among them and below twice it (magnitude_bound).
-template <typename T>
-inline FloatBits<T> magnitude_bits(T x) {
-  return bits_of(x) & ~kSignBit<T>;
-}
-
-// The value an OR of magnitude_bits stands for: +inf when any of them was Inf or NaN.
+// An upper bound on the magnitudes of many floats from the OR of their bits with the sign bit
+// cleared: non-negative floats order as their bits do, so the OR is at least the largest of
+// them and below twice it. +inf when any of them was Inf or NaN (all exponent bits set).
 template <typename T>
 inline double magnitude_bound(FloatBits<T> bits) {
+  bits &= ~kSignBit<T>;
   if ((bits & kExponentBits<T>) == kExponentBits<T>) return std::numeric_limits<double>::infinity();
   T value;
   std::memcpy(&value, &bits, sizeof value);
