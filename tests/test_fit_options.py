@@ -252,15 +252,19 @@ def test_ctrl_c_waits_for_the_end_of_the_native_call():
     X, y = classification_data(7, m=200)
     net = bp.Network(SIZES, seed=3)
     optimizer = bp.optim.SGD(lr=0.01, momentum=0.9)
+    # A shell starting a background job without job control makes it ignore SIGINT; fit then
+    # rightly leaves the signal alone. This test wants Python's own handler in place.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt) as error:
             # verbose=1 splits each epoch into several native calls: more points to stop at
             net.fit(X, y, optimizer=optimizer, epochs=10**6, batch_size=4, seed=11, verbose=1)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
     finally:
         timer.cancel()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+        signal.signal(signal.SIGINT, inherited)
     steps = optimizer.steps
     batches_per_epoch = 50
     assert steps > 0

@@ -277,7 +277,8 @@ def _regression(dtype, rows=40, features=5, seed=0):
     return X, rng.standard_normal((rows, 2)).astype(dtype)
 
 
-BOUNDED = [pytest.param(bp.optim.SGD, config, id=name) for config, name in zip(SGD_CONFIGS, SGD_IDS)]
+BOUNDED = [pytest.param(bp.optim.SGD, config, id=name)
+           for config, name in zip(SGD_CONFIGS, SGD_IDS)]
 BOUNDED += [
     pytest.param(bp.optim.SGD, {"lr": 0.05, "momentum": 0.9, "clip_norm": 0.5, "clip_value": 0.1,
                                 "l1": 1e-3}, id="sgd-clipped"),
@@ -380,3 +381,73 @@ def test_sgd_epoch_measures_the_momentum_it_is_given(dtype):
     result = _native_epoch(net, opt, X, Y, 6)
     assert result["batches"] == 0 and result["failed_batch"] == 0
     assert (net.params.tobytes(), state[0].tobytes()) == before
+
+
+def test_epoch_bounds_are_exact_maxima_not_bit_unions(dtype):
+    # Weights of 1.5 and 2.5: an OR of their bits would read as Inf and prove nothing; the
+    # largest magnitude proves every update.
+    X, Y = _regression(dtype)
+    net = bp.Network([5, 7, 2], loss="mse", dtype=dtype, seed=0)
+    net.layers[0].W[0, :2] = [1.5, 2.5]
+    opt = bp.optim.SGD(lr=0.01, momentum=0.9)
+    result = _native_epoch(net, opt, X, Y, 6)
+    assert result["batches"] == 7 and result["proven_updates"] == 7
+
+
+def test_epoch_measures_the_buffers_again_after_an_update_it_could_not_prove(dtype):
+    # A weight at a fifth of the largest value, on an input that is always 0, halves at every
+    # update (lr * weight_decay = 0.5), while its bound grows by half per proven update (the
+    # bound cannot know the sign). Over a quarter of the largest value nothing is proven: update
+    # 1 (bound 0.3) and update 4 (0.1 * 1.5^3 = 0.34) are checked; each time the next one
+    # measures the buffers again (0.1, then 0.0125) and is proven.
+    X, Y = _regression(dtype, rows=60)
+    X[:, 0] = 0.0
+    net = bp.Network([5, 7, 2], loss="mse", dtype=dtype, seed=0)
+    net.layers[0].W[0, 3] = np.finfo(dtype).max / 5
+    twin = net.copy()
+    opt = bp.optim.SGD(lr=0.5, weight_decay=1.0)
+    twin_opt = bp.optim.SGD(lr=0.5, weight_decay=1.0)
+    result = _native_epoch(net, opt, X, Y, 6)
+    assert result["batches"] == 10 and result["proven_updates"] == 8
+    assert _replay_steps(twin, twin_opt, X, Y, 6) == 10
+    assert net.params.tobytes() == twin.params.tobytes()
+
+
+def test_epoch_proves_and_matches_over_two_threads(dtype, threads):
+    # Enough parameters (over 2^15) that the scans and the update split over the threads.
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((64, 200)).astype(dtype)
+    Y = rng.standard_normal((64, 2)).astype(dtype)
+    results = []
+    for count in (1, 2):
+        threads(count)
+        net = bp.Network([200, 200, 2], loss="mse", dtype=dtype, seed=0)
+        opt = bp.optim.SGD(lr=0.01, momentum=0.9)
+        result = _native_epoch(net, opt, X, Y, 16)
+        assert result["batches"] == 4 and result["proven_updates"] == 4
+        results.append((net.params.tobytes(), opt.state[0].tobytes()))
+    twin = bp.Network([200, 200, 2], loss="mse", dtype=dtype, seed=0)
+    twin_opt = bp.optim.SGD(lr=0.01, momentum=0.9)
+    assert _replay_steps(twin, twin_opt, X, Y, 16) == 4
+    assert results[0] == results[1] == (twin.params.tobytes(), twin_opt.state[0].tobytes())
+
+
+@pytest.mark.parametrize("case", ["sgd-lr-inf", "adam-step-inf", "momentum-zero-times-inf"])
+def test_epoch_refuses_what_rounds_to_inf_times_zero(case):
+    # float32 constants that round to Inf, or to 0 against an Inf: with zero gradients the
+    # update computes Inf * 0 = NaN. The proof must not pass it, and the check refuses it.
+    dtype = np.float32
+    net = bp.Network([2, 1], activation="identity", loss="mse", dtype=dtype, seed=0)
+    X, Y = np.zeros((4, 2), dtype), np.zeros((4, 1), dtype)  # zero output, zero gradients
+    if case == "sgd-lr-inf":
+        opt = bp.optim.SGD(lr=1e39)  # finite in Python, Inf in float32
+    elif case == "adam-step-inf":
+        opt = bp.optim.Adam(lr=1e38)  # step size lr / (1 - 0.9) is Inf in float32
+    else:
+        opt = bp.optim.SGD(lr=0.1, momentum=1e-50)  # 0 in float32, but momentum is on
+        opt.state_for(net.params)[0][0] = np.inf
+    state = opt.state_for(net.params)
+    before = net.params.tobytes(), [s.tobytes() for s in state]
+    result = _native_epoch(net, opt, X, Y, 2)
+    assert result["batches"] == 0 and result["failed_batch"] == 0
+    assert (net.params.tobytes(), [s.tobytes() for s in state]) == before

@@ -2,9 +2,11 @@
 #include "backprop/optim.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 #include <stdexcept>
 
@@ -218,34 +220,54 @@ BACKPROP_ELEMENTWISE_CLONES int update_range(const Rule<T>& shared_rule, T* __re
   return bad;
 }
 
-// The OR of the entries' bits: their sign bits, and a bound on them (magnitude_bound).
+// What a scan of a buffer found: the largest magnitude's bits (each entry's bits with the sign
+// cleared; non-negative floats order as their bits do, and Inf or NaN above every finite
+// value), and the OR of the sign bits. Integer max and OR vectorize; a float max does not.
 template <typename T>
-BACKPROP_ELEMENTWISE_CLONES FloatBits<T> range_bits(const T* __restrict x, index_t begin,
-                                                    index_t end) {
-  FloatBits<T> bits = 0;
-  for (index_t i = begin; i < end; ++i) bits |= bits_of(x[i]);
-  return bits;
+struct MagnitudeScan {
+  FloatBits<T> largest = 0;
+  FloatBits<T> signs = 0;
+};
+
+template <typename T>
+BACKPROP_ELEMENTWISE_CLONES MagnitudeScan<T> scan_magnitudes(const T* __restrict x,
+                                                             index_t begin, index_t end) {
+  FloatBits<T> largest = 0, signs = 0;
+  for (index_t i = begin; i < end; ++i) {
+    const FloatBits<T> bits = bits_of(x[i]);
+    const FloatBits<T> magnitude = bits & ~kSignBit<T>;
+    signs |= bits;
+    largest = magnitude > largest ? magnitude : largest;
+  }
+  return {largest, signs & kSignBit<T>};
 }
 
-// At least the largest |x| (and below twice it): +inf if an entry is not finite, or, when
-// `nonnegative`, if one has its sign bit set (-0 too).
+// The largest |x|: +inf if an entry is not finite, or, when `nonnegative`, if one has its sign
+// bit set (-0 too).
 template <typename T>
 double largest_magnitude(const T* x, index_t n, bool parallel, bool nonnegative = false) {
-  std::atomic<FloatBits<T>> bits{0};
+  std::atomic<FloatBits<T>> largest{0}, signs{0};
   for_each_share(n, parallel, [&](index_t first, index_t count) {
-    bits.fetch_or(range_bits(x, first, first + count), std::memory_order_relaxed);
+    const MagnitudeScan<T> scan = scan_magnitudes(x, first, first + count);
+    signs.fetch_or(scan.signs, std::memory_order_relaxed);
+    FloatBits<T> seen = largest.load(std::memory_order_relaxed);
+    while (scan.largest > seen &&
+           !largest.compare_exchange_weak(seen, scan.largest, std::memory_order_relaxed)) {
+    }
   });
-  const FloatBits<T> all = bits.load(std::memory_order_relaxed);
-  if (nonnegative && (all & kSignBit<T>) != 0) return std::numeric_limits<double>::infinity();
-  return magnitude_bound<T>(all);
+  if (nonnegative && signs.load(std::memory_order_relaxed) != 0)
+    return std::numeric_limits<double>::infinity();
+  return magnitude_from_bits<T>(largest.load(std::memory_order_relaxed));
 }
 
 // Bounds on an update's new values, from bounds on the old ones (|p| <= P, |state k| <= S[k])
-// and |gradient| <= G, all finite. Each is the exact bound of the formula (clipping only
-// shrinks a gradient, l1 adds at most |l1|) times a slack well above what rounding adds: at
-// most (1 + 2^-24)^20 for a chain of 20 float operations, 1 + 1.2e-6. `finite` when they and
-// every intermediate stay below a quarter of T's largest value: then no operation reaches
-// Inf, and without Inf, a negative square root or a zero divisor, there is no NaN.
+// and |gradient| <= G. Each is the exact bound of the formula (clipping only shrinks a
+// gradient, l1 adds at most |l1|) times a slack well above what rounding adds: at most
+// (1 + 2^-24)^20 for a chain of 20 float operations, 1 + 1.2e-6; Adam's first moment, which
+// cancels, gets its own rounding term. `finite` when every bound and intermediate is a number
+// below a quarter of T's largest value: then no operation reaches Inf, and without Inf, a
+// negative square root or a zero divisor, there is no NaN. An Inf among the inputs or the
+// rule's constants makes some term Inf or NaN (inf * 0), and so refuses the proof.
 struct NewBounds {
   bool finite = false;
   double params = 0.0;
@@ -255,10 +277,11 @@ struct NewBounds {
 template <typename T, OptimizerKind K>
 NewBounds bounds_after(const Rule<T>& rule, double P, const double* S, double G) {
   constexpr double kSlack = 1.0 + 1e-5;
+  constexpr double kRounding = double(std::numeric_limits<T>::epsilon());  // 2u
   auto mag = [](T value) { return std::abs(double(value)); };
   const double shaped = mag(rule.grad_scale) * G + mag(rule.l1);
   NewBounds next;
-  double largest = 0.0;  // of every intermediate
+  std::array<double, 16> terms{};  // every bound and intermediate, to be finite and small
   if constexpr (K == OptimizerKind::sgd) {
     const double g = shaped + mag(rule.wd) * P;
     double step = g, v = 0.0;
@@ -268,30 +291,34 @@ NewBounds bounds_after(const Rule<T>& rule, double P, const double* S, double G)
     }
     next.params = P + mag(rule.lr) * step;
     next.state[0] = v;
-    largest = std::max({g, v, step, next.params});
+    terms = {P, S[0], G, shaped, g, v, step, next.params};  // the rest stay 0
   } else if constexpr (K == OptimizerKind::adam || K == OptimizerKind::adamw) {
     // a += (1 - beta1)(g - a); b = beta2 b + (1 - beta2) g^2; p -= step_size a / (sqrt(b) /
     // bc2_sqrt + eps). b stays >= 0 (S[1] bounds a second moment measured non-negative), so
     // the divisor is at least eps.
     const bool decoupled = K == OptimizerKind::adamw;
-    const double p0 = decoupled ? mag(rule.decay) * P : P;
-    const double g = shaped + (decoupled ? 0.0 : mag(rule.wd) * P);
     const double c1 = T(1) - rule.beta1, c2 = T(1) - rule.beta2;  // as the update rounds them
     if (!(rule.eps > T(0)) || !(rule.beta2 >= T(0)) || !(c2 >= 0.0)) return next;
-    const double m = std::abs(1.0 - c1) * S[0] + std::abs(c1) * g;  // a + c1 (g - a)
+    const double p0 = decoupled ? mag(rule.decay) * P : P;
+    const double g = shaped + (decoupled ? 0.0 : mag(rule.wd) * P);
+    // a + c1 (g - a): |1 - c1| S0 + |c1| g exactly; rounding g - a and the product costs up
+    // to 2u |c1| (g + S0) more, which the slack alone does not cover when c1 is small.
+    const double m = std::abs(1.0 - c1) * S[0] + std::abs(c1) * g +
+                     2.0 * kRounding * std::abs(c1) * (g + S[0]);
     const double v = double(rule.beta2) * S[1] + c2 * g * g;
     const double root = std::sqrt(v) / double(rule.bc2_sqrt);
     const double step = mag(rule.step_size) * m / double(rule.eps);
     next.params = p0 + step;
     next.state[0] = m;
     next.state[1] = v;
-    largest = std::max({p0, g, g + S[0], std::abs(c1) * (g + S[0]), g * g, m, v, root,
-                        mag(rule.step_size) * m, step, next.params});
+    terms = {P, S[0], S[1], G, shaped, p0, g, g + S[0], g * g, m, v, root,
+             mag(rule.step_size) * m, step, next.params};  // the rest stay 0
   } else {
     return next;  // not bounded: always checked
   }
   const double limit = 0.25 * double(std::numeric_limits<T>::max());
-  next.finite = largest * kSlack <= limit;
+  next.finite = std::all_of(terms.begin(), terms.end(),
+                            [&](double term) { return term * kSlack <= limit; });  // NaN: false
   next.params *= kSlack;
   for (double& bound : next.state) bound *= kSlack;
   return next;
@@ -329,17 +356,23 @@ bool proven_finite(const Rule<T>& rule, T* params, const T* grads, index_t n, bo
 template <typename T, OptimizerKind K, int States, bool Shaped>
 bool update_pass_pair(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel,
                       UpdateBounds* bounds) {
-  if (!proven_finite<T, K, States>(rule, params, grads, n, parallel, bounds)) {
+  // One pass over every share, writing or not; true when a new value is not finite.
+  auto pass = [&](auto write) {
     std::atomic<bool> bad{false};
     for_each_share(n, parallel, [&](index_t first, index_t count) {
-      if (update_range<T, K, States, Shaped, false>(rule, params, grads, first, first + count) != 0)
+      if (update_range<T, K, States, Shaped, decltype(write)::value>(rule, params, grads, first,
+                                                                     first + count) != 0)
         bad.store(true, std::memory_order_relaxed);
     });
-    if (bad.load(std::memory_order_relaxed)) return false;
-  }
-  for_each_share(n, parallel, [&](index_t first, index_t count) {
-    update_range<T, K, States, Shaped, true>(rule, params, grads, first, first + count);
-  });
+    return bad.load(std::memory_order_relaxed);
+  };
+  if (!proven_finite<T, K, States>(rule, params, grads, n, parallel, bounds) &&
+      pass(std::false_type{}))
+    return false;
+  // The check pass or a proof said finite: only a wrong proof gets here. Say so, rather than
+  // leave NaN or Inf in the weights unreported.
+  if (pass(std::true_type{}))
+    throw std::logic_error("an optimizer update proven finite was not; the weights are invalid");
   return true;
 }
 

@@ -27,11 +27,11 @@ inline FloatBits<T> bits_of(T x) {
   return bits;
 }
 
-// An upper bound on the magnitudes of many floats from the OR of their bits with the sign bit
-// cleared: non-negative floats order as their bits do, so the OR is at least the largest of
-// them and below twice it. +inf when any of them was Inf or NaN (all exponent bits set).
+// The magnitude a float's bits with the sign cleared stand for, as a double: +inf for Inf and
+// for NaN (all exponent bits set). The largest of many such bit patterns, as integers, is the
+// bits of the largest magnitude: non-negative floats order as their bits do.
 template <typename T>
-inline double magnitude_bound(FloatBits<T> bits) {
+inline double magnitude_from_bits(FloatBits<T> bits) {
   bits &= ~kSignBit<T>;
   if ((bits & kExponentBits<T>) == kExponentBits<T>) return std::numeric_limits<double>::infinity();
   T value;
