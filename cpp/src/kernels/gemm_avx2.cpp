@@ -152,10 +152,13 @@ inline void kernel_6x2v(index_t kc, const PanelOperands<typename Ops::T>& panels
     c50 = Ops::fmadd(ai, b0, c50);
     c51 = Ops::fmadd(ai, b1, c51);
   };
-  // The tile of C is read (beta != 0) and written after the loop: start fetching it now.
-  for (index_t i = 0; i < mr; ++i) {
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NR - 1), _MM_HINT_T0);
+  // The tile of C is read (beta != 0) and written after the loop: start fetching it now,
+  // unless the loop is too short for that to help and C is only written.
+  if (beta != T(0) || kc >= kGemmPrefetchCMinK) {
+    for (index_t i = 0; i < mr; ++i) {
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NR - 1), _MM_HINT_T0);
+    }
   }
   const T* a = panels.a;
   const T* b = panels.b;
