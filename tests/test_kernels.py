@@ -718,6 +718,28 @@ KERNELS_WITH_OUT = [name for name, _, _ in _elementwise_calls(np.random.default_
 
 
 @pytest.mark.parametrize("index", range(len(KERNELS_WITH_OUT)), ids=KERNELS_WITH_OUT)
+def test_fresh_outputs_start_on_cache_lines(dtype, index):
+    # Without out, each kernel allocates its result on a 64-byte line (NumPy's own large blocks
+    # start 16 bytes past one, which splits the GEMM's stores), and computes the same values.
+    _, call, shape = _elementwise_calls(np.random.default_rng(index), dtype)[index]
+    for _ in range(3):  # several allocations, so a lucky address cannot pass
+        fresh = call(None)
+        assert fresh.ctypes.data % 64 == 0 and fresh.shape == shape and fresh.dtype == dtype
+        assert fresh.flags.c_contiguous and fresh.flags.writeable
+        np.testing.assert_array_equal(fresh, call(np.empty(shape, dtype)))
+
+
+def test_fresh_layer_outputs_start_on_cache_lines(dtype):
+    rng = np.random.default_rng(5)
+    X, W = rng.standard_normal((300, 40)).astype(dtype), rng.standard_normal((40, 70)).astype(dtype)
+    u, y = K.dense_forward(X, W, np.zeros(70, dtype), "tanh")
+    delta = K.hidden_delta(y, rng.standard_normal((30, 70)).astype(dtype), u[:, :30], "tanh")
+    via_python = K.gemm(X.tolist(), W)  # a list: the converting path, not the direct one
+    for array in (u, y, delta, via_python):
+        assert array.ctypes.data % 64 == 0 and array.flags.c_contiguous
+
+
+@pytest.mark.parametrize("index", range(len(KERNELS_WITH_OUT)), ids=KERNELS_WITH_OUT)
 def test_out_is_written_in_place_and_returned(dtype, index):
     _, call, shape = _elementwise_calls(np.random.default_rng(index), dtype)[index]
     expected = call(None)

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backprop/activations.hpp"
+#include "backprop/aligned_buffer.hpp"
 #include "backprop/gemm.hpp"
 #include "backprop/losses.hpp"
 #include "dispatch.hpp"
@@ -99,6 +100,15 @@ bool exact_number(const py::handle& h, double& value) {
   return true;
 }
 
+// A new rows x cols array whose data starts on a 64-byte line (CacheLineAllocator's reason):
+// NumPy's own large blocks start 16 bytes past one.
+py::array array_on_cache_lines(const py::dtype& dtype, py::ssize_t rows, py::ssize_t cols) {
+  void* data = cache_line_alloc(std::size_t(std::max<py::ssize_t>(1, rows * cols)),
+                                std::size_t(dtype.itemsize()));
+  const py::capsule owner(data, [](void* memory) { std::free(memory); });
+  return py::array(dtype, {rows, cols}, data, owner);
+}
+
 // kernels.gemm's first try: with operands that need no conversion (same-dtype C-contiguous
 // matrices, bool flags, int or float scalars, out absent or of that dtype) it computes and
 // returns out, saving the Python layer's checks on small products; anything else returns None
@@ -121,8 +131,8 @@ void bind_gemm_ready(py::module_& m) {
                             out_double != a_double)
       return py::none();
     const py::array result =
-        out.is_none() ? py::array(pa.dtype(), {ta ? pa.shape(1) : pa.shape(0),
-                                              tb ? pb.shape(0) : pb.shape(1)})
+        out.is_none() ? array_on_cache_lines(pa.dtype(), ta ? pa.shape(1) : pa.shape(0),
+                                             tb ? pb.shape(0) : pb.shape(1))
                       : py::reinterpret_borrow<py::array>(out);
     if (a_double)
       run_gemm<double>(false, pa, pb, result, ta, tb, alpha_value, beta_value);

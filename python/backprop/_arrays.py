@@ -36,18 +36,25 @@ def result_float_dtype(*arrays: np.ndarray) -> np.dtype:
     return np.dtype(np.float32) if dtype in (np.float16, np.float32) else np.dtype(np.float64)
 
 
-def zeros_on_cache_lines(shape: Any, dtype: Any) -> np.ndarray:
-    """C-contiguous zeros whose data starts on a 64-byte boundary.
+def empty_on_cache_lines(shape: Any, dtype: Any) -> np.ndarray:
+    """An uninitialized C-contiguous array whose data starts on a 64-byte boundary.
 
-    NumPy's large blocks start 16 bytes past one, and a GEMM writing into such a buffer splits
-    every other vector store over two cache lines. The array is a view into a slightly larger
-    block that it keeps alive.
+    NumPy's own large blocks start 16 bytes past one, and a GEMM writing into such a buffer
+    splits every other vector store over two cache lines. The array is a view into a slightly
+    larger block that it keeps alive.
     """
     dtype = np.dtype(dtype)
     count = int(np.prod(shape, dtype=np.int64))
-    block = np.zeros(count + 64 // dtype.itemsize, dtype)
+    block = np.empty(count + 64 // dtype.itemsize, dtype)
     skip = (-block.ctypes.data % 64) // dtype.itemsize
     return block[skip:skip + count].reshape(shape)
+
+
+def zeros_on_cache_lines(shape: Any, dtype: Any) -> np.ndarray:
+    """empty_on_cache_lines, filled with zeros."""
+    array = empty_on_cache_lines(shape, dtype)
+    array.fill(0)
+    return array
 
 
 def as_input(value: Any, name: str, dtype: np.dtype) -> np.ndarray:

@@ -13,7 +13,8 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _core
-from ._arrays import as_input, as_real_array, float_dtype, require_finite, result_float_dtype
+from ._arrays import (as_input, as_real_array, empty_on_cache_lines, float_dtype, require_finite,
+                      result_float_dtype)
 from ._names import (
     DEFAULT_OUTPUT,
     activation_alpha,
@@ -72,7 +73,7 @@ def _gemm(reference: bool, A: Any, B: Any, trans_a: bool, trans_b: bool, alpha: 
             raise ValueError("beta != 0 adds to out's contents, so out must be given")
         rows = a.shape[1] if trans_a else a.shape[0]
         cols = b.shape[0] if trans_b else b.shape[1]
-        out = np.empty((rows, cols), dtype=dtype)
+        out = empty_on_cache_lines((rows, cols), dtype)
     kernel = _core.gemm_ref if reference else _core.gemm
     kernel(a, b, out, bool(trans_a), bool(trans_b), float(alpha), float(beta))
     return out
@@ -97,7 +98,7 @@ def gemm_ref(A: Any, B: Any, *, trans_a: bool = False, trans_b: bool = False, al
 
 
 def _new_like(out: Optional[np.ndarray], shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    return np.empty(shape, dtype=dtype) if out is None else out
+    return empty_on_cache_lines(shape, dtype) if out is None else out
 
 
 def activation_forward(u: Any, activation: str, *, alpha: Optional[float] = None,
@@ -136,7 +137,7 @@ def dense_forward(X: Any, W: Any, b: Any = None, activation: str = "identity", *
     if bias is not None and bias.ndim != 1:
         raise ValueError(f"b must be 1-D; got shape {bias.shape}")
     shape = (arrays[0].shape[0], arrays[1].shape[1])
-    u, y = np.empty(shape, dtype=dtype), np.empty(shape, dtype=dtype)
+    u, y = empty_on_cache_lines(shape, dtype), empty_on_cache_lines(shape, dtype)
     _core.dense_forward(arrays[0], arrays[1], bias, u, y, code,
                         activation_alpha(activation, alpha))
     return u, y
@@ -153,7 +154,7 @@ def hidden_delta(delta: Any, W: Any, u: Any, activation: str, *,
     code = activation_code(activation)
     dtype, (d, w, pre) = _resolve(None, {"delta": delta, "W": W, "u": u})
     _matrices({"delta": d, "W": w, "u": pre})
-    out = np.empty((d.shape[0], w.shape[0]), dtype=dtype)
+    out = empty_on_cache_lines((d.shape[0], w.shape[0]), dtype)
     _core.hidden_delta(d, w, pre, out, code, activation_alpha(activation, alpha))
     return out
 
