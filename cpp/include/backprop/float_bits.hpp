@@ -1,5 +1,5 @@
-// A float's bits as an unsigned integer of its width: tests and bounds that vectorize as
-// integer ORs, with no branch and no float compare.
+// A float's bits as an unsigned integer of its width: finiteness tests and magnitude bounds
+// that vectorize as integer ORs and maxima, with no branch and no float compare.
 #pragma once
 
 #include <cstdint>

@@ -56,8 +56,8 @@ struct Workspace {
   std::vector<CacheLineVector<T>> post;       // X_l = f(U_l); for the last layer, y_hat
   std::vector<CacheLineVector<T>> grad_post;  // dLoss/dX_l, then dLoss/dU_l in place
   std::vector<CacheLineVector<T>> dropped;    // X_l after dropout, for layers that have it
-  index_t dropout_step = -1;              // the training step of the last forward, -1: none
-  std::vector<char> grad_written;         // whether grad_post[l] holds a contribution yet
+  index_t dropout_step = -1;                  // the training step of the last forward, -1: none
+  std::vector<char> grad_written;             // whether grad_post[l] holds a contribution yet
   CacheLineVector<T> batch_x, batch_y, batch_w;  // rows gathered by train_epoch
 
   void reserve(const NetworkSpec<T>& net, index_t rows);
