@@ -908,14 +908,13 @@ std::vector<double> reference_forward(const backprop::NetworkSpec<T>& net,
       }
     std::vector<double>& out = outputs[l + 1];
     out.resize(u.size());
-    if (l + 1 == net.layers.size()) {
-      backprop::OutputSpec<double> spec;
-      spec.softmax = net.output.softmax;
-      spec.act = {net.output.act.kind, double(net.output.act.alpha)};
-      backprop::output_forward<double>(out.data(), u.data(), rows, layer.fan_out, spec);
+    const bool output_layer = l + 1 == net.layers.size();
+    if (output_layer && net.output.softmax) {
+      backprop::softmax_forward_ref<double>(out.data(), u.data(), rows, layer.fan_out);
     } else {
+      const auto act = output_layer ? net.output.act : layer.act;
       backprop::activation_forward_ref<double>(out.data(), u.data(), index_t(u.size()),
-                                               {layer.act.kind, double(layer.act.alpha)});
+                                               {act.kind, double(act.alpha)});
     }
   }
   return outputs.back();

@@ -8,11 +8,13 @@ method is the one in shared/BENCH.md.
     python bench/peers.py                       # tiny, mnist, deep; 3 rounds; all cores
     python bench/peers.py --networks wide       # or --full for all four
     python bench/peers.py --quick               # 1 round, short timings (smoke test)
+    python bench/peers.py --activation tanh     # hidden layers tanh (or sigmoid), not relu
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -40,6 +42,7 @@ class NetworkSpec:
     # kept near 2048 samples, except for wide, where one pass of ours takes seconds.
     n_batches: int
     label: str
+    activation: str = "relu"  # of the hidden layers: one of HIDDEN_ACTIVATIONS
 
     @property
     def n_samples(self) -> int:
@@ -68,6 +71,9 @@ NETWORKS = {
     "wide": NetworkSpec("wide", (1024, 4096, 4096, 1024), 256, 2, "1024-4096-4096-1024"),
 }
 DEFAULT_NETWORKS = ("tiny", "mnist", "deep")
+# Hidden activations every contender has; the names are backprop's (sklearn calls sigmoid
+# "logistic").
+HIDDEN_ACTIVATIONS = ("relu", "tanh", "sigmoid")
 
 LEARNING_RATE = 0.01
 MOMENTUM = 0.9
@@ -162,7 +168,7 @@ def build_bp(spec: NetworkSpec, threads: int, per_epoch: bool) -> Contender:
 
     bp.set_num_threads(threads)
     X, y = make_data(spec)
-    net = bp.Network(list(spec.sizes), activation="relu", loss="cross_entropy", reduction="mean",
+    net = bp.Network(list(spec.sizes), activation=spec.activation, loss="cross_entropy", reduction="mean",
                      dtype="float32", seed=0)
     for layer, (W, b) in zip(net.layers, make_weights(spec)):
         layer.W[...] = W
@@ -204,7 +210,8 @@ def build_torch(spec: NetworkSpec, threads: int) -> Contender:
     layers: list[Any] = []
     for i, (fan_in, fan_out) in enumerate(zip(spec.sizes[:-1], spec.sizes[1:])):
         if i:
-            layers.append(torch.nn.ReLU())
+            layers.append({"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh,
+                           "sigmoid": torch.nn.Sigmoid}[spec.activation]())
         layers.append(torch.nn.Linear(fan_in, fan_out))
     model = torch.nn.Sequential(*layers)
     linears = [m for m in model if isinstance(m, torch.nn.Linear)]
@@ -240,11 +247,12 @@ def build_jax(spec: NetworkSpec, threads: int) -> Contender:
 
     X, y = make_data(spec)
     tree_map = jax.tree_util.tree_map
+    hidden = {"relu": jax.nn.relu, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid}[spec.activation]
 
     def loss_fn(params: Any, xb: Any, yb: Any) -> Any:
         a = xb
         for W, b in params[:-1]:
-            a = jax.nn.relu(a @ W + b)
+            a = hidden(a @ W + b)
         W, b = params[-1]
         logp = jax.nn.log_softmax(a @ W + b)
         return -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1))
@@ -336,9 +344,37 @@ def build_numpy(spec: NetworkSpec, threads: int) -> Contender:
     for (W, b), (W0, b0) in zip(P, init):
         W[...] = W0
         b[...] = b0
-    acts = [np.empty((B, n), dtype=np.float32) for n in sizes[1:]]        # post-ReLU; last: logits
+    acts = [np.empty((B, n), dtype=np.float32) for n in sizes[1:]]        # activated; last: logits
     deltas = [np.empty((B, n), dtype=np.float32) for n in sizes[1:-1]]    # dLoss/dU of hidden layers
-    masks = [np.empty((B, n), dtype=bool) for n in sizes[1:-1]]
+    masks = [np.empty((B, n), dtype=bool) for n in sizes[1:-1]]              # relu's derivative
+    slopes = [np.empty((B, n), dtype=np.float32) for n in sizes[1:-1]]      # the others'
+
+    # In place, from the activated values a = f(z): relu's derivative is the mask a > 0,
+    # tanh's 1 - a^2, sigmoid's a (1 - a).
+    def activate(z: Any) -> None:
+        if spec.activation == "relu":
+            np.maximum(z, 0, out=z)
+        elif spec.activation == "tanh":
+            np.tanh(z, out=z)
+        else:
+            np.negative(z, out=z)
+            np.exp(z, out=z)
+            z += 1
+            np.reciprocal(z, out=z)
+
+    def multiply_by_derivative(d: Any, a: Any, layer: int) -> None:
+        if spec.activation == "relu":
+            np.greater(a, 0, out=masks[layer])
+            np.multiply(d, masks[layer], out=d)
+            return
+        slope = slopes[layer]
+        if spec.activation == "tanh":
+            np.multiply(a, a, out=slope)
+            np.subtract(1, slope, out=slope)
+        else:
+            np.subtract(1, a, out=slope)
+            slope *= a
+        d *= slope
     row_stat = np.empty((B, 1), dtype=np.float32)
     rows = np.arange(B)
     batches = make_batches(spec, X, y)
@@ -352,7 +388,7 @@ def build_numpy(spec: NetworkSpec, threads: int) -> Contender:
             np.matmul(a, P[l][0], out=z)
             z += P[l][1]
             if l < n_layers - 1:
-                np.maximum(z, 0, out=z)  # ReLU in place: z > 0 is also its derivative's mask
+                activate(z)
             a = z
         # Softmax cross-entropy (mean): shift by the row max, loss from log-sum-exp, then the
         # logits buffer becomes p and then the output error (p - onehot) / B.
@@ -374,8 +410,7 @@ def build_numpy(spec: NetworkSpec, threads: int) -> Contender:
             if l:
                 d_prev = deltas[l - 1]
                 np.matmul(d, P[l][0].T, out=d_prev)
-                np.greater(a_prev, 0, out=masks[l - 1])
-                np.multiply(d_prev, masks[l - 1], out=d_prev)
+                multiply_by_derivative(d_prev, a_prev, l - 1)
                 d = d_prev
         # SGD with momentum, PyTorch's form: v = mu v + g; p -= lr v.
         np.multiply(velocity, np.float32(MOMENTUM), out=velocity)
@@ -402,7 +437,8 @@ def build_sklearn(spec: NetworkSpec, threads: int) -> Contender:
     X, y = make_data(spec)
     B = spec.batch
     classes = np.arange(spec.sizes[-1])
-    model = MLPClassifier(hidden_layer_sizes=spec.sizes[1:-1], activation="relu", solver="sgd",
+    activation = {"sigmoid": "logistic"}.get(spec.activation, spec.activation)
+    model = MLPClassifier(hidden_layer_sizes=spec.sizes[1:-1], activation=activation, solver="sgd",
                           momentum=MOMENTUM, nesterovs_momentum=False,
                           learning_rate_init=LEARNING_RATE, learning_rate="constant", alpha=0.0,
                           batch_size=B, shuffle=True, random_state=0)
@@ -494,7 +530,7 @@ def worker(args: argparse.Namespace) -> None:
     if args.probe:
         print(json.dumps(probe(name)))
         return
-    spec = NETWORKS[args.network_spec]
+    spec = dataclasses.replace(NETWORKS[args.network_spec], activation=args.activation)
     if name == "jax" and args.threads < (os.cpu_count() or 1):
         # XLA's CPU pool sizes itself from the schedulable CPUs; pinning is its thread knob.
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.threads])
@@ -655,7 +691,8 @@ def describe_worker_info(name: str, info: dict[str, Any]) -> str:
 
 def parent(args: argparse.Namespace) -> int:
     threads = args.threads
-    networks = [NETWORKS[name] for name in args.networks]
+    networks = [dataclasses.replace(NETWORKS[name], activation=args.activation)
+                for name in args.networks]
     started = datetime.now(timezone.utc)
     load_before = load_text()
     print(f"bench/peers.py  {started:%Y-%m-%d %H:%M} UTC  {load_before} (before)", flush=True)
@@ -696,7 +733,8 @@ def parent(args: argparse.Namespace) -> int:
           f"timed run >= {args.min_time} s; median of rounds [min - max]; ratios round by round, "
           f"then the median", flush=True)
 
-    per_round_argv = ["--min-time", str(args.min_time), "--warmup", str(args.warmup)]
+    per_round_argv = ["--min-time", str(args.min_time), "--warmup", str(args.warmup),
+                      "--activation", args.activation]
     runs: dict[str, dict[str, list[Optional[dict[str, Any]]]]] = {
         spec.name: {name: [] for name in contenders} for spec in networks}
     worker_notes: dict[str, str] = {}
@@ -757,7 +795,7 @@ def print_table(spec: NetworkSpec, contenders: list[str], runs: dict[str, list[O
                 peak: Optional[float], threads: int, report: dict[str, Any]) -> None:
     bound = peak * 1e9 / spec.flops_per_sample if peak else None
     print()
-    print(f"{spec.name}  {spec.label}  batch {spec.batch}  {spec.weights:,} weights  "
+    print(f"{spec.name}  {spec.label}  {spec.activation}  batch {spec.batch}  {spec.weights:,} weights  "
           f"{spec.flops_per_sample / 1e6:.3f} MFLOP/sample"
           + (f"  bound {bound:,.0f} samples/s" if bound else ""))
     rates = {name: [r["samples_per_s"] if r else None for r in runs[name]] for name in contenders}
@@ -860,6 +898,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1,
                         help="threads for every contender (default: all cores)")
     parser.add_argument("--quick", action="store_true", help="1 round, short timings (smoke test)")
+    parser.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="relu",
+                        help="of the hidden layers (default relu)")
     parser.add_argument("--peak", type=float, default=None,
                         help="FMA peak in GFLOP/s (default: measured with backprop-bench --quick)")
     parser.add_argument("--json", default=None, help="also save the results here")

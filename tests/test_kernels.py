@@ -443,6 +443,88 @@ def test_activation_kinks_use_the_negative_side(dtype):
     assert K.activation_backward(one, zero, "elu", alpha=0.5)[0] == dtype.type(0.5)
 
 
+# The kernels' exp, expm1, log1p and tanh are their own branch-free ones (they vectorize), so
+# they are measured in units in the last place against an exact reference: NumPy's long double
+# (80-bit on x86-64), well beyond float64. libm's float ones reach about 2 on the same scale.
+_EXACT = {
+    "tanh": np.tanh,
+    "sigmoid": lambda x: np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))),
+                                  np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x)))),
+    "softplus": lambda x: np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+}
+MAX_ULPS = 3.0
+
+
+def _ulps(got, exact, dtype):
+    """|got - exact| in units of the spacing of dtype at exact (rounded to dtype)."""
+    spacing = np.spacing(np.abs(exact.astype(dtype))).astype(np.longdouble)
+    return np.abs(got.astype(np.longdouble) - exact) / spacing
+
+
+def _sweep(dtype):
+    """Both signs of magnitudes from the subnormals to past overflow of exp, and a fine grid
+    where the functions bend."""
+    info = np.finfo(dtype)
+    tiny_exponent = np.log10(float(info.smallest_subnormal))
+    magnitudes = np.logspace(tiny_exponent, 3, 100_000)
+    grid = np.linspace(-20, 20, 100_001)
+    values = np.concatenate([magnitudes, -magnitudes, grid, [0.0, -0.0]])
+    return values.astype(dtype)
+
+
+@pytest.mark.parametrize("name", sorted(_EXACT))
+def test_transcendental_activations_are_within_a_few_ulps(dtype, name):
+    u = _sweep(dtype)
+    exact = _EXACT[name](u.astype(np.longdouble))
+    ulps = _ulps(K.activation_forward(u, name), exact, dtype)
+    worst = int(np.argmax(ulps))
+    assert ulps[worst] <= MAX_ULPS, f"{name}({u[worst]!r}) off by {float(ulps[worst]):.2f} ulps"
+
+
+def test_softmax_is_within_a_few_ulps(dtype):
+    rng = np.random.default_rng(5)
+    u = (rng.standard_normal((4000, 10)) * 8).astype(dtype)
+    # The shift by the row maximum rounds in dtype, in every softmax (NumPy's too): up to half
+    # an ulp of |u - max|, which e^x turns into tens of ulps of the result. Only what follows
+    # the shift is measured here: each exp, the sum and the division.
+    shifted = (u - u.max(axis=1, keepdims=True)).astype(np.longdouble)
+    exact = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    assert _ulps(K.softmax(u), exact, dtype).max() <= 2 * MAX_ULPS
+
+
+@pytest.mark.parametrize("name", ref.ACTIVATIONS)
+def test_activations_give_the_same_bits_in_vector_lanes_and_scalar_tails(dtype, name):
+    # A loop over n elements runs most of them in vector lanes and the last n mod width in
+    # scalar code; shifting the array by 1..17 elements moves every element through both and
+    # through every lane, and its result must not change by a bit.
+    rng = np.random.default_rng(11)
+    u = (rng.standard_normal(53) * 4).astype(dtype)
+    u[:6] = [0.0, -0.0, 30.0, -30.0, 1e-30, -1e-30]
+    grad = rng.standard_normal(53).astype(dtype)
+    forward = K.activation_forward(u, name)
+    backward = K.activation_backward(grad, u, name)
+    for shift in range(1, 18):
+        assert forward[shift:].tobytes() == K.activation_forward(u[shift:], name).tobytes()
+        assert backward[shift:].tobytes() == K.activation_backward(grad[shift:], u[shift:],
+                                                                   name).tobytes()
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "softplus", "elu", "gelu"])
+def test_activations_of_special_values_match_the_reference(dtype, name):
+    info = np.finfo(dtype)
+    u = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, info.smallest_subnormal,
+                  -info.smallest_subnormal, info.tiny, -info.tiny, info.max, -info.max], dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = ref.activation_forward(name, u)
+    assert_allclose(K.activation_forward(u, name), expected, rtol=0, atol=0, equal_nan=True)
+
+
+def test_tanh_is_odd_to_the_bit(dtype):
+    u = _sweep(dtype)
+    assert K.activation_forward(-u, "tanh").tobytes() == (-K.activation_forward(u, "tanh")).tobytes()
+
+
 # --------------------------------------------------------------------------------------------
 # softmax
 

@@ -1,5 +1,6 @@
 // Activation forward and derivative kernels, and the row-wise softmax.
 #include "backprop/activations.hpp"
+#include "backprop/branch_free_math.hpp"
 #include "backprop/threads.hpp"
 
 #include <algorithm>
@@ -11,36 +12,56 @@ namespace {
 constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 
-// Stable for large |u|: exp is only ever taken of a non-positive number.
-template <typename T>
-inline T sigmoid(T u) {
-  if (u >= T(0)) return T(1) / (T(1) + std::exp(-u));
-  const T e = std::exp(u);
-  return e / (T(1) + e);
-}
+// The transcendental functions the activations need. The kernels take the branch-free ones,
+// which vectorize; the reference twins take libm's.
+struct BranchFreeMath {
+  template <typename T>
+  BACKPROP_ALWAYS_INLINE static T exp_nonpositive(T u) { return branch_free::exp_nonpositive(u); }
+  template <typename T>
+  BACKPROP_ALWAYS_INLINE static T expm1_nonpositive(T u) { return branch_free::expm1_nonpositive(u); }
+  template <typename T>
+  BACKPROP_ALWAYS_INLINE static T tanh(T u) { return branch_free::tanh(u); }
+  template <typename T>
+  BACKPROP_ALWAYS_INLINE static T sigmoid(T u) { return branch_free::sigmoid(u); }
+  template <typename T>
+  BACKPROP_ALWAYS_INLINE static T softplus(T u) { return branch_free::softplus(u); }
+};
 
-template <typename T>
-inline T softplus(T u) {
-  return (u > T(0) ? u : T(0)) + std::log1p(std::exp(-std::fabs(u)));
-}
+struct LibmMath {
+  template <typename T>
+  static T exp_nonpositive(T u) { return std::exp(u); }
+  template <typename T>
+  static T expm1_nonpositive(T u) { return std::expm1(u); }
+  template <typename T>
+  static T tanh(T u) { return std::tanh(u); }
+  // Stable for large |u|: exp is only ever taken of a non-positive number.
+  template <typename T>
+  static T sigmoid(T u) {
+    if (u >= T(0)) return T(1) / (T(1) + std::exp(-u));
+    const T e = std::exp(u);
+    return e / (T(1) + e);
+  }
+  template <typename T>
+  static T softplus(T u) { return (u > T(0) ? u : T(0)) + std::log1p(std::exp(-std::fabs(u))); }
+};
 
-template <typename T>
-inline T apply(Activation kind, T alpha, T u) {
+template <typename Math, typename T>
+BACKPROP_ALWAYS_INLINE T apply(Activation kind, T alpha, T u) {
   switch (kind) {
     case Activation::identity:
       return u;
     case Activation::sigmoid:
-      return sigmoid(u);
+      return Math::sigmoid(u);
     case Activation::tanh:
-      return std::tanh(u);
+      return Math::tanh(u);
     case Activation::relu:
       return u > T(0) ? u : T(0);
     case Activation::leaky_relu:
       return u > T(0) ? u : alpha * u;
     case Activation::elu:
-      return u > T(0) ? u : alpha * std::expm1(u);
+      return u > T(0) ? u : alpha * Math::expm1_nonpositive(u);
     case Activation::softplus:
-      return softplus(u);
+      return Math::softplus(u);
     case Activation::gelu:
       return T(0.5) * u * (T(1) + std::erf(u * T(kInvSqrt2)));
   }
@@ -48,8 +69,8 @@ inline T apply(Activation kind, T alpha, T u) {
 }
 
 // f'(u), using y = f(u) where that is cheaper.
-template <typename T>
-inline T derivative(Activation kind, T alpha, T u, T y) {
+template <typename Math, typename T>
+BACKPROP_ALWAYS_INLINE T derivative(Activation kind, T alpha, T u, T y) {
   switch (kind) {
     case Activation::identity:
       return T(1);
@@ -64,9 +85,10 @@ inline T derivative(Activation kind, T alpha, T u, T y) {
     case Activation::elu:
       return u > T(0) ? T(1) : y + alpha;
     case Activation::softplus:
-      return sigmoid(u);
+      return Math::sigmoid(u);
     case Activation::gelu: {
       const T cdf = T(0.5) * (T(1) + std::erf(u * T(kInvSqrt2)));
+      // libm's exp: erf keeps this loop scalar, where libm is the faster.
       const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * u * u);
       return cdf + u * pdf;
     }
@@ -82,7 +104,7 @@ inline T derivative(Activation kind, T alpha, T u, T y) {
 template <typename T, Activation K, bool InPlace>
 inline void forward_row(T* __restrict y, const T* __restrict u, index_t n, T alpha) {
 #pragma GCC unroll 1
-  for (index_t i = 0; i < n; ++i) y[i] = apply<T>(K, alpha, InPlace ? y[i] : u[i]);
+  for (index_t i = 0; i < n; ++i) y[i] = apply<BranchFreeMath, T>(K, alpha, InPlace ? y[i] : u[i]);
 }
 
 // du = dy * f'(u). InPlace: du holds dy on entry (the engine's delta), and dy is not read.
@@ -92,9 +114,9 @@ inline void backward_row(T* __restrict du, const T* __restrict dy, const T* __re
                          const T* __restrict y, index_t n, T alpha) {
 #pragma GCC unroll 1
   for (index_t i = 0; i < n; ++i) {
-    const T yi = HasY ? y[i] : apply<T>(K, alpha, u[i]);
+    const T yi = HasY ? y[i] : apply<BranchFreeMath, T>(K, alpha, u[i]);
     const T upstream = InPlace ? du[i] : dy[i];
-    du[i] = upstream * derivative<T>(K, alpha, u[i], yi);
+    du[i] = upstream * derivative<BranchFreeMath, T>(K, alpha, u[i], yi);
   }
 }
 
@@ -219,6 +241,20 @@ struct BackwardTileOf {
   }
 };
 
+// One row of the softmax, in two loops: the exps vectorize, and the sum, kept in order, would
+// stop them from vectorizing were it in the same loop. InPlace: out holds the row on entry.
+template <typename T, bool InPlace>
+BACKPROP_ELEMENTWISE_CLONES void softmax_row(T* __restrict out, const T* __restrict u, index_t n) {
+  const T* row = InPlace ? out : u;
+  T top = row[0];
+  for (index_t j = 1; j < n; ++j) top = row[j] > top ? row[j] : top;
+  for (index_t j = 0; j < n; ++j) out[j] = branch_free::exp_nonpositive((InPlace ? out[j] : u[j]) - top);
+  T total = T(0);
+  for (index_t j = 0; j < n; ++j) total += out[j];
+  const T inv = T(1) / total;
+  for (index_t j = 0; j < n; ++j) out[j] *= inv;
+}
+
 }  // namespace
 
 template <typename T>
@@ -257,32 +293,38 @@ BackwardTileFn<T> backward_tile_function(Activation kind, bool has_y) {
 
 template <typename T>
 void activation_forward_ref(T* y, const T* u, index_t n, ActivationParams<T> act) {
-  for (index_t i = 0; i < n; ++i) y[i] = apply<T>(act.kind, act.alpha, u[i]);
+  for (index_t i = 0; i < n; ++i) y[i] = apply<LibmMath, T>(act.kind, act.alpha, u[i]);
 }
 
 template <typename T>
 void activation_backward_ref(T* du, const T* dy, const T* u, index_t n, ActivationParams<T> act) {
   for (index_t i = 0; i < n; ++i)
-    du[i] = dy[i] * derivative<T>(act.kind, act.alpha, u[i], apply<T>(act.kind, act.alpha, u[i]));
+    du[i] = dy[i] * derivative<LibmMath, T>(act.kind, act.alpha, u[i],
+                                           apply<LibmMath, T>(act.kind, act.alpha, u[i]));
 }
 
 template <typename T>
 void softmax_forward(T* p, const T* u, index_t m, index_t n) {
   // p (m x n) = exp(u - rowmax) / rowsum
+  if (n == 0) return;  // rows without columns have nothing to read
+  const bool in_place = p == u;
   parallel_for(m, m * n >= kElementwiseParallelMin, [&](index_t i) {
+    if (in_place) return softmax_row<T, true>(p + i * n, nullptr, n);
+    softmax_row<T, false>(p + i * n, u + i * n, n);
+  });
+}
+
+template <typename T>
+void softmax_forward_ref(T* p, const T* u, index_t m, index_t n) {
+  for (index_t i = 0; i < m; ++i) {
     const T* row = u + i * n;
     T* out = p + i * n;
-    if (n == 0) return;  // a row without columns has nothing to read
-    T top = row[0];
+    T top = n > 0 ? row[0] : T(0);
     for (index_t j = 1; j < n; ++j) top = row[j] > top ? row[j] : top;
     T total = T(0);
-    for (index_t j = 0; j < n; ++j) {
-      out[j] = std::exp(row[j] - top);
-      total += out[j];
-    }
-    const T inv = T(1) / total;
-    for (index_t j = 0; j < n; ++j) out[j] *= inv;
-  });
+    for (index_t j = 0; j < n; ++j) total += out[j] = std::exp(row[j] - top);
+    for (index_t j = 0; j < n; ++j) out[j] /= total;
+  }
 }
 
 template <typename T>
@@ -309,6 +351,7 @@ void softmax_backward(T* du, const T* dp, const T* p, index_t m, index_t n) {
   template void activation_backward_ref<T>(T*, const T*, const T*, index_t,                   \
                                            ActivationParams<T>);                              \
   template void softmax_forward<T>(T*, const T*, index_t, index_t);                           \
+  template void softmax_forward_ref<T>(T*, const T*, index_t, index_t);                       \
   template void softmax_backward<T>(T*, const T*, const T*, index_t, index_t);
 BACKPROP_INSTANTIATE_ACTIVATIONS(float)
 BACKPROP_INSTANTIATE_ACTIVATIONS(double)

@@ -60,10 +60,13 @@ void softmax_forward(T* p, const T* u, index_t m, index_t n);
 template <typename T>
 void softmax_backward(T* du, const T* dp, const T* p, index_t m, index_t n);
 
-// Plain one-element-at-a-time twins of the above, the references for tests.
+// Plain one-element-at-a-time twins of the above, with libm's exp, expm1, log1p and tanh where
+// the kernels use their own (branch_free_math.hpp): the references for tests and benchmarks.
 template <typename T>
 void activation_forward_ref(T* y, const T* u, index_t n, ActivationParams<T> act);
 template <typename T>
 void activation_backward_ref(T* du, const T* dy, const T* u, index_t n, ActivationParams<T> act);
+template <typename T>
+void softmax_forward_ref(T* p, const T* u, index_t m, index_t n);
 
 }  // namespace backprop

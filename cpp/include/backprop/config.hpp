@@ -92,3 +92,11 @@ constexpr index_t kElementwiseBlock = 1 << 14;
 #else
 #define BACKPROP_ELEMENTWISE_CLONES
 #endif
+
+// Functions a vectorized loop calls must be inlined whole, or the loop stays scalar: GCC's
+// inliner gave up partway into the double-precision softplus and sigmoid derivative.
+#if defined(__GNUC__)
+#define BACKPROP_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define BACKPROP_ALWAYS_INLINE inline
+#endif

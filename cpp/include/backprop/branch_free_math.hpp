@@ -1,0 +1,218 @@
+// exp, expm1, log1p and tanh for the arguments the activations and the softmax need, written
+// without branches or calls so that a loop over them vectorizes. libm's take one call per
+// element: a 256-wide tanh network trained at 0.56x the speed of the same network with relu.
+//
+// Each stays within a few units in the last place of the exact result (the tests measure it
+// against libm over every sign, size and special value). The arithmetic is plain IEEE, with no
+// FMA and no reassociation, so a vector lane and a loop's scalar tail give the same bits, and
+// so do one and two threads. Selects stand where branches would be: both sides are computed.
+#pragma once
+
+#include "backprop/config.hpp"
+#include "backprop/float_bits.hpp"
+
+#include <cmath>
+
+namespace backprop {
+namespace branch_free {
+
+template <typename T>
+struct Constants;
+
+template <>
+struct Constants<float> {
+  static constexpr int kMantissaBits = 23;
+  static constexpr int kExponentBias = 127;
+  static constexpr float kRoundToInteger = 12582912.0f;  // 1.5 * 2^23: x + it - it = rint(x)
+  static constexpr float kExpLowest = -104.0f;           // exp below this rounds to 0
+  static constexpr float kExpm1Lowest = -30.0f;          // expm1 below this rounds to -1
+  static constexpr int kExpDegree = 7;                   // Taylor degree for |r| <= ln2 / 2
+  static constexpr int kExpm1Degree = 8;
+  static constexpr int kAtanhTerms = 4;                  // terms of log's series in s^2
+};
+
+template <>
+struct Constants<double> {
+  static constexpr int kMantissaBits = 52;
+  static constexpr int kExponentBias = 1023;
+  static constexpr double kRoundToInteger = 6755399441055744.0;  // 1.5 * 2^52
+  static constexpr double kExpLowest = -746.0;
+  static constexpr double kExpm1Lowest = -50.0;
+  static constexpr int kExpDegree = 13;
+  static constexpr int kExpm1Degree = 14;
+  static constexpr int kAtanhTerms = 9;
+};
+
+template <typename T>
+constexpr T kLog2e = T(1.44269504088896340736);
+// ln 2 split in two: kLn2Hi has few enough bits that k * kLn2Hi is exact for every k used here.
+template <typename T>
+constexpr T kLn2Hi = sizeof(T) == 4 ? T(0.693145751953125) : T(6.93147180369123816490e-01);
+template <typename T>
+constexpr T kLn2Lo = sizeof(T) == 4 ? T(1.4286068202862268e-06) : T(1.90821492927058770002e-10);
+template <typename T>
+constexpr T kSqrt2 = T(1.41421356237309504880);
+
+template <typename T>
+BACKPROP_ALWAYS_INLINE T float_from_bits(FloatBits<T> bits) {
+  T value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
+
+// The integer k = rint(x), as a float and as the integer: x must be well inside +-2^22.
+template <typename T>
+struct RoundedInteger {
+  T value;
+  FloatBits<T> bits;  // k in two's complement
+};
+
+template <typename T>
+BACKPROP_ALWAYS_INLINE RoundedInteger<T> round_to_integer(T x) {
+  constexpr T magic = Constants<T>::kRoundToInteger;
+  const T shifted = x + magic;
+  return {shifted - magic, bits_of(shifted) - bits_of(magic)};
+}
+
+// 2^k for an integer k inside the normal exponents.
+template <typename T>
+BACKPROP_ALWAYS_INLINE T power_of_two(FloatBits<T> k) {
+  return float_from_bits<T>((k + FloatBits<T>(Constants<T>::kExponentBias))
+                            << Constants<T>::kMantissaBits);
+}
+
+// x = k ln2 + r with |r| <= ln2 / 2 (Cody and Waite's reduction).
+template <typename T>
+struct Reduced {
+  RoundedInteger<T> k;
+  T r;
+};
+
+template <typename T>
+BACKPROP_ALWAYS_INLINE Reduced<T> reduce_by_ln2(T x) {
+  const RoundedInteger<T> k = round_to_integer(x * kLog2e<T>);
+  return {k, (x - k.value * kLn2Hi<T>) - k.value * kLn2Lo<T>};
+}
+
+template <typename T>
+constexpr T inverse_factorial(int n) {
+  T factorial = T(1);
+  for (int i = 2; i <= n; ++i) factorial *= T(i);  // exact: 14! < 2^53, 8! < 2^24
+  return T(1) / factorial;
+}
+
+// sum_{n=N}^{Last} r^(n - N) / n!, by Horner's rule, unrolled at compile time.
+template <typename T, int N, int Last>
+BACKPROP_ALWAYS_INLINE T exp_series(T r) {
+  constexpr T coefficient = inverse_factorial<T>(N);
+  if constexpr (N == Last) {
+    return coefficient;
+  } else {
+    return coefficient + r * exp_series<T, N + 1, Last>(r);
+  }
+}
+
+// sum_{n=N}^{Last} 2 z^(n - N) / (2n + 1): atanh's series in z = s^2, from its s^(2N+1) term.
+template <typename T, int N, int Last>
+BACKPROP_ALWAYS_INLINE T atanh_series(T z) {
+  constexpr T coefficient = T(2) / T(2 * N + 1);
+  if constexpr (N == Last) {
+    return coefficient;
+  } else {
+    return coefficient + z * atanh_series<T, N + 1, Last>(z);
+  }
+}
+
+// e^x for x <= 0; larger x is taken as 0, -inf gives 0 and NaN gives NaN. Results below the
+// smallest normal float round once, as subnormals: 2^k is applied as two normal halves.
+template <typename T>
+BACKPROP_ALWAYS_INLINE T exp_nonpositive(T x) {
+  x = x > T(0) ? T(0) : x;
+  x = x < Constants<T>::kExpLowest ? Constants<T>::kExpLowest : x;
+  const Reduced<T> reduced = reduce_by_ln2(x);
+  const T exp_r = exp_series<T, 0, Constants<T>::kExpDegree>(reduced.r);
+  const RoundedInteger<T> half = round_to_integer(reduced.k.value * T(0.5));
+  return exp_r * power_of_two<T>(half.bits) * power_of_two<T>(reduced.k.bits - half.bits);
+}
+
+// e^x = 2^k e^r for x in [kExpm1Lowest, 0], with e^r - 1 kept apart: both e^x and e^x - 1
+// follow from it to within a unit or two in the last place.
+template <typename T>
+struct SplitExp {
+  T scale;           // 2^k
+  T expm1_r;         // e^r - 1
+  bool k_is_zero;
+};
+
+template <typename T>
+BACKPROP_ALWAYS_INLINE SplitExp<T> split_exp(T x) {
+  x = x > T(0) ? T(0) : x;
+  x = x < Constants<T>::kExpm1Lowest ? Constants<T>::kExpm1Lowest : x;
+  const Reduced<T> reduced = reduce_by_ln2(x);
+  const T r = reduced.r;
+  return {power_of_two<T>(reduced.k.bits), r * exp_series<T, 1, Constants<T>::kExpm1Degree>(r),
+          reduced.k.value == T(0)};
+}
+
+// e^x - 1 = 2^k (e^r - 1) + (2^k - 1), which does not cancel for k != 0: |2^k (e^r - 1)| is below
+// half of |2^k - 1| there.
+template <typename T>
+BACKPROP_ALWAYS_INLINE T expm1_of(SplitExp<T> e) {
+  return e.k_is_zero ? e.expm1_r : e.scale * e.expm1_r + (e.scale - T(1));
+}
+
+// e^x - 1 for x <= 0, accurate near 0 (where e^x - 1 would cancel); larger x is taken as 0,
+// and below kExpm1Lowest the result is -1. -0 gives -0.
+template <typename T>
+BACKPROP_ALWAYS_INLINE T expm1_nonpositive(T x) {
+  return expm1_of(split_exp(x));
+}
+
+// log(1 + t) for t in [0, 1].
+template <typename T>
+BACKPROP_ALWAYS_INLINE T log1p_unit(T t) {
+  const T w = T(1) + t;
+  const T w_error = t - (w - T(1));  // exact: 1 + t = w + w_error
+  // w = 2^e m with m in [sqrt(2)/2, sqrt(2)], and log(1 + f), f = m - 1, through
+  // s = f / (2 + f): log(1 + f) = 2 atanh(s) = 2s + s R(s^2) = f - s (f - R(s^2)).
+  const bool halve = w > kSqrt2<T>;
+  const T e = halve ? T(1) : T(0);
+  const T f = (halve ? w * T(0.5) : w) - T(1);
+  const T s = f / (T(2) + f);
+  const T z = s * s;
+  const T R = z * atanh_series<T, 1, Constants<T>::kAtanhTerms>(z);
+  const T small_terms = s * (f - R) - (e * kLn2Lo<T> + w_error / w);
+  return (e * kLn2Hi<T> + f) - small_terms;
+}
+
+// tanh|x| from e^(-2|x|) = 2^k e^r: as (1 - q) / (1 + q) = -m / (2 + m) with m = q - 1 up to
+// tanh = 1/2, where m keeps the digits of small |x|; as 1 - 2q / (1 + q) above, where tanh is near
+// 1 and an error in m would be multiplied by 2 (and 1 - tanh^2, the derivative, needs tanh's
+// last digits).
+template <typename T>
+BACKPROP_ALWAYS_INLINE T tanh(T x) {
+  const T magnitude = std::fabs(x);
+  const SplitExp<T> e = split_exp(T(-2) * magnitude);
+  const T m = expm1_of(e);
+  const T q = e.scale * (T(1) + e.expm1_r);
+  const T near_one = T(1) - T(2) * q / (T(1) + q);
+  const T near_zero = -m / (T(2) + m);
+  return std::copysign(magnitude > T(0.5493061443340549) ? near_one : near_zero, x);
+}
+
+// 1 / (1 + e^-u), with exp taken only of -|u|.
+template <typename T>
+BACKPROP_ALWAYS_INLINE T sigmoid(T u) {
+  const T e = exp_nonpositive(-std::fabs(u));
+  const T s = T(1) / (T(1) + e);
+  return u >= T(0) ? s : e * s;
+}
+
+// log(1 + e^u) without overflow.
+template <typename T>
+BACKPROP_ALWAYS_INLINE T softplus(T u) {
+  return (u > T(0) ? u : T(0)) + log1p_unit(exp_nonpositive(-std::fabs(u)));
+}
+
+}  // namespace branch_free
+}  // namespace backprop
