@@ -5,8 +5,8 @@ Written straight from the mathematics in DESIGN.md, for clarity rather than spee
 * Row-major: a batch of m samples is the m rows of X; layer l computes
   ``U_l = X_{l-1} @ W_l + b_l`` and ``X_l = f_l(U_l)`` with W_l of shape (fan_in, fan_out).
 * Arithmetic happens in the dtype it is given (float32 or float64); other inputs are cast to it.
-  The one exception is erf (for gelu), which ``math.erf`` evaluates in double and which is then
-  rounded to the working dtype.  Loss *values* are always computed in float64.
+  The one exception is erfc (for gelu), which ``math.erfc`` evaluates in double and which is
+  then rounded to the working dtype.  Loss *values* are always computed in float64.
 * The parameters of a network are one flat array: W_1 (row-major), b_1, W_2, b_2, ...
 """
 
@@ -24,7 +24,7 @@ DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
 # The output each cross-entropy is defined for (mse works with every output).
 _REQUIRED_OUTPUT = {"binary_cross_entropy": "sigmoid", "cross_entropy": "softmax"}
 
-_erf = np.vectorize(math.erf, otypes=[np.float64])
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,7 +117,8 @@ def _sigmoid(u):
 
 
 def _std_normal_cdf(u):
-    return (0.5 * (1.0 + _erf(u.astype(np.float64) / math.sqrt(2.0)))).astype(u.dtype)
+    # erfc(-x) rather than 1 + erf(x), which cancels in the lower tail.
+    return (0.5 * _erfc(-u.astype(np.float64) / math.sqrt(2.0))).astype(u.dtype)
 
 
 def _std_normal_pdf(u):
@@ -144,7 +145,9 @@ def activation_forward(name, u, alpha=None):
     if name == "softplus":
         return np.maximum(u, 0) + np.log1p(np.exp(-np.abs(u)))
     if name == "gelu":
-        return u * _std_normal_cdf(u)
+        with np.errstate(invalid="ignore"):
+            value = u * _std_normal_cdf(u)
+        return np.where(np.isneginf(u), 0, value).astype(u.dtype)  # the limit at -inf
     raise ValueError(f"unknown activation {name!r}; expected one of {ACTIVATIONS}")
 
 
@@ -170,8 +173,10 @@ def activation_derivative(name, u, alpha=None):
     if name == "softplus":
         return _sigmoid(u)
     if name == "gelu":
-        # d/du [u * Phi(u)] = Phi(u) + u * phi(u)
-        return _std_normal_cdf(u) + u * _std_normal_pdf(u)
+        # d/du [u * Phi(u)] = Phi(u) + u * phi(u), whose second term tends to 0 at +-inf
+        with np.errstate(invalid="ignore"):
+            tail = u * _std_normal_pdf(u)
+        return _std_normal_cdf(u) + np.where(np.isinf(u), 0, tail).astype(u.dtype)
     raise ValueError(f"unknown activation {name!r}; expected one of {ACTIVATIONS}")
 
 

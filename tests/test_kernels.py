@@ -1,5 +1,7 @@
 """Tests for backprop.kernels: every native kernel against the NumPy oracle, tests/reference.py."""
 
+import math
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -518,6 +520,24 @@ def test_activations_of_special_values_match_the_reference(dtype, name):
     with np.errstate(over="ignore", invalid="ignore"):
         expected = ref.activation_forward(name, u)
     assert_allclose(K.activation_forward(u, name), expected, rtol=0, atol=0, equal_nan=True)
+
+
+def test_gelu_keeps_its_digits_in_the_lower_tail(dtype):
+    # u Phi(u) for u down to -12, where Phi(u) = erfc(-u / sqrt 2) / 2 is as small as 1e-33 and
+    # 1 + erf(u / sqrt 2) would have cancelled to nothing; relative error only, no atol.
+    u = np.linspace(-12, -3, 1001).astype(dtype)
+    exact = np.array([float(x) * math.erfc(-float(x) / math.sqrt(2)) / 2 for x in u])
+    exact_slope = np.array([math.erfc(-float(x) / math.sqrt(2)) / 2
+                            + float(x) * math.exp(-float(x) ** 2 / 2) / math.sqrt(2 * math.pi)
+                            for x in u])
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    assert_allclose(K.activation_forward(u, "gelu"), exact, rtol=rtol, atol=0)
+    # The slope cancels (Phi + u phi, of opposite signs) by about u^2: it gets u^2 ulps.
+    slope = K.activation_backward(np.ones_like(u), u, "gelu")
+    assert_allclose(slope, exact_slope, rtol=rtol * 150, atol=0)
+    infinities = np.array([np.inf, -np.inf], dtype)
+    assert K.activation_forward(infinities, "gelu").tolist() == [np.inf, 0.0]
+    assert K.activation_backward(np.ones(2, dtype), infinities, "gelu").tolist() == [1.0, 0.0]
 
 
 def test_tanh_is_odd_to_the_bit(dtype):

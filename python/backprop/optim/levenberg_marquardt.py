@@ -17,6 +17,16 @@ if TYPE_CHECKING:
     from ..network import Network
 
 
+def _half_sse(net: "Network", x: np.ndarray, t: np.ndarray) -> float:
+    """Half the sum of squared errors, summed alike for the weights before and after a step.
+
+    The native Gauss-Newton pass returns this sum too, but in another order than NumPy's: at a
+    plateau, a step that changed nothing could then look lower by rounding, be accepted, and
+    keep training from ever converging.
+    """
+    return 0.5 * float(((net.forward(x).astype(np.float64) - t) ** 2).sum())
+
+
 class LevenbergMarquardt(Optimizer):
     """Levenberg-Marquardt for networks with loss='mse' (up to max_params parameters).
 
@@ -61,7 +71,8 @@ class LevenbergMarquardt(Optimizer):
         params = net.params
         jtj = np.zeros((n, n), dtype=params.dtype)
         jte = np.zeros(n, dtype=params.dtype)
-        half_sse = net._engine.gauss_newton(params, x, t, jtj, jte)
+        net._engine.gauss_newton(params, x, t, jtj, jte)
+        half_sse = _half_sse(net, x, t)
         before = params.copy()
         system = jtj.astype(np.float64)
         gradient = jte.astype(np.float64)
@@ -75,7 +86,7 @@ class LevenbergMarquardt(Optimizer):
                 delta = None
             if delta is not None and np.isfinite(delta).all():
                 params[...] = before + delta
-                trial = 0.5 * float(((net.forward(x).astype(np.float64) - t) ** 2).sum())
+                trial = _half_sse(net, x, t)
                 if np.isfinite(trial) and trial < half_sse:
                     self.mu = max(self.mu * self.mu_decrease, 1e-300)
                     break
