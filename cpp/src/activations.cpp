@@ -9,15 +9,6 @@
 namespace backprop {
 namespace {
 
-constexpr double kInvSqrt2 = 0.70710678118654752440;
-constexpr double kInvSqrt2Pi = 0.39894228040143267794;
-
-// Phi(u) through erfc, which keeps its digits in the lower tail, where 1 + erf(u / sqrt 2)
-// cancels (float gelu(-5) came out 4% off, gelu(-6) as 0).
-template <typename T>
-inline T standard_normal_cdf(T u) {
-  return T(0.5) * std::erfc(-u * T(kInvSqrt2));
-}
 
 // The transcendental functions the activations need. The kernels take the branch-free ones,
 // which vectorize; the reference twins take libm's.
@@ -32,6 +23,8 @@ struct BranchFreeMath {
   BACKPROP_ALWAYS_INLINE static T sigmoid(T u) { return branch_free::sigmoid(u); }
   template <typename T>
   BACKPROP_ALWAYS_INLINE static T softplus(T u) { return branch_free::softplus(u); }
+  template <typename T>
+  BACKPROP_ALWAYS_INLINE static branch_free::Normal<T> normal(T u) { return branch_free::normal(u); }
 };
 
 struct LibmMath {
@@ -50,6 +43,13 @@ struct LibmMath {
   }
   template <typename T>
   static T softplus(T u) { return (u > T(0) ? u : T(0)) + std::log1p(std::exp(-std::fabs(u))); }
+  // Phi through erfc, which keeps its digits in the lower tail, where 1 + erf(u / sqrt 2)
+  // cancels (float gelu(-5) came out 4% off that way, gelu(-6) as 0).
+  template <typename T>
+  static branch_free::Normal<T> normal(T u) {
+    return {T(0.5) * std::erfc(-u * branch_free::kInvSqrt2<T>),
+            branch_free::kInvSqrt2Pi<T> * std::exp(T(-0.5) * u * u)};
+  }
 };
 
 template <typename Math, typename T>
@@ -71,7 +71,7 @@ BACKPROP_ALWAYS_INLINE T apply(Activation kind, T alpha, T u) {
       return Math::softplus(u);
     case Activation::gelu: {
       // u Phi(u) -> 0 as u -> -inf, where the product would be -inf * 0.
-      const T cdf = standard_normal_cdf(u);
+      const T cdf = Math::normal(u).cdf;
       return cdf == T(0) ? T(0) : u * cdf;
     }
   }
@@ -97,22 +97,22 @@ BACKPROP_ALWAYS_INLINE T derivative(Activation kind, T alpha, T u, T y) {
     case Activation::softplus:
       return Math::sigmoid(u);
     case Activation::gelu: {
-      // libm's exp: erfc keeps this loop scalar, where libm is the faster. u phi(u) -> 0 as
-      // |u| -> inf, where the product would be inf * 0.
-      const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * u * u);
-      return standard_normal_cdf(u) + (pdf == T(0) ? T(0) : u * pdf);
+      // u phi(u) -> 0 as |u| -> inf, where the product would be inf * 0.
+      const branch_free::Normal<T> normal = Math::normal(u);
+      return normal.cdf + (normal.pdf == T(0) ? T(0) : u * normal.pdf);
     }
   }
   return T(1);
 }
 
 // One loop per activation kind, so the switch is hoisted out of the element loop; restrict
-// pointers and the AVX2 clone let the simple ones vectorize. Each loop covers one thread's
-// share of the elements (for_each_share).
+// pointers and the AVX2 clone let them vectorize. Each loop covers one thread's share of the
+// elements (for_each_share). The row loops must be inlined into the cloned functions below:
+// left out of line (as GCC chose for gelu's long body), they ran as baseline code.
 
 // y = f(u). InPlace: y holds u on entry, and u is not read.
 template <typename T, Activation K, bool InPlace>
-inline void forward_row(T* __restrict y, const T* __restrict u, index_t n, T alpha) {
+BACKPROP_ALWAYS_INLINE void forward_row(T* __restrict y, const T* __restrict u, index_t n, T alpha) {
 #pragma GCC unroll 1
   for (index_t i = 0; i < n; ++i) y[i] = apply<BranchFreeMath, T>(K, alpha, InPlace ? y[i] : u[i]);
 }
@@ -120,7 +120,7 @@ inline void forward_row(T* __restrict y, const T* __restrict u, index_t n, T alp
 // du = dy * f'(u). InPlace: du holds dy on entry (the engine's delta), and dy is not read.
 // HasY: y = f(u) is given, else recomputed.
 template <typename T, Activation K, bool InPlace, bool HasY>
-inline void backward_row(T* __restrict du, const T* __restrict dy, const T* __restrict u,
+BACKPROP_ALWAYS_INLINE void backward_row(T* __restrict du, const T* __restrict dy, const T* __restrict u,
                          const T* __restrict y, index_t n, T alpha) {
 #pragma GCC unroll 1
   for (index_t i = 0; i < n; ++i) {
