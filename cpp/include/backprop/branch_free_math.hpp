@@ -276,10 +276,24 @@ struct Normal {
   T pdf;
 };
 
+// e^(-u^2 / 2), with u^2 split exactly into two floats (Veltkamp and Dekker): rounded, u^2
+// would cost about u^2 ulps. 0 from |u| = kNormalClamp on.
+template <typename T>
+BACKPROP_ALWAYS_INLINE T gaussian(T u) {
+  constexpr T clamp = Constants<T>::kNormalClamp;
+  T a = std::fabs(u);
+  a = a > clamp ? clamp : a;  // NaN stays NaN
+  const T split = Constants<T>::kVeltkampSplitter * a;
+  const T high = split - (split - a);
+  const T low = a - high;
+  const T square = a * a;
+  const T square_error = ((high * high - square) + T(2) * high * low) + low * low;
+  return exp_nonpositive(T(-0.5) * square) * (T(1) - T(0.5) * square_error);
+}
+
 // Near 0 (|u| <= 1/sqrt 2), Phi = 1/2 + erf(u / sqrt 2) / 2 by erf's Taylor series; further
 // out, from erfc(x) = e^(-x^2) t Q(t) at x = |u| / sqrt 2 (Q: kErfcChebyshev), which keeps
-// its digits in the lower tail where 1 + erf cancels. e^(-u^2 / 2) takes u^2 split exactly
-// into two floats (Veltkamp and Dekker): rounded, u^2 would cost about u^2 ulps.
+// its digits in the lower tail where 1 + erf cancels.
 template <typename T>
 BACKPROP_ALWAYS_INLINE Normal<T> normal(T u) {
   constexpr T clamp = Constants<T>::kNormalClamp;
@@ -287,20 +301,15 @@ BACKPROP_ALWAYS_INLINE Normal<T> normal(T u) {
   const T central = T(0.5) + T(0.5) * (kTwoOverSqrtPi<T> * x *
                                        erf_series<T, 0, Constants<T>::kErfTaylorTerms - 1>(x * x));
   T a = std::fabs(u);
-  a = a > clamp ? clamp : a;  // Phi and phi are 0 or 1 from there on; NaN stays NaN
-  const T split = Constants<T>::kVeltkampSplitter * a;
-  const T high = split - (split - a);
-  const T low = a - high;
-  const T square = a * a;
-  const T square_error = ((high * high - square) + T(2) * high * low) + low * low;
-  const T gaussian = exp_nonpositive(T(-0.5) * square) * (T(1) - T(0.5) * square_error);
+  a = a > clamp ? clamp : a;  // Phi is 0 or 1 from there on
+  const T e = gaussian(u);
   const T t = T(2) / (T(2) + a * kInvSqrt2<T>);
   const T s = t * T(2.0 / kErfcChebyshevEnd) - T(1);
   T b1 = T(0), b2 = T(0);
   clenshaw_erfc<T, Constants<T>::kErfcChebyshevTerms - 1>(T(2) * s, b1, b2);
-  const T half_erfc = T(0.5) * gaussian * t * (T(kErfcChebyshev[0]) + s * b1 - b2);
+  const T half_erfc = T(0.5) * e * t * (T(kErfcChebyshev[0]) + s * b1 - b2);
   const T tail = u < T(0) ? half_erfc : T(1) - half_erfc;
-  return {std::fabs(x) <= T(0.5) ? central : tail, kInvSqrt2Pi<T> * gaussian};
+  return {std::fabs(x) <= T(0.5) ? central : tail, kInvSqrt2Pi<T> * e};
 }
 
 }  // namespace branch_free
