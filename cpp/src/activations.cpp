@@ -10,14 +10,13 @@
 namespace backprop {
 namespace {
 
-
 // The transcendental functions the activations need. The kernels take the branch-free ones,
 // which vectorize; the reference twins take libm's.
 struct BranchFreeMath {
   template <typename T>
-  BACKPROP_ALWAYS_INLINE static T exp_nonpositive(T u) { return branch_free::exp_nonpositive(u); }
-  template <typename T>
-  BACKPROP_ALWAYS_INLINE static T expm1_nonpositive(T u) { return branch_free::expm1_nonpositive(u); }
+  BACKPROP_ALWAYS_INLINE static T expm1_nonpositive(T u) {
+    return branch_free::expm1_nonpositive(u);
+  }
   template <typename T>
   BACKPROP_ALWAYS_INLINE static T tanh(T u) { return branch_free::tanh(u); }
   template <typename T>
@@ -25,14 +24,14 @@ struct BranchFreeMath {
   template <typename T>
   BACKPROP_ALWAYS_INLINE static T softplus(T u) { return branch_free::softplus(u); }
   template <typename T>
-  BACKPROP_ALWAYS_INLINE static branch_free::Normal<T> normal(T u) { return branch_free::normal(u); }
+  BACKPROP_ALWAYS_INLINE static branch_free::Normal<T> normal(T u) {
+    return branch_free::normal(u);
+  }
   template <typename T>
   BACKPROP_ALWAYS_INLINE static T gaussian(T u) { return branch_free::gaussian(u); }
 };
 
 struct LibmMath {
-  template <typename T>
-  static T exp_nonpositive(T u) { return std::exp(u); }
   template <typename T>
   static T expm1_nonpositive(T u) { return std::expm1(u); }
   template <typename T>
@@ -122,7 +121,8 @@ BACKPROP_ALWAYS_INLINE T derivative(Activation kind, T alpha, T u, T y) {
 
 // y = f(u). InPlace: y holds u on entry, and u is not read.
 template <typename T, Activation K, bool InPlace>
-BACKPROP_ALWAYS_INLINE void forward_row(T* __restrict y, const T* __restrict u, index_t n, T alpha) {
+BACKPROP_ALWAYS_INLINE void forward_row(T* __restrict y, const T* __restrict u, index_t n,
+                                        T alpha) {
 #pragma GCC unroll 1
   for (index_t i = 0; i < n; ++i) y[i] = apply<BranchFreeMath, T>(K, alpha, InPlace ? y[i] : u[i]);
 }
@@ -130,8 +130,9 @@ BACKPROP_ALWAYS_INLINE void forward_row(T* __restrict y, const T* __restrict u, 
 // du = dy * f'(u). InPlace: du holds dy on entry (the engine's delta), and dy is not read.
 // HasY: y = f(u) is given, else recomputed.
 template <typename T, Activation K, bool InPlace, bool HasY>
-BACKPROP_ALWAYS_INLINE void backward_row(T* __restrict du, const T* __restrict dy, const T* __restrict u,
-                         const T* __restrict y, index_t n, T alpha) {
+BACKPROP_ALWAYS_INLINE void backward_row(T* __restrict du, const T* __restrict dy,
+                                         const T* __restrict u, const T* __restrict y, index_t n,
+                                         T alpha) {
 #pragma GCC unroll 1
   for (index_t i = 0; i < n; ++i) {
     const T yi = HasY ? y[i] : apply<BranchFreeMath, T>(K, alpha, u[i]);
@@ -268,7 +269,8 @@ BACKPROP_ELEMENTWISE_CLONES void softmax_row(T* __restrict out, const T* __restr
   const T* row = InPlace ? out : u;
   T top = row[0];
   for (index_t j = 1; j < n; ++j) top = row[j] > top ? row[j] : top;
-  for (index_t j = 0; j < n; ++j) out[j] = branch_free::exp_nonpositive((InPlace ? out[j] : u[j]) - top);
+  for (index_t j = 0; j < n; ++j)
+    out[j] = branch_free::exp_nonpositive((InPlace ? out[j] : u[j]) - top);
   T total = T(0);
   for (index_t j = 0; j < n; ++j) total += out[j];
   for (index_t j = 0; j < n; ++j) out[j] /= total;

@@ -4,10 +4,10 @@
 // same network with relu.
 //
 // Each stays within 3 units in the last place of the exact result, Phi within about 7 (the
-// tests measure them over every sign, size and special value). The arithmetic is plain IEEE, with no
-// FMA (-ffp-contract=off) and no reassociation, so a vector lane and a loop's scalar tail give
-// the same bits, and so do one and two threads. Selects stand where branches would be: both
-// sides are computed.
+// tests measure them over every sign, size and special value). The arithmetic is plain IEEE,
+// with no FMA (-ffp-contract=off) and no reassociation, so a vector lane and a loop's scalar
+// tail give the same bits, and so do one and two threads. Selects stand where branches would
+// be: both sides are computed.
 #pragma once
 
 #include "backprop/config.hpp"
@@ -85,13 +85,6 @@ constexpr T kInvSqrt2Pi = T(0.39894228040143267794);
 template <typename T>
 constexpr T kTwoOverSqrtPi = T(1.12837916709551257390);
 
-template <typename T>
-BACKPROP_ALWAYS_INLINE T float_from_bits(FloatBits<T> bits) {
-  T value;
-  std::memcpy(&value, &bits, sizeof value);
-  return value;
-}
-
 // The integer k = rint(x), as a float and as the integer: x must be well inside +-2^22.
 template <typename T>
 struct RoundedInteger {
@@ -133,39 +126,37 @@ constexpr T inverse_factorial(int n) {
   return T(1) / factorial;
 }
 
-// sum_{n=N}^{Last} r^(n - N) / n!, by Horner's rule, unrolled at compile time.
-template <typename T, int N, int Last>
-BACKPROP_ALWAYS_INLINE T exp_series(T r) {
-  constexpr T coefficient = inverse_factorial<T>(N);
+// sum_{n=N}^{Last} Series::coefficient<T>(n) z^(n - N), by Horner's rule, unrolled at compile
+// time (a loop inside the element loop would keep it from vectorizing).
+template <typename T, typename Series, int N, int Last>
+BACKPROP_ALWAYS_INLINE T horner(T z) {
+  constexpr T coefficient = Series::template coefficient<T>(N);
   if constexpr (N == Last) {
     return coefficient;
   } else {
-    return coefficient + r * exp_series<T, N + 1, Last>(r);
+    return coefficient + z * horner<T, Series, N + 1, Last>(z);
   }
 }
 
-// sum_{n=N}^{Last} 2 z^(n - N) / (2n + 1): atanh's series in z = s^2, from its s^(2N+1) term.
-template <typename T, int N, int Last>
-BACKPROP_ALWAYS_INLINE T atanh_series(T z) {
-  constexpr T coefficient = T(2) / T(2 * N + 1);
-  if constexpr (N == Last) {
-    return coefficient;
-  } else {
-    return coefficient + z * atanh_series<T, N + 1, Last>(z);
-  }
-}
+// 1 / n!: e^r's Taylor series.
+struct ExpSeries {
+  template <typename T>
+  static constexpr T coefficient(int n) { return inverse_factorial<T>(n); }
+};
 
-// sum_{n=N}^{Last} (-1)^n z^(n - N) / (n! (2n + 1)): erf(x) = 2/sqrt(pi) x * this at N = 0,
-// z = x^2.
-template <typename T, int N, int Last>
-BACKPROP_ALWAYS_INLINE T erf_series(T z) {
-  constexpr T coefficient = T((N % 2 ? -1 : 1) * inverse_factorial<double>(N) / (2 * N + 1));
-  if constexpr (N == Last) {
-    return coefficient;
-  } else {
-    return coefficient + z * erf_series<T, N + 1, Last>(z);
+// 2 / (2n + 1): atanh's series in z = s^2, for its s^(2n+1) term.
+struct AtanhSeries {
+  template <typename T>
+  static constexpr T coefficient(int n) { return T(2) / T(2 * n + 1); }
+};
+
+// (-1)^n / (n! (2n + 1)): erf(x) = 2/sqrt(pi) x * the series in z = x^2.
+struct ErfSeries {
+  template <typename T>
+  static constexpr T coefficient(int n) {
+    return T((n % 2 ? -1 : 1) * inverse_factorial<double>(n) / (2 * n + 1));
   }
-}
+};
 
 // Clenshaw's recurrence for sum_{k<N} kErfcChebyshev[k] T_k(s), from k = K down to 1;
 // b1, b2 hold b_{K+1}, b_{K+2} on entry and b_1, b_2 on return.
@@ -186,7 +177,7 @@ BACKPROP_ALWAYS_INLINE T exp_nonpositive(T x) {
   x = x > T(0) ? T(0) : x;
   x = x < Constants<T>::kExpLowest ? Constants<T>::kExpLowest : x;
   const Reduced<T> reduced = reduce_by_ln2(x);
-  const T exp_r = exp_series<T, 0, Constants<T>::kExpDegree>(reduced.r);
+  const T exp_r = horner<T, ExpSeries, 0, Constants<T>::kExpDegree>(reduced.r);
   const RoundedInteger<T> half = round_to_integer(reduced.k.value * T(0.5));
   return exp_r * power_of_two<T>(half.bits) * power_of_two<T>(reduced.k.bits - half.bits);
 }
@@ -206,8 +197,8 @@ BACKPROP_ALWAYS_INLINE SplitExp<T> split_exp(T x) {
   x = x < Constants<T>::kExpm1Lowest ? Constants<T>::kExpm1Lowest : x;
   const Reduced<T> reduced = reduce_by_ln2(x);
   const T r = reduced.r;
-  return {power_of_two<T>(reduced.k.bits), r * exp_series<T, 1, Constants<T>::kExpm1Degree>(r),
-          reduced.k.value == T(0)};
+  const T expm1_r = r * horner<T, ExpSeries, 1, Constants<T>::kExpm1Degree>(r);
+  return {power_of_two<T>(reduced.k.bits), expm1_r, reduced.k.value == T(0)};
 }
 
 // e^x - 1 = 2^k (e^r - 1) + (2^k - 1), which does not cancel for k != 0: |2^k (e^r - 1)| is below
@@ -236,7 +227,7 @@ BACKPROP_ALWAYS_INLINE T log1p_unit(T t) {
   const T f = (halve ? w * T(0.5) : w) - T(1);
   const T s = f / (T(2) + f);
   const T z = s * s;
-  const T R = z * atanh_series<T, 1, Constants<T>::kAtanhTerms>(z);
+  const T R = z * horner<T, AtanhSeries, 1, Constants<T>::kAtanhTerms>(z);
   const T small_terms = s * (f - R) - (e * kLn2Lo<T> + w_error / w);
   return (e * kLn2Hi<T> + f) - small_terms;
 }
@@ -276,13 +267,17 @@ struct Normal {
   T pdf;
 };
 
-// e^(-u^2 / 2), with u^2 split exactly into two floats (Veltkamp and Dekker): rounded, u^2
-// would cost about u^2 ulps. 0 from |u| = kNormalClamp on.
+// |u|, at most kNormalClamp, from where Phi is 0 or 1 and phi 0. NaN stays NaN.
 template <typename T>
-BACKPROP_ALWAYS_INLINE T gaussian(T u) {
-  constexpr T clamp = Constants<T>::kNormalClamp;
-  T a = std::fabs(u);
-  a = a > clamp ? clamp : a;  // NaN stays NaN
+BACKPROP_ALWAYS_INLINE T clamped_magnitude(T u) {
+  const T a = std::fabs(u);
+  return a > Constants<T>::kNormalClamp ? Constants<T>::kNormalClamp : a;
+}
+
+// e^(-a^2 / 2) for a = clamped_magnitude(u), with a^2 split exactly into two floats
+// (Veltkamp and Dekker): rounded, a^2 would cost about a^2 ulps.
+template <typename T>
+BACKPROP_ALWAYS_INLINE T gaussian_of_magnitude(T a) {
   const T split = Constants<T>::kVeltkampSplitter * a;
   const T high = split - (split - a);
   const T low = a - high;
@@ -291,18 +286,23 @@ BACKPROP_ALWAYS_INLINE T gaussian(T u) {
   return exp_nonpositive(T(-0.5) * square) * (T(1) - T(0.5) * square_error);
 }
 
+// e^(-u^2 / 2).
+template <typename T>
+BACKPROP_ALWAYS_INLINE T gaussian(T u) {
+  return gaussian_of_magnitude(clamped_magnitude(u));
+}
+
 // Near 0 (|u| <= 1/sqrt 2), Phi = 1/2 + erf(u / sqrt 2) / 2 by erf's Taylor series; further
 // out, from erfc(x) = e^(-x^2) t Q(t) at x = |u| / sqrt 2 (Q: kErfcChebyshev), which keeps
 // its digits in the lower tail where 1 + erf cancels.
 template <typename T>
 BACKPROP_ALWAYS_INLINE Normal<T> normal(T u) {
-  constexpr T clamp = Constants<T>::kNormalClamp;
   const T x = u * kInvSqrt2<T>;
-  const T central = T(0.5) + T(0.5) * (kTwoOverSqrtPi<T> * x *
-                                       erf_series<T, 0, Constants<T>::kErfTaylorTerms - 1>(x * x));
-  T a = std::fabs(u);
-  a = a > clamp ? clamp : a;  // Phi is 0 or 1 from there on
-  const T e = gaussian(u);
+  const T erf_x =
+      kTwoOverSqrtPi<T> * x * horner<T, ErfSeries, 0, Constants<T>::kErfTaylorTerms - 1>(x * x);
+  const T central = T(0.5) + T(0.5) * erf_x;
+  const T a = clamped_magnitude(u);
+  const T e = gaussian_of_magnitude(a);
   const T t = T(2) / (T(2) + a * kInvSqrt2<T>);
   const T s = t * T(2.0 / kErfcChebyshevEnd) - T(1);
   T b1 = T(0), b2 = T(0);

@@ -86,7 +86,8 @@ constexpr index_t kElementwiseBlock = 1 << 14;
 
 // Hot elementwise loops are compiled twice, for AVX2 and for the baseline x86-64, and the
 // loader picks the one this CPU runs (GCC's target_clones). Neither clone contracts a*b+c into
-// an FMA (-ffp-contract=off), so both give the same bits. Other compilers and CPUs get the baseline only.
+// an FMA (-ffp-contract=off), so both give the same bits. Other compilers and CPUs get the
+// baseline only.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define BACKPROP_ELEMENTWISE_CLONES __attribute__((target_clones("avx2", "default")))
 #else

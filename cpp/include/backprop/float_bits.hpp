@@ -27,6 +27,14 @@ inline FloatBits<T> bits_of(T x) {
   return bits;
 }
 
+// The float whose bits these are: the inverse of bits_of.
+template <typename T>
+inline T float_from_bits(FloatBits<T> bits) {
+  T value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
+
 // The magnitude a float's bits with the sign cleared stand for, as a double: +inf for Inf and
 // for NaN (all exponent bits set). The largest of many such bit patterns, as integers, is the
 // bits of the largest magnitude: non-negative floats order as their bits do.
@@ -34,9 +42,7 @@ template <typename T>
 inline double magnitude_from_bits(FloatBits<T> bits) {
   bits &= ~kSignBit<T>;
   if ((bits & kExponentBits<T>) == kExponentBits<T>) return std::numeric_limits<double>::infinity();
-  T value;
-  std::memcpy(&value, &bits, sizeof value);
-  return double(value);
+  return double(float_from_bits<T>(bits));
 }
 
 }  // namespace backprop
