@@ -57,7 +57,7 @@ constexpr index_t kMaxModelBatch = index_t(1) << 24;
 
 void print_usage(std::FILE* out) {
   std::fprintf(out,
-               "usage: backprop-bench [--threads N] [--isa generic|avx2] [--dtype f32|f64|both]\n"
+               "usage: backprop-bench [--threads N] [--isa generic|avx2|avx512] [--dtype f32|f64|both]\n"
                "                      [--quick] [--full] [--help]\n"
                "       backprop-bench --model PATH [--batch N] [--threads N] [--isa NAME]\n"
                "                      [--quick]\n"
@@ -118,8 +118,8 @@ Options parse_options(int argc, char** argv) {
       opt.threads = int(n);
     } else if (arg == "--isa") {
       opt.isa = take_value();
-      if (opt.isa != "generic" && opt.isa != "avx2")
-        usage_error("--isa must be generic or avx2, got '" + opt.isa + "'");
+      if (opt.isa != "generic" && opt.isa != "avx2" && opt.isa != "avx512")
+        usage_error("--isa must be generic, avx2 or avx512, got '" + opt.isa + "'");
     } else if (arg == "--dtype") {
       const std::string text = take_value();
       if (text == "f32" || text == "float32") {
@@ -395,10 +395,9 @@ struct PeakTable {
   int threads = 1;
   int runs = 1;
   double run_seconds = 0.0;
-  // The denominators of every %peak and bound: the AVX2 row when the CPU has AVX2 (the GEMM's
-  // widest path today), else the only row measured.
+  // The denominators of every %peak and bound: the row of the vector width the GEMM's path
+  // uses (avx512f, avx2+fma), the narrowest row measured for the portable path.
   Row reference;
-  bool reference_is_avx2 = false;
 };
 
 PeakTable measure_peaks(int threads, bool quick) {
@@ -424,11 +423,11 @@ PeakTable measure_peaks(int threads, bool quick) {
     table.rows.push_back(row);
   }
   table.reference = table.rows.back();
+  const backprop::Isa isa = backprop::active_isa();
   for (const PeakTable::Row& row : table.rows) {
-    if (row.name == "avx2+fma") {
+    if ((isa == backprop::Isa::avx512 && row.name == "avx512f") ||
+        (isa == backprop::Isa::avx2 && row.name == "avx2+fma"))
       table.reference = row;
-      table.reference_is_avx2 = true;
-    }
   }
   return table;
 }
@@ -445,7 +444,7 @@ void print_peaks(const PeakTable& table) {
     std::printf("  %-10s %12.1f %12.1f %12.1f %12.1f\n", row.name.c_str(), row.f32_one,
                 row.f32_all, row.f64_one, row.f64_all);
   const PeakTable::Row& ref = table.reference;
-  const char* ref_name = table.reference_is_avx2 ? "AVX2" : ref.name.c_str();
+  const char* ref_name = ref.name.c_str();
   if (n == 1)
     std::printf("  %s peak (the denominator of every %%peak and bound below): f32 %.1f, "
                 "f64 %.1f (1 thr)\n",
@@ -563,7 +562,7 @@ void bench_gemm_table(const Options& opt, const PeakTable& peaks, int threads) {
               "worst-case rounding bound.\n",
               dtype_name<T>(), threads, threads == 1 ? "" : "s",
               backprop::isa_name(backprop::active_isa()), min_total,
-              peaks.reference_is_avx2 ? "AVX2" : peaks.reference.name.c_str(), dtype_name<T>(),
+              peaks.reference.name.c_str(), dtype_name<T>(),
               threads, threads == 1 ? "" : "s", peak,
               static_cast<long long>(backprop::kGemmParallelMinFlops), kSampledEntries,
               unit_roundoff);
@@ -702,7 +701,7 @@ void bench_training_table(const Options& opt, const PeakTable& peaks, int thread
               "  FLOPs/sample = 4 P1 + 6 (P - P1) (P weights, P1 in layer 1); bound = measured "
               "%s FMA peak, %s, %d thread%s (%.1f GFLOP/s) / FLOPs per sample.\n",
               dtype_name<T>(), threads, threads == 1 ? "" : "s", kTimings, min_timing,
-              peaks.reference_is_avx2 ? "AVX2" : peaks.reference.name.c_str(), dtype_name<T>(),
+              peaks.reference.name.c_str(), dtype_name<T>(),
               threads, threads == 1 ? "" : "s", peak);
   std::printf("  %-6s %-22s %5s %10s %9s %11s %23s %7s %11s %6s %s\n", "net", "layers", "batch",
               "params", "MFLOP/smp", "steps/timng", "samples/s [min - max]", "GF/s",
@@ -1059,7 +1058,9 @@ int main(int argc, char** argv) {
 
   if (opt.threads > 0) backprop::set_num_threads(opt.threads);
   if (!opt.isa.empty()) {
-    const backprop::Isa isa = opt.isa == "avx2" ? backprop::Isa::avx2 : backprop::Isa::generic;
+    backprop::Isa isa = backprop::Isa::generic;
+    for (backprop::Isa each : backprop::kAllIsas)
+      if (opt.isa == backprop::isa_name(each)) isa = each;
     try {
       backprop::force_isa(isa);
     } catch (const std::exception& error) {

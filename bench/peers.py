@@ -619,15 +619,20 @@ def find_bench() -> Optional[str]:
     return shutil.which("backprop-bench")
 
 
-def parse_peak(text: str) -> Optional[float]:
-    """The float32 AVX2 FMA peak at all threads from backprop-bench's "AVX2 peak" line, which
+PEAK_LINE = " peak (the denominator of every"
+
+
+def parse_peak(text: str) -> Optional[tuple[float, str]]:
+    """The float32 FMA peak at all threads, and its vector path, from backprop-bench's line
+    "<path> peak (the denominator of every %peak ...)", the peak of the path its GEMM runs; it
     reads "f32 116.6 (1 thr), 227.7 (2 thr); ..." or, on one thread, "f32 117.2, f64 ..."."""
     for line in text.splitlines():
-        if "AVX2 peak" not in line:
+        if PEAK_LINE not in line:
             continue
+        path = line.strip().split(" ", 1)[0]
         match = re.search(r"f32\s+([\d.]+)(?:\s*\(1 thr\),\s*([\d.]+)\s*\(\d+ thr\))?", line)
         if match:
-            return float(match.group(2) or match.group(1))
+            return float(match.group(2) or match.group(1)), path
     return None
 
 
@@ -641,10 +646,11 @@ def measure_peak(threads: int) -> tuple[Optional[float], str]:
                               env=worker_env("bp_step", threads))
     except subprocess.TimeoutExpired:
         return None, f"{' '.join(command)} timed out"
-    peak = parse_peak(done.stdout)
-    if peak is None:
-        return None, f"no 'AVX2 peak' line in the output of {' '.join(command)}"
-    return peak, f"AVX2 FMA peak f32, {threads} threads, from `{' '.join(command)}`"
+    parsed = parse_peak(done.stdout)
+    if parsed is None:
+        return None, f"no '<path>{PEAK_LINE}' line in the output of {' '.join(command)}"
+    peak, path = parsed
+    return peak, f"{path} FMA peak f32, {threads} threads, from `{' '.join(command)}`"
 
 
 def fmt_rate(value: float) -> str:

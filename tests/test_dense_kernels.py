@@ -13,13 +13,14 @@ K = bp.kernels
 ACTIVATION_CASES = [(name, None) for name in ref.ACTIVATIONS] + [("leaky_relu", 0.2),
                                                                   ("elu", 0.5)]
 
-# (m, k, n): the register tile (6 x 16 float, 6 x 8 double) and one more or less in m and n; a
+# (m, k, n): the register tiles (6 x 16 float and 6 x 8 double for avx2 and generic, 8 x 32 and
+# 8 x 16 for avx512) and one more or less in m and n; a
 # k of one, of two k blocks (KC = 256) and of a partial second one, where the bias must start
 # the first block and the activation end the last; m <= 64 with a small B (read in place) and
 # m = 65 (packed); n within one register tile (A read in place); primes.
 DENSE_SHAPES = [(1, 1, 1), (5, 7, 15), (6, 3, 16), (7, 9, 17), (13, 1, 9), (6, 256, 8),
                 (11, 257, 31), (64, 256, 256), (65, 256, 256), (64, 300, 7), (97, 131, 113),
-                (3, 600, 40)]
+                (3, 600, 40), (8, 5, 32), (7, 3, 31), (9, 11, 33), (16, 9, 15), (17, 4, 65)]
 
 
 def _shape_id(shape):

@@ -59,18 +59,30 @@ def _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype):
 # (kGemmDirectBMaxRows) when B has at most DIRECT_BYTES (kGemmDirectBMaxBytes) and its rows lie
 # at most DIRECT_ROW_BYTES apart (kGemmDirectBMaxRowBytes), and the most column panels for which
 # A is read in place (DIRECT_A_PANELS, kGemmDirectAMaxPanels), copied from
-# cpp/include/backprop/config.hpp; ITEM is the dtype's size in bytes and LANES the values in one
-# AVX2 vector.
-BLOCKING = {
-    np.dtype(np.float32): {"MR": 6, "NR": 16, "MC": 144, "KC": 256, "NC": 4080, "DIRECT": 64,
-                           "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 1024, "ITEM": 4,
-                           "LANES": 8, "DIRECT_A_PANELS": 16},
-    np.dtype(np.float64): {"MR": 6, "NR": 8, "MC": 96, "KC": 256, "NC": 4080, "DIRECT": 64,
-                           "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 1024, "ITEM": 8,
-                           "LANES": 4, "DIRECT_A_PANELS": 16},
+# cpp/include/backprop/config.hpp (GemmBlocking, and GemmBlocking512 for the avx512 path); ITEM
+# is the dtype's size in bytes and LANES the values in one vector of the path.
+_SHARED_LIMITS = {"DIRECT": 64, "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 1024,
+                  "DIRECT_A_PANELS": 16}
+_BLOCKING_256 = {
+    np.dtype(np.float32): {"MR": 6, "NR": 16, "MC": 144, "KC": 256, "NC": 4080, "ITEM": 4,
+                           "LANES": 8, **_SHARED_LIMITS},
+    np.dtype(np.float64): {"MR": 6, "NR": 8, "MC": 96, "KC": 256, "NC": 4080, "ITEM": 8,
+                           "LANES": 4, **_SHARED_LIMITS},
+}
+_BLOCKING_512 = {
+    np.dtype(np.float32): {"MR": 8, "NR": 32, "MC": 144, "KC": 256, "NC": 4064, "ITEM": 4,
+                           "LANES": 16, **_SHARED_LIMITS},
+    np.dtype(np.float64): {"MR": 8, "NR": 16, "MC": 96, "KC": 256, "NC": 4064, "ITEM": 8,
+                           "LANES": 8, **_SHARED_LIMITS},
 }
 
-EDGE_SIZES = (1, 2, 5, 6, 7, 8, 9, 15, 16, 17, 64, 255)
+
+def blocking(isa, dtype):
+    """The tile and block sizes of GEMM path `isa` in `dtype`."""
+    return (_BLOCKING_512 if isa == "avx512" else _BLOCKING_256)[np.dtype(dtype)]
+
+
+EDGE_SIZES = (1, 2, 5, 6, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 255)
 
 
 def _edge_shapes():
@@ -199,7 +211,7 @@ def test_gemm_ref_edge_shapes_match_reference(dtype, shape):
 @pytest.mark.parametrize("make_shape", BLOCKING_SHAPES)
 def test_gemm_blocking_boundaries_match_reference(gemm_isa, dtype, threads, make_shape):
     # beta != 0 here too: with k > KC it must be applied once, not once per k block.
-    shape = make_shape(BLOCKING[dtype])
+    shape = make_shape(blocking(gemm_isa, dtype))
     for trans_a, trans_b in TRANSPOSES:
         _check_gemm(K.gemm, dtype, shape, trans_a, trans_b)
         _check_gemm(K.gemm, dtype, shape, trans_a, trans_b, alpha=-0.5, beta=1.25, fill="random")
@@ -216,8 +228,9 @@ def test_gemm_blocking_boundaries_match_reference(gemm_isa, dtype, threads, make
 
 
 @pytest.mark.parametrize("make_shape", BLOCKING_SHAPES)
-def test_gemm_ref_blocking_boundaries_match_reference(dtype, make_shape):
-    shape = make_shape(BLOCKING[dtype])
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_gemm_ref_blocking_boundaries_match_reference(dtype, make_shape, isa):
+    shape = make_shape(blocking(isa, dtype))
     for trans_a, trans_b in TRANSPOSES:
         _check_gemm(K.gemm_ref, dtype, shape, trans_a, trans_b, alpha=-0.5, beta=1.25,
                     fill="random")
@@ -292,10 +305,11 @@ def test_gemm_row_bytes_do_not_depend_on_the_other_rows(gemm_isa, dtype, trans_a
     # A network's output for a sample must not depend on the batch around it (forward on many
     # rows equals row by row): a row gets the same sums in a full row panel, in a last partial
     # one and alone.
-    m, n, k = make_shape(BLOCKING[dtype])
+    tiles = blocking(gemm_isa, dtype)
+    m, n, k = make_shape(tiles)
     A, B = _gemm_operands(np.random.default_rng(11), m, n, k, trans_a, trans_b, dtype)
     whole = K.gemm(A, B, trans_a=trans_a, trans_b=trans_b)
-    for first, count in ((0, 1), (m - 1, 1), (m - 2, 2), (1, BLOCKING[dtype]["MR"] + 1)):
+    for first, count in ((0, 1), (m - 1, 1), (m - 2, 2), (1, tiles["MR"] + 1)):
         part = A[:, first:first + count] if trans_a else A[first:first + count]
         rows = K.gemm(np.ascontiguousarray(part), B, trans_a=trans_a, trans_b=trans_b)
         assert rows.tobytes() == whole[first:first + count].tobytes(), (first, count)

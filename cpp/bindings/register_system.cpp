@@ -22,7 +22,7 @@ void register_system(py::module_& m) {
   m.def("gemm_isa", [] { return std::string(isa_name(active_isa())); });
   m.def("available_isas", [] {
     std::vector<std::string> names;
-    for (Isa isa : {Isa::generic, Isa::avx2})
+    for (Isa isa : kAllIsas)
       if (isa_supported(isa)) names.emplace_back(isa_name(isa));
     return names;
   });
@@ -30,9 +30,9 @@ void register_system(py::module_& m) {
       "set_gemm_isa",
       [](const std::string& name) {
         if (name == "auto") return reset_isa();
-        for (Isa isa : {Isa::generic, Isa::avx2})
+        for (Isa isa : kAllIsas)
           if (name == isa_name(isa)) return force_isa(isa);
-        fail_value("isa must be 'auto', 'generic' or 'avx2', got '" + name + "'");
+        fail_value("isa must be 'auto', 'generic', 'avx2' or 'avx512', got '" + name + "'");
       },
       py::arg("name"));
 

@@ -153,34 +153,38 @@ BACKPROP_ELEMENTWISE_CLONES void backward_range(T* du, const T* dy, const T* u, 
 }
 
 // The row loops above on a rows x cols block of row-major matrices: one call per GEMM tile.
-// Tiles NR columns wide take rows of fixed length: a loop of unknown length, set up anew on
-// each short row, made the fused 64 x 256 x 256 product 3% slower than the plain one, against
-// 0.3% this way. (`unroll 1` above keeps GCC from unrolling a fixed-length row into branchy
-// scalar code instead of vectorizing it: 7x slower for relu's derivative.)
+// Tiles a whole register tile wide (either path's NR) take rows of fixed length: a loop of
+// unknown length, set up anew on each short row, made the fused 64 x 256 x 256 product 3%
+// slower than the plain one, against 0.3% this way. (`unroll 1` above keeps GCC from unrolling
+// a fixed-length row into branchy scalar code instead of vectorizing it: 7x slower for relu's
+// derivative.)
+template <typename T, typename Row>
+BACKPROP_ALWAYS_INLINE void for_each_tile_row(index_t rows, index_t cols, Row row) {
+  constexpr index_t narrow = GemmBlocking<T>::NR, wide = GemmBlocking512<T>::NR;
+  if (cols == narrow) {
+    for (index_t i = 0; i < rows; ++i) row(i, narrow);
+  } else if (cols == wide) {
+    for (index_t i = 0; i < rows; ++i) row(i, wide);
+  } else {
+    for (index_t i = 0; i < rows; ++i) row(i, cols);
+  }
+}
+
 template <typename T, Activation K>
 BACKPROP_ELEMENTWISE_CLONES void forward_tile(T* y, index_t ldy, const T* u, index_t ldu,
                                               index_t rows, index_t cols, T alpha) {
-  constexpr index_t NR = GemmBlocking<T>::NR;
-  if (cols == NR) {
-    for (index_t i = 0; i < rows; ++i) forward_row<T, K, false>(y + i * ldy, u + i * ldu, NR, alpha);
-    return;
-  }
-  for (index_t i = 0; i < rows; ++i) forward_row<T, K, false>(y + i * ldy, u + i * ldu, cols, alpha);
+  for_each_tile_row<T>(rows, cols, [&](index_t i, index_t width) BACKPROP_LAMBDA_ALWAYS_INLINE {
+    forward_row<T, K, false>(y + i * ldy, u + i * ldu, width, alpha);
+  });
 }
 
 template <typename T, Activation K, bool HasY>
 BACKPROP_ELEMENTWISE_CLONES void backward_tile(T* du, index_t ldd, const T* u, const T* y,
                                                index_t ld, index_t rows, index_t cols, T alpha) {
-  constexpr index_t NR = GemmBlocking<T>::NR;
-  auto row = [&](index_t i, index_t width) {
+  for_each_tile_row<T>(rows, cols, [&](index_t i, index_t width) BACKPROP_LAMBDA_ALWAYS_INLINE {
     backward_row<T, K, true, HasY>(du + i * ldd, nullptr, u + i * ld, HasY ? y + i * ld : nullptr,
                                    width, alpha);
-  };
-  if (cols == NR) {
-    for (index_t i = 0; i < rows; ++i) row(i, NR);
-    return;
-  }
-  for (index_t i = 0; i < rows; ++i) row(i, cols);
+  });
 }
 
 template <typename T, Activation K, bool InPlace>

@@ -87,10 +87,10 @@ void pack_row_into_panels(T* __restrict dst, index_t panel_size, const T* __rest
 }
 
 // Packs op(A)[row0:row0+rows, col0:col0+kc] into one MR-row panel.
-template <typename T>
+template <typename Blocks, typename T>
 void pack_a_panel(T* dst, bool trans_a, const T* a, index_t lda, index_t row0, index_t rows,
                   index_t col0, index_t kc) {
-  constexpr index_t MR = GemmBlocking<T>::MR;
+  constexpr index_t MR = Blocks::MR;
   if (trans_a)
     pack_panel<MR>(dst, a + col0 * lda + row0, 1, lda, rows, kc);
   else
@@ -98,10 +98,10 @@ void pack_a_panel(T* dst, bool trans_a, const T* a, index_t lda, index_t row0, i
 }
 
 // Packs op(B)[row0:row0+kc, col0:col0+cols] into one NR-column panel.
-template <typename T>
+template <typename Blocks, typename T>
 void pack_b_panel(T* dst, bool trans_b, const T* b, index_t ldb, index_t row0, index_t kc,
                   index_t col0, index_t cols) {
-  constexpr index_t NR = GemmBlocking<T>::NR;
+  constexpr index_t NR = Blocks::NR;
   if (trans_b)
     pack_panel<NR>(dst, b + col0 * ldb + row0, ldb, 1, cols, kc);
   else
@@ -122,10 +122,9 @@ void scale_c(index_t m, index_t n, T beta, T* c, index_t ldc) {
 
 // Every row of the rows x cols block of C = `row`: where a product with a bias starts.
 // Tiles NR columns wide take rows of fixed length (straight vector code, as in activations.cpp).
-template <typename T>
+template <index_t NR, typename T>
 void fill_rows(T* __restrict c, index_t ldc, const T* __restrict row, index_t rows,
                index_t cols) {
-  constexpr index_t NR = GemmBlocking<T>::NR;
   if (cols == NR) {
     for (index_t i = 0; i < rows; ++i)
       for (index_t j = 0; j < NR; ++j) c[i * ldc + j] = row[j];
@@ -184,9 +183,9 @@ index_t l1_sets_cycled(index_t stride_bytes) {
 // Whether the row panels of op(A) are read where they lie: with few column panels to share a
 // packed copy, unless a transposed A's rows (one per k step) crowd into fewer L1 sets than
 // there are column panels (config.hpp).
-template <typename T>
+template <typename Blocks, typename T>
 bool read_a_in_place(bool trans_a, index_t lda, index_t n) {
-  const index_t column_panels = (n + GemmBlocking<T>::NR - 1) / GemmBlocking<T>::NR;
+  const index_t column_panels = (n + Blocks::NR - 1) / Blocks::NR;
   if (column_panels > kGemmDirectAMaxPanels) return false;
   if (!trans_a) return true;  // each row of A is read along k, line after line
   const index_t sets = l1_sets_cycled(lda * index_t(sizeof(T)));
@@ -216,16 +215,15 @@ struct Share {
 // The blocked GEMM on m, n, k >= 1, run by part `part` of a team of `parts` threads: the team
 // shares each packed block of B and of A and splits the tiles of C (a barrier after each
 // packing step and after each block of tiles, before the buffers are packed again).
-template <typename T>
+template <typename Blocks, typename T>
 void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-               const ReadyEpilogue<T>& epilogue, T* a_packed, T* b_packed, int part, int parts) {
-  using Blocks = GemmBlocking<T>;
+               const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, T* a_packed,
+               T* b_packed, int part, int parts) {
   constexpr index_t MR = Blocks::MR, NR = Blocks::NR;
   const index_t MC = balanced_block(m, Blocks::MC, MR);
   const index_t KC = balanced_block(k, Blocks::KC, 1);
   const index_t NC = balanced_block(n, Blocks::NC, NR);
-  const MicroKernel<T> kernel = select_micro_kernel<T>();
 
   // With few rows of A each element of B is used only a few times, and copying B into panels
   // would cost more than reading it where it lies (row-major, NR values of a row together),
@@ -233,7 +231,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
   const bool direct_b = !trans_b && m <= kGemmDirectBMaxRows &&
                         k * n * index_t(sizeof(T)) <= kGemmDirectBMaxBytes &&
                         ldb * index_t(sizeof(T)) <= kGemmDirectBMaxRowBytes;
-  const bool direct_a = read_a_in_place<T>(trans_a, lda, n);
+  const bool direct_a = read_a_in_place<Blocks, T>(trans_a, lda, n);
   for (index_t jc = 0; jc < n; jc += NC) {
     const index_t nc = std::min(NC, n - jc);
     const index_t n_panels = (nc + NR - 1) / NR;
@@ -252,13 +250,13 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
       const bool fuse_b = trans_b && n_panels >= 2 * parts;
       // Column panel jp of B, all kc rows of it, into its place in the block buffer.
       auto pack_b_column_panel = [&](index_t jp) {
-        pack_b_panel(b_packed + jp * NR * kc, trans_b, b, ldb, pc, kc, jc + jp * NR,
+        pack_b_panel<Blocks>(b_packed + jp * NR * kc, trans_b, b, ldb, pc, kc, jc + jp * NR,
                      std::min(NR, nc - jp * NR));
       };
       if (direct_b) {
         // Full panels are read in place; only a last, partial panel needs zero padding.
         if (nc % NR != 0 && part == 0)
-          pack_b_panel(b_packed, trans_b, b, ldb, pc, kc, jc + (n_panels - 1) * NR, nc % NR);
+          pack_b_panel<Blocks>(b_packed, trans_b, b, ldb, pc, kc, jc + (n_panels - 1) * NR, nc % NR);
       } else if (fuse_b) {
         // packed in the first row block below
       } else if (trans_b) {
@@ -276,7 +274,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
         if (direct_a) {
           // Full panels are read in place; only a last, partial panel needs zero padding.
           if (mc % MR != 0 && part == 0)
-            pack_a_panel(a_packed + (m_panels - 1) * MR * kc, trans_a, a, lda,
+            pack_a_panel<Blocks>(a_packed + (m_panels - 1) * MR * kc, trans_a, a, lda,
                          ic + (m_panels - 1) * MR, mc % MR, pc, kc);
         } else if (trans_a) {
           const Share mine(kc, part, parts);
@@ -286,7 +284,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
           const Share mine(m_panels, part, parts);
           for (index_t ip = mine.first; ip < mine.last; ++ip) {
             const index_t i0 = ip * MR;
-            pack_a_panel(a_packed + ip * MR * kc, trans_a, a, lda, ic + i0,
+            pack_a_panel<Blocks>(a_packed + ip * MR * kc, trans_a, a, lda, ic + i0,
                          std::min(MR, mc - i0), pc, kc);
           }
         }
@@ -311,7 +309,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
           // The epilogue works on the tile while it is in L1: just before the kernel reads it,
           // and just after the kernel's last write.
           T* const tile = c + (ic + i0) * ldc + jc + j0;
-          if (bias_start) fill_rows(tile, ldc, epilogue.bias + jc + j0, rows, cols);
+          if (bias_start) fill_rows<NR>(tile, ldc, epilogue.bias + jc + j0, rows, cols);
           kernel(kc, panels, tile, ldc, alpha, tile_beta, rows, cols);
           if (finish) epilogue.finish(tile, ldc, ic + i0, jc + j0, rows, cols);
         };
@@ -338,34 +336,33 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
 
 // The blocked GEMM on m, n, k >= 1 on `threads` threads (gemm_team), with this calling
 // thread's packing buffers: grown once and reused by every call.
-template <typename T>
+template <typename Blocks, typename T>
 void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
                   const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                  const ReadyEpilogue<T>& epilogue, int threads) {
-  using Blocks = GemmBlocking<T>;
+                  const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, int threads) {
   thread_local AlignedBuffer<T> a_buffer, b_buffer;
   T* const a_packed = a_buffer.reserve(std::size_t(Blocks::MC * Blocks::KC));
   T* const b_packed = b_buffer.reserve(std::size_t(Blocks::KC * Blocks::NC));
   if (threads <= 1) {
-    gemm_team(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue, a_packed,
-              b_packed, 0, 1);
+    gemm_team<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
+                      kernel, a_packed, b_packed, 0, 1);
     return;
   }
 #pragma omp parallel num_threads(threads)
-  gemm_team(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue, a_packed,
-            b_packed, thread_index(), team_size());
+  gemm_team<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
+                    kernel, a_packed, b_packed, thread_index(), team_size());
 }
 
 // Each thread computes its own slab of C (whole columns, or whole rows when op(A) is the taller
 // operand) with a one-thread GEMM: no barrier inside, at the cost of packing the shared
 // operand once per thread. Slabs start on register-tile boundaries, so each entry of C comes
 // from the same tile and the same sums as on one thread: the same bits.
-template <typename T>
+template <typename Blocks, typename T>
 void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                const ReadyEpilogue<T>& epilogue, int threads) {
+                const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, int threads) {
   const bool by_columns = m <= n;
-  const index_t unit = by_columns ? GemmBlocking<T>::NR : GemmBlocking<T>::MR;
+  const index_t unit = by_columns ? Blocks::NR : Blocks::MR;
   const index_t extent = by_columns ? n : m;
   const index_t units = (extent + unit - 1) / unit;
 #pragma omp parallel num_threads(threads)
@@ -374,15 +371,29 @@ void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
     const index_t first = std::min(extent, units * part / parts * unit);
     const index_t last = std::min(extent, units * (part + 1) / parts * unit);
     if (first < last && by_columns) {
-      gemm_blocked(trans_a, trans_b, m, last - first, k, alpha, a, lda,
-                   trans_b ? b + first * ldb : b + first, ldb, beta, c + first, ldc,
-                   epilogue.shifted(0, first), 1);
+      gemm_blocked<Blocks>(trans_a, trans_b, m, last - first, k, alpha, a, lda,
+                           trans_b ? b + first * ldb : b + first, ldb, beta, c + first, ldc,
+                           epilogue.shifted(0, first), kernel, 1);
     } else if (first < last) {
-      gemm_blocked(trans_a, trans_b, last - first, n, k, alpha,
-                   trans_a ? a + first : a + first * lda, lda, b, ldb, beta, c + first * ldc,
-                   ldc, epilogue.shifted(first, 0), 1);
+      gemm_blocked<Blocks>(trans_a, trans_b, last - first, n, k, alpha,
+                           trans_a ? a + first : a + first * lda, lda, b, ldb, beta,
+                           c + first * ldc, ldc, epilogue.shifted(first, 0), kernel, 1);
     }
   }
+}
+
+// The GEMM on m, n, k >= 1 with one family of register tiles and its micro-kernel.
+template <typename Blocks, typename T>
+void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+                index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+                const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel) {
+  const int threads = gemm_thread_count(m, n, k);
+  if (threads > 1 && double(m) * double(n) * double(k) < double(kGemmSharedMinFlops))
+    gemm_split<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
+                       kernel, threads);
+  else
+    gemm_blocked<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                         epilogue, kernel, threads);
 }
 
 }  // namespace
@@ -396,18 +407,20 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
   const ReadyEpilogue<T> epilogue(given);
   if (k <= 0 || alpha == T(0)) {
     if (epilogue.bias != nullptr)
-      fill_rows(c, ldc, epilogue.bias, m, n);
+      fill_rows<GemmBlocking<T>::NR>(c, ldc, epilogue.bias, m, n);
     else
       scale_c(m, n, beta, c, ldc);
     epilogue.finish(c, ldc, 0, 0, m, n);
     return;
   }
-  const int threads = gemm_thread_count(m, n, k);
-  if (threads > 1 && double(m) * double(n) * double(k) < double(kGemmSharedMinFlops))
-    gemm_split(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue, threads);
+  // The path is read once per call: the tiles, the packing and the kernel must agree.
+  const Isa isa = active_isa();
+  if (isa == Isa::avx512)
+    gemm_tiled<GemmBlocking512<T>>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                                   ldc, epilogue, select_micro_kernel<T>(isa));
   else
-    gemm_blocked(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
-                 threads);
+    gemm_tiled<GemmBlocking<T>>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                                epilogue, select_micro_kernel<T>(isa));
 }
 
 template <typename T>

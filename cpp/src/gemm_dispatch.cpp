@@ -11,25 +11,35 @@ namespace {
 constexpr int kAutomatic = -1;
 std::atomic<int> forced_isa{kAutomatic};
 
-Isa detect_isa() {
+bool cpu_has(Isa isa) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
-#endif
-  return Isa::generic;
-}
-
-}  // namespace
-
-bool isa_supported(Isa isa) {
+  // libgcc reports AVX and AVX-512 only when the OS saves their registers (XCR0).
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   switch (isa) {
     case Isa::generic:
       return true;
     case Isa::avx2:
-      return detect_isa() == Isa::avx2;
+      return avx2;
+    case Isa::avx512:
+      return avx2 && __builtin_cpu_supports("avx512f");
   }
   return false;
+#else
+  return isa == Isa::generic;
+#endif
 }
+
+Isa detect_isa() {
+  Isa best = Isa::generic;
+  for (Isa isa : kAllIsas)
+    if (cpu_has(isa)) best = isa;
+  return best;
+}
+
+}  // namespace
+
+bool isa_supported(Isa isa) { return cpu_has(isa); }
 
 Isa active_isa() {
   const int forced = forced_isa.load(std::memory_order_relaxed);
@@ -53,18 +63,36 @@ const char* isa_name(Isa isa) {
       return "generic";
     case Isa::avx2:
       return "avx2";
+    case Isa::avx512:
+      return "avx512";
   }
   return "unknown";
 }
 
 template <>
-MicroKernel<float> select_micro_kernel<float>() {
-  return active_isa() == Isa::avx2 ? micro_kernel_avx2_s6x16 : micro_kernel_generic_s6x16;
+MicroKernel<float> select_micro_kernel<float>(Isa isa) {
+  switch (isa) {
+    case Isa::avx512:
+      return micro_kernel_avx512_s8x32;
+    case Isa::avx2:
+      return micro_kernel_avx2_s6x16;
+    case Isa::generic:
+      break;
+  }
+  return micro_kernel_generic_s6x16;
 }
 
 template <>
-MicroKernel<double> select_micro_kernel<double>() {
-  return active_isa() == Isa::avx2 ? micro_kernel_avx2_d6x8 : micro_kernel_generic_d6x8;
+MicroKernel<double> select_micro_kernel<double>(Isa isa) {
+  switch (isa) {
+    case Isa::avx512:
+      return micro_kernel_avx512_d8x16;
+    case Isa::avx2:
+      return micro_kernel_avx2_d6x8;
+    case Isa::generic:
+      break;
+  }
+  return micro_kernel_generic_d6x8;
 }
 
 }  // namespace backprop

@@ -249,7 +249,7 @@ def sgd_update(params: np.ndarray, grads: Any, velocity: Optional[np.ndarray] = 
 
 
 def gemm_isa() -> str:
-    """The instruction-set path the GEMM micro-kernel runs: 'avx2' or 'generic'."""
+    """The instruction-set path the GEMM micro-kernel runs: 'avx512', 'avx2' or 'generic'."""
     return str(_core.gemm_isa())
 
 
@@ -259,5 +259,5 @@ def available_isas() -> list[str]:
 
 
 def set_gemm_isa(name: str) -> None:
-    """Pin the GEMM to one path ('generic', 'avx2'), or 'auto' for the best this CPU runs."""
+    """Pin the GEMM to one path ('generic', 'avx2', 'avx512'), or 'auto' for the best this CPU runs."""
     _core.set_gemm_isa(name)

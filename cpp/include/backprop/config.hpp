@@ -9,8 +9,12 @@ using index_t = std::int64_t;
 
 // Register tile of the GEMM micro-kernel (rows x columns of C) and the cache blocks around it,
 // per element type. KC*NR elements of B stay in L1, MC*KC of A in L2, KC*NC of B in L3.
+// GemmBlocking: the AVX2 and portable kernels (two 256-bit vectors per row);
+// GemmBlocking512: the AVX-512 kernels (8 rows of two 512-bit vectors, 16 of 32 registers).
 template <typename T>
 struct GemmBlocking;
+template <typename T>
+struct GemmBlocking512;
 
 template <>
 struct GemmBlocking<float> {
@@ -28,6 +32,24 @@ struct GemmBlocking<double> {
   static constexpr index_t MC = 96;
   static constexpr index_t KC = 256;
   static constexpr index_t NC = 4080;
+};
+
+template <>
+struct GemmBlocking512<float> {
+  static constexpr index_t MR = 8;
+  static constexpr index_t NR = 32;
+  static constexpr index_t MC = 144;
+  static constexpr index_t KC = 256;
+  static constexpr index_t NC = 4064;
+};
+
+template <>
+struct GemmBlocking512<double> {
+  static constexpr index_t MR = 8;
+  static constexpr index_t NR = 16;
+  static constexpr index_t MC = 96;
+  static constexpr index_t KC = 256;
+  static constexpr index_t NC = 4064;
 };
 
 // Below this many multiply-adds (about 20 us of one core) a GEMM runs on one thread. A parallel
@@ -98,6 +120,8 @@ constexpr index_t kElementwiseBlock = 1 << 14;
 // inliner gave up partway into the double-precision softplus and sigmoid derivative.
 #if defined(__GNUC__)
 #define BACKPROP_ALWAYS_INLINE inline __attribute__((always_inline))
+#define BACKPROP_LAMBDA_ALWAYS_INLINE __attribute__((always_inline))
 #else
 #define BACKPROP_ALWAYS_INLINE inline
+#define BACKPROP_LAMBDA_ALWAYS_INLINE
 #endif

@@ -23,7 +23,10 @@ template <typename T>
 using MicroKernel = void (*)(index_t kc, const PanelOperands<T>& panels, T* c, index_t ldc,
                              T alpha, T beta, index_t mr, index_t nr);
 
-enum class Isa : int { generic = 0, avx2 = 1 };
+enum class Isa : int { generic = 0, avx2 = 1, avx512 = 2 };
+
+// Every path, in order of preference from the last.
+constexpr Isa kAllIsas[] = {Isa::generic, Isa::avx2, Isa::avx512};
 
 // The best path this CPU runs, unless force_isa chose one (tests and the benchmark pin paths).
 Isa active_isa();
@@ -32,8 +35,9 @@ void force_isa(Isa isa);  // throws std::invalid_argument when the CPU lacks it
 void reset_isa();         // back to the automatic choice
 const char* isa_name(Isa isa);
 
+// The micro-kernel of a path: its tile is GemmBlocking512<T> for avx512, else GemmBlocking<T>.
 template <typename T>
-MicroKernel<T> select_micro_kernel();
+MicroKernel<T> select_micro_kernel(Isa isa);
 
 // One entry point per compiled path (each in its own translation unit, built with its flags).
 void micro_kernel_generic_s6x16(index_t, const PanelOperands<float>&, float*, index_t, float, float,
@@ -44,5 +48,9 @@ void micro_kernel_avx2_s6x16(index_t, const PanelOperands<float>&, float*, index
                              index_t, index_t);
 void micro_kernel_avx2_d6x8(index_t, const PanelOperands<double>&, double*, index_t, double,
                             double, index_t, index_t);
+void micro_kernel_avx512_s8x32(index_t, const PanelOperands<float>&, float*, index_t, float,
+                               float, index_t, index_t);
+void micro_kernel_avx512_d8x16(index_t, const PanelOperands<double>&, double*, index_t, double,
+                               double, index_t, index_t);
 
 }  // namespace backprop
