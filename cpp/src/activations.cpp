@@ -269,7 +269,7 @@ struct BackwardTileOf {
 // One row of the softmax, in two loops: the exps vectorize, and the sum, kept in order, would
 // stop them from vectorizing were it in the same loop. InPlace: out holds the row on entry.
 template <typename T, bool InPlace>
-BACKPROP_ELEMENTWISE_CLONES void softmax_row(T* __restrict out, const T* __restrict u, index_t n) {
+BACKPROP_SHORT_ROW_CLONES void softmax_row(T* __restrict out, const T* __restrict u, index_t n) {
   const T* row = InPlace ? out : u;
   T top = row[0];
   for (index_t j = 1; j < n; ++j) top = row[j] > top ? row[j] : top;
