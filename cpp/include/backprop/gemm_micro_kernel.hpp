@@ -8,7 +8,9 @@ namespace backprop {
 // Where the micro-kernel reads its operands. Entry (i, p) of the MR x kc A panel is at
 // a[i * a_row + p * a_k]: a packed panel has a_row = 1, a_k = MR (zero padded to MR rows); a
 // matrix read in place gives its own strides. Row p of the kc x NR B panel starts at b + p * b_k:
-// b_k = NR for a packed panel, ldb for a row-major B read in place (all NR columns present).
+// b_k = NR for a packed panel, ldb for a row-major B read in place (all NR columns present),
+// and NR / 2 for a packed last panel of at most NR / 2 columns, whose rows hold only NR / 2
+// values: the kernel then reads no further than that (the tile is one vector wide).
 template <typename T>
 struct PanelOperands {
   const T* a;

@@ -31,16 +31,26 @@ inline void micro_kernel_body(index_t kc, const PanelOperands<T>& panels, T* __r
   }
 }
 
+// A tile at most NR / 2 wide may come in a panel only that wide: read no further.
+template <typename T, index_t MR, index_t NR>
+void micro_kernel(index_t kc, const PanelOperands<T>& panels, T* c, index_t ldc, T alpha,
+                  T beta, index_t mr, index_t nr) {
+  if (nr <= NR / 2)
+    micro_kernel_body<T, MR, NR / 2>(kc, panels, c, ldc, alpha, beta, mr, nr);
+  else
+    micro_kernel_body<T, MR, NR>(kc, panels, c, ldc, alpha, beta, mr, nr);
+}
+
 }  // namespace
 
 void micro_kernel_generic_s6x16(index_t kc, const PanelOperands<float>& panels, float* c,
                                 index_t ldc, float alpha, float beta, index_t mr, index_t nr) {
-  micro_kernel_body<float, 6, 16>(kc, panels, c, ldc, alpha, beta, mr, nr);
+  micro_kernel<float, 6, 16>(kc, panels, c, ldc, alpha, beta, mr, nr);
 }
 
 void micro_kernel_generic_d6x8(index_t kc, const PanelOperands<double>& panels, double* c,
                                index_t ldc, double alpha, double beta, index_t mr, index_t nr) {
-  micro_kernel_body<double, 6, 8>(kc, panels, c, ldc, alpha, beta, mr, nr);
+  micro_kernel<double, 6, 8>(kc, panels, c, ldc, alpha, beta, mr, nr);
 }
 
 }  // namespace backprop
