@@ -1,6 +1,7 @@
 """Tests for backprop.kernels: every native kernel against the NumPy oracle, tests/reference.py."""
 
 import math
+import platform
 
 import numpy as np
 import pytest
@@ -193,6 +194,49 @@ def _check_gemm(kernel, dtype, shape, trans_a, trans_b, alpha=1.0, beta=0.0, fil
     assert got.dtype == dtype and got.shape == (m, n), case
     assert np.isfinite(got).all(), f"non-finite result (NaN leaked from out?): {case}"
     assert_allclose(got, expected, err_msg=case, **tolerances(dtype, k))
+
+
+def _cpu_flags():
+    """The CPU's feature flags from /proc/cpuinfo (Linux), or None where there is none."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def test_gemm_paths_follow_the_cpu():
+    # Every path the CPU has is offered (and so run by every gemm_isa test), the portable one
+    # always, and the automatic choice is the widest.
+    paths = K.available_isas()
+    assert paths[0] == "generic" and set(paths) <= {"generic", "avx2", "avx512"}
+    flags = _cpu_flags()
+    if flags is not None and platform.machine() in ("x86_64", "AMD64"):
+        assert ("avx2" in paths) == ({"avx2", "fma"} <= flags)
+        assert ("avx512" in paths) == ({"avx2", "fma", "avx512f"} <= flags)
+    K.set_gemm_isa("auto")
+    assert K.gemm_isa() == paths[-1]
+
+
+def test_gemm_path_names_are_checked():
+    before = K.gemm_isa()
+    with pytest.raises(ValueError, match="isa must be 'auto', 'generic', 'avx2' or 'avx512'"):
+        K.set_gemm_isa("avx1024")
+    assert K.gemm_isa() == before
+
+
+def test_gemm_paths_the_cpu_lacks_are_refused():
+    missing = [name for name in ("avx2", "avx512") if name not in K.available_isas()]
+    if not missing:
+        pytest.skip("this CPU runs every GEMM path; none to refuse")
+    before = K.gemm_isa()
+    for name in missing:
+        with pytest.raises(ValueError, match=f"cannot run the {name} GEMM path"):
+            K.set_gemm_isa(name)
+        assert K.gemm_isa() == before
 
 
 @pytest.mark.parametrize("shape", EDGE_SHAPES, ids=_shape_id)
