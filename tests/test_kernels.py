@@ -171,8 +171,10 @@ ALPHA_BETA = [
     pytest.param(0.0, 0.5, "random", id="a0-b0.5"),
     pytest.param(0.0, 0.0, "nan", id="a0-b0-nan"),
 ]
-ALPHA_BETA_SHAPES = [(1, 1, 1), (7, 17, 9), (13, 33, 257), (23, 41, 19), (0, 4, 3), (4, 0, 3),
-                     (4, 3, 0), (0, 0, 0)]
+# (37, 10, 29) and (16, 12, 5): op(A) = A^T with at most 12 columns takes the narrow kernel
+# (whole vectors of rows, then the tiles on the rest).
+ALPHA_BETA_SHAPES = [(1, 1, 1), (7, 17, 9), (13, 33, 257), (23, 41, 19), (37, 10, 29),
+                     (16, 12, 5), (0, 4, 3), (4, 0, 3), (4, 3, 0), (0, 0, 0)]
 
 
 def _check_gemm(kernel, dtype, shape, trans_a, trans_b, alpha=1.0, beta=0.0, fill=None):
@@ -319,7 +321,8 @@ def test_gemm_empty_shapes(dtype, kernel, shape):
 # Below kGemmSharedMinFlops (2^27 multiply-adds) each thread computes its own slab of C; from it
 # on the threads share packed blocks, and a transposed B is packed inside the first row block.
 THREAD_SPLIT_SHAPES = [pytest.param((300, 500, 700), id="slabs"),
-                       pytest.param((301, 530, 900), id="shared-blocks")]
+                       pytest.param((301, 530, 900), id="shared-blocks"),
+                       pytest.param((4099, 10, 300), id="narrow")]
 
 
 @pytest.mark.parametrize("shape", THREAD_SPLIT_SHAPES)

@@ -412,6 +412,27 @@ void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
                          epilogue, kernel, threads);
 }
 
+// C = alpha * A^T B + beta * C with the narrow kernel: whole blocks of narrow.width rows split
+// over the threads, then the last rows from a zero-padded copy of their columns of A, so that
+// they get the same sums as in a whole block (512 x 10 x 128 float, one AVX-512 thread: 59 ->
+// 121 GFLOP/s; double 24 -> 60).
+template <typename T>
+void gemm_narrow(const NarrowKernel<T>& narrow, index_t m, index_t n, index_t k, T alpha,
+                 const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
+  const index_t width = narrow.width, blocks = m / width, tail = m - blocks * width;
+  parallel_for(blocks, gemm_thread_count(m, n, k) > 1, [&](index_t block) {
+    narrow.rows(n, width, k, a + block * width, lda, b, ldb, c + block * width * ldc, ldc, alpha,
+                beta);
+  });
+  if (tail == 0) return;
+  thread_local AlignedBuffer<T> strip_buffer;
+  T* const strip = strip_buffer.reserve(std::size_t(k * width));
+  const T* const last = a + blocks * width;
+  for (index_t p = 0; p < k; ++p)
+    for (index_t l = 0; l < width; ++l) strip[p * width + l] = l < tail ? last[p * lda + l] : T(0);
+  narrow.rows(n, tail, k, strip, width, b, ldb, c + blocks * width * ldc, ldc, alpha, beta);
+}
+
 }  // namespace
 
 template <typename T>
@@ -431,6 +452,14 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
   }
   // The path is read once per call: the tiles, the packing and the kernel must agree.
   const Isa isa = active_isa();
+  // A weight gradient with few columns (op(A) = A^T, B as stored, nothing fused) takes the
+  // narrow kernel, where the micro-kernel's tile would be mostly padding.
+  const NarrowKernel<T> narrow = select_narrow_kernel<T>(isa);
+  if (narrow.rows != nullptr && trans_a && !trans_b && n <= kNarrowMaxColumns &&
+      epilogue.step == GemmEpilogue<T>::Step::none && epilogue.bias == nullptr) {
+    gemm_narrow(narrow, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
   if (isa == Isa::avx512)
     gemm_tiled<GemmBlocking512<T>>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
                                    ldc, epilogue, select_micro_kernel<T>(isa));

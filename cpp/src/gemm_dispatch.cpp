@@ -95,4 +95,30 @@ MicroKernel<double> select_micro_kernel<double>(Isa isa) {
   return micro_kernel_generic_d6x8;
 }
 
+template <>
+NarrowKernel<float> select_narrow_kernel<float>(Isa isa) {
+  switch (isa) {
+    case Isa::avx512:
+      return {narrow_tn_avx512_s, 16};
+    case Isa::avx2:
+      return {narrow_tn_avx2_s, 8};
+    case Isa::generic:
+      break;
+  }
+  return {};
+}
+
+template <>
+NarrowKernel<double> select_narrow_kernel<double>(Isa isa) {
+  switch (isa) {
+    case Isa::avx512:
+      return {narrow_tn_avx512_d, 8};
+    case Isa::avx2:
+      return {narrow_tn_avx2_d, 4};
+    case Isa::generic:
+      break;
+  }
+  return {};
+}
+
 }  // namespace backprop

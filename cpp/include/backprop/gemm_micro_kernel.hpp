@@ -41,6 +41,23 @@ const char* isa_name(Isa isa);
 template <typename T>
 MicroKernel<T> select_micro_kernel(Isa isa);
 
+// The narrow transposed product (kernels/gemm_narrow_tn.hpp) of a path: C = alpha * op(A) B +
+// beta * C with op(A) = A^T and n <= kNarrowMaxColumns, on up to `width` rows of C per call
+// (one vector), A and B read in place, `width` values from each row of A:
+// rows(n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta). The portable path has none (rows is
+// null) and uses its micro-kernel.
+constexpr index_t kNarrowMaxColumns = 12;
+
+template <typename T>
+struct NarrowKernel {
+  void (*rows)(index_t n, index_t rows, index_t k, const T* a, index_t lda, const T* b,
+               index_t ldb, T* c, index_t ldc, T alpha, T beta) = nullptr;
+  index_t width = 0;
+};
+
+template <typename T>
+NarrowKernel<T> select_narrow_kernel(Isa isa);
+
 // One entry point per compiled path (each in its own translation unit, built with its flags).
 void micro_kernel_generic_s6x16(index_t, const PanelOperands<float>&, float*, index_t, float, float,
                                 index_t, index_t);
@@ -54,5 +71,13 @@ void micro_kernel_avx512_s8x32(index_t, const PanelOperands<float>&, float*, ind
                                float, index_t, index_t);
 void micro_kernel_avx512_d8x16(index_t, const PanelOperands<double>&, double*, index_t, double,
                                double, index_t, index_t);
+void narrow_tn_avx2_s(index_t, index_t, index_t, const float*, index_t, const float*,
+                      index_t, float*, index_t, float, float);
+void narrow_tn_avx2_d(index_t, index_t, index_t, const double*, index_t, const double*,
+                      index_t, double*, index_t, double, double);
+void narrow_tn_avx512_s(index_t, index_t, index_t, const float*, index_t, const float*,
+                        index_t, float*, index_t, float, float);
+void narrow_tn_avx512_d(index_t, index_t, index_t, const double*, index_t, const double*,
+                        index_t, double*, index_t, double, double);
 
 }  // namespace backprop

@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include "backprop/gemm_micro_kernel.hpp"
+#include "gemm_narrow_tn.hpp"
 
 namespace backprop {
 namespace {
@@ -203,6 +204,18 @@ void micro_kernel_avx2_s6x16(index_t kc, const PanelOperands<float>& panels, flo
 void micro_kernel_avx2_d6x8(index_t kc, const PanelOperands<double>& panels, double* c,
                             index_t ldc, double alpha, double beta, index_t mr, index_t nr) {
   kernel_6x2v<Avx2Double>(kc, panels, c, ldc, alpha, beta, mr, nr);
+}
+
+void narrow_tn_avx2_s(index_t n, index_t rows, index_t k, const float* a, index_t lda,
+                      const float* b, index_t ldb, float* c, index_t ldc, float alpha,
+                      float beta) {
+  narrow_tn_rows_of_width<Avx2Float>(n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
+}
+
+void narrow_tn_avx2_d(index_t n, index_t rows, index_t k, const double* a, index_t lda,
+                      const double* b, index_t ldb, double* c, index_t ldc, double alpha,
+                      double beta) {
+  narrow_tn_rows_of_width<Avx2Double>(n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
 }
 
 }  // namespace backprop

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "backprop/gemm_micro_kernel.hpp"
+#include "gemm_narrow_tn.hpp"
 
 namespace backprop {
 namespace {
@@ -213,6 +214,18 @@ void micro_kernel_avx512_s8x32(index_t kc, const PanelOperands<float>& panels, f
 void micro_kernel_avx512_d8x16(index_t kc, const PanelOperands<double>& panels, double* c,
                                index_t ldc, double alpha, double beta, index_t mr, index_t nr) {
   kernel_8x2v<Avx512Double>(kc, panels, c, ldc, alpha, beta, mr, nr);
+}
+
+void narrow_tn_avx512_s(index_t n, index_t rows, index_t k, const float* a, index_t lda,
+                        const float* b, index_t ldb, float* c, index_t ldc, float alpha,
+                        float beta) {
+  narrow_tn_rows_of_width<Avx512Float>(n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
+}
+
+void narrow_tn_avx512_d(index_t n, index_t rows, index_t k, const double* a, index_t lda,
+                        const double* b, index_t ldb, double* c, index_t ldc, double alpha,
+                        double beta) {
+  narrow_tn_rows_of_width<Avx512Double>(n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
 }
 
 }  // namespace backprop
