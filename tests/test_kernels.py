@@ -171,10 +171,11 @@ ALPHA_BETA = [
     pytest.param(0.0, 0.5, "random", id="a0-b0.5"),
     pytest.param(0.0, 0.0, "nan", id="a0-b0-nan"),
 ]
-# (37, 10, 29) and (16, 12, 5): op(A) = A^T with at most 12 columns takes the narrow kernel
-# (whole vectors of rows, then the tiles on the rest).
+# op(A) = A^T with at most 12 columns takes the narrow kernel (whole vectors of rows, then a
+# zero-padded last block): (37, 10, 29), (16, 12, 5), (29, 11, 33), (45, 3, 7), (8, 4, 64).
 ALPHA_BETA_SHAPES = [(1, 1, 1), (7, 17, 9), (13, 33, 257), (23, 41, 19), (37, 10, 29),
-                     (16, 12, 5), (0, 4, 3), (4, 0, 3), (4, 3, 0), (0, 0, 0)]
+                     (16, 12, 5), (29, 11, 33), (45, 3, 7), (8, 4, 64), (0, 4, 3), (4, 0, 3),
+                     (4, 3, 0), (0, 0, 0)]
 
 
 def _check_gemm(kernel, dtype, shape, trans_a, trans_b, alpha=1.0, beta=0.0, fill=None):
@@ -274,9 +275,10 @@ def test_gemm_blocking_boundaries_match_reference(gemm_isa, dtype, threads, make
 
 
 @pytest.mark.parametrize("make_shape", BLOCKING_SHAPES)
-@pytest.mark.parametrize("isa", ["avx2", "avx512"])
-def test_gemm_ref_blocking_boundaries_match_reference(dtype, make_shape, isa):
-    shape = make_shape(blocking(isa, dtype))
+@pytest.mark.parametrize("tile_family", ["avx2", "avx512"])
+def test_gemm_ref_blocking_boundaries_match_reference(dtype, make_shape, tile_family):
+    # The reference on the shapes around either family's tiles and blocks.
+    shape = make_shape(blocking(tile_family, dtype))
     for trans_a, trans_b in TRANSPOSES:
         _check_gemm(K.gemm_ref, dtype, shape, trans_a, trans_b, alpha=-0.5, beta=1.25,
                     fill="random")
@@ -320,8 +322,11 @@ def test_gemm_empty_shapes(dtype, kernel, shape):
 
 # Below kGemmSharedMinFlops (2^27 multiply-adds) each thread computes its own slab of C; from it
 # on the threads share packed blocks, and a transposed B is packed inside the first row block.
+# n = 520 leaves a last column panel of 8: at most half a tile wide in every family but the
+# AVX2 double one, so packed half as wide, its rows split between threads.
 THREAD_SPLIT_SHAPES = [pytest.param((300, 500, 700), id="slabs"),
                        pytest.param((301, 530, 900), id="shared-blocks"),
+                       pytest.param((301, 520, 900), id="shared-blocks-narrow-panel"),
                        pytest.param((4099, 10, 300), id="narrow")]
 
 

@@ -8,7 +8,7 @@ namespace backprop {
 namespace {
 
 // Tests the exponent bits (all ones for Inf and NaN) as integers: an OR over the range has no
-// branch and no float compare, so it vectorizes. Cloned for AVX2 (config.hpp).
+// branch and no float compare, so it vectorizes. Cloned per instruction set (config.hpp).
 template <typename T>
 BACKPROP_ELEMENTWISE_CLONES bool range_is_finite(const T* x, index_t n) {
   using Bits = FloatBits<T>;

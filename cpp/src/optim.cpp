@@ -199,7 +199,8 @@ struct Rule {
 // The update over [begin, end), written when Write; 1 when any result is not finite, else 0.
 // The buffers never overlap (the bindings refuse aliases): restrict, and a local copy of the
 // rule that no store can change, let the compiler keep the constants in registers. Cloned
-// for AVX2 and chosen at load time; contraction stays off, so both clones round alike.
+// per instruction set and chosen at load time; contraction stays off, so all clones round
+// alike.
 template <typename T, OptimizerKind K, int States, bool Shaped, bool Write>
 BACKPROP_ELEMENTWISE_CLONES int update_range(const Rule<T>& shared_rule, T* __restrict params,
                                              const T* __restrict grads, index_t begin,

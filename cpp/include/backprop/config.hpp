@@ -11,6 +11,9 @@ using index_t = std::int64_t;
 // per element type. KC*NR elements of B stay in L1, MC*KC of A in L2, KC*NC of B in L3.
 // GemmBlocking: the AVX2 and portable kernels (two 256-bit vectors per row);
 // GemmBlocking512: the AVX-512 kernels (8 rows of two 512-bit vectors, 16 of 32 registers).
+// Its B panel (KC x NR: 32 KiB) fits the 48 KiB L1 of the Xeon it was tuned on, not the 32 KiB
+// of older AVX-512 CPUs; there KC = 128 or 192 measured no faster (within the noise of a shared
+// machine). The thresholds below were tuned on the AVX2 tile and serve both families.
 template <typename T>
 struct GemmBlocking;
 template <typename T>

@@ -27,7 +27,7 @@ using MicroKernel = void (*)(index_t kc, const PanelOperands<T>& panels, T* c, i
 
 enum class Isa : int { generic = 0, avx2 = 1, avx512 = 2 };
 
-// Every path, in order of preference from the last.
+// Every path, narrowest first: the automatic choice is the last one the CPU runs.
 constexpr Isa kAllIsas[] = {Isa::generic, Isa::avx2, Isa::avx512};
 
 // The best path this CPU runs, unless force_isa chose one (tests and the benchmark pin paths).
