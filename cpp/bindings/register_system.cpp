@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "backprop/activations.hpp"
+#include "backprop/float_mode.hpp"
 #include "backprop/gemm_micro_kernel.hpp"
 #include "backprop/losses.hpp"
 #include "backprop/threads.hpp"
@@ -18,6 +19,9 @@ void register_system(py::module_& m) {
   m.def("get_num_threads", &get_num_threads);
   m.def("openmp_enabled", &openmp_enabled);
   m.def("in_forked_child", &in_forked_child);
+  m.def("set_flush_subnormals", &set_flush_subnormals, py::arg("on"));
+  m.def("flush_subnormals", &flush_subnormals);
+  m.def("team_float_modes", &team_float_modes, py::arg("threads"));
 
   m.def("gemm_isa", [] { return std::string(isa_name(active_isa())); });
   m.def("available_isas", [] {

@@ -364,9 +364,13 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
                       kernel, a_packed, b_packed, 0, 1);
     return;
   }
+  const unsigned mode = float_mode();
 #pragma omp parallel num_threads(threads)
-  gemm_team<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
-                    kernel, a_packed, b_packed, thread_index(), team_size());
+  {
+    const FloatModeScope caller_mode(mode);
+    gemm_team<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
+                      kernel, a_packed, b_packed, thread_index(), team_size());
+  }
 }
 
 // Each thread computes its own slab of C (whole columns, or whole rows when op(A) is the taller
@@ -381,8 +385,10 @@ void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
   const index_t unit = by_columns ? Blocks::NR : Blocks::MR;
   const index_t extent = by_columns ? n : m;
   const index_t units = (extent + unit - 1) / unit;
+  const unsigned mode = float_mode();
 #pragma omp parallel num_threads(threads)
   {
+    const FloatModeScope caller_mode(mode);
     const index_t part = thread_index(), parts = team_size();
     const index_t first = std::min(extent, units * part / parts * unit);
     const index_t last = std::min(extent, units * (part + 1) / parts * unit);

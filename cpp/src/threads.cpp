@@ -66,6 +66,18 @@ int team_size() {
 #endif
 }
 
+void start_worker_threads() {
+#ifdef _OPENMP
+  const int n = get_num_threads();
+  if (n > 1) {
+    // Not an empty region: GCC drops those, and then no thread starts.
+    std::atomic<int> started{0};
+#pragma omp parallel num_threads(n)
+    started.fetch_add(1, std::memory_order_relaxed);
+  }
+#endif
+}
+
 bool openmp_enabled() {
 #ifdef _OPENMP
   return true;

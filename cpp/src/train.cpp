@@ -1,17 +1,32 @@
 // The native training engine: a mini-batch step and a shuffled epoch, each one call.
 #include "backprop/train.hpp"
+#include "backprop/float_mode.hpp"
 #include "backprop/threads.hpp"
 
 #include <algorithm>
 #include <cmath>
 
 namespace backprop {
+namespace {
+
+// The floating-point mode of a training call: the caller's, or subnormals flushed to zero
+// when asked (float_mode.hpp). Before the calling thread starts flushing, OpenMP's workers are
+// started: a thread inherits its creator's mode, and a worker born flushing would flush in
+// every later parallel region of the process, other libraries' included.
+unsigned training_float_mode() {
+  if (!flush_subnormals() || float_mode() == kFlushSubnormalsMode) return float_mode();
+  start_worker_threads();
+  return kFlushSubnormalsMode;
+}
+
+}  // namespace
 
 template <typename T>
 StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* state,
                       const OptimizerSpec& opt, const T* x, const T* y, const T* row_weight,
                       index_t m, Workspace<T>& ws, UpdateBounds* bounds) {
   // x (m x n_inputs), y (m x n_outputs); params, grads and each state buffer (n_params)
+  const FloatModeScope mode(training_float_mode());
   StepResult result;
   const T* y_hat = mlp_forward(net, params, x, m, ws, opt.step);  // dropout masks of this step
   const index_t n_out = net.n_outputs();
@@ -50,6 +65,7 @@ EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const
                         index_t batch_size, Workspace<T>& ws) {
   // x (n_rows x n_inputs), y (n_rows x n_outputs); order (n_order) indexes rows of both
   (void)n_rows;  // the binding has checked every entry of order against it
+  const FloatModeScope mode(training_float_mode());
   EpochResult result;
   // Between batches nothing else writes params or state (the engine's mutex is held and no
   // callback runs), so each update can start from the bounds the last one left.

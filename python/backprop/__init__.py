@@ -29,6 +29,7 @@ from .callbacks import (
     TerminateOnNaN,
 )
 from .fit import History, fit
+from .float_mode import get_flush_denormals, set_flush_denormals
 from .gradcheck import GradcheckResult, gradcheck
 from .io import load
 from .layers import Dense
@@ -76,11 +77,13 @@ __all__ = [
     "datasets",
     "estimators",
     "fit",
+    "get_flush_denormals",
     "get_num_threads",
     "gradcheck",
     "kernels",
     "load",
     "optim",
     "schedules",
+    "set_flush_denormals",
     "set_num_threads",
 ]

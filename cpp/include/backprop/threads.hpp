@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "backprop/config.hpp"
+#include "backprop/float_mode.hpp"
 
 namespace backprop {
 
@@ -13,6 +14,9 @@ bool openmp_enabled();
 int thread_index();  // inside a parallel region: this thread's number, 0 to team_size() - 1
 int team_size();     // inside a parallel region: its number of threads (1 outside)
 bool in_forked_child();  // true after fork() in the child: kernels stay on one thread there
+// Starts OpenMP's get_num_threads() - 1 worker threads now, if they are not running yet (an
+// empty parallel region): a new thread takes its creator's floating-point mode.
+void start_worker_threads();
 
 // Runs body(i) for every i in [0, count): split statically over get_num_threads() threads when
 // `parallel`, else a plain loop on the calling thread. Not an OpenMP `if` clause: a one-thread
@@ -24,8 +28,13 @@ void parallel_for(index_t count, bool parallel, Body&& body) {
     for (index_t i = 0; i < count; ++i) body(i);
     return;
   }
-#pragma omp parallel for schedule(static) num_threads(threads)
-  for (index_t i = 0; i < count; ++i) body(i);
+  const unsigned mode = float_mode();
+#pragma omp parallel num_threads(threads)
+  {
+    const FloatModeScope caller_mode(mode);
+#pragma omp for schedule(static)
+    for (index_t i = 0; i < count; ++i) body(i);
+  }
 }
 
 // Runs body(first, count) over [0, n) for elementwise work: as one call, or, when `parallel`
@@ -42,8 +51,10 @@ void for_each_share(index_t n, bool parallel, Body&& body) {
     return;
   }
   const index_t units = (n + kElementwiseAlign - 1) / kElementwiseAlign;
+  const unsigned mode = float_mode();
 #pragma omp parallel num_threads(threads)
   {
+    const FloatModeScope caller_mode(mode);
     const index_t part = thread_index(), parts = team_size();
     const index_t first = std::min(n, units * part / parts * kElementwiseAlign);
     const index_t last = std::min(n, units * (part + 1) / parts * kElementwiseAlign);

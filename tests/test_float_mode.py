@@ -1,0 +1,123 @@
+"""set_flush_denormals: training with subnormal numbers flushed to zero, off by default."""
+
+import platform
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+TINY = np.finfo(np.float32).tiny  # the smallest normal float32, 1.18e-38
+
+x86_64 = pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"),
+                            reason="flushing to zero is an x86-64 mode; elsewhere it is a no-op")
+
+
+@pytest.fixture
+def flushing():
+    """Turns flushing on for the test, and off again whatever happens."""
+    bp.set_flush_denormals(True)
+    yield
+    bp.set_flush_denormals(False)
+
+
+def _train_on_subnormal_inputs(threads, steps=1, flush_from_step=0):
+    """The parameters and the first layer's weight velocity after SGD steps on inputs that are
+    all subnormal (or zero). The layer sizes make the GEMMs and the update run on two threads
+    when asked, so worker threads meet the subnormals too. flush_from_step: turn flushing on
+    before that step (0: leave it as it is)."""
+    bp.set_num_threads(threads)
+    net = bp.Network([256, 512, 10], seed=3)
+    rng = np.random.default_rng(5)
+    X = (rng.standard_normal((64, 256)) * 1e-39).astype(np.float32)
+    y = rng.integers(0, 10, 64)
+    optimizer = bp.optim.SGD(lr=0.1, momentum=0.9)
+    for step in range(steps):
+        if flush_from_step and step == flush_from_step:
+            bp.set_flush_denormals(True)
+        net.train_step(X, y, optimizer)
+    size = net.layers[0].W.size  # W of layer 0 leads the flat buffer
+    assert np.shares_memory(net.params[:size], net.layers[0].W)
+    return net.params.copy(), optimizer.state_for(net.params)[0][:size].copy()
+
+
+def test_off_by_default_and_switchable():
+    assert bp.get_flush_denormals() is False
+    bp.set_flush_denormals(True)
+    try:
+        assert bp.get_flush_denormals() is True
+    finally:
+        bp.set_flush_denormals(False)
+    assert bp.get_flush_denormals() is False
+    with pytest.raises(TypeError, match="enabled must be a bool"):
+        bp.set_flush_denormals(1)
+
+
+@x86_64
+def test_training_keeps_subnormal_gradients_by_default(threads):
+    _, velocity = _train_on_subnormal_inputs(1)
+    assert np.count_nonzero(velocity) > 0
+    assert np.all(np.abs(velocity) < TINY)
+
+
+@x86_64
+def test_flushed_training_reads_subnormal_inputs_as_zero(flushing, threads):
+    _, velocity = _train_on_subnormal_inputs(1)
+    assert np.count_nonzero(velocity) == 0
+
+
+@x86_64
+def test_flushed_training_gives_the_same_bytes_on_any_thread_count(flushing, threads):
+    # Worker threads flush as their caller does: otherwise the half of the first product they
+    # compute would hold subnormals where the one-thread run has zeros.
+    one = _train_on_subnormal_inputs(1, steps=3)
+    two = _train_on_subnormal_inputs(2, steps=3)
+    assert one[0].tobytes() == two[0].tobytes()
+    assert np.count_nonzero(two[1]) == 0
+
+
+@x86_64
+def test_flushed_update_reads_subnormal_state_as_zero(threads):
+    # A step in IEEE arithmetic leaves subnormal velocities; the next, flushed, reads them as
+    # zero on every thread of the update, whose two shares both hold first-layer weights.
+    try:
+        _, velocity = _train_on_subnormal_inputs(2, steps=2, flush_from_step=1)
+    finally:
+        bp.set_flush_denormals(False)
+    assert np.count_nonzero(velocity) == 0
+
+
+@x86_64
+def test_flushing_stays_inside_the_training_call(flushing, threads):
+    _train_on_subnormal_inputs(2)
+    # The calling thread computes subnormals again ...
+    assert np.float32(1e-39) * np.float32(0.5) != 0
+    # ... and so do the kernels' worker threads: 300 products of 1e-40 add up to a normal 3e-38,
+    # which a flushing worker would make 0. Large enough for two threads.
+    bp.set_num_threads(2)
+    A = np.full((300, 300), 1e-20, np.float32)
+    product = bp.kernels.gemm(A, A)
+    np.testing.assert_allclose(product, 300 * np.float32(1e-20) * np.float32(1e-20), rtol=1e-5)
+
+
+@x86_64
+def test_workers_first_started_by_flushed_training_do_not_flush():
+    # A new thread takes its creator's mode. In a fresh process whose first two-thread work is
+    # a flushed training step, OpenMP's workers must still start outside the flushing, or every
+    # later parallel region in the process, other libraries' included, would flush.
+    script = textwrap.dedent("""
+        import numpy as np, backprop as bp
+        from backprop import _core
+        bp.set_flush_denormals(True)
+        bp.set_num_threads(2)
+        net = bp.Network([256, 512, 10], seed=3)
+        net.train_step(np.zeros((64, 256), np.float32), np.zeros(64, int), bp.optim.SGD(lr=0.1))
+        print(*_core.team_float_modes(2))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "0"]
