@@ -12,7 +12,7 @@ import backprop as bp
 
 TINY = np.finfo(np.float32).tiny  # the smallest normal float32, 1.18e-38
 
-x86_64 = pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"),
+x86_64 = pytest.mark.skipif(platform.machine() != "x86_64",
                             reason="flushing to zero is an x86-64 mode; elsewhere it is a no-op")
 
 
@@ -95,12 +95,32 @@ def test_flushing_stays_inside_the_training_call(flushing, threads):
     _train_on_subnormal_inputs(2)
     # The calling thread computes subnormals again ...
     assert np.float32(1e-39) * np.float32(0.5) != 0
-    # ... and so do the kernels' worker threads: 300 products of 1e-40 add up to a normal 3e-38,
-    # which a flushing worker would make 0. Large enough for two threads.
-    bp.set_num_threads(2)
-    A = np.full((300, 300), 1e-20, np.float32)
-    product = bp.kernels.gemm(A, A)
-    np.testing.assert_allclose(product, 300 * np.float32(1e-20) * np.float32(1e-20), rtol=1e-5)
+    # ... and OpenMP's workers enter a region that sets no mode without flushing (the regions of
+    # other code sharing the pool).
+    assert list(bp._core.team_float_modes(2)) == [0, 0]
+
+
+@x86_64
+def test_a_larger_pool_after_flushed_training_does_not_flush(flushing, threads):
+    _train_on_subnormal_inputs(2)
+    _train_on_subnormal_inputs(3)  # OpenMP starts a third thread, before the caller flushes
+    assert list(bp._core.team_float_modes(3)) == [0, 0, 0]
+
+
+@x86_64
+def test_flushed_fit_reads_subnormal_inputs_as_zero(flushing, threads):
+    threads(2)
+    net = bp.Network([256, 512, 10], seed=3)
+    rng = np.random.default_rng(5)
+    X = (rng.standard_normal((256, 256)) * 1e-39).astype(np.float32)
+    y = rng.integers(0, 10, 256)
+    optimizer = bp.optim.SGD(lr=0.1, momentum=0.9)
+    net.fit(X, y, optimizer=optimizer, epochs=2, batch_size=64, verbose=0)
+    size = net.layers[0].W.size
+    assert np.count_nonzero(optimizer.state_for(net.params)[0][:size]) == 0
+    bp.set_flush_denormals(False)
+    net.fit(X, y, optimizer=optimizer, epochs=1, batch_size=64, verbose=0)
+    assert np.count_nonzero(optimizer.state_for(net.params)[0][:size]) > 0
 
 
 @x86_64

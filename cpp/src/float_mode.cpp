@@ -8,7 +8,9 @@
 #include <omp.h>
 #endif
 
-#if defined(__SSE__) || defined(__x86_64__)
+#include "backprop/threads.hpp"
+
+#if defined(__x86_64__)
 #include <xmmintrin.h>
 #define BACKPROP_HAS_MXCSR 1
 #endif
@@ -24,6 +26,14 @@ void set_flush_subnormals(bool on) { flushing.store(on, std::memory_order_relaxe
 
 bool flush_subnormals() { return flushing.load(std::memory_order_relaxed); }
 
+bool flush_supported() {
+#ifdef BACKPROP_HAS_MXCSR
+  return true;
+#else
+  return false;
+#endif
+}
+
 unsigned float_mode() {
 #ifdef BACKPROP_HAS_MXCSR
   return _mm_getcsr() & kFlushSubnormalsMode;
@@ -33,7 +43,9 @@ unsigned float_mode() {
 }
 
 std::vector<unsigned> team_float_modes(int threads) {
-  std::vector<unsigned> modes(std::size_t(threads > 0 ? threads : 1), 0u);
+  // One thread in a forked child, where OpenMP's pool does not work (threads.cpp).
+  const int count = in_forked_child() ? 1 : threads > 0 ? threads : 1;
+  std::vector<unsigned> modes(std::size_t(count), 0u);
 #ifdef _OPENMP
 #pragma omp parallel num_threads(int(modes.size()))
   {
@@ -61,7 +73,8 @@ FloatModeScope::FloatModeScope(unsigned mode) : saved_(0u), changed_(false) {
 
 FloatModeScope::~FloatModeScope() {
 #ifdef BACKPROP_HAS_MXCSR
-  if (changed_) _mm_setcsr(saved_);
+  if (changed_)
+    _mm_setcsr((_mm_getcsr() & ~kFlushSubnormalsMode) | (saved_ & kFlushSubnormalsMode));
 #endif
 }
 

@@ -12,9 +12,12 @@ namespace {
 // The floating-point mode of a training call: the caller's, or subnormals flushed to zero
 // when asked (float_mode.hpp). Before the calling thread starts flushing, OpenMP's workers are
 // started: a thread inherits its creator's mode, and a worker born flushing would flush in
-// every later parallel region of the process, other libraries' included.
+// every later parallel region of the process, other libraries' included. (Workers OpenMP adds
+// during the call, if another Python thread raises the thread count meanwhile, are born
+// flushing: backprop's own regions still set their mode, other code's would not.)
 unsigned training_float_mode() {
-  if (!flush_subnormals() || float_mode() == kFlushSubnormalsMode) return float_mode();
+  if (!flush_supported() || !flush_subnormals() || float_mode() == kFlushSubnormalsMode)
+    return float_mode();
   start_worker_threads();
   return kFlushSubnormalsMode;
 }

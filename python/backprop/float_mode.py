@@ -11,10 +11,12 @@ def set_flush_denormals(enabled: bool) -> None:
     Off by default. On x86-64 CPUs that take a slow microcode assist for every operation that
     meets a subnormal float (many Intel CPUs), a network that has learned its data so well that
     its gradients shrink below 1.2e-38 (float32) can train several times slower; flushing them
-    to zero, as TensorFlow and JAX do, removes that cost and changes no result beyond those
-    values. It applies to Network.train_step and to the epochs of fit and the estimators with
+    to zero, as TensorFlow and JAX do, removes that cost. Results change only where a subnormal
+    value would have appeared (read or made): such a gradient becomes 0, so Rprop and Quickprop,
+    which follow a gradient's sign, leave that weight where it is. It applies to Network.train_step and to the epochs of fit and the estimators with
     mini-batch optimizers (SGD, Adam and the like); full-batch L-BFGS and Levenberg-Marquardt,
-    kernels called directly (backprop.kernels), loss_and_grad, forward and predict keep IEEE
+    Optimizer.step, kernels called directly (backprop.kernels), loss_and_grad, forward and
+    predict keep IEEE
     arithmetic, as does the calling thread once a call returns. Every thread of a training call
     flushes alike, so results still do not depend on the thread count. Process-wide, like
     set_num_threads. Where the CPU has no such mode (not x86-64) this changes nothing.

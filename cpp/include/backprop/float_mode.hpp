@@ -15,7 +15,10 @@ constexpr unsigned kFlushSubnormalsMode = 0x8040u;
 void set_flush_subnormals(bool on);
 bool flush_subnormals();
 
-// The calling thread's flush bits (0 on CPUs without them).
+// Whether this build can flush (x86-64: the MXCSR register); elsewhere the switch does nothing.
+bool flush_supported();
+
+// The calling thread's flush bits (always 0 where flush_supported() is false).
 unsigned float_mode();
 
 // The flush bits each thread of a `threads`-thread OpenMP team holds on entering a region that
@@ -23,7 +26,7 @@ unsigned float_mode();
 std::vector<unsigned> team_float_modes(int threads);
 
 // Gives the calling thread the flush bits `mode` for the scope's lifetime, then restores its
-// own. Every thread of a kernel's team takes its caller's bits (threads.hpp, gemm.cpp), so a
+// own (those two bits only: exception flags raised inside stay raised). Every thread of a kernel's team takes its caller's bits (threads.hpp, gemm.cpp), so a
 // result's bits do not depend on the thread count either way.
 class FloatModeScope {
  public:
