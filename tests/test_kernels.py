@@ -61,26 +61,33 @@ def _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype):
 # at most DIRECT_ROW_BYTES apart (kGemmDirectBMaxRowBytes), and the most column panels for which
 # A is read in place (DIRECT_A_PANELS, kGemmDirectAMaxPanels), copied from
 # cpp/include/backprop/config.hpp (GemmBlocking, and GemmBlocking512 for the avx512 path); ITEM
-# is the dtype's size in bytes and LANES the values in one vector of the path.
+# is the dtype's size in bytes and LANES the values in one vector of the path. A GEMM that reads
+# A in place runs tiles of MR_IN_PLACE rows and blocks of MC_IN_PLACE (GemmBlocking512InPlaceA);
+# the AVX-512 kernel also has tiles of 4 and 8 rows, for panels of that few rows.
 _SHARED_LIMITS = {"DIRECT": 64, "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 1024,
                   "DIRECT_A_PANELS": 16}
 _BLOCKING_256 = {
     np.dtype(np.float32): {"MR": 6, "NR": 16, "MC": 144, "KC": 256, "NC": 4080, "ITEM": 4,
-                           "LANES": 8, **_SHARED_LIMITS},
+                           "LANES": 8, "MR_IN_PLACE": 6, "MC_IN_PLACE": 144, **_SHARED_LIMITS},
     np.dtype(np.float64): {"MR": 6, "NR": 8, "MC": 96, "KC": 256, "NC": 4080, "ITEM": 8,
-                           "LANES": 4, **_SHARED_LIMITS},
+                           "LANES": 4, "MR_IN_PLACE": 6, "MC_IN_PLACE": 96, **_SHARED_LIMITS},
 }
 _BLOCKING_512 = {
-    np.dtype(np.float32): {"MR": 8, "NR": 32, "MC": 144, "KC": 256, "NC": 4064, "ITEM": 4,
-                           "LANES": 16, **_SHARED_LIMITS},
-    np.dtype(np.float64): {"MR": 8, "NR": 16, "MC": 96, "KC": 256, "NC": 4064, "ITEM": 8,
-                           "LANES": 8, **_SHARED_LIMITS},
+    np.dtype(np.float32): {"MR": 14, "NR": 32, "MC": 140, "KC": 256, "NC": 4064, "ITEM": 4,
+                           "LANES": 16, "MR_IN_PLACE": 8, "MC_IN_PLACE": 144, **_SHARED_LIMITS},
+    np.dtype(np.float64): {"MR": 14, "NR": 16, "MC": 112, "KC": 256, "NC": 4064, "ITEM": 8,
+                           "LANES": 8, "MR_IN_PLACE": 8, "MC_IN_PLACE": 96, **_SHARED_LIMITS},
 }
 
 
 def blocking(isa, dtype):
     """The tile and block sizes of GEMM path `isa` in `dtype`."""
     return (_BLOCKING_512 if isa == "avx512" else _BLOCKING_256)[np.dtype(dtype)]
+
+
+def packed_a_columns(b, extra=5):
+    """A column count with more panels than DIRECT_A_PANELS: A is packed, in MR-row panels."""
+    return (b["DIRECT_A_PANELS"] + 1) * b["NR"] + extra
 
 
 EDGE_SIZES = (1, 2, 5, 6, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 255)
@@ -120,10 +127,26 @@ BLOCKING_SHAPES = [
     pytest.param(lambda b: (b["MR"] + 2, b["NR"] + b["LANES"] + 1, b["KC"] + 1),
                  id="MR+2,NR+LANES+1,KC+1"),
     pytest.param(lambda b: (b["MR"] + 3, 2 * b["NR"], 31), id="MR+3"),
-    pytest.param(lambda b: (b["MC"] - 1, 37, 29), id="MC-1"),
-    pytest.param(lambda b: (b["MC"], 37, 29), id="MC"),
-    pytest.param(lambda b: (b["MC"] + 1, 37, 29), id="MC+1"),
-    pytest.param(lambda b: (2 * b["MC"] + 1, 37, 29), id="2MC+1"),
+    # With few column panels A is read in place, in panels of MR_IN_PLACE rows ...
+    pytest.param(lambda b: (b["MR_IN_PLACE"] - 1, 2 * b["NR"] + 3, 31), id="MR_IN_PLACE-1"),
+    pytest.param(lambda b: (b["MR_IN_PLACE"] + 1, 2 * b["NR"] + 3, 31), id="MR_IN_PLACE+1"),
+    pytest.param(lambda b: (b["MC_IN_PLACE"] - 1, 37, 29), id="MC_IN_PLACE-1"),
+    pytest.param(lambda b: (b["MC_IN_PLACE"], 37, 29), id="MC_IN_PLACE"),
+    pytest.param(lambda b: (b["MC_IN_PLACE"] + 1, 37, 29), id="MC_IN_PLACE+1"),
+    pytest.param(lambda b: (2 * b["MC_IN_PLACE"] + 1, 37, 29), id="2MC_IN_PLACE+1"),
+    # ... with more, A is packed in panels of MR rows: the row blocks, and a last row panel of
+    # each tile height's rows and one more (AVX-512: 4, 8 and 14 rows), one vector wide too.
+    pytest.param(lambda b: (b["MC"] - 1, packed_a_columns(b), 29), id="MC-1"),
+    pytest.param(lambda b: (b["MC"], packed_a_columns(b), 29), id="MC"),
+    pytest.param(lambda b: (b["MC"] + 1, packed_a_columns(b), 29), id="MC+1"),
+    pytest.param(lambda b: (b["MR"] - 1, packed_a_columns(b), 31), id="packed,MR-1"),
+    pytest.param(lambda b: (b["MR"] + 1, packed_a_columns(b), 30), id="packed,MR+1"),
+    pytest.param(lambda b: (b["MR"] + 4, packed_a_columns(b), 31), id="packed,MR+4"),
+    pytest.param(lambda b: (b["MR"] + 5, packed_a_columns(b), 31), id="packed,MR+5"),
+    pytest.param(lambda b: (2 * b["MR"] + 8, packed_a_columns(b), 31), id="packed,2MR+8"),
+    pytest.param(lambda b: (2 * b["MR"] + 9, packed_a_columns(b, b["LANES"] - 1), 31),
+                 id="packed,2MR+9,LANES-1"),
+    pytest.param(lambda b: (b["MR"] + 3, packed_a_columns(b, 3), 1), id="packed,MR+3,k=1"),
     pytest.param(lambda b: (19, 37, b["KC"] - 1), id="KC-1"),
     pytest.param(lambda b: (19, 37, b["KC"]), id="KC"),
     pytest.param(lambda b: (19, 37, b["KC"] + 1), id="KC+1"),
@@ -350,6 +373,10 @@ def test_gemm_bytes_do_not_depend_on_thread_count(gemm_isa, dtype, threads, tran
 @pytest.mark.parametrize("make_shape", [
     pytest.param(lambda b: (2 * b["MR"] + 2, b["NR"] + b["LANES"] - 1, b["KC"] + 1), id="tails"),
     pytest.param(lambda b: (3 * b["MR"] + 1, 2 * b["NR"] + 1, 33), id="3MR+1"),
+    pytest.param(lambda b: (3 * b["MR"] + 1, packed_a_columns(b, 1), 33), id="3MR+1,packed"),
+    # A^T with rows 4 KiB apart is packed (A-4KiB above), while the rows cut out of it are read
+    # in place: a row's bits do not depend on the tile family either.
+    pytest.param(lambda b: (4096 // b["ITEM"], 2 * b["NR"] + 1, 33), id="A-4KiB"),
 ])
 @pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES, ids=["NN", "NT", "TN", "TT"])
 def test_gemm_row_bytes_do_not_depend_on_the_other_rows(gemm_isa, dtype, trans_a, trans_b,

@@ -350,15 +350,26 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
   }
 }
 
+// A thread's packing buffers for one element type, shared by every tile family: grown once
+// and reused by every call.
+template <typename T>
+struct PackingBuffers {
+  AlignedBuffer<T> a, b;
+  static PackingBuffers& of_this_thread() {
+    thread_local PackingBuffers buffers;
+    return buffers;
+  }
+};
+
 // The blocked GEMM on m, n, k >= 1 on `threads` threads (gemm_team), with this calling
-// thread's packing buffers: grown once and reused by every call.
+// thread's packing buffers.
 template <typename Blocks, typename T>
 void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
                   const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
                   const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, int threads) {
-  thread_local AlignedBuffer<T> a_buffer, b_buffer;
-  T* const a_packed = a_buffer.reserve(std::size_t(Blocks::MC * Blocks::KC));
-  T* const b_packed = b_buffer.reserve(std::size_t(Blocks::KC * Blocks::NC));
+  PackingBuffers<T>& buffers = PackingBuffers<T>::of_this_thread();
+  T* const a_packed = buffers.a.reserve(std::size_t(Blocks::MC * Blocks::KC));
+  T* const b_packed = buffers.b.reserve(std::size_t(Blocks::KC * Blocks::NC));
   if (threads <= 1) {
     gemm_team<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
                       kernel, a_packed, b_packed, 0, 1);
@@ -466,7 +477,12 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
     gemm_narrow(narrow, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  if (isa == Isa::avx512)
+  // The AVX-512 path reads A in place with its 8-row tiles, and packs it for the 14-row ones
+  // (config.hpp, GemmBlocking512InPlaceA).
+  if (isa == Isa::avx512 && read_a_in_place<GemmBlocking512<T>, T>(trans_a, lda, n))
+    gemm_tiled<GemmBlocking512InPlaceA<T>>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
+                                           c, ldc, epilogue, select_micro_kernel<T>(isa));
+  else if (isa == Isa::avx512)
     gemm_tiled<GemmBlocking512<T>>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
                                    ldc, epilogue, select_micro_kernel<T>(isa));
   else

@@ -73,7 +73,7 @@ template <>
 MicroKernel<float> select_micro_kernel<float>(Isa isa) {
   switch (isa) {
     case Isa::avx512:
-      return micro_kernel_avx512_s8x32;
+      return micro_kernel_avx512_s14x32;
     case Isa::avx2:
       return micro_kernel_avx2_s6x16;
     case Isa::generic:
@@ -86,7 +86,7 @@ template <>
 MicroKernel<double> select_micro_kernel<double>(Isa isa) {
   switch (isa) {
     case Isa::avx512:
-      return micro_kernel_avx512_d8x16;
+      return micro_kernel_avx512_d14x16;
     case Isa::avx2:
       return micro_kernel_avx2_d6x8;
     case Isa::generic:

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 namespace backprop {
 
@@ -10,7 +11,10 @@ using index_t = std::int64_t;
 // Register tile of the GEMM micro-kernel (rows x columns of C) and the cache blocks around it,
 // per element type. KC*NR elements of B stay in L1, MC*KC of A in L2, KC*NC of B in L3.
 // GemmBlocking: the AVX2 and portable kernels (two 256-bit vectors per row);
-// GemmBlocking512: the AVX-512 kernels (8 rows of two 512-bit vectors, 16 of 32 registers).
+// GemmBlocking512: the AVX-512 kernels (14 rows of two 512-bit vectors, 28 of 32 registers).
+// Against 8 rows (16 registers), one thread: 1024^3 float 155 -> 160 GFLOP/s, double 64 -> 68,
+// 512 x 512 x 128 TN float 146 -> 157. A last row panel of at most 4 or 8 rows runs a tile that
+// high, so m = 32, 64 or 512 (14k + 4 or 8) computes no padding rows.
 // Its B panel (KC x NR: 32 KiB) fits the 48 KiB L1 of the Xeon it was tuned on, not the 32 KiB
 // of older AVX-512 CPUs; there KC = 128 or 192 measured no faster (within the noise of a shared
 // machine). The thresholds below were tuned on the AVX2 tile and serve both families.
@@ -39,20 +43,30 @@ struct GemmBlocking<double> {
 
 template <>
 struct GemmBlocking512<float> {
-  static constexpr index_t MR = 8;
+  static constexpr index_t MR = 14;
   static constexpr index_t NR = 32;
-  static constexpr index_t MC = 144;
+  static constexpr index_t MC = 140;
   static constexpr index_t KC = 256;
   static constexpr index_t NC = 4064;
 };
 
 template <>
 struct GemmBlocking512<double> {
-  static constexpr index_t MR = 8;
+  static constexpr index_t MR = 14;
   static constexpr index_t NR = 16;
-  static constexpr index_t MC = 96;
+  static constexpr index_t MC = 112;
   static constexpr index_t KC = 256;
   static constexpr index_t NC = 4064;
+};
+
+// A GEMM that reads A in place (see kGemmDirectAMaxPanels) takes 8-row tiles on the AVX-512 path:
+// each row of such a panel needs an address register of its own, and at 14 rows x86-64 has too
+// few, so the offsets spill to the stack (128 x 512 x 784 float, one thread: 148 -> 142 GFLOP/s;
+// 128 x 10 x 512 double 42 -> 37).
+template <typename T>
+struct GemmBlocking512InPlaceA : GemmBlocking512<T> {
+  static constexpr index_t MR = 8;
+  static constexpr index_t MC = std::is_same_v<T, float> ? 144 : 96;
 };
 
 // Below this many multiply-adds (about 20 us of one core) a GEMM runs on one thread. A parallel

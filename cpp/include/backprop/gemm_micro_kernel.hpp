@@ -67,10 +67,10 @@ void micro_kernel_avx2_s6x16(index_t, const PanelOperands<float>&, float*, index
                              index_t, index_t);
 void micro_kernel_avx2_d6x8(index_t, const PanelOperands<double>&, double*, index_t, double,
                             double, index_t, index_t);
-void micro_kernel_avx512_s8x32(index_t, const PanelOperands<float>&, float*, index_t, float,
-                               float, index_t, index_t);
-void micro_kernel_avx512_d8x16(index_t, const PanelOperands<double>&, double*, index_t, double,
-                               double, index_t, index_t);
+void micro_kernel_avx512_s14x32(index_t, const PanelOperands<float>&, float*, index_t, float,
+                                float, index_t, index_t);
+void micro_kernel_avx512_d14x16(index_t, const PanelOperands<double>&, double*, index_t, double,
+                                double, index_t, index_t);
 void narrow_tn_avx2_s(index_t, index_t, index_t, const float*, index_t, const float*,
                       index_t, float*, index_t, float, float);
 void narrow_tn_avx2_d(index_t, index_t, index_t, const double*, index_t, const double*,

@@ -1,0 +1,182 @@
+// The register-tiled micro-kernel, written once over a vector type: the AVX2 and AVX-512 files
+// instantiate it with their vector operations (Ops) and their tile height. The tile of C, R rows
+// of one or two vectors, stays in registers across the k loop; each k step multiplies a column
+// of the A panel (R broadcasts) by a row of the B panel (one or two vector loads).
+//
+// Ops provides: T, V, lanes, zero, splat, load, store, add, mul, fmadd, and
+// load_part(p, count) / store_part(p, v, count), which touch only the first `count` lanes.
+//
+// Every entry of C is one chain of fused multiply-adds in k order (two, even and odd steps, in
+// a tile one vector wide), scaled and stored the same way whatever the tile's height: its bits
+// depend on its column panel's width, never on the rows computed beside it.
+#pragma once
+
+#include <immintrin.h>
+
+#include <type_traits>
+
+#include "backprop/gemm_micro_kernel.hpp"
+
+namespace backprop {
+
+// C = alpha * acc + beta * C on the first `count` lanes of one vector of a row, never reading
+// C when beta == 0 (lanes past count are neither read nor written).
+template <typename Ops>
+inline void store_tile_vector(typename Ops::T* out, typename Ops::V acc, typename Ops::T alpha,
+                              typename Ops::T beta, index_t count) {
+  using T = typename Ops::T;
+  if (alpha != T(1)) acc = Ops::mul(acc, Ops::splat(alpha));
+  if (count >= Ops::lanes) {
+    if (beta != T(0)) acc = Ops::fmadd(Ops::splat(beta), Ops::load(out), acc);
+    Ops::store(out, acc);
+    return;
+  }
+  if (beta != T(0)) acc = Ops::fmadd(Ops::splat(beta), Ops::load_part(out, count), acc);
+  Ops::store_part(out, acc, count);
+}
+
+// Rows 0..mr of a tile of `vectors` vectors per row into C, its first nr columns.
+template <typename Ops, int R, int vectors>
+inline void store_tile(const typename Ops::V (&acc)[R][vectors], typename Ops::T* c, index_t ldc,
+                       typename Ops::T alpha, typename Ops::T beta, index_t mr, index_t nr) {
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) {
+    if (i >= mr) break;  // rows past mr lie outside C: a last row panel stops early
+#pragma GCC unroll 2
+    for (int v = 0; v < vectors; ++v) {
+      const index_t count = nr - v * Ops::lanes;
+      if (count > 0) store_tile_vector<Ops>(c + i * ldc + v * Ops::lanes, acc[i][v], alpha, beta,
+                                            count);
+    }
+  }
+}
+
+// The tile of C is read (beta != 0) and written after the k loop: start fetching it now, unless
+// the loop is too short for that to help and C is only written (config.hpp). The condition sets
+// the row count: GCC 12 deleted the whole loop of prefetches behind an early return.
+template <typename T>
+inline void prefetch_tile(const T* c, index_t ldc, index_t mr, index_t width, T beta,
+                          index_t kc) {
+  const index_t rows = beta == T(0) && kc < kGemmPrefetchCMinK ? 0 : mr;
+  for (index_t i = 0; i < rows; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + width - 1), _MM_HINT_T0);
+  }
+}
+
+// The row stride of a packed A panel, known at compile time.
+constexpr std::integral_constant<index_t, 1> kUnitStride{};
+
+// C[0:mr, 0:nr] = alpha * A panel (R x kc) @ B panel (kc rows of two vectors) + beta * C, mr <= R.
+template <typename Ops, int R>
+inline void tile_two_vectors(index_t kc, const PanelOperands<typename Ops::T>& panels,
+                             typename Ops::T* c, index_t ldc, typename Ops::T alpha,
+                             typename Ops::T beta, index_t mr, index_t nr) {
+  using T = typename Ops::T;
+  using V = typename Ops::V;
+  constexpr index_t W = Ops::lanes;
+  V acc[R][2];
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = Ops::zero();
+  // One k step: entry i of the A column at a0[i * r] (r a compile-time 1 for a packed panel,
+  // whose offsets are then constants, not registers).
+  auto step = [&](const T* a0, auto r, const T* b) BACKPROP_LAMBDA_ALWAYS_INLINE {
+    const V b0 = Ops::load(b);
+    const V b1 = Ops::load(b + W);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      const V ai = Ops::splat(a0[i * r]);
+      acc[i][0] = Ops::fmadd(ai, b0, acc[i][0]);
+      acc[i][1] = Ops::fmadd(ai, b1, acc[i][1]);
+    }
+  };
+  prefetch_tile(c, ldc, mr, 2 * W, beta, kc);
+  const T* a = panels.a;
+  const T* b = panels.b;
+  const index_t a_k = panels.a_k, b_k = panels.b_k;
+  if (panels.a_row == 1) {
+    for (index_t p = 0; p < kc; ++p, a += a_k, b += b_k) step(a, kUnitStride, b);
+  } else {
+    const index_t r = panels.a_row;
+    for (index_t p = 0; p < kc; ++p, a += a_k, b += b_k) step(a, r, b);
+  }
+  store_tile<Ops, R, 2>(acc, c, ldc, alpha, beta, mr, nr);
+}
+
+// The tile of a last column panel at most one vector wide (n = 10 leaves 10 columns): half the
+// work of the two-vector tile. R accumulator chains alone could wait on the FMA latency, so even
+// and odd k steps go to separate accumulators, added at the end.
+template <typename Ops, int R>
+inline void tile_one_vector(index_t kc, const PanelOperands<typename Ops::T>& panels,
+                            typename Ops::T* c, index_t ldc, typename Ops::T alpha,
+                            typename Ops::T beta, index_t mr, index_t nr) {
+  using T = typename Ops::T;
+  using V = typename Ops::V;
+  V even[R], odd[R];
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) even[i] = odd[i] = Ops::zero();
+  const T* a = panels.a;
+  const T* b = panels.b;
+  const index_t a_k = panels.a_k, b_k = panels.b_k;
+  // One k step into the accumulators x (a last panel is zero padded to a whole vector).
+  auto step = [&](const T* a0, auto r, const T* b0, V (&x)[R]) BACKPROP_LAMBDA_ALWAYS_INLINE {
+    const V bv = Ops::load(b0);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) x[i] = Ops::fmadd(Ops::splat(a0[i * r]), bv, x[i]);
+  };
+  // The pointers move on after each step, so both steps address A's rows alike (with a + a_k
+  // in the odd step GCC kept twice the row offsets, and spilled them).
+  auto all_steps = [&](auto r) BACKPROP_LAMBDA_ALWAYS_INLINE {
+    index_t p = 0;
+    for (; p + 1 < kc; p += 2) {
+      step(a, r, b, even);
+      a += a_k;
+      b += b_k;
+      step(a, r, b, odd);
+      a += a_k;
+      b += b_k;
+    }
+    if (p < kc) step(a, r, b, even);
+  };
+  if (panels.a_row == 1)
+    all_steps(kUnitStride);
+  else
+    all_steps(panels.a_row);
+  V acc[R][1];
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) acc[i][0] = Ops::add(even[i], odd[i]);
+  store_tile<Ops, R, 1>(acc, c, ldc, alpha, beta, mr, nr);
+}
+
+// The micro-kernel of a path whose tile is the last of Rows high: a last row panel of mr rows
+// runs the first height in Rows that holds it (a panel of 4 rows does not pay for 14), and a
+// last column panel at most one vector wide runs the one-vector tile.
+template <typename Ops, int... Rows>
+struct RegisterTileKernel;
+
+template <typename Ops, int R>
+struct RegisterTileKernel<Ops, R> {
+  static void run(index_t kc, const PanelOperands<typename Ops::T>& panels, typename Ops::T* c,
+                  index_t ldc, typename Ops::T alpha, typename Ops::T beta, index_t mr,
+                  index_t nr) {
+    if (nr <= Ops::lanes)
+      tile_one_vector<Ops, R>(kc, panels, c, ldc, alpha, beta, mr, nr);
+    else
+      tile_two_vectors<Ops, R>(kc, panels, c, ldc, alpha, beta, mr, nr);
+  }
+};
+
+template <typename Ops, int R, int Next, int... Rest>
+struct RegisterTileKernel<Ops, R, Next, Rest...> {
+  static void run(index_t kc, const PanelOperands<typename Ops::T>& panels, typename Ops::T* c,
+                  index_t ldc, typename Ops::T alpha, typename Ops::T beta, index_t mr,
+                  index_t nr) {
+    static_assert(R < Next, "tile heights go from low to high");
+    if (mr <= R)
+      RegisterTileKernel<Ops, R>::run(kc, panels, c, ldc, alpha, beta, mr, nr);
+    else
+      RegisterTileKernel<Ops, Next, Rest...>::run(kc, panels, c, ldc, alpha, beta, mr, nr);
+  }
+};
+
+}  // namespace backprop
