@@ -120,13 +120,14 @@ BLOCKING_SHAPES = [
     pytest.param(lambda b: (2 * b["MR"] + 1, b["NR"] + b["LANES"] + 1, 31), id="NR+LANES+1"),
     pytest.param(lambda b: (b["MR"] + 1, b["LANES"], 1), id="LANES,k=1"),
     pytest.param(lambda b: (19, b["NR"] + b["LANES"] - 1, b["KC"] + 1), id="NR+LANES-1,KC+1"),
-    # A last row panel of one, two or three rows: full and partial column panels, odd and
-    # even k, and across a k block.
-    pytest.param(lambda b: (2 * b["MR"] + 2, 2 * b["NR"], 31), id="2MR+2,2NR"),
-    pytest.param(lambda b: (2 * b["MR"] + 1, 2 * b["NR"] - 3, 32), id="2MR+1,2NR-3"),
-    pytest.param(lambda b: (b["MR"] + 2, b["NR"] + b["LANES"] + 1, b["KC"] + 1),
+    # A last row panel of one to four rows (A read in place: panels of MR_IN_PLACE rows): full
+    # and partial column panels, odd and even k, and across a k block.
+    pytest.param(lambda b: (2 * b["MR_IN_PLACE"] + 2, 2 * b["NR"], 31), id="2MR+2,2NR"),
+    pytest.param(lambda b: (2 * b["MR_IN_PLACE"] + 1, 2 * b["NR"] - 3, 32), id="2MR+1,2NR-3"),
+    pytest.param(lambda b: (b["MR_IN_PLACE"] + 2, b["NR"] + b["LANES"] + 1, b["KC"] + 1),
                  id="MR+2,NR+LANES+1,KC+1"),
-    pytest.param(lambda b: (b["MR"] + 3, 2 * b["NR"], 31), id="MR+3"),
+    pytest.param(lambda b: (b["MR_IN_PLACE"] + 3, 2 * b["NR"], 31), id="MR+3"),
+    pytest.param(lambda b: (b["MR_IN_PLACE"] + 4, 2 * b["NR"] + 1, 31), id="MR+4"),
     # With few column panels A is read in place, in panels of MR_IN_PLACE rows ...
     pytest.param(lambda b: (b["MR_IN_PLACE"] - 1, 2 * b["NR"] + 3, 31), id="MR_IN_PLACE-1"),
     pytest.param(lambda b: (b["MR_IN_PLACE"] + 1, 2 * b["NR"] + 3, 31), id="MR_IN_PLACE+1"),
@@ -143,6 +144,11 @@ BLOCKING_SHAPES = [
     pytest.param(lambda b: (b["MR"] + 1, packed_a_columns(b), 30), id="packed,MR+1"),
     pytest.param(lambda b: (b["MR"] + 4, packed_a_columns(b), 31), id="packed,MR+4"),
     pytest.param(lambda b: (b["MR"] + 5, packed_a_columns(b), 31), id="packed,MR+5"),
+    pytest.param(lambda b: (b["MR"] + 5, packed_a_columns(b, b["LANES"] + 5), 30),
+                 id="packed,MR+5,LANES+5"),
+    pytest.param(lambda b: (b["MR"] + 7, packed_a_columns(b, b["LANES"] + 1), 31),
+                 id="packed,MR+7,LANES+1"),
+    pytest.param(lambda b: (b["MR"] + 11, packed_a_columns(b), 31), id="packed,MR+11"),
     pytest.param(lambda b: (2 * b["MR"] + 8, packed_a_columns(b), 31), id="packed,2MR+8"),
     pytest.param(lambda b: (2 * b["MR"] + 9, packed_a_columns(b, b["LANES"] - 1), 31),
                  id="packed,2MR+9,LANES-1"),
@@ -196,9 +202,12 @@ ALPHA_BETA = [
 ]
 # op(A) = A^T with at most 12 columns takes the narrow kernel (whole vectors of rows, then a
 # zero-padded last block): (37, 10, 29), (16, 12, 5), (29, 11, 33), (45, 3, 7), (8, 4, 64).
+# With more than 16 column panels A is packed (on AVX-512 into 14-row panels, whose tiles are
+# then 14, 8 and 4 rows high): (30, 600, 9), (17, 523, 5), their last column panels one or two
+# vectors wide, partly masked.
 ALPHA_BETA_SHAPES = [(1, 1, 1), (7, 17, 9), (13, 33, 257), (23, 41, 19), (37, 10, 29),
-                     (16, 12, 5), (29, 11, 33), (45, 3, 7), (8, 4, 64), (0, 4, 3), (4, 0, 3),
-                     (4, 3, 0), (0, 0, 0)]
+                     (16, 12, 5), (29, 11, 33), (45, 3, 7), (8, 4, 64), (30, 600, 9),
+                     (17, 523, 5), (0, 4, 3), (4, 0, 3), (4, 3, 0), (0, 0, 0)]
 
 
 def _check_gemm(kernel, dtype, shape, trans_a, trans_b, alpha=1.0, beta=0.0, fill=None):

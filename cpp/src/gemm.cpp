@@ -205,6 +205,17 @@ bool read_a_in_place(bool trans_a, index_t lda, index_t n) {
   return sets >= 2 && column_panels <= sets;
 }
 
+// The tile family of a GEMM that reads A in place: the family's own, except on the AVX-512 path,
+// whose 14-row tiles read A only from packed panels (config.hpp, GemmBlocking512InPlaceA).
+template <typename Blocks>
+struct InPlaceFamily {
+  using type = Blocks;
+};
+template <typename T>
+struct InPlaceFamily<GemmBlocking512<T>> {
+  using type = GemmBlocking512InPlaceA<T>;
+};
+
 int gemm_thread_count(index_t m, index_t n, index_t k) {
   const double work = double(m) * double(n) * double(k);
   return work < double(kGemmParallelMinFlops) ? 1 : get_num_threads();
@@ -244,7 +255,10 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
   const bool direct_b = !trans_b && m <= kGemmDirectBMaxRows &&
                         k * n * index_t(sizeof(T)) <= kGemmDirectBMaxBytes &&
                         ldb * index_t(sizeof(T)) <= kGemmDirectBMaxRowBytes;
-  const bool direct_a = read_a_in_place<Blocks, T>(trans_a, lda, n);
+  static_assert(Blocks::MC % Blocks::MR == 0, "a row block is whole row panels");
+  // (gemm_tiled and gemm_split hand a GEMM that reads A in place to the in-place family.)
+  const bool direct_a = std::is_same_v<typename InPlaceFamily<Blocks>::type, Blocks> &&
+                        read_a_in_place<Blocks, T>(trans_a, lda, n);
   for (index_t jc = 0; jc < n; jc += NC) {
     const index_t nc = std::min(NC, n - jc);
     const index_t n_panels = (nc + NR - 1) / NR;
@@ -350,8 +364,9 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
   }
 }
 
-// A thread's packing buffers for one element type, shared by every tile family: grown once
-// and reused by every call.
+// A thread's packing buffers for one element type, grown once and reused by every call. The
+// tile families share them: B's buffer alone is KC x NC (4 MiB of float), and a pair per family
+// would hold twice that per thread.
 template <typename T>
 struct PackingBuffers {
   AlignedBuffer<T> a, b;
@@ -384,10 +399,28 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
   }
 }
 
+// gemm_blocked with the family that reads A as read_a_in_place decides for this n: a call, or a
+// thread's column slab, with few column panels takes the in-place family. An entry of C gets
+// the same sums from every tile height, so the choice changes no bits.
+template <typename Blocks, typename T>
+void gemm_blocked_for_a(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
+                        const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
+                        index_t ldc, const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
+                        int threads) {
+  using InPlace = typename InPlaceFamily<Blocks>::type;
+  if (!std::is_same_v<InPlace, Blocks> && read_a_in_place<Blocks, T>(trans_a, lda, n))
+    gemm_blocked<InPlace>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                          epilogue, kernel, threads);
+  else
+    gemm_blocked<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                         epilogue, kernel, threads);
+}
+
 // Each thread computes its own slab of C (whole columns, or whole rows when op(A) is the taller
 // operand) with a one-thread GEMM: no barrier inside, at the cost of packing the shared
-// operand once per thread. Slabs start on register-tile boundaries, so each entry of C comes
-// from the same tile and the same sums as on one thread: the same bits.
+// operand once per thread. Column slabs start on NR boundaries and row slabs on MR ones, so
+// each entry of C gets the same sums as on one thread (whatever the tile's height): the same
+// bits.
 template <typename Blocks, typename T>
 void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
@@ -404,22 +437,29 @@ void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
     const index_t first = std::min(extent, units * part / parts * unit);
     const index_t last = std::min(extent, units * (part + 1) / parts * unit);
     if (first < last && by_columns) {
-      gemm_blocked<Blocks>(trans_a, trans_b, m, last - first, k, alpha, a, lda,
-                           trans_b ? b + first * ldb : b + first, ldb, beta, c + first, ldc,
-                           epilogue.shifted(0, first), kernel, 1);
+      gemm_blocked_for_a<Blocks>(trans_a, trans_b, m, last - first, k, alpha, a, lda,
+                                 trans_b ? b + first * ldb : b + first, ldb, beta, c + first,
+                                 ldc, epilogue.shifted(0, first), kernel, 1);
     } else if (first < last) {
-      gemm_blocked<Blocks>(trans_a, trans_b, last - first, n, k, alpha,
-                           trans_a ? a + first : a + first * lda, lda, b, ldb, beta,
-                           c + first * ldc, ldc, epilogue.shifted(first, 0), kernel, 1);
+      gemm_blocked_for_a<Blocks>(trans_a, trans_b, last - first, n, k, alpha,
+                                 trans_a ? a + first : a + first * lda, lda, b, ldb, beta,
+                                 c + first * ldc, ldc, epilogue.shifted(first, 0), kernel, 1);
     }
   }
 }
 
-// The GEMM on m, n, k >= 1 with one family of register tiles and its micro-kernel.
+// The GEMM on m, n, k >= 1 with a path's family of register tiles (and its family for A read in
+// place) and its micro-kernel.
 template <typename Blocks, typename T>
 void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
                 const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel) {
+  using InPlace = typename InPlaceFamily<Blocks>::type;
+  if (!std::is_same_v<InPlace, Blocks> && read_a_in_place<Blocks, T>(trans_a, lda, n)) {
+    gemm_tiled<InPlace>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
+                        kernel);
+    return;
+  }
   const int threads = gemm_thread_count(m, n, k);
   if (threads > 1 && double(m) * double(n) * double(k) < double(kGemmSharedMinFlops))
     gemm_split<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
@@ -477,12 +517,7 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
     gemm_narrow(narrow, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  // The AVX-512 path reads A in place with its 8-row tiles, and packs it for the 14-row ones
-  // (config.hpp, GemmBlocking512InPlaceA).
-  if (isa == Isa::avx512 && read_a_in_place<GemmBlocking512<T>, T>(trans_a, lda, n))
-    gemm_tiled<GemmBlocking512InPlaceA<T>>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
-                                           c, ldc, epilogue, select_micro_kernel<T>(isa));
-  else if (isa == Isa::avx512)
+  if (isa == Isa::avx512)
     gemm_tiled<GemmBlocking512<T>>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
                                    ldc, epilogue, select_micro_kernel<T>(isa));
   else

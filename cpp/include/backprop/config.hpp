@@ -2,7 +2,6 @@
 #pragma once
 
 #include <cstdint>
-#include <type_traits>
 
 namespace backprop {
 
@@ -17,7 +16,7 @@ using index_t = std::int64_t;
 // high, so m = 32, 64 or 512 (14k + 4 or 8) computes no padding rows.
 // Its B panel (KC x NR: 32 KiB) fits the 48 KiB L1 of the Xeon it was tuned on, not the 32 KiB
 // of older AVX-512 CPUs; there KC = 128 or 192 measured no faster (within the noise of a shared
-// machine). The thresholds below were tuned on the AVX2 tile and serve both families.
+// machine). The thresholds below were tuned on the AVX2 tile and serve every family.
 template <typename T>
 struct GemmBlocking;
 template <typename T>
@@ -64,9 +63,18 @@ struct GemmBlocking512<double> {
 // few, so the offsets spill to the stack (128 x 512 x 784 float, one thread: 148 -> 142 GFLOP/s;
 // 128 x 10 x 512 double 42 -> 37).
 template <typename T>
-struct GemmBlocking512InPlaceA : GemmBlocking512<T> {
+struct GemmBlocking512InPlaceA;
+
+template <>
+struct GemmBlocking512InPlaceA<float> : GemmBlocking512<float> {
   static constexpr index_t MR = 8;
-  static constexpr index_t MC = std::is_same_v<T, float> ? 144 : 96;
+  static constexpr index_t MC = 144;
+};
+
+template <>
+struct GemmBlocking512InPlaceA<double> : GemmBlocking512<double> {
+  static constexpr index_t MR = 8;
+  static constexpr index_t MC = 96;
 };
 
 // Below this many multiply-adds (about 20 us of one core) a GEMM runs on one thread. A parallel
@@ -100,8 +108,8 @@ constexpr index_t kGemmDirectAMaxPanels = 16;
 
 // The micro-kernel prefetches its tile of C before the k loop, which hides the fetch of a C
 // that is not in cache (4096 x 4096 x 256 TN float: 95 -> 99 GFLOP/s). With beta = 0 and fewer
-// k steps than this, the loop is too short for the prefetch to arrive early, and its twelve
-// instructions cost more than they save: 128 x 512 x 10 NT float 54.2 -> 57.7 without them,
+// k steps than this, the loop is too short for the prefetch to arrive early, and its
+// instructions (two per row: twelve on the 6-row AVX2 tile) cost more than they save: 128 x 512 x 10 NT float 54.2 -> 57.7 without them,
 // 32 x 128 x 10 NT 38.2 -> 40.7.
 constexpr index_t kGemmPrefetchCMinK = 16;
 

@@ -37,7 +37,8 @@ void force_isa(Isa isa);  // throws std::invalid_argument when the CPU lacks it
 void reset_isa();         // back to the automatic choice
 const char* isa_name(Isa isa);
 
-// The micro-kernel of a path: its tile is GemmBlocking512<T> for avx512, else GemmBlocking<T>.
+// The micro-kernel of a path: its tiles are GemmBlocking512<T>'s (and GemmBlocking512InPlaceA<T>'s
+// for A read in place) for avx512, else GemmBlocking<T>'s.
 template <typename T>
 MicroKernel<T> select_micro_kernel(Isa isa);
 

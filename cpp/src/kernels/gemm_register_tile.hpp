@@ -54,10 +54,11 @@ inline void store_tile(const typename Ops::V (&acc)[R][vectors], typename Ops::T
 // The tile of C is read (beta != 0) and written after the k loop: start fetching it now, unless
 // the loop is too short for that to help and C is only written (config.hpp). The condition sets
 // the row count: GCC 12 deleted the whole loop of prefetches behind an early return.
-template <typename T>
-inline void prefetch_tile(const T* c, index_t ldc, index_t mr, index_t width, T beta,
-                          index_t kc) {
-  const index_t rows = beta == T(0) && kc < kGemmPrefetchCMinK ? 0 : mr;
+// (A template on Ops, as everything here: each instruction-set file gets its own copy.)
+template <typename Ops>
+inline void prefetch_tile(const typename Ops::T* c, index_t ldc, index_t mr, index_t width,
+                          typename Ops::T beta, index_t kc) {
+  const index_t rows = beta == typename Ops::T(0) && kc < kGemmPrefetchCMinK ? 0 : mr;
   for (index_t i = 0; i < rows; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + width - 1), _MM_HINT_T0);
@@ -90,7 +91,7 @@ inline void tile_two_vectors(index_t kc, const PanelOperands<typename Ops::T>& p
       acc[i][1] = Ops::fmadd(ai, b1, acc[i][1]);
     }
   };
-  prefetch_tile(c, ldc, mr, 2 * W, beta, kc);
+  prefetch_tile<Ops>(c, ldc, mr, 2 * W, beta, kc);
   const T* a = panels.a;
   const T* b = panels.b;
   const index_t a_k = panels.a_k, b_k = panels.b_k;
@@ -103,7 +104,7 @@ inline void tile_two_vectors(index_t kc, const PanelOperands<typename Ops::T>& p
   store_tile<Ops, R, 2>(acc, c, ldc, alpha, beta, mr, nr);
 }
 
-// The tile of a last column panel at most one vector wide (n = 10 leaves 10 columns): half the
+// The tile of a last column panel at most one vector wide (n = 10 floats on AVX-512): half the
 // work of the two-vector tile. R accumulator chains alone could wait on the FMA latency, so even
 // and odd k steps go to separate accumulators, added at the end.
 template <typename Ops, int R>
@@ -156,6 +157,7 @@ struct RegisterTileKernel;
 
 template <typename Ops, int R>
 struct RegisterTileKernel<Ops, R> {
+  static_assert(R <= 16, "the tiles' loops are unrolled 16 times");
   static void run(index_t kc, const PanelOperands<typename Ops::T>& panels, typename Ops::T* c,
                   index_t ldc, typename Ops::T alpha, typename Ops::T beta, index_t mr,
                   index_t nr) {
