@@ -63,20 +63,25 @@ def _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype):
 # cpp/include/backprop/config.hpp (GemmBlocking, and GemmBlocking512 for the avx512 path); ITEM
 # is the dtype's size in bytes and LANES the values in one vector of the path. A GEMM that reads
 # A in place runs tiles of MR_IN_PLACE rows and blocks of MC_IN_PLACE (GemmBlocking512InPlaceA);
-# the AVX-512 kernel also has tiles of 4 and 8 rows, for panels of that few rows.
+# the AVX-512 kernel also has tiles of 4 and 8 rows, for panels of that few rows. A transposed
+# A is read in place up to DIRECT_AT_PANELS column panels (kGemmDirectTransposedAMaxPanels512).
 _SHARED_LIMITS = {"DIRECT": 64, "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 1024,
                   "DIRECT_A_PANELS": 16}
 _BLOCKING_256 = {
     np.dtype(np.float32): {"MR": 6, "NR": 16, "MC": 144, "KC": 256, "NC": 4080, "ITEM": 4,
-                           "LANES": 8, "MR_IN_PLACE": 6, "MC_IN_PLACE": 144, **_SHARED_LIMITS},
+                           "LANES": 8, "MR_IN_PLACE": 6, "MC_IN_PLACE": 144,
+                           "DIRECT_AT_PANELS": 16, **_SHARED_LIMITS},
     np.dtype(np.float64): {"MR": 6, "NR": 8, "MC": 96, "KC": 256, "NC": 4080, "ITEM": 8,
-                           "LANES": 4, "MR_IN_PLACE": 6, "MC_IN_PLACE": 96, **_SHARED_LIMITS},
+                           "LANES": 4, "MR_IN_PLACE": 6, "MC_IN_PLACE": 96,
+                           "DIRECT_AT_PANELS": 16, **_SHARED_LIMITS},
 }
 _BLOCKING_512 = {
     np.dtype(np.float32): {"MR": 14, "NR": 32, "MC": 140, "KC": 256, "NC": 4064, "ITEM": 4,
-                           "LANES": 16, "MR_IN_PLACE": 8, "MC_IN_PLACE": 144, **_SHARED_LIMITS},
+                           "LANES": 16, "MR_IN_PLACE": 8, "MC_IN_PLACE": 144,
+                           "DIRECT_AT_PANELS": 4, **_SHARED_LIMITS},
     np.dtype(np.float64): {"MR": 14, "NR": 16, "MC": 112, "KC": 256, "NC": 4064, "ITEM": 8,
-                           "LANES": 8, "MR_IN_PLACE": 8, "MC_IN_PLACE": 96, **_SHARED_LIMITS},
+                           "LANES": 8, "MR_IN_PLACE": 8, "MC_IN_PLACE": 96,
+                           "DIRECT_AT_PANELS": 4, **_SHARED_LIMITS},
 }
 
 
@@ -183,6 +188,10 @@ BLOCKING_SHAPES = [
                  id="DIRECT_A_PANELS"),
     pytest.param(lambda b: (b["MC"] + 1, b["DIRECT_A_PANELS"] * b["NR"] + 1, b["KC"] + 1),
                  id="DIRECT_A_PANELS+1"),
+    pytest.param(lambda b: (b["MC"] + 1, b["DIRECT_AT_PANELS"] * b["NR"], b["KC"] + 1),
+                 id="DIRECT_AT_PANELS"),
+    pytest.param(lambda b: (b["MC"] + 1, b["DIRECT_AT_PANELS"] * b["NR"] + 1, b["KC"] + 1),
+                 id="DIRECT_AT_PANELS+1"),
     # ... unless A is transposed and its rows (m values each) fall into fewer L1 sets than there
     # are column panels: 4 KiB apart one set, 2 KiB apart two.
     pytest.param(lambda b: (4096 // b["ITEM"], b["NR"] - 1, 2 * b["KC"] + 1), id="A-4KiB,1panel"),

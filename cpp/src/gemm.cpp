@@ -193,20 +193,38 @@ index_t l1_sets_cycled(index_t stride_bytes) {
   return kL1Sets / std::gcd(stride_bytes / kL1SetStrideBytes, kL1Sets);
 }
 
+// The most column panels for which a tile family reads A in place, untransposed and
+// transposed (config.hpp). The AVX-512 family reads an untransposed A only through its
+// in-place family (InPlaceFamily below).
+template <typename Blocks>
+struct AInPlaceLimits {
+  static constexpr index_t untransposed = kGemmDirectAMaxPanels;
+  static constexpr index_t transposed = kGemmDirectAMaxPanels;
+};
+template <typename T>
+struct AInPlaceLimits<GemmBlocking512<T>> {
+  static constexpr index_t untransposed = 0;
+  static constexpr index_t transposed = kGemmDirectTransposedAMaxPanels512;
+};
+
 // Whether the row panels of op(A) are read where they lie: with few column panels to share a
 // packed copy, unless a transposed A's rows (one per k step) crowd into fewer L1 sets than
 // there are column panels (config.hpp).
 template <typename Blocks, typename T>
 bool read_a_in_place(bool trans_a, index_t lda, index_t n) {
   const index_t column_panels = (n + Blocks::NR - 1) / Blocks::NR;
-  if (column_panels > kGemmDirectAMaxPanels) return false;
+  const index_t limit = trans_a ? AInPlaceLimits<Blocks>::transposed
+                                : AInPlaceLimits<Blocks>::untransposed;
+  if (column_panels > limit) return false;
   if (!trans_a) return true;  // each row of A is read along k, line after line
   const index_t sets = l1_sets_cycled(lda * index_t(sizeof(T)));
   return sets >= 2 && column_panels <= sets;
 }
 
-// The tile family of a GEMM that reads A in place: the family's own, except on the AVX-512 path,
-// whose 14-row tiles read A only from packed panels (config.hpp, GemmBlocking512InPlaceA).
+// The tile family of a GEMM that reads an untransposed A in place: the family's own, except on
+// the AVX-512 path, whose 14-row tiles would need an address register per row of A there
+// (config.hpp, GemmBlocking512InPlaceA). A transposed A has each k step's values side by side,
+// at constant offsets, and the 14-row tiles read it in place themselves.
 template <typename Blocks>
 struct InPlaceFamily {
   using type = Blocks;
@@ -215,6 +233,14 @@ template <typename T>
 struct InPlaceFamily<GemmBlocking512<T>> {
   using type = GemmBlocking512InPlaceA<T>;
 };
+
+// Whether a GEMM on this family goes to its in-place family instead.
+template <typename Blocks, typename T>
+bool takes_in_place_family(bool trans_a, index_t lda, index_t n) {
+  using InPlace = typename InPlaceFamily<Blocks>::type;
+  return !std::is_same_v<InPlace, Blocks> && !trans_a &&
+         read_a_in_place<InPlace, T>(trans_a, lda, n);
+}
 
 int gemm_thread_count(index_t m, index_t n, index_t k) {
   const double work = double(m) * double(n) * double(k);
@@ -256,9 +282,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
                         k * n * index_t(sizeof(T)) <= kGemmDirectBMaxBytes &&
                         ldb * index_t(sizeof(T)) <= kGemmDirectBMaxRowBytes;
   static_assert(Blocks::MC % Blocks::MR == 0, "a row block is whole row panels");
-  // (gemm_tiled and gemm_split hand a GEMM that reads A in place to the in-place family.)
-  const bool direct_a = std::is_same_v<typename InPlaceFamily<Blocks>::type, Blocks> &&
-                        read_a_in_place<Blocks, T>(trans_a, lda, n);
+  const bool direct_a = read_a_in_place<Blocks, T>(trans_a, lda, n);
   for (index_t jc = 0; jc < n; jc += NC) {
     const index_t nc = std::min(NC, n - jc);
     const index_t n_panels = (nc + NR - 1) / NR;
@@ -400,7 +424,7 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
 }
 
 // gemm_blocked with the family that reads A as read_a_in_place decides for this n: a call, or a
-// thread's column slab, with few column panels takes the in-place family. An entry of C gets
+// thread's column slab, with few column panels and A untransposed takes the in-place family. An entry of C gets
 // the same sums from every tile height, so the choice changes no bits.
 template <typename Blocks, typename T>
 void gemm_blocked_for_a(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
@@ -408,7 +432,7 @@ void gemm_blocked_for_a(bool trans_a, bool trans_b, index_t m, index_t n, index_
                         index_t ldc, const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
                         int threads) {
   using InPlace = typename InPlaceFamily<Blocks>::type;
-  if (!std::is_same_v<InPlace, Blocks> && read_a_in_place<Blocks, T>(trans_a, lda, n))
+  if (takes_in_place_family<Blocks, T>(trans_a, lda, n))
     gemm_blocked<InPlace>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
                           epilogue, kernel, threads);
   else
@@ -455,7 +479,7 @@ void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
                 const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel) {
   using InPlace = typename InPlaceFamily<Blocks>::type;
-  if (!std::is_same_v<InPlace, Blocks> && read_a_in_place<Blocks, T>(trans_a, lda, n)) {
+  if (takes_in_place_family<Blocks, T>(trans_a, lda, n)) {
     gemm_tiled<InPlace>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
                         kernel);
     return;
