@@ -424,8 +424,8 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
 }
 
 // gemm_blocked with the family that reads A as read_a_in_place decides for this n: a call, or a
-// thread's column slab, with few column panels and A untransposed takes the in-place family. An entry of C gets
-// the same sums from every tile height, so the choice changes no bits.
+// thread's column slab, with few column panels and A untransposed takes the in-place family.
+// An entry of C gets the same sums from every tile height, so the choice changes no bits.
 template <typename Blocks, typename T>
 void gemm_blocked_for_a(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
                         const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,

@@ -108,10 +108,10 @@ constexpr index_t kGemmDirectAMaxPanels = 16;
 
 // The AVX-512 path reads a transposed A in place (14-row tiles) only up to this many column
 // panels, and packs it above: the panel's k steps lie lda apart, over many pages, while a packed
-// copy is contiguous. One thread, GFLOP/s in place -> packed: 784 x 512 x 128 TN float (16
-// panels, mnist's first weight gradient) 127-128 -> 144-150; 256 x 256 x 64 (8) 136-138 ->
-// 138-139; 784 x 128 x 32 (4) 119-122 -> 121-124; 256 x 64 x 256 (2) 136-140 -> 119-123;
-// 512 x 32 x 128 (1) 127-132 -> 102.
+// copy is contiguous. One thread, GFLOP/s read in place by 8-row tiles -> packed: 784 x 512 x
+// 128 TN float (16 panels, mnist's first weight gradient) 127-128 -> 144-150; 256 x 256 x 64 (8)
+// 136-138 -> 138-139; 784 x 128 x 32 (4) 119-122 -> 121-124; 256 x 64 x 256 (2) 136-140 ->
+// 119-123; 512 x 32 x 128 (1) 127-132 -> 102, and 139-146 read in place by 14-row tiles.
 constexpr index_t kGemmDirectTransposedAMaxPanels512 = 4;
 
 // The micro-kernel prefetches its tile of C before the k loop, which hides the fetch of a C
