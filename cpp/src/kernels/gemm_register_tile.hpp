@@ -51,22 +51,30 @@ inline void store_tile(const typename Ops::V (&acc)[R][vectors], typename Ops::T
   }
 }
 
-// The tile of C is read (beta != 0) and written after the k loop: start fetching it now, unless
-// the loop is too short for that to help and C is only written (config.hpp). The condition sets
-// the row count: GCC 12 deleted the whole loop of prefetches behind an early return.
-// (A template on Ops, as everything here: each instruction-set file gets its own copy.)
+// The rows of a two-vector tile of C are read (beta != 0) and written after the k loop: start
+// fetching them now, unless the loop is too short for that to help and C is only written
+// (config.hpp). The condition sets the row count: GCC 12 deleted the whole loop of prefetches
+// behind an early return. (A template on Ops, as everything here: each instruction-set file
+// gets its own copy.)
 template <typename Ops>
-inline void prefetch_tile(const typename Ops::T* c, index_t ldc, index_t mr, index_t width,
+inline void prefetch_tile(const typename Ops::T* c, index_t ldc, index_t mr,
                           typename Ops::T beta, index_t kc) {
   const index_t rows = beta == typename Ops::T(0) && kc < kGemmPrefetchCMinK ? 0 : mr;
   for (index_t i = 0; i < rows; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + width - 1), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 2 * Ops::lanes - 1), _MM_HINT_T0);
   }
 }
 
-// The row stride of a packed A panel, known at compile time.
-constexpr std::integral_constant<index_t, 1> kUnitStride{};
+// Runs steps(r) with the A panel's row stride r: a compile-time 1 for a packed panel (or a
+// transposed A read in place), whose row offsets are then constants, not registers.
+template <typename Steps>
+BACKPROP_ALWAYS_INLINE void with_row_stride(index_t a_row, Steps&& steps) {
+  if (a_row == 1)
+    steps(std::integral_constant<index_t, 1>{});
+  else
+    steps(a_row);
+}
 
 // C[0:mr, 0:nr] = alpha * A panel (R x kc) @ B panel (kc rows of two vectors) + beta * C, mr <= R.
 template <typename Ops, int R>
@@ -79,8 +87,7 @@ inline void tile_two_vectors(index_t kc, const PanelOperands<typename Ops::T>& p
   V acc[R][2];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = Ops::zero();
-  // One k step: entry i of the A column at a0[i * r] (r a compile-time 1 for a packed panel,
-  // whose offsets are then constants, not registers).
+  // One k step: entry i of the A column at a0[i * r].
   auto step = [&](const T* a0, auto r, const T* b) BACKPROP_LAMBDA_ALWAYS_INLINE {
     const V b0 = Ops::load(b);
     const V b1 = Ops::load(b + W);
@@ -91,16 +98,13 @@ inline void tile_two_vectors(index_t kc, const PanelOperands<typename Ops::T>& p
       acc[i][1] = Ops::fmadd(ai, b1, acc[i][1]);
     }
   };
-  prefetch_tile<Ops>(c, ldc, mr, 2 * W, beta, kc);
+  prefetch_tile<Ops>(c, ldc, mr, beta, kc);
   const T* a = panels.a;
   const T* b = panels.b;
   const index_t a_k = panels.a_k, b_k = panels.b_k;
-  if (panels.a_row == 1) {
-    for (index_t p = 0; p < kc; ++p, a += a_k, b += b_k) step(a, kUnitStride, b);
-  } else {
-    const index_t r = panels.a_row;
+  with_row_stride(panels.a_row, [&](auto r) BACKPROP_LAMBDA_ALWAYS_INLINE {
     for (index_t p = 0; p < kc; ++p, a += a_k, b += b_k) step(a, r, b);
-  }
+  });
   store_tile<Ops, R, 2>(acc, c, ldc, alpha, beta, mr, nr);
 }
 
@@ -139,10 +143,7 @@ inline void tile_one_vector(index_t kc, const PanelOperands<typename Ops::T>& pa
     }
     if (p < kc) step(a, r, b, even);
   };
-  if (panels.a_row == 1)
-    all_steps(kUnitStride);
-  else
-    all_steps(panels.a_row);
+  with_row_stride(panels.a_row, all_steps);
   V acc[R][1];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) acc[i][0] = Ops::add(even[i], odd[i]);
