@@ -39,6 +39,17 @@ inline void store_tile_vector(typename Ops::T* out, typename Ops::V acc, typenam
 template <typename Ops, int R, int vectors>
 inline void store_tile(const typename Ops::V (&acc)[R][vectors], typename Ops::T* c, index_t ldc,
                        typename Ops::T alpha, typename Ops::T beta, index_t mr, index_t nr) {
+  // A whole tile, the common case, stores whole vectors with no row or lane counts: through
+  // the general loop below, GCC's code for the counts cost the AVX2 path on Zen 2 up to 8%
+  // (512 x 512 x 128 TN float, one thread: 84 -> 91 GFLOP/s with this branch).
+  if (mr == R && nr == vectors * Ops::lanes) {
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < vectors; ++v)
+        store_tile_vector<Ops>(c + i * ldc + v * Ops::lanes, acc[i][v], alpha, beta, Ops::lanes);
+    return;
+  }
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) {
     if (i >= mr) break;  // rows past mr lie outside C: a last row panel stops early
