@@ -242,9 +242,10 @@ bool takes_in_place_family(bool trans_a, index_t lda, index_t n) {
          read_a_in_place<InPlace, T>(trans_a, lda, n);
 }
 
+template <typename T>
 int gemm_thread_count(index_t m, index_t n, index_t k) {
   const double work = double(m) * double(n) * double(k);
-  return work < double(kGemmParallelMinFlops) ? 1 : get_num_threads();
+  return work < double(gemm_parallel_min_flops<T>()) ? 1 : get_num_threads();
 }
 
 // Waits for the other threads of the team; a team of one runs no OpenMP call at all, since
@@ -484,7 +485,7 @@ void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
                         kernel);
     return;
   }
-  const int threads = gemm_thread_count(m, n, k);
+  const int threads = gemm_thread_count<T>(m, n, k);
   if (threads > 1 && double(m) * double(n) * double(k) < double(kGemmSharedMinFlops))
     gemm_split<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
                        kernel, threads);
@@ -501,7 +502,7 @@ template <typename T>
 void gemm_narrow(const NarrowKernel<T>& narrow, index_t m, index_t n, index_t k, T alpha,
                  const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
   const index_t width = narrow.width, blocks = m / width, tail = m - blocks * width;
-  parallel_for(blocks, gemm_thread_count(m, n, k) > 1, [&](index_t block) {
+  parallel_for(blocks, gemm_thread_count<T>(m, n, k) > 1, [&](index_t block) {
     narrow.rows(n, width, k, a + block * width, lda, b, ldb, c + block * width * ldc, ldc, alpha,
                 beta);
   });

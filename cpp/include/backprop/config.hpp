@@ -77,11 +77,20 @@ struct GemmBlocking512InPlaceA<double> : GemmBlocking512<double> {
   static constexpr index_t MC = 96;
 };
 
-// Below this many multiply-adds (about 20 us of one core) a GEMM runs on one thread. A parallel
-// region whose threads are awake costs about a microsecond, but one whose second thread is
-// asleep or preempted can cost tens: 64^3 and 64 x 256 x 10 split in two ran at 0.6x of one
-// thread in a busy moment, while tiny's 784 x 128 x 32 products gain 20% to 30%.
+// Below this many float multiply-adds (about 20 us of one core) a GEMM runs on one thread; a
+// double one takes twice as long, so its threshold is half as many (gemm_parallel_min_flops).
+// A parallel region whose threads are awake costs about a microsecond, but one whose second
+// thread is asleep or preempted can cost tens: 64^3 and 64 x 256 x 10 split in two ran at 0.6x
+// of one thread in a busy moment, while tiny's 784 x 128 x 32 products gain 20% to 30%. On a
+// 2-vCPU KVM guest (Zen 2), waking a vCPU that had been idle for 2-50 ms cost about 0.8 ms:
+// 128 x 10 x 512 float called once after such a pause took 0.8-0.9 ms on two threads, 0.05-0.1
+// on one, so float's threshold stays here although that product gains 1.55x when called in a loop.
 constexpr index_t kGemmParallelMinFlops = index_t(1) << 20;
+
+template <typename T>
+constexpr index_t gemm_parallel_min_flops() {
+  return kGemmParallelMinFlops * index_t(sizeof(float)) / index_t(sizeof(T));
+}
 
 // From this many multiply-adds on, threads share the packed blocks (barriers, no duplicated
 // packing); below it each thread runs its own slab of C without a barrier.
