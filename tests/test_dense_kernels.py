@@ -82,8 +82,8 @@ def test_dense_kernels_match_the_reference(dtype):
     assert np.allclose(K.hidden_delta(delta, W_next, u, "tanh"), expected, **tolerances(dtype))
 
 
-# Above gemm_parallel_min_flops (2^20 float, 2^19 double): slabs of C per thread; above kGemmSharedMinFlops (2^27):
-# threads share packed blocks and split the tiles of one block.
+# From gemm_parallel_min_flops (2^20 float, 2^19 double): slabs of C per thread; from
+# kGemmSharedMinFlops (2^27): threads share packed blocks and split the tiles of one block.
 @pytest.mark.parametrize("shape", [(300, 500, 700), (301, 530, 900)], ids=["slabs", "shared"])
 def test_dense_kernels_bytes_do_not_depend_on_thread_count(dtype, threads, shape):
     m, k, n = shape

@@ -362,11 +362,14 @@ def test_gemm_empty_shapes(dtype, kernel, shape):
 
 
 # From gemm_parallel_min_flops (2^20 float multiply-adds, 2^19 double: 131 x 10 x 509 splits in
-# double only) to kGemmSharedMinFlops (2^27) each thread computes its own slab of C; from it
-# on the threads share packed blocks, and a transposed B is packed inside the first row block.
+# double only, float's cases run on one thread) to kGemmSharedMinFlops (2^27) each thread
+# computes its own slab of C: rows, or columns when m <= n (TN with n <= 12 on avx2 and avx512
+# splits whole blocks of the narrow kernel, with a 3-row tail for 131 rows). From
+# kGemmSharedMinFlops on the threads share packed blocks, and a transposed B is packed inside
+# the first row block.
 # n = 520 leaves a last column panel of 8: at most half a tile wide in every family but the
 # AVX2 double one, so packed half as wide, its rows split between threads.
-THREAD_SPLIT_SHAPES = [pytest.param((131, 10, 509), id="slabs-in-double-only"),
+THREAD_SPLIT_SHAPES = [pytest.param((131, 10, 509), id="split-in-double-only"),
                        pytest.param((300, 500, 700), id="slabs"),
                        pytest.param((301, 530, 900), id="shared-blocks"),
                        pytest.param((301, 520, 900), id="shared-blocks-narrow-panel"),

@@ -78,13 +78,13 @@ struct GemmBlocking512InPlaceA<double> : GemmBlocking512<double> {
 };
 
 // Below this many float multiply-adds (about 20 us of one core) a GEMM runs on one thread; a
-// double one takes twice as long, so its threshold is half as many (gemm_parallel_min_flops).
-// A parallel region whose threads are awake costs about a microsecond, but one whose second
-// thread is asleep or preempted can cost tens: 64^3 and 64 x 256 x 10 split in two ran at 0.6x
-// of one thread in a busy moment, while tiny's 784 x 128 x 32 products gain 20% to 30%. On a
-// 2-vCPU KVM guest (Zen 2), waking a vCPU that had been idle for 2-50 ms cost about 0.8 ms:
-// 128 x 10 x 512 float called once after such a pause took 0.8-0.9 ms on two threads, 0.05-0.1
-// on one, so float's threshold stays here although that product gains 1.55x when called in a loop.
+// double one takes twice as long, so its threshold is half as many (gemm_parallel_min_flops):
+// the same 20 us. A parallel region whose threads are awake costs about a microsecond, but one
+// whose second thread is asleep or preempted can cost tens: 64^3 and 64 x 256 x 10 split in two
+// ran at 0.6x of one thread in a busy moment, while tiny's 784 x 128 x 32 products gain 20% to
+// 30%. On a 2-vCPU KVM guest (Zen 2), a call after both vCPUs had idled 2-50 ms paid about
+// 0.8 ms to wake the second: every split product takes that risk, which is why the threshold
+// is not lower, although 128 x 10 x 512 float (2^19.3) gains 1.55x split when called in a loop.
 constexpr index_t kGemmParallelMinFlops = index_t(1) << 20;
 
 template <typename T>
