@@ -64,10 +64,19 @@ void pack_panel(T* __restrict dst, const T* __restrict src, index_t w_stride, in
     pack_transposed<W>(dst, src, w_stride, kc);
     return;
   }
-  for (index_t p = 0; p < kc; ++p) {
-    for (index_t w = 0; w < width; ++w) dst[p * W + w] = src[w * w_stride + p * k_stride];
-    for (index_t w = width; w < W; ++w) dst[p * W + w] = T(0);
+  // The zeros go in as whole rows of W (a loop from `width` became a call to memset for each
+  // k step), then the values over them.
+  if (w_stride == 1) {  // each k step's values lie side by side
+    for (index_t p = 0; p < kc; ++p) {
+      T* const row = dst + p * W;
+      for (index_t w = 0; w < W; ++w) row[w] = T(0);
+      for (index_t w = 0; w < width; ++w) row[w] = src[p * k_stride + w];
+    }
+    return;
   }
+  std::fill(dst, dst + kc * W, T(0));
+  for (index_t w = 0; w < width; ++w)  // along each of the strip's rows, as they are stored
+    for (index_t p = 0; p < kc; ++p) dst[p * W + w] = src[w * w_stride + p * k_stride];
 }
 
 // Spreads stored row p of `count` values over the panels it crosses: panel q (at
