@@ -75,7 +75,7 @@ void pack_panel(T* __restrict dst, const T* __restrict src, index_t w_stride, in
     return;
   }
   std::fill(dst, dst + kc * W, T(0));
-  for (index_t w = 0; w < width; ++w)  // along each of the strip's rows, as they are stored
+  for (index_t w = 0; w < width; ++w)  // along each strip row, stored along k (k_stride 1 here)
     for (index_t p = 0; p < kc; ++p) dst[p * W + w] = src[w * w_stride + p * k_stride];
 }
 
