@@ -352,43 +352,86 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
           }
         }
         team_barrier(parts);
-        // The tile of C at (column panel jp, row panel ip) of this block.
-        auto run_tile = [&](index_t jp, index_t ip) {
-          const index_t i0 = ip * MR, j0 = jp * NR;
-          const index_t rows = std::min(MR, mc - i0), cols = std::min(NR, nc - j0);
+        // Where the tile at (column panel jp, row panel ip) of this block reads its panels.
+        auto tile_panels = [&](index_t jp, index_t ip, index_t rows,
+                               index_t cols) BACKPROP_LAMBDA_ALWAYS_INLINE {
           PanelOperands<T> panels{a_packed + ip * MR * kc, 1, MR, b_packed + jp * NR * kc,
                                   packed_width<Blocks>(cols)};
           if (direct_a && rows == MR) {
-            const index_t row = ic + i0;
+            const index_t row = ic + ip * MR;
             panels.a = trans_a ? a + pc * lda + row : a + row * lda + pc;
             panels.a_row = trans_a ? 1 : lda;
             panels.a_k = trans_a ? lda : 1;
           }
           if (direct_b && cols == NR) {
-            panels.b = b + pc * ldb + jc + j0;
+            panels.b = b + pc * ldb + jc + jp * NR;
             panels.b_k = ldb;
           } else if (direct_b) {
             panels.b = b_packed;  // the one packed (partial) panel
           }
-          // The epilogue works on the tile while it is in L1: just before the kernel reads it,
-          // and just after the kernel's last write.
+          return panels;
+        };
+        // The rows x cols tile at (jp, ip) with its panels. The epilogue works on the tile while
+        // it is in L1: just before the kernel reads it, and just after the kernel's last write.
+        auto run_kernel = [&](index_t jp, index_t ip, index_t rows, index_t cols,
+                              const PanelOperands<T>& panels) BACKPROP_LAMBDA_ALWAYS_INLINE {
+          const index_t i0 = ip * MR, j0 = jp * NR;
           T* const tile = c + (ic + i0) * ldc + jc + j0;
-          if (bias_start) fill_rows<NR>(tile, ldc, epilogue.bias + jc + j0, rows, cols);
+          if (bias_start) {
+            for (index_t j = 0; j < cols; j += NR)
+              fill_rows<NR>(tile + j, ldc, epilogue.bias + jc + j0 + j, rows,
+                            std::min(NR, cols - j));
+          }
           kernel(kc, panels, tile, ldc, alpha, tile_beta, rows, cols);
           if (finish) epilogue.finish(tile, ldc, ic + i0, jc + j0, rows, cols);
         };
-        if (fuse_b && ic == 0) {
-          const Share mine(n_panels, part, parts);
-          for (index_t jp = mine.first; jp < mine.last; ++jp) {
-            pack_b_column_panel(jp);
-            for (index_t ip = 0; ip < m_panels; ++ip) run_tile(jp, ip);
+        auto run_tile = [&](index_t jp, index_t ip) BACKPROP_LAMBDA_ALWAYS_INLINE {
+          const index_t rows = std::min(MR, mc - ip * MR), cols = std::min(NR, nc - jp * NR);
+          run_kernel(jp, ip, rows, cols, tile_panels(jp, ip, rows, cols));
+        };
+        // The full tiles at (jp, ip) and (jp + 1, ip) in one kernel call.
+        auto run_two_tiles = [&](index_t jp, index_t ip) BACKPROP_LAMBDA_ALWAYS_INLINE {
+          const index_t rows = std::min(MR, mc - ip * MR);
+          PanelOperands<T> panels = tile_panels(jp, ip, rows, NR);
+          panels.b_next = tile_panels(jp + 1, ip, rows, NR).b;
+          run_kernel(jp, ip, rows, 2 * NR, panels);
+        };
+        // Runs each(jp, ip) on this thread's tiles, in order.
+        auto for_my_tiles = [&](auto&& each) BACKPROP_LAMBDA_ALWAYS_INLINE {
+          if (fuse_b && ic == 0) {
+            const Share mine(n_panels, part, parts);
+            for (index_t jp = mine.first; jp < mine.last; ++jp) {
+              pack_b_column_panel(jp);
+              for (index_t ip = 0; ip < m_panels; ++ip) each(jp, ip);
+            }
+          } else {
+            // Each tile of C belongs to exactly one thread; row panels vary fastest, so a
+            // thread keeps its B panel in L1 across them.
+            const Share mine(n_panels * m_panels, part, parts);
+            for (index_t tile = mine.first; tile < mine.last; ++tile)
+              each(tile / m_panels, tile % m_panels);
           }
+        };
+        if (mc - (m_panels - 1) * MR > Blocks::TWO_PANEL_MAX_ROWS) {
+          for_my_tiles(run_tile);
         } else {
-          // Each tile of C belongs to exactly one thread; row panels vary fastest, so a
-          // thread keeps its B panel in L1 across them.
-          const Share mine(n_panels * m_panels, part, parts);
-          for (index_t tile = mine.first; tile < mine.last; ++tile)
-            run_tile(tile / m_panels, tile % m_panels);
+          // A short last row panel: its tile in a full column panel waits for the same tile of
+          // the next column panel (the next one this thread visits in that row panel), and the
+          // two run as one (config.hpp, TWO_PANEL_MAX_ROWS). The bits are those of two calls.
+          const index_t full_panels = nc / NR;
+          index_t waiting = -1;  // the column panel whose last-row tile waits, if any
+          for_my_tiles([&](index_t jp, index_t ip) BACKPROP_LAMBDA_ALWAYS_INLINE {
+            if (ip + 1 < m_panels || jp >= full_panels) {
+              run_tile(jp, ip);
+            } else if (waiting >= 0 && waiting + 1 == jp) {
+              run_two_tiles(waiting, ip);
+              waiting = -1;
+            } else {
+              if (waiting >= 0) run_tile(waiting, ip);
+              waiting = jp;
+            }
+          });
+          if (waiting >= 0) run_tile(waiting, m_panels - 1);
         }
         // Every tile is done before the next block packs over A (and, after a fused block,
         // every panel of B is packed before another thread reads it).

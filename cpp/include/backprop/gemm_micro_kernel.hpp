@@ -11,16 +11,21 @@ namespace backprop {
 // b_k = NR for a packed panel, ldb for a row-major B read in place (all NR columns present),
 // and NR / 2 for a packed last panel of at most NR / 2 columns, whose rows hold only NR / 2
 // values: the kernel then reads no further than that (the tile is one vector wide).
+// b_next, when set, is the full B panel of the next NR columns, laid out as b: the tile is then
+// two panels wide (nr = 2 NR), for a last row panel of at most the family's TWO_PANEL_MAX_ROWS
+// rows (config.hpp).
 template <typename T>
 struct PanelOperands {
   const T* a;
   index_t a_row, a_k;
   const T* b;
   index_t b_k;
+  const T* b_next = nullptr;
 };
 
 // C[0:mr, 0:nr] = alpha * (A panel @ B panel) + beta * C over kc steps; when beta == 0, C is
-// not read.
+// not read. With panels.b_next the tile spans both panels, and each entry gets the same sums
+// as in a tile of one.
 template <typename T>
 using MicroKernel = void (*)(index_t kc, const PanelOperands<T>& panels, T* c, index_t ldc,
                              T alpha, T beta, index_t mr, index_t nr);

@@ -1,7 +1,8 @@
 // The AVX2+FMA micro-kernels, s6x16 and d6x8: twelve 256-bit accumulators hold the 6-row tile of
-// C in registers across the k loop (gemm_register_tile.hpp). Edge columns are read and written
-// through AVX2's masked loads and stores. Built with -mavx2 -mfma (CMakeLists.txt) and called
-// only when the CPU reports both.
+// C in registers across the k loop (gemm_register_tile.hpp); a last row panel of up to 3 rows
+// can come two column panels wide. Edge columns are read and written through AVX2's masked
+// loads and stores. Built with -mavx2 -mfma (CMakeLists.txt) and called only when the CPU
+// reports both.
 #include <immintrin.h>
 
 #include "backprop/gemm_micro_kernel.hpp"
@@ -60,9 +61,20 @@ struct Avx2Double {
   static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
 };
 
-// The micro-kernel's tile: MR rows (gemm_register_tile.hpp).
+// The micro-kernel's tile: MR rows, or a short last row panel two column panels wide
+// (gemm_register_tile.hpp).
 template <typename Ops>
-using Avx2Kernel = RegisterTileKernel<Ops, GemmBlocking<typename Ops::T>::MR>;
+struct Avx2Kernel {
+  using T = typename Ops::T;
+  static void run(index_t kc, const PanelOperands<T>& panels, T* c, index_t ldc, T alpha, T beta,
+                  index_t mr, index_t nr) {
+    if (panels.b_next != nullptr)
+      run_two_panels<Ops, int(GemmBlocking<T>::TWO_PANEL_MAX_ROWS)>(kc, panels, c, ldc, alpha,
+                                                                   beta, mr);
+    else
+      RegisterTileKernel<Ops, GemmBlocking<T>::MR>::run(kc, panels, c, ldc, alpha, beta, mr, nr);
+  }
+};
 
 }  // namespace
 

@@ -31,11 +31,17 @@ inline void micro_kernel_body(index_t kc, const PanelOperands<T>& panels, T* __r
   }
 }
 
-// A tile at most NR / 2 wide may come in a panel only that wide: read no further.
+// A tile at most NR / 2 wide may come in a panel only that wide: read no further. A tile two
+// panels wide is two tiles here.
 template <typename T, index_t MR, index_t NR>
 void micro_kernel(index_t kc, const PanelOperands<T>& panels, T* c, index_t ldc, T alpha,
                   T beta, index_t mr, index_t nr) {
-  if (nr <= NR / 2)
+  if (panels.b_next != nullptr) {
+    PanelOperands<T> next = panels;
+    next.b = panels.b_next;
+    micro_kernel_body<T, MR, NR>(kc, panels, c, ldc, alpha, beta, mr, NR);
+    micro_kernel_body<T, MR, NR>(kc, next, c + NR, ldc, alpha, beta, mr, NR);
+  } else if (nr <= NR / 2)
     micro_kernel_body<T, MR, NR / 2>(kc, panels, c, ldc, alpha, beta, mr, nr);
   else
     micro_kernel_body<T, MR, NR>(kc, panels, c, ldc, alpha, beta, mr, nr);

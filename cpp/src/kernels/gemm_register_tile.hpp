@@ -119,6 +119,64 @@ inline void tile_two_vectors(index_t kc, const PanelOperands<typename Ops::T>& p
   store_tile<Ops, R, 2>(acc, c, ldc, alpha, beta, mr, nr);
 }
 
+// C[0:R, 0:2 NR] = alpha * A panel (R x kc) @ two B panels (panels.b, then panels.b_next) +
+// beta * C: a last row panel of few rows across two column panels, in one pass over A. With R
+// rows, one panel gives 2 R accumulator chains, too few to hide the FMA latency, and the
+// full-height tile would spend most of its work on padding rows. Each entry is the same chain as
+// in tile_two_vectors, stored the same way: the same bits.
+template <typename Ops, int R>
+inline void tile_two_panels(index_t kc, const PanelOperands<typename Ops::T>& panels,
+                            typename Ops::T* c, index_t ldc, typename Ops::T alpha,
+                            typename Ops::T beta) {
+  using T = typename Ops::T;
+  using V = typename Ops::V;
+  constexpr index_t W = Ops::lanes;
+  V left[R][2], right[R][2];
+#pragma GCC unroll 4
+  for (int i = 0; i < R; ++i) left[i][0] = left[i][1] = right[i][0] = right[i][1] = Ops::zero();
+  prefetch_tile<Ops>(c, ldc, R, beta, kc);
+  prefetch_tile<Ops>(c + 2 * W, ldc, R, beta, kc);
+  const T* a = panels.a;
+  const T* b = panels.b;
+  const T* b_next = panels.b_next;
+  const index_t a_k = panels.a_k, b_k = panels.b_k;
+  // Each B vector is loaded once and meets the R broadcasts of A: 4 R accumulators, R
+  // broadcasts and one B vector live at a time (16 registers on AVX2 at R = 3).
+  auto step = [&](const T* a0, auto r, const T* b0, const T* b1) BACKPROP_LAMBDA_ALWAYS_INLINE {
+    V ai[R];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i) ai[i] = Ops::splat(a0[i * r]);
+    auto multiply = [&](V (&acc)[R][2], int v, const T* row) BACKPROP_LAMBDA_ALWAYS_INLINE {
+      const V bv = Ops::load(row + v * W);
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i) acc[i][v] = Ops::fmadd(ai[i], bv, acc[i][v]);
+    };
+    multiply(left, 0, b0);
+    multiply(left, 1, b0);
+    multiply(right, 0, b1);
+    multiply(right, 1, b1);
+  };
+  with_row_stride(panels.a_row, [&](auto r) BACKPROP_LAMBDA_ALWAYS_INLINE {
+    for (index_t p = 0; p < kc; ++p, a += a_k, b += b_k, b_next += b_k) step(a, r, b, b_next);
+  });
+  store_tile<Ops, R, 2>(left, c, ldc, alpha, beta, R, 2 * W);
+  store_tile<Ops, R, 2>(right, c + 2 * W, ldc, alpha, beta, R, 2 * W);
+}
+
+// A tile two panels wide of mr <= MaxRows rows (tile_two_panels at height mr).
+template <typename Ops, int MaxRows>
+inline void run_two_panels(index_t kc, const PanelOperands<typename Ops::T>& panels,
+                           typename Ops::T* c, index_t ldc, typename Ops::T alpha,
+                           typename Ops::T beta, index_t mr) {
+  if constexpr (MaxRows > 1) {
+    if (mr < MaxRows) {
+      run_two_panels<Ops, MaxRows - 1>(kc, panels, c, ldc, alpha, beta, mr);
+      return;
+    }
+  }
+  tile_two_panels<Ops, MaxRows>(kc, panels, c, ldc, alpha, beta);
+}
+
 // The tile of a last column panel at most one vector wide (n = 10 floats on AVX-512): half the
 // work of the two-vector tile. R accumulator chains alone could wait on the FMA latency, so even
 // and odd k steps go to separate accumulators, added at the end.
