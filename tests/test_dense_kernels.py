@@ -17,9 +17,9 @@ ACTIVATION_CASES = [(name, None) for name in ref.ACTIVATIONS] + [("leaky_relu", 
 # 8 x 16 for avx512) and one more or less in m and n; a
 # k of one, of two k blocks (KC = 256) and of a partial second one, where the bias must start
 # the first block and the activation end the last; m <= 64 with a small B (read in place) and
-# m = 65 (packed); n within one register tile (A read in place); primes; a last row panel of 1
-# to 3 rows, whose tiles in full column panels run two at a time (m = 32, 3, 8, 97, across two
-# k blocks in the first).
+# m = 65 (packed); n within one register tile (A read in place); primes; last row panels of 1
+# to 3 rows, whose tiles in full column panels run two at a time on the 6-row tiles (m = 3, 8,
+# 9, 32 and 97; 32 across two k blocks).
 DENSE_SHAPES = [(1, 1, 1), (5, 7, 15), (6, 3, 16), (7, 9, 17), (13, 1, 9), (6, 256, 8),
                 (11, 257, 31), (64, 256, 256), (65, 256, 256), (64, 300, 7), (97, 131, 113),
                 (3, 600, 40), (8, 5, 32), (7, 3, 31), (9, 11, 33), (16, 9, 15), (17, 4, 65),

@@ -414,7 +414,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
         };
         if (mc - (m_panels - 1) * MR > Blocks::TWO_PANEL_MAX_ROWS) {
           for_my_tiles(run_tile);
-        } else {
+        } else if constexpr (Blocks::TWO_PANEL_MAX_ROWS > 0) {
           // A short last row panel: its tile in a full column panel waits for the same tile of
           // the next column panel (the next one this thread visits in that row panel), and the
           // two run as one (config.hpp, TWO_PANEL_MAX_ROWS). The bits are those of two calls.

@@ -120,10 +120,10 @@ inline void tile_two_vectors(index_t kc, const PanelOperands<typename Ops::T>& p
 }
 
 // C[0:R, 0:2 NR] = alpha * A panel (R x kc) @ two B panels (panels.b, then panels.b_next) +
-// beta * C: a last row panel of few rows across two column panels, in one pass over A. With R
-// rows, one panel gives 2 R accumulator chains, too few to hide the FMA latency, and the
-// full-height tile would spend most of its work on padding rows. Each entry is the same chain as
-// in tile_two_vectors, stored the same way: the same bits.
+// beta * C: a last row panel of few rows across two column panels, in one pass over A. The
+// full-height tile would run its 12 chains for 2 R useful ones; here all 4 R are useful, and
+// with twice as many as one panel would give, the FMA latency is better hidden. Each entry is
+// the same chain as in tile_two_vectors, stored the same way: the same bits.
 template <typename Ops, int R>
 inline void tile_two_panels(index_t kc, const PanelOperands<typename Ops::T>& panels,
                             typename Ops::T* c, index_t ldc, typename Ops::T alpha,
@@ -163,7 +163,8 @@ inline void tile_two_panels(index_t kc, const PanelOperands<typename Ops::T>& pa
   store_tile<Ops, R, 2>(right, c + 2 * W, ldc, alpha, beta, R, 2 * W);
 }
 
-// A tile two panels wide of mr <= MaxRows rows (tile_two_panels at height mr).
+// A tile two panels wide of mr <= MaxRows rows (tile_two_panels at height mr); the driver
+// pairs only panels that short (GemmBlocking's TWO_PANEL_MAX_ROWS).
 template <typename Ops, int MaxRows>
 inline void run_two_panels(index_t kc, const PanelOperands<typename Ops::T>& panels,
                            typename Ops::T* c, index_t ldc, typename Ops::T alpha,
