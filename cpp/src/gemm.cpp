@@ -416,18 +416,18 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
           for_my_tiles(run_tile);
         } else if constexpr (Blocks::TWO_PANEL_MAX_ROWS > 0) {
           // A short last row panel: its tile in a full column panel waits for the same tile of
-          // the next column panel (the next one this thread visits in that row panel), and the
-          // two run as one (config.hpp, TWO_PANEL_MAX_ROWS). The bits are those of two calls.
+          // the next column panel, and the two run as one (config.hpp, TWO_PANEL_MAX_ROWS). A
+          // thread's tiles come column panel after column panel, so the next last-row tile it
+          // meets is that neighbour's. The bits are those of two calls.
           const index_t full_panels = nc / NR;
           index_t waiting = -1;  // the column panel whose last-row tile waits, if any
           for_my_tiles([&](index_t jp, index_t ip) BACKPROP_LAMBDA_ALWAYS_INLINE {
             if (ip + 1 < m_panels || jp >= full_panels) {
               run_tile(jp, ip);
-            } else if (waiting >= 0 && waiting + 1 == jp) {
+            } else if (waiting >= 0) {
               run_two_tiles(waiting, ip);
               waiting = -1;
             } else {
-              if (waiting >= 0) run_tile(waiting, ip);
               waiting = jp;
             }
           });
