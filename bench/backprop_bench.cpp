@@ -553,7 +553,8 @@ void bench_gemm_table(const Options& opt, const PeakTable& peaks, int threads) {
               "  %d thread%s, micro-kernel path %s; GFLOP/s = 2mnk / median time over >= 3 "
               "timings (>= %.2f s in all);\n"
               "  %%peak = gemm GFLOP/s / measured %s FMA peak, %s, %d thread%s (%.1f GFLOP/s); "
-              "shapes under %lld multiply-adds run on 1 thread;\n"
+              "shapes under %lld multiply-adds run on 1 thread, and under %lld\n"
+              "  too unless called in a burst (as in these timings, every call after the first);\n"
               "  reference: 'gemm_ref' = every entry of C against backprop::gemm_ref (same dtype, "
               "also timed);\n"
               "             'f64 dot' = %d random entries of C against a double-precision dot "
@@ -564,6 +565,7 @@ void bench_gemm_table(const Options& opt, const PeakTable& peaks, int threads) {
               backprop::isa_name(backprop::active_isa()), min_total,
               peaks.reference.name.c_str(), dtype_name<T>(),
               threads, threads == 1 ? "" : "s", peak,
+              static_cast<long long>(backprop::gemm_burst_parallel_min_flops<T>()),
               static_cast<long long>(backprop::gemm_parallel_min_flops<T>()), kSampledEntries,
               unit_roundoff);
   std::printf("  %-24s %5s %5s %5s %2s %9s %9s %8s %6s %9s %9s %5s %s\n", "shape", "m", "n", "k",

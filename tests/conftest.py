@@ -45,3 +45,16 @@ def threads():
     before = bp.get_num_threads()
     yield bp.set_num_threads
     bp.set_num_threads(before)
+
+
+# A burst window no two calls fall outside of: every GEMM after the first is in a burst.
+ALWAYS_IN_BURST_NS = 10 ** 15
+
+
+@pytest.fixture
+def call_burst_window():
+    """Sets the GEMM's burst window in nanoseconds (0: never in a burst), then restores it."""
+    before = bp._core.set_call_burst_window_ns(0)
+    bp._core.set_call_burst_window_ns(before)
+    yield bp._core.set_call_burst_window_ns
+    bp._core.set_call_burst_window_ns(before)

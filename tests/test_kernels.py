@@ -9,7 +9,7 @@ from numpy.testing import assert_allclose
 
 import backprop as bp
 import reference as ref
-from conftest import tolerances
+from conftest import ALWAYS_IN_BURST_NS, tolerances
 
 K = bp.kernels
 
@@ -369,10 +369,10 @@ def test_gemm_empty_shapes(dtype, kernel, shape):
     np.testing.assert_array_equal(out, np.zeros((m, n), dtype))
 
 
-# From gemm_parallel_min_flops (2^20 float multiply-adds, 2^19 double: 131 x 10 x 509 splits in
-# double only, float's cases run on one thread) to kGemmSharedMinFlops (2^27) each thread
-# computes its own slab of C: rows, or columns when m <= n (TN with n <= 12 on avx2 and avx512
-# splits whole blocks of the narrow kernel, with a 3-row tail for 131 rows). From
+# Outside a burst of calls (the window set to 0), from gemm_parallel_min_flops (2^20 float
+# multiply-adds, 2^19 double: 131 x 10 x 509 splits in double only) to kGemmSharedMinFlops (2^27)
+# each thread computes its own slab of C: rows, or columns when m <= n (TN with n <= 12 on avx2
+# and avx512 splits whole blocks of the narrow kernel, with a 3-row tail for 131 rows). From
 # kGemmSharedMinFlops on the threads share packed blocks, and a transposed B is packed inside
 # the first row block.
 # n = 520 leaves a last column panel of 8: at most half a tile wide in every family but the
@@ -386,11 +386,12 @@ THREAD_SPLIT_SHAPES = [pytest.param((131, 10, 509), id="split-in-double-only"),
 
 @pytest.mark.parametrize("shape", THREAD_SPLIT_SHAPES)
 @pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES, ids=["NN", "NT", "TN", "TT"])
-def test_gemm_bytes_do_not_depend_on_thread_count(gemm_isa, dtype, threads, trans_a, trans_b,
-                                                  shape):
+def test_gemm_bytes_do_not_depend_on_thread_count(gemm_isa, dtype, threads, call_burst_window,
+                                                  trans_a, trans_b, shape):
     m, n, k = shape
     rng = np.random.default_rng(7)
     A, B = _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype)
+    call_burst_window(0)
     results = {}
     for count in (1, 2, 3):
         threads(count)
@@ -399,6 +400,29 @@ def test_gemm_bytes_do_not_depend_on_thread_count(gemm_isa, dtype, threads, tran
         assert results[count].tobytes() == results[1].tobytes(), f"{count} threads differ from 1"
     expected = ref.gemm(A, B, trans_a=trans_a, trans_b=trans_b)
     assert_allclose(results[1], expected, **tolerances(dtype, k))
+
+
+# From gemm_burst_parallel_min_flops (2^17 float, 2^16 double) a GEMM in a burst of calls splits
+# like a larger one: slabs of columns (or rows), or blocks of the narrow kernel (TN, n = 10).
+@pytest.mark.parametrize("shape", [(131, 10, 509), (67, 29, 131), (64, 64, 32), (19, 7, 1031)],
+                         ids=["131x10x509", "67x29x131", "64x64x32", "19x7x1031"])
+@pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES, ids=["NN", "NT", "TN", "TT"])
+def test_gemm_bytes_in_a_burst_do_not_depend_on_thread_count(gemm_isa, dtype, threads,
+                                                             call_burst_window, trans_a, trans_b,
+                                                             shape):
+    m, n, k = shape
+    rng = np.random.default_rng(8)
+    A, B = _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype)
+    call_burst_window(ALWAYS_IN_BURST_NS)
+    results = {}
+    for count in (1, 2, 3):
+        threads(count)
+        assert bp._core.gemm_thread_count(m, n, k, dtype == np.float64) == count
+        results[count] = K.gemm(A, B, trans_a=trans_a, trans_b=trans_b)
+    for count in (2, 3):
+        assert results[count].tobytes() == results[1].tobytes(), f"{count} threads differ from 1"
+    assert_allclose(results[1], ref.gemm(A, B, trans_a=trans_a, trans_b=trans_b),
+                    **tolerances(dtype, k))
 
 
 @pytest.mark.parametrize("make_shape", [

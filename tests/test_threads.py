@@ -4,11 +4,13 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
 
 import backprop as bp
+from conftest import ALWAYS_IN_BURST_NS
 
 
 def test_set_and_get_num_threads(threads):
@@ -55,6 +57,43 @@ def test_omp_num_threads_sets_the_default(count, tmp_path):
                             env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == count
+
+
+# -- how many threads a GEMM takes ------------------------------------------------------------
+
+# config.hpp: one thread below 2^17 float multiply-adds (2^16 double), all threads from 2^20
+# (2^19), and in between only in a burst of calls.
+@pytest.mark.parametrize("double_precision", [False, True], ids=["float32", "float64"])
+def test_gemm_thread_count_follows_size_and_bursts(threads, call_burst_window, double_precision):
+    scale = 2 if double_precision else 1  # a double product counts as twice the float one
+    small, between, large = (2 ** 17 - 1) // scale, 2 ** 17 // scale, 2 ** 20 // scale
+    count = lambda work: bp._core.gemm_thread_count(1, 1, work, double_precision)
+    threads(2)
+    call_burst_window(0)
+    assert [count(small), count(between), count(large)] == [1, 1, 2]
+    call_burst_window(ALWAYS_IN_BURST_NS)
+    assert [count(small), count(between), count(large), count(between)] == [1, 2, 2, 2]
+    assert bp._core.gemm_thread_count(8, 16, between // 128, double_precision) == 2
+    threads(1)
+    assert [count(small), count(between), count(large)] == [1, 1, 1]
+
+
+def test_a_burst_is_a_call_soon_after_the_one_before(threads, call_burst_window):
+    # A window of 0.5 s: the call after a longer pause is not in a burst, its next one is (the
+    # first call's time comes from before the pause, the second's right after).
+    threads(2)
+    call_burst_window(5 * 10 ** 8)
+    between = 2 ** 17
+    bp._core.gemm_thread_count(1, 1, between, False)
+    assert bp._core.gemm_thread_count(1, 1, between, False) == 2
+    time.sleep(0.6)
+    assert bp._core.gemm_thread_count(1, 1, between, False) == 1
+    assert bp._core.gemm_thread_count(1, 1, between, False) == 2
+
+
+def test_the_burst_window_rejects_a_negative_one(call_burst_window):
+    with pytest.raises(ValueError, match="ns must be a non-negative number of nanoseconds"):
+        call_burst_window(-1)
 
 
 # -- determinism -------------------------------------------------------------------------------------

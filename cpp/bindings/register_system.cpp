@@ -6,6 +6,7 @@
 
 #include "backprop/activations.hpp"
 #include "backprop/float_mode.hpp"
+#include "backprop/gemm.hpp"
 #include "backprop/gemm_micro_kernel.hpp"
 #include "backprop/losses.hpp"
 #include "backprop/threads.hpp"
@@ -22,6 +23,15 @@ void register_system(py::module_& m) {
   m.def("set_flush_subnormals", &set_flush_subnormals, py::arg("on"));
   m.def("flush_subnormals", &flush_subnormals);
   m.def("team_float_modes", &team_float_modes, py::arg("threads"));
+  m.def("set_call_burst_window_ns", &set_call_burst_window_ns, py::arg("ns"));
+  m.def(
+      "gemm_thread_count",
+      [](index_t m, index_t n, index_t k, bool double_precision) {
+        if (m < 0 || n < 0 || k < 0) fail_value("m, n and k must be non-negative");
+        return double_precision ? gemm_thread_count<double>(m, n, k)
+                                : gemm_thread_count<float>(m, n, k);
+      },
+      py::arg("m"), py::arg("n"), py::arg("k"), py::arg("double_precision"));
 
   m.def("gemm_isa", [] { return std::string(isa_name(active_isa())); });
   m.def("available_isas", [] {

@@ -251,11 +251,23 @@ bool takes_in_place_family(bool trans_a, index_t lda, index_t n) {
          read_a_in_place<InPlace, T>(trans_a, lda, n);
 }
 
+}  // namespace
+
+// One thread below the burst threshold, all threads from the plain one, and all threads in
+// between only in a burst of calls (config.hpp). Splitting never changes C's bits, so the
+// timing of the calls does not either.
 template <typename T>
 int gemm_thread_count(index_t m, index_t n, index_t k) {
+  const int threads = get_num_threads();
   const double work = double(m) * double(n) * double(k);
-  return work < double(gemm_parallel_min_flops<T>()) ? 1 : get_num_threads();
+  if (threads <= 1 || work < double(gemm_burst_parallel_min_flops<T>())) return 1;
+  const bool burst = in_call_burst();  // every call this size records its time
+  return burst || work >= double(gemm_parallel_min_flops<T>()) ? threads : 1;
 }
+template int gemm_thread_count<float>(index_t, index_t, index_t);
+template int gemm_thread_count<double>(index_t, index_t, index_t);
+
+namespace {
 
 // Waits for the other threads of the team; a team of one runs no OpenMP call at all, since
 // even a one-thread team's barrier can cost a system call.

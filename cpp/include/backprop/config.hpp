@@ -89,19 +89,38 @@ struct GemmBlocking512InPlaceA<double> : GemmBlocking512<double> {
   static constexpr index_t MC = 96;
 };
 
-// Below this many float multiply-adds (about 20 us of one core) a GEMM runs on one thread; a
-// double one takes twice as long, so its threshold is half as many (gemm_parallel_min_flops):
-// the same 20 us. A parallel region whose threads are awake costs about a microsecond, but one
-// whose second thread is asleep or preempted can cost tens: 64^3 and 64 x 256 x 10 split in two
-// ran at 0.6x of one thread in a busy moment, while tiny's 784 x 128 x 32 products gain 20% to
-// 30%. On a 2-vCPU KVM guest (Zen 2), a call after both vCPUs had idled 2-50 ms paid about
-// 0.8 ms to wake the second: every split product takes that risk, which is why the threshold
-// is not lower, although 128 x 10 x 512 float (2^19.3) gains 1.55x split when called in a loop.
+// Below this many float multiply-adds (about 20 us of one core) a GEMM called on its own runs
+// on one thread; a double one takes twice as long, so its threshold is half as many
+// (gemm_parallel_min_flops): the same 20 us. A parallel region whose threads are awake costs
+// about a microsecond, but one whose second thread is asleep or preempted can cost tens: on a
+// 2-vCPU KVM guest (Zen 2), a call after both vCPUs had idled 2-50 ms paid about 0.8 ms to wake
+// the second, and 64^3 split in two ran at 0.6x of one thread in a busy moment, while tiny's
+// 784 x 128 x 32 products gain 20% to 30%.
 constexpr index_t kGemmParallelMinFlops = index_t(1) << 20;
+
+// In a burst of calls (the GEMM before, of at least this size, started less than
+// kCallBurstWindowNs earlier: the caller is busy and the other threads were woken recently)
+// a GEMM splits from this many float multiply-adds (about 3 us of one core; half as many in
+// double). Two threads on the Zen 2 guest, in a loop: 128 x 10 x 512 float 47 -> 74 GFLOP/s,
+// 96^3 84 -> 137, 64 x 64 x 32 58 -> 74; with the caller busy 5-180 us between calls a split
+// call was never slower than one thread, and training did not change.
+constexpr index_t kGemmBurstParallelMinFlops = index_t(1) << 17;
+constexpr std::int64_t kCallBurstWindowNs = 200'000;
+
+// A float threshold for element type T: the same time of one core.
+template <typename T>
+constexpr index_t per_element_type(index_t float_flops) {
+  return float_flops * index_t(sizeof(float)) / index_t(sizeof(T));
+}
 
 template <typename T>
 constexpr index_t gemm_parallel_min_flops() {
-  return kGemmParallelMinFlops * index_t(sizeof(float)) / index_t(sizeof(T));
+  return per_element_type<T>(kGemmParallelMinFlops);
+}
+
+template <typename T>
+constexpr index_t gemm_burst_parallel_min_flops() {
+  return per_element_type<T>(kGemmBurstParallelMinFlops);
 }
 
 // From this many multiply-adds on, threads share the packed blocks (barriers, no duplicated

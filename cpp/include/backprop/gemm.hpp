@@ -72,6 +72,11 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
                 const GemmEpilogue<T>& epilogue);
 
+// The threads a GEMM of this size runs on when called now (config.hpp's thresholds). It records
+// the call's time for the burst rule, as a GEMM does.
+template <typename T>
+int gemm_thread_count(index_t m, index_t n, index_t k);
+
 // The plain triple loop: the reference the tests and the benchmark compare against.
 template <typename T>
 void gemm_ref(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
