@@ -47,14 +47,22 @@ def threads():
     bp.set_num_threads(before)
 
 
+
 # A burst window no two calls fall outside of: every GEMM after the first is in a burst.
 ALWAYS_IN_BURST_NS = 10 ** 15
 
 
 @pytest.fixture
-def call_burst_window():
-    """Sets the GEMM's burst window in nanoseconds (0: never in a burst), then restores it."""
-    before = bp._core.set_call_burst_window_ns(0)
-    bp._core.set_call_burst_window_ns(before)
-    yield bp._core.set_call_burst_window_ns
-    bp._core.set_call_burst_window_ns(before)
+def call_burst():
+    """Changes the GEMM's burst rule (call_burst.hpp), then restores it: call it with any of
+    window_ns, slow_split_ns and pause_ns. Each change also forgets the calls so far."""
+    before = bp._core.call_burst_settings()
+
+    def change(window_ns=None, slow_split_ns=None, pause_ns=None):
+        now = bp._core.call_burst_settings()
+        bp._core.set_call_burst_settings(now[0] if window_ns is None else window_ns,
+                                         now[1] if slow_split_ns is None else slow_split_ns,
+                                         now[2] if pause_ns is None else pause_ns)
+
+    yield change
+    bp._core.set_call_burst_settings(*before)

@@ -62,38 +62,70 @@ def test_omp_num_threads_sets_the_default(count, tmp_path):
 # -- how many threads a GEMM takes ------------------------------------------------------------
 
 # config.hpp: one thread below 2^17 float multiply-adds (2^16 double), all threads from 2^20
-# (2^19), and in between only in a burst of calls.
+# (2^19), and in between only in a burst of calls (call_burst.hpp). A pause of 0 keeps a split
+# that a loaded machine happens to slow down from pausing burst splits here.
 @pytest.mark.parametrize("double_precision", [False, True], ids=["float32", "float64"])
-def test_gemm_thread_count_follows_size_and_bursts(threads, call_burst_window, double_precision):
+def test_gemm_thread_count_follows_size_and_bursts(threads, call_burst, double_precision):
     scale = 2 if double_precision else 1  # a double product counts as twice the float one
     small, between, large = (2 ** 17 - 1) // scale, 2 ** 17 // scale, 2 ** 20 // scale
     count = lambda work: bp._core.gemm_thread_count(1, 1, work, double_precision)
     threads(2)
-    call_burst_window(0)
-    assert [count(small), count(between), count(large)] == [1, 1, 2]
-    call_burst_window(ALWAYS_IN_BURST_NS)
-    assert [count(small), count(between), count(large), count(between)] == [1, 2, 2, 2]
+    call_burst(window_ns=0, pause_ns=0)
+    assert [count(small), count(between), count(between), count(large)] == [1, 1, 1, 2]
+    call_burst(window_ns=ALWAYS_IN_BURST_NS)  # forgets the calls so far
+    assert [count(between), count(between), count(small), count(large)] == [1, 2, 1, 2]
     assert bp._core.gemm_thread_count(8, 16, between // 128, double_precision) == 2
     threads(1)
     assert [count(small), count(between), count(large)] == [1, 1, 1]
 
 
-def test_a_burst_is_a_call_soon_after_the_one_before(threads, call_burst_window):
-    # A window of 0.5 s: the call after a longer pause is not in a burst, its next one is (the
-    # first call's time comes from before the pause, the second's right after).
+def test_a_burst_is_a_call_soon_after_the_one_before(threads, call_burst):
     threads(2)
-    call_burst_window(5 * 10 ** 8)
+    call_burst(window_ns=10 ** 9, pause_ns=0)  # 1 s
     between = 2 ** 17
-    bp._core.gemm_thread_count(1, 1, between, False)
+    assert bp._core.gemm_thread_count(1, 1, between, False) == 1  # the first call
     assert bp._core.gemm_thread_count(1, 1, between, False) == 2
-    time.sleep(0.6)
+    time.sleep(1.1)
     assert bp._core.gemm_thread_count(1, 1, between, False) == 1
     assert bp._core.gemm_thread_count(1, 1, between, False) == 2
 
 
-def test_the_burst_window_rejects_a_negative_one(call_burst_window):
-    with pytest.raises(ValueError, match="ns must be a non-negative number of nanoseconds"):
-        call_burst_window(-1)
+def test_a_gemm_goes_on_record_for_the_burst_rule(threads, call_burst):
+    threads(2)
+    call_burst(window_ns=ALWAYS_IN_BURST_NS, pause_ns=0)
+    A, B = np.ones((64, 64), np.float32), np.ones((64, 32), np.float32)  # 2^17 multiply-adds
+    bp.kernels.gemm(A, B)
+    assert bp._core.gemm_thread_count(64, 32, 64, False) == 2
+    call_burst()  # forgets the GEMM: a product too small for the rule does not go on record
+    bp.kernels.gemm(A[:, :63], B[:63])
+    assert bp._core.gemm_thread_count(64, 32, 64, False) == 1
+
+
+def test_a_slow_burst_split_pauses_burst_splits(threads, call_burst):
+    # A slow limit of 0 makes every burst split slow; the pause then outlasts the test.
+    threads(2)
+    call_burst(window_ns=ALWAYS_IN_BURST_NS, slow_split_ns=0, pause_ns=ALWAYS_IN_BURST_NS)
+    A, B = np.ones((64, 64), np.float32), np.ones((64, 32), np.float32)  # 2^17 multiply-adds
+    count = lambda work: bp._core.gemm_thread_count(1, 1, work, False)
+    assert [count(2 ** 20), count(2 ** 17)] == [2, 2]  # the second split for its burst: slow
+    assert [count(2 ** 17), count(2 ** 20)] == [1, 2]  # burst splits pause, larger ones do not
+    call_burst(slow_split_ns=10 ** 9)  # forgets the slow split; 1 s is slow
+    bp.kernels.gemm(A, B)
+    bp.kernels.gemm(A, B)  # a burst split, not slow
+    assert count(2 ** 17) == 2
+    call_burst(slow_split_ns=0)
+    bp.kernels.gemm(A, B)
+    bp.kernels.gemm(A, B)  # a burst split, slow
+    assert count(2 ** 17) == 1
+    call_burst(slow_split_ns=0, pause_ns=0)  # no pause
+    assert [count(2 ** 17), count(2 ** 17), count(2 ** 17)] == [1, 2, 2]
+
+
+def test_the_burst_rule_rejects_negative_times(call_burst):
+    for name in ("window_ns", "slow_split_ns", "pause_ns"):
+        with pytest.raises(ValueError, match="every burst time must be a non-negative number of "
+                                             "nanoseconds"):
+            call_burst(**{name: -1})
 
 
 # -- determinism -------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "backprop/activations.hpp"
+#include "backprop/call_burst.hpp"
 #include "backprop/float_mode.hpp"
 #include "backprop/gemm.hpp"
 #include "backprop/gemm_micro_kernel.hpp"
@@ -23,7 +24,16 @@ void register_system(py::module_& m) {
   m.def("set_flush_subnormals", &set_flush_subnormals, py::arg("on"));
   m.def("flush_subnormals", &flush_subnormals);
   m.def("team_float_modes", &team_float_modes, py::arg("threads"));
-  m.def("set_call_burst_window_ns", &set_call_burst_window_ns, py::arg("ns"));
+  m.def("call_burst_settings", [] {
+    const CallBurstSettings now = call_burst_settings();
+    return py::make_tuple(now.window_ns, now.slow_split_ns, now.pause_ns);
+  });
+  m.def(
+      "set_call_burst_settings",
+      [](std::int64_t window_ns, std::int64_t slow_split_ns, std::int64_t pause_ns) {
+        set_call_burst_settings({window_ns, slow_split_ns, pause_ns});
+      },
+      py::arg("window_ns"), py::arg("slow_split_ns"), py::arg("pause_ns"));
   m.def(
       "gemm_thread_count",
       [](index_t m, index_t n, index_t k, bool double_precision) {

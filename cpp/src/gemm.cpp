@@ -10,6 +10,7 @@
 #endif
 
 #include "backprop/aligned_buffer.hpp"
+#include "backprop/call_burst.hpp"
 #include "backprop/gemm_micro_kernel.hpp"
 #include "backprop/threads.hpp"
 
@@ -251,23 +252,34 @@ bool takes_in_place_family(bool trans_a, index_t lda, index_t n) {
          read_a_in_place<InPlace, T>(trans_a, lda, n);
 }
 
-}  // namespace
-
-// One thread below the burst threshold, all threads from the plain one, and all threads in
-// between only in a burst of calls (config.hpp). Splitting never changes C's bits, so the
-// timing of the calls does not either.
+// The threads a GEMM runs on (config.hpp): one below the burst threshold, all from the plain
+// one, and all in between only in a burst of calls. Held while the product runs: a split call's
+// end goes on record for the burst rule. Splitting never changes C's bits, so neither does the
+// timing of the calls.
 template <typename T>
-int gemm_thread_count(index_t m, index_t n, index_t k) {
-  const int threads = get_num_threads();
-  const double work = double(m) * double(n) * double(k);
-  if (threads <= 1 || work < double(gemm_burst_parallel_min_flops<T>())) return 1;
-  const bool burst = in_call_burst();  // every call this size records its time
-  return burst || work >= double(gemm_parallel_min_flops<T>()) ? threads : 1;
-}
-template int gemm_thread_count<float>(index_t, index_t, index_t);
-template int gemm_thread_count<double>(index_t, index_t, index_t);
+class GemmThreads {
+ public:
+  GemmThreads(index_t m, index_t n, index_t k) {
+    const int threads = get_num_threads();
+    const double work = double(m) * double(n) * double(k);
+    if (threads <= 1 || work < double(gemm_burst_parallel_min_flops<T>())) return;
+    call_ = start_burst_call();
+    split_for_burst_ = work < double(gemm_parallel_min_flops<T>());
+    if (!split_for_burst_ || call_.in_burst) count_ = threads;
+  }
+  ~GemmThreads() {
+    if (count_ > 1) end_split_call(call_, split_for_burst_);
+  }
+  GemmThreads(const GemmThreads&) = delete;
+  GemmThreads& operator=(const GemmThreads&) = delete;
+  int count() const { return count_; }
 
-namespace {
+ private:
+  int count_ = 1;
+  bool split_for_burst_ = false;
+  BurstCall call_{};
+};
+
 
 // Waits for the other threads of the team; a team of one runs no OpenMP call at all, since
 // even a one-thread team's barrier can cost a system call.
@@ -549,7 +561,8 @@ void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
                         kernel);
     return;
   }
-  const int threads = gemm_thread_count<T>(m, n, k);
+  const GemmThreads<T> team(m, n, k);
+  const int threads = team.count();
   if (threads > 1 && double(m) * double(n) * double(k) < double(kGemmSharedMinFlops))
     gemm_split<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
                        kernel, threads);
@@ -566,7 +579,8 @@ template <typename T>
 void gemm_narrow(const NarrowKernel<T>& narrow, index_t m, index_t n, index_t k, T alpha,
                  const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
   const index_t width = narrow.width, blocks = m / width, tail = m - blocks * width;
-  parallel_for(blocks, gemm_thread_count<T>(m, n, k) > 1, [&](index_t block) {
+  const GemmThreads<T> team(m, n, k);
+  parallel_for(blocks, team.count() > 1, [&](index_t block) {
     narrow.rows(n, width, k, a + block * width, lda, b, ldb, c + block * width * ldc, ldc, alpha,
                 beta);
   });
@@ -580,6 +594,13 @@ void gemm_narrow(const NarrowKernel<T>& narrow, index_t m, index_t n, index_t k,
 }
 
 }  // namespace
+
+template <typename T>
+int gemm_thread_count(index_t m, index_t n, index_t k) {
+  return GemmThreads<T>(m, n, k).count();
+}
+template int gemm_thread_count<float>(index_t, index_t, index_t);
+template int gemm_thread_count<double>(index_t, index_t, index_t);
 
 template <typename T>
 void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,

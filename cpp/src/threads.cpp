@@ -5,8 +5,6 @@
 #include <pthread.h>
 
 #include <atomic>
-#include <chrono>
-#include <limits>
 #include <stdexcept>
 
 #ifdef _OPENMP
@@ -66,26 +64,6 @@ int team_size() {
 #else
   return 1;
 #endif
-}
-
-namespace {
-// Far enough in the past that the first call is in no burst, near enough that now minus it
-// cannot overflow.
-std::atomic<std::int64_t> last_call_ns{std::numeric_limits<std::int64_t>::min() / 2};
-std::atomic<std::int64_t> burst_window_ns{kCallBurstWindowNs};
-}  // namespace
-
-bool in_call_burst() {
-  const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                               std::chrono::steady_clock::now().time_since_epoch())
-                               .count();
-  const std::int64_t before = last_call_ns.exchange(now, std::memory_order_relaxed);
-  return now - before < burst_window_ns.load(std::memory_order_relaxed);
-}
-
-std::int64_t set_call_burst_window_ns(std::int64_t ns) {
-  if (ns < 0) throw std::invalid_argument("ns must be a non-negative number of nanoseconds");
-  return burst_window_ns.exchange(ns, std::memory_order_relaxed);
 }
 
 void start_worker_threads() {

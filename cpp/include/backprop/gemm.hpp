@@ -72,8 +72,8 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
                 const GemmEpilogue<T>& epilogue);
 
-// The threads a GEMM of this size runs on when called now (config.hpp's thresholds). It records
-// the call's time for the burst rule, as a GEMM does.
+// The threads a GEMM of this size would run on if called now (config.hpp's thresholds). It goes
+// on record for the burst rule as such a GEMM would, one that takes no time.
 template <typename T>
 int gemm_thread_count(index_t m, index_t n, index_t k);
 

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <algorithm>
-#include <cstdint>
 
 #include "backprop/config.hpp"
 #include "backprop/float_mode.hpp"
@@ -15,12 +14,6 @@ bool openmp_enabled();
 int thread_index();  // inside a parallel region: this thread's number, 0 to team_size() - 1
 int team_size();     // inside a parallel region: its number of threads (1 outside)
 bool in_forked_child();  // true after fork() in the child: kernels stay on one thread there
-// Whether the caller is in a burst of calls: records now as the latest call (from any thread)
-// and says whether the one recorded before it came less than the burst window earlier
-// (kCallBurstWindowNs unless set_call_burst_window_ns changed it).
-bool in_call_burst();
-// Sets the burst window (0: no call is in a burst); returns the old one. For tests.
-std::int64_t set_call_burst_window_ns(std::int64_t ns);
 // Starts OpenMP's get_num_threads() - 1 worker threads now, if they are not running yet (an
 // empty parallel region): a new thread takes its creator's floating-point mode.
 void start_worker_threads();
