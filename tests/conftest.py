@@ -47,7 +47,6 @@ def threads():
     bp.set_num_threads(before)
 
 
-
 # A burst window no two calls fall outside of: every GEMM after the first is in a burst.
 ALWAYS_IN_BURST_NS = 10 ** 15
 

@@ -107,18 +107,64 @@ def test_a_slow_burst_split_pauses_burst_splits(threads, call_burst):
     call_burst(window_ns=ALWAYS_IN_BURST_NS, slow_split_ns=0, pause_ns=ALWAYS_IN_BURST_NS)
     A, B = np.ones((64, 64), np.float32), np.ones((64, 32), np.float32)  # 2^17 multiply-adds
     count = lambda work: bp._core.gemm_thread_count(1, 1, work, False)
-    assert [count(2 ** 20), count(2 ** 17)] == [2, 2]  # the second split for its burst: slow
+    # The first call runs on one thread (no burst yet) and pauses nothing; the second splits
+    # for its burst and is slow.
+    assert [count(2 ** 17), count(2 ** 17)] == [1, 2]
     assert [count(2 ** 17), count(2 ** 20)] == [1, 2]  # burst splits pause, larger ones do not
     call_burst(slow_split_ns=10 ** 9)  # forgets the slow split; 1 s is slow
     bp.kernels.gemm(A, B)
     bp.kernels.gemm(A, B)  # a burst split, not slow
     assert count(2 ** 17) == 2
-    call_burst(slow_split_ns=0)
+    call_burst(slow_split_ns=1)  # a real product takes longer than 1 ns
     bp.kernels.gemm(A, B)
     bp.kernels.gemm(A, B)  # a burst split, slow
     assert count(2 ** 17) == 1
     call_burst(slow_split_ns=0, pause_ns=0)  # no pause
     assert [count(2 ** 17), count(2 ** 17), count(2 ** 17)] == [1, 2, 2]
+
+
+@pytest.fixture
+def portable_kernel():
+    bp.kernels.set_gemm_isa("generic")
+    yield
+    bp.kernels.set_gemm_isa("auto")
+
+
+def test_the_portable_kernel_has_a_longer_slow_limit(threads, call_burst, portable_kernel):
+    # 127 x 64 x 128 (just under 2^20 multiply-adds) takes about 0.9 ms on one thread of the
+    # portable kernel: split in two, slow for a 100 us limit, not for the 2.4 ms that limit
+    # becomes for the portable kernel. A call stalled past 2.4 ms (a loaded machine) proves
+    # nothing, so it is tried again.
+    threads(2)
+    A, B = np.ones((127, 128), np.float32), np.ones((128, 64), np.float32)
+    took = []
+    for _ in range(5):
+        call_burst(window_ns=ALWAYS_IN_BURST_NS, slow_split_ns=100_000,
+                   pause_ns=ALWAYS_IN_BURST_NS)
+        bp.kernels.gemm(A, B)
+        start = time.perf_counter()
+        bp.kernels.gemm(A, B)  # a burst split
+        took.append(time.perf_counter() - start)
+        if took[-1] < 2.4e-3:
+            assert bp._core.gemm_thread_count(127, 64, 128, False) == 2
+            return
+    pytest.fail(f"every try took 2.4 ms or more: {took}")
+
+
+def test_a_split_gemm_goes_on_record_as_it_ends(threads, call_burst):
+    # A window shorter than a large product: the product's start lies outside it, its end not.
+    threads(2)
+    A = np.ones((1024, 2048), np.float32)
+    B = np.ones((2048, 1024), np.float32)
+    bp.kernels.gemm(A, B)  # grows the packing buffers and starts the threads
+    start = time.perf_counter()
+    bp.kernels.gemm(A, B)
+    took = time.perf_counter() - start
+    call_burst(window_ns=int(took / 3 * 1e9), pause_ns=0)
+    start = time.perf_counter()
+    bp.kernels.gemm(A, B)
+    if time.perf_counter() - start > took / 3:  # it outlasted the window (unless much faster)
+        assert bp._core.gemm_thread_count(64, 32, 64, False) == 2
 
 
 def test_the_burst_rule_rejects_negative_times(call_burst):

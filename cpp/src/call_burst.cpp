@@ -40,10 +40,11 @@ BurstCall start_burst_call() {
   return {now, window > 0 && now - before < window && !paused};
 }
 
-void end_split_call(const BurstCall& call, bool split_for_burst) {
+void end_split_call(const BurstCall& call, bool split_for_burst, std::int64_t slow_scale) {
   const std::int64_t now = now_ns();
   last_call_ns.store(now, std::memory_order_relaxed);
-  if (split_for_burst && now - call.started_ns >= slow_split_ns.load(std::memory_order_relaxed))
+  const std::int64_t slow_ns = slow_split_ns.load(std::memory_order_relaxed) * slow_scale;
+  if (split_for_burst && now - call.started_ns >= slow_ns)
     last_slow_split_ns.store(now, std::memory_order_relaxed);
 }
 

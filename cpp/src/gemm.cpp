@@ -253,22 +253,24 @@ bool takes_in_place_family(bool trans_a, index_t lda, index_t n) {
 }
 
 // The threads a GEMM runs on (config.hpp): one below the burst threshold, all from the plain
-// one, and all in between only in a burst of calls. Held while the product runs: a split call's
-// end goes on record for the burst rule. Splitting never changes C's bits, so neither does the
-// timing of the calls.
+// one, and all in between only in a burst of calls (call_burst.hpp), unless a slow burst split
+// paused that. Held while the product runs: a split call's end goes on record, and a burst
+// split's time is judged against the slow limit, kPortableKernelSlowdown times longer for the
+// portable kernel. Splitting never changes C's bits, so neither does the timing of the calls.
 template <typename T>
 class GemmThreads {
  public:
-  GemmThreads(index_t m, index_t n, index_t k) {
+  GemmThreads(index_t m, index_t n, index_t k, Isa isa) {
     const int threads = get_num_threads();
     const double work = double(m) * double(n) * double(k);
     if (threads <= 1 || work < double(gemm_burst_parallel_min_flops<T>())) return;
     call_ = start_burst_call();
     split_for_burst_ = work < double(gemm_parallel_min_flops<T>());
+    slow_scale_ = isa == Isa::generic ? kPortableKernelSlowdown : 1;
     if (!split_for_burst_ || call_.in_burst) count_ = threads;
   }
   ~GemmThreads() {
-    if (count_ > 1) end_split_call(call_, split_for_burst_);
+    if (count_ > 1) end_split_call(call_, split_for_burst_, slow_scale_);
   }
   GemmThreads(const GemmThreads&) = delete;
   GemmThreads& operator=(const GemmThreads&) = delete;
@@ -277,9 +279,9 @@ class GemmThreads {
  private:
   int count_ = 1;
   bool split_for_burst_ = false;
+  std::int64_t slow_scale_ = 1;
   BurstCall call_{};
 };
-
 
 // Waits for the other threads of the team; a team of one runs no OpenMP call at all, since
 // even a one-thread team's barrier can cost a system call.
@@ -554,14 +556,14 @@ void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
 template <typename Blocks, typename T>
 void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel) {
+                const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, Isa isa) {
   using InPlace = typename InPlaceFamily<Blocks>::type;
   if (takes_in_place_family<Blocks, T>(trans_a, lda, n)) {
     gemm_tiled<InPlace>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
-                        kernel);
+                        kernel, isa);
     return;
   }
-  const GemmThreads<T> team(m, n, k);
+  const GemmThreads<T> team(m, n, k, isa);
   const int threads = team.count();
   if (threads > 1 && double(m) * double(n) * double(k) < double(kGemmSharedMinFlops))
     gemm_split<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
@@ -577,9 +579,10 @@ void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
 // 121 GFLOP/s; double 24 -> 60).
 template <typename T>
 void gemm_narrow(const NarrowKernel<T>& narrow, index_t m, index_t n, index_t k, T alpha,
-                 const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
+                 const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+                 Isa isa) {
   const index_t width = narrow.width, blocks = m / width, tail = m - blocks * width;
-  const GemmThreads<T> team(m, n, k);
+  const GemmThreads<T> team(m, n, k, isa);
   parallel_for(blocks, team.count() > 1, [&](index_t block) {
     narrow.rows(n, width, k, a + block * width, lda, b, ldb, c + block * width * ldc, ldc, alpha,
                 beta);
@@ -597,7 +600,7 @@ void gemm_narrow(const NarrowKernel<T>& narrow, index_t m, index_t n, index_t k,
 
 template <typename T>
 int gemm_thread_count(index_t m, index_t n, index_t k) {
-  return GemmThreads<T>(m, n, k).count();
+  return GemmThreads<T>(m, n, k, active_isa()).count();
 }
 template int gemm_thread_count<float>(index_t, index_t, index_t);
 template int gemm_thread_count<double>(index_t, index_t, index_t);
@@ -624,15 +627,15 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
   const NarrowKernel<T> narrow = select_narrow_kernel<T>(isa);
   if (narrow.rows != nullptr && trans_a && !trans_b && n <= kNarrowMaxColumns &&
       epilogue.step == GemmEpilogue<T>::Step::none && epilogue.bias == nullptr) {
-    gemm_narrow(narrow, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm_narrow(narrow, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, isa);
     return;
   }
   if (isa == Isa::avx512)
     gemm_tiled<GemmBlocking512<T>>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                                   ldc, epilogue, select_micro_kernel<T>(isa));
+                                   ldc, epilogue, select_micro_kernel<T>(isa), isa);
   else
     gemm_tiled<GemmBlocking<T>>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                                epilogue, select_micro_kernel<T>(isa));
+                                epilogue, select_micro_kernel<T>(isa), isa);
 }
 
 template <typename T>

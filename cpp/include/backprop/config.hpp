@@ -98,8 +98,8 @@ struct GemmBlocking512InPlaceA<double> : GemmBlocking512<double> {
 // 784 x 128 x 32 products gain 20% to 30%.
 constexpr index_t kGemmParallelMinFlops = index_t(1) << 20;
 
-// In a burst of calls (call_burst.hpp: the GEMM before, of at least this size, started or
-// ended less than kCallBurstWindowNs earlier) a GEMM splits from this many float multiply-adds
+// In a burst of calls (call_burst.hpp: the GEMM before, of at least this size, started, or
+// ended on several threads, less than kCallBurstWindowNs earlier) a GEMM splits from this many float multiply-adds
 // (about 3 us of one core; half as many in double). Two threads on the Zen 2 guest, in a loop,
 // float GFLOP/s: 128 x 10 x 512 46 -> 78, 64 x 64 x 32 56 -> 70, 96^3 84 -> 137; with the
 // caller busy 5-180 us between calls a split call was never slower than one thread, and
@@ -111,6 +111,10 @@ constexpr index_t kGemmBurstParallelMinFlops = index_t(1) << 17;
 constexpr std::int64_t kCallBurstWindowNs = 200'000;
 constexpr std::int64_t kSlowBurstSplitNs = 100'000;
 constexpr std::int64_t kSlowBurstSplitPauseNs = 20'000'000;
+// The portable kernel takes 17 to 35 times as long as the AVX2 one (one Zen 2 core: 2^20 float
+// multiply-adds 858 against 25-29 us, 64 x 64 x 32 108 against 6), so its burst splits get a
+// 24 times longer slow limit.
+constexpr std::int64_t kPortableKernelSlowdown = 24;
 
 // A float threshold for element type T: the same time of one core.
 template <typename T>
