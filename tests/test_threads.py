@@ -123,14 +123,8 @@ def test_a_slow_burst_split_pauses_burst_splits(threads, call_burst):
     assert [count(2 ** 17), count(2 ** 17), count(2 ** 17)] == [1, 2, 2]
 
 
-@pytest.fixture
-def portable_kernel():
-    bp.kernels.set_gemm_isa("generic")
-    yield
-    bp.kernels.set_gemm_isa("auto")
-
-
-def test_the_portable_kernel_has_a_longer_slow_limit(threads, call_burst, portable_kernel):
+@pytest.mark.parametrize("gemm_isa", ["generic"], indirect=True)
+def test_the_portable_kernel_has_a_longer_slow_limit(threads, call_burst, gemm_isa):
     # 127 x 64 x 128 is just under 2^20 multiply-adds. With a slow limit of an eighth of its
     # time on one thread, the product split in two is slow for that limit and not for the 24
     # times longer one the portable kernel gets. A call stalled past that (a loaded machine)

@@ -99,14 +99,15 @@ struct GemmBlocking512InPlaceA<double> : GemmBlocking512<double> {
 constexpr index_t kGemmParallelMinFlops = index_t(1) << 20;
 
 // In a burst of calls (call_burst.hpp: the GEMM before, of at least this size, started, or
-// ended on several threads, less than kCallBurstWindowNs earlier) a GEMM splits from this many float multiply-adds
-// (about 3 us of one core; half as many in double). Two threads on the Zen 2 guest, in a loop,
-// float GFLOP/s: 128 x 10 x 512 46 -> 78, 64 x 64 x 32 56 -> 70, 96^3 84 -> 137; with the
-// caller busy 5-180 us between calls a split call was never slower than one thread, and
-// training's samples/s did not change. While another process kept a core busy, though, one
-// split in 50 stalled for about 0.5 ms (a time slice) and such loops ran at a quarter to a half
-// of one thread's speed: so a burst split that takes longer than kSlowBurstSplitNs stops burst
-// splits for kSlowBurstSplitPauseNs (then 45-62 GFLOP/s, one thread's 46-58).
+// ended on several threads, less than kCallBurstWindowNs earlier) a GEMM splits from this many
+// float multiply-adds (about 3 us of one core; half as many in double). Two threads on the
+// Zen 2 guest, in a loop, float GFLOP/s: 128 x 10 x 512 46 -> 78, 64 x 64 x 32 56 -> 70, 96^3
+// 84 -> 137; with the caller busy 5-180 us between calls a split call was never slower than
+// one thread, and training's samples/s did not change. While another process kept a core busy,
+// though, one split in 50 stalled for about 0.5 ms (a time slice) and such loops ran at a
+// quarter to a half of one thread's speed: so a burst split that takes longer than
+// kSlowBurstSplitNs stops burst splits for kSlowBurstSplitPauseNs (then 45-62 GFLOP/s, one
+// thread's 46-58).
 constexpr index_t kGemmBurstParallelMinFlops = index_t(1) << 17;
 constexpr std::int64_t kCallBurstWindowNs = 200'000;
 constexpr std::int64_t kSlowBurstSplitNs = 100'000;
