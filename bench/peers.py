@@ -9,6 +9,7 @@ method is the one in shared/BENCH.md.
     python bench/peers.py --networks wide       # or --full for all four
     python bench/peers.py --quick               # 1 round, short timings (smoke test)
     python bench/peers.py --activation tanh     # hidden layers tanh (or sigmoid), not relu
+    python bench/peers.py --busy 1              # with one other process spinning on a CPU
 """
 
 from __future__ import annotations
@@ -695,6 +696,35 @@ def describe_worker_info(name: str, info: dict[str, Any]) -> str:
     return f"{name}: {blas} ({' and '.join(OPENBLAS_OVERRIDES)} unset in this worker){extra}"
 
 
+def start_busy_processes(count: int) -> list[subprocess.Popen]:
+    """Processes that each keep a CPU busy, as other users' jobs do on a shared machine."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+
+
+def run_rounds(args: argparse.Namespace, networks: list[NetworkSpec], contenders: list[str],
+               per_round_argv: list[str], threads: int,
+               runs: dict[str, dict[str, list[Optional[dict[str, Any]]]]],
+               worker_notes: dict[str, str], round_loads: list[str]) -> None:
+    """Every contender once per network and round, each in a fresh process; fills runs."""
+    for round_index in range(args.rounds):
+        round_loads.append(load_text())
+        print(f"round {round_index + 1}/{args.rounds} ({round_loads[-1]})", flush=True)
+        for spec in networks:
+            timeout = 1800 if spec.name == "wide" else 300
+            for name in contenders:
+                result = run_worker(name, per_round_argv + ["--network-spec", spec.name],
+                                    threads, timeout)
+                if "error" in result:
+                    print(f"  {spec.name:6s} {TITLES[name]:22s} FAILED: {result['error']}", flush=True)
+                    runs[spec.name][name].append(None)
+                    continue
+                runs[spec.name][name].append(result)
+                worker_notes.setdefault(name, describe_worker_info(name, result["info"]))
+                print(f"  {spec.name:6s} {TITLES[name]:22s} {fmt_rate(result['samples_per_s']):>10s} "
+                      f"samples/s  ({result['calls']} calls in {result['elapsed_s']:.2f} s, "
+                      f"{result['cpu_per_wall']:.2f} CPU s per s)", flush=True)
+
+
 def parent(args: argparse.Namespace) -> int:
     threads = args.threads
     networks = [dataclasses.replace(NETWORKS[name], activation=args.activation)
@@ -744,24 +774,18 @@ def parent(args: argparse.Namespace) -> int:
     runs: dict[str, dict[str, list[Optional[dict[str, Any]]]]] = {
         spec.name: {name: [] for name in contenders} for spec in networks}
     worker_notes: dict[str, str] = {}
-    round_loads = []
-    for round_index in range(args.rounds):
-        round_loads.append(load_text())
-        print(f"round {round_index + 1}/{args.rounds} ({round_loads[-1]})", flush=True)
-        for spec in networks:
-            timeout = 1800 if spec.name == "wide" else 300
-            for name in contenders:
-                result = run_worker(name, per_round_argv + ["--network-spec", spec.name],
-                                    threads, timeout)
-                if "error" in result:
-                    print(f"  {spec.name:6s} {TITLES[name]:22s} FAILED: {result['error']}", flush=True)
-                    runs[spec.name][name].append(None)
-                    continue
-                runs[spec.name][name].append(result)
-                worker_notes.setdefault(name, describe_worker_info(name, result["info"]))
-                print(f"  {spec.name:6s} {TITLES[name]:22s} {fmt_rate(result['samples_per_s']):>10s} "
-                      f"samples/s  ({result['calls']} calls in {result['elapsed_s']:.2f} s, "
-                      f"{result['cpu_per_wall']:.2f} CPU s per s)", flush=True)
+    round_loads: list[str] = []
+    if args.busy:
+        print(f"busy: {args.busy} other process(es) spin on the CPUs during the rounds, as other "
+              f"jobs would on a shared machine", flush=True)
+    busy = start_busy_processes(args.busy)
+    try:
+        run_rounds(args, networks, contenders, per_round_argv, threads, runs, worker_notes,
+                   round_loads)
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
 
     if peaks_measured:
         # The FMA peak is a property of the hardware that other jobs on a shared machine can only
@@ -783,6 +807,7 @@ def parent(args: argparse.Namespace) -> int:
         "peak_source": peak_source, "peaks_measured": peaks_measured, "versions": describe_versions(probes),
         "rounds": args.rounds, "min_time_s": args.min_time, "warmup_s": args.warmup,
         "load_before": load_before, "round_loads": round_loads, "workers": worker_notes,
+        "busy_processes": args.busy,
         "networks": {},
     }
     for spec in networks:
@@ -908,6 +933,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="of the hidden layers (default relu)")
     parser.add_argument("--peak", type=float, default=None,
                         help="FMA peak in GFLOP/s (default: measured with backprop-bench --quick)")
+    parser.add_argument("--busy", type=positive_int, default=0, metavar="N",
+                        help="keep N other processes spinning on the CPUs during the rounds")
     parser.add_argument("--json", default=None, help="also save the results here")
     parser.add_argument("--min-time", type=float, default=None, help="seconds per timed run (default 0.6)")
     parser.add_argument("--warmup", type=float, default=None, help="seconds of warm-up (default 0.3)")

@@ -47,6 +47,16 @@ def threads():
     bp.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def _splits_never_pause():
+    """A busy machine must not quietly turn a test's split GEMMs into one-thread ones (the pause
+    after a late thread, call_burst.hpp): a test of the pause sets one of its own."""
+    before = bp._core.call_burst_settings()
+    bp._core.set_call_burst_settings(before[0], before[1], 0)
+    yield
+    bp._core.set_call_burst_settings(*before)
+
+
 # A burst window no two calls fall outside of: every GEMM after the first is in a burst.
 ALWAYS_IN_BURST_NS = 10 ** 15
 
@@ -54,13 +64,13 @@ ALWAYS_IN_BURST_NS = 10 ** 15
 @pytest.fixture
 def call_burst():
     """Changes the GEMM's burst rule (call_burst.hpp), then restores it: call it with any of
-    window_ns, slow_split_ns and pause_ns. Each change also forgets the calls so far."""
+    window_ns, late_start_ns and pause_ns. Each change also forgets the calls so far."""
     before = bp._core.call_burst_settings()
 
-    def change(window_ns=None, slow_split_ns=None, pause_ns=None):
+    def change(window_ns=None, late_start_ns=None, pause_ns=None):
         now = bp._core.call_burst_settings()
         bp._core.set_call_burst_settings(now[0] if window_ns is None else window_ns,
-                                         now[1] if slow_split_ns is None else slow_split_ns,
+                                         now[1] if late_start_ns is None else late_start_ns,
                                          now[2] if pause_ns is None else pause_ns)
 
     yield change

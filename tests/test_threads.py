@@ -101,55 +101,104 @@ def test_a_gemm_goes_on_record_for_the_burst_rule(threads, call_burst):
     assert bp._core.gemm_thread_count(64, 32, 64, False) == 1
 
 
-def test_a_slow_burst_split_pauses_burst_splits(threads, call_burst):
-    # A slow limit of 0 makes every burst split slow; the pause then outlasts the test.
+# A late limit of 0 makes every thread of an awake team late. A split whose threads had just run
+# (a split ended within the window before it) is judged, and the second late one within the
+# pause's length pauses every split.
+def test_a_second_late_split_pauses_every_split(threads, call_burst):
     threads(2)
-    call_burst(window_ns=ALWAYS_IN_BURST_NS, slow_split_ns=0, pause_ns=ALWAYS_IN_BURST_NS)
-    A, B = np.ones((64, 64), np.float32), np.ones((64, 32), np.float32)  # 2^17 multiply-adds
+    call_burst(window_ns=ALWAYS_IN_BURST_NS, late_start_ns=0, pause_ns=ALWAYS_IN_BURST_NS)
     count = lambda work: bp._core.gemm_thread_count(1, 1, work, False)
-    # The first call runs on one thread (no burst yet) and pauses nothing; the second splits
-    # for its burst and is slow.
-    assert [count(2 ** 17), count(2 ** 17)] == [1, 2]
-    assert [count(2 ** 17), count(2 ** 20)] == [1, 2]  # burst splits pause, larger ones do not
-    call_burst(slow_split_ns=10 ** 9)  # forgets the slow split; 1 s is slow
-    bp.kernels.gemm(A, B)
-    bp.kernels.gemm(A, B)  # a burst split, not slow
-    assert count(2 ** 17) == 2
-    call_burst(slow_split_ns=1)  # a real product takes longer than 1 ns
-    bp.kernels.gemm(A, B)
-    bp.kernels.gemm(A, B)  # a burst split, slow
-    assert count(2 ** 17) == 1
-    call_burst(slow_split_ns=0, pause_ns=0)  # no pause
-    assert [count(2 ** 17), count(2 ** 17), count(2 ** 17)] == [1, 2, 2]
+    pauses = bp._core.late_thread_pauses()
+    # The first split's threads were not known to be awake: it is not judged. The second is
+    # late, and so is the third.
+    assert [count(2 ** 20), count(2 ** 20), count(2 ** 20)] == [2, 2, 2]
+    assert [count(2 ** 17), count(2 ** 20), count(2 ** 27)] == [1, 1, 1]
+    assert bp._core.late_thread_pauses() == pauses + 1
+    call_burst(pause_ns=0)  # a pause of 0 never pauses
+    assert [count(2 ** 20) for _ in range(4)] == [2, 2, 2, 2]
+    call_burst(late_start_ns=10 ** 9, pause_ns=ALWAYS_IN_BURST_NS)  # no call starts 1 s late
+    assert [count(2 ** 20) for _ in range(4)] == [2, 2, 2, 2]
 
 
-@pytest.mark.parametrize("gemm_isa", ["generic"], indirect=True)
-def test_the_portable_kernel_has_a_longer_slow_limit(threads, call_burst, gemm_isa):
-    # 127 x 64 x 128 is just under 2^20 multiply-adds. With a slow limit of an eighth of its
-    # time on one thread, the product split in two is slow for that limit and not for the 24
-    # times longer one the portable kernel gets. A call stalled past that (a loaded machine)
-    # proves nothing, so it is tried again.
-    A, B = np.ones((127, 128), np.float32), np.ones((128, 64), np.float32)
-    threads(1)
-    alone = []
-    for _ in range(3):
-        start = time.perf_counter()
-        bp.kernels.gemm(A, B)
-        alone.append(time.perf_counter() - start)
-    limit = min(alone) / 8
+# A real split notes when its threads start: none starts a second late, and every one starts
+# at least a nanosecond after the region opens.
+@pytest.mark.parametrize("shape", [(128, 128, 128), (301, 530, 900), (4099, 10, 300)],
+                         ids=["slabs", "shared-blocks", "narrow"])
+def test_a_split_times_the_start_of_its_threads(threads, call_burst, shape):
+    m, n, k = shape
+    trans_a = n == 10  # the narrow kernel's product is A^T B
+    A = np.ones((k, m) if trans_a else (m, k), np.float32)
+    B = np.ones((k, n), np.float32)
     threads(2)
-    took = []
-    for _ in range(5):
-        call_burst(window_ns=ALWAYS_IN_BURST_NS, slow_split_ns=int(limit * 1e9),
-                   pause_ns=ALWAYS_IN_BURST_NS)
-        bp.kernels.gemm(A, B)
-        start = time.perf_counter()
-        bp.kernels.gemm(A, B)  # a burst split
-        took.append(time.perf_counter() - start)
-        if took[-1] < 24 * limit:
-            assert bp._core.gemm_thread_count(127, 64, 128, False) == 2
-            return
-    pytest.fail(f"every try took 24 x {limit} s or more: {took}")
+    call_burst(window_ns=ALWAYS_IN_BURST_NS, late_start_ns=10 ** 9, pause_ns=ALWAYS_IN_BURST_NS)
+    for _ in range(4):
+        bp.kernels.gemm(A, B, trans_a=trans_a)
+    assert bp._core.gemm_thread_count(1, 1, 2 ** 20, False) == 2
+    call_burst(late_start_ns=1)
+    for _ in range(3):  # the first is not judged, the next two are late by more than 1 ns
+        bp.kernels.gemm(A, B, trans_a=trans_a)
+    assert bp._core.gemm_thread_count(1, 1, 2 ** 20, False) == 1
+
+
+def test_a_split_is_judged_only_while_its_threads_are_awake(threads, call_burst):
+    # A window of 1 s: after a quiet second, the first split's threads may have been asleep
+    # (waking them takes time), so its late start is not held against it; the next ones' are.
+    threads(2)
+    call_burst(window_ns=10 ** 9, late_start_ns=0, pause_ns=ALWAYS_IN_BURST_NS)
+    count = lambda work: bp._core.gemm_thread_count(1, 1, work, False)
+    assert count(2 ** 20) == 2
+    time.sleep(1.1)
+    assert [count(2 ** 20), count(2 ** 20), count(2 ** 20), count(2 ** 20)] == [2, 2, 2, 1]
+
+
+def test_late_splits_far_apart_do_not_pause(threads, call_burst):
+    # With a pause of 1 ms, a late split 50 ms after the last one is a hiccup of its own.
+    threads(2)
+    call_burst(window_ns=ALWAYS_IN_BURST_NS, late_start_ns=0, pause_ns=10 ** 6)
+    count = lambda work: bp._core.gemm_thread_count(1, 1, work, False)
+    count(2 ** 20)
+    for _ in range(3):
+        assert count(2 ** 20) == 2
+        time.sleep(0.05)
+
+
+def test_a_pause_soon_after_the_last_one_lasts_twice_as_long(threads, call_burst):
+    # Pauses of 100 ms: the one that follows within 100 ms of the first's end lasts 200 ms. The
+    # checks of a pause still running hold only if the sleeps did not overshoot by far.
+    threads(2)
+    call_burst(window_ns=ALWAYS_IN_BURST_NS, late_start_ns=0, pause_ns=10 ** 8)
+    count = lambda work: bp._core.gemm_thread_count(1, 1, work, False)
+    assert [count(2 ** 20), count(2 ** 20), count(2 ** 20)] == [2, 2, 2]  # the third pauses
+    first_paused = time.perf_counter()
+    assert count(2 ** 20) == 1
+    time.sleep(0.15)
+    assert count(2 ** 20) == 2  # late, and pauses again for 200 ms: the last late start was
+    second_paused = time.perf_counter()  # less than 200 ms before
+    if second_paused - first_paused < 0.2:
+        time.sleep(0.15)
+        still_paused = count(2 ** 20) == 1
+        if time.perf_counter() - second_paused < 0.2:
+            assert still_paused
+    time.sleep(0.25)
+    assert count(2 ** 20) == 2
+
+
+def test_a_late_split_pauses_for_fifty_times_its_own_time(threads, call_burst):
+    # With a pause of 1 ms, the pause after a second late split lasts 50 times its time.
+    A = np.ones((512, 512), np.float32)  # 2^27 multiply-adds: a millisecond or more
+    threads(2)
+    call_burst(window_ns=ALWAYS_IN_BURST_NS, late_start_ns=0, pause_ns=10 ** 6)
+    bp.kernels.gemm(A, A)
+    bp.kernels.gemm(A, A)  # late
+    start = time.perf_counter()
+    bp.kernels.gemm(A, A)  # late again, within 50 times its time
+    took = time.perf_counter() - start
+    time.sleep(max(0.002, 50 * took / 4))
+    still_paused = bp._core.gemm_thread_count(1, 1, 2 ** 20, False) == 1
+    if time.perf_counter() - start < 50 * took:  # the sleep did not overshoot by far
+        assert still_paused
+    time.sleep(50 * took)
+    assert bp._core.gemm_thread_count(1, 1, 2 ** 20, False) == 2
 
 
 def test_a_split_gemm_goes_on_record_as_it_ends(threads, call_burst):
@@ -169,7 +218,7 @@ def test_a_split_gemm_goes_on_record_as_it_ends(threads, call_burst):
 
 
 def test_the_burst_rule_rejects_negative_times(call_burst):
-    for name in ("window_ns", "slow_split_ns", "pause_ns"):
+    for name in ("window_ns", "late_start_ns", "pause_ns"):
         with pytest.raises(ValueError, match="every burst time must be a non-negative number of "
                                              "nanoseconds"):
             call_burst(**{name: -1})

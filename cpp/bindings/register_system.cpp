@@ -26,14 +26,15 @@ void register_system(py::module_& m) {
   m.def("team_float_modes", &team_float_modes, py::arg("threads"));
   m.def("call_burst_settings", [] {
     const CallBurstSettings now = call_burst_settings();
-    return py::make_tuple(now.window_ns, now.slow_split_ns, now.pause_ns);
+    return py::make_tuple(now.window_ns, now.late_start_ns, now.pause_ns);
   });
   m.def(
       "set_call_burst_settings",
-      [](std::int64_t window_ns, std::int64_t slow_split_ns, std::int64_t pause_ns) {
-        set_call_burst_settings({window_ns, slow_split_ns, pause_ns});
+      [](std::int64_t window_ns, std::int64_t late_start_ns, std::int64_t pause_ns) {
+        set_call_burst_settings({window_ns, late_start_ns, pause_ns});
       },
-      py::arg("window_ns"), py::arg("slow_split_ns"), py::arg("pause_ns"));
+      py::arg("window_ns"), py::arg("late_start_ns"), py::arg("pause_ns"));
+  m.def("late_thread_pauses", &late_thread_pauses);
   m.def(
       "gemm_thread_count",
       [](index_t m, index_t n, index_t k, bool double_precision) {

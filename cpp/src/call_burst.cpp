@@ -1,8 +1,9 @@
-// When a call of small work is in a burst (call_burst.hpp): two process-wide clocks, the last
-// call's start or end and the last slow burst split, read and written without locks. A race
-// between threads can misjudge one call, which costs time, never a result's bits.
+// When a call of small work is in a burst, and when splits pause (call_burst.hpp): a few
+// process-wide clocks, read and written without locks. A race between threads can misjudge one
+// call, which costs time, never a result's bits.
 #include "backprop/call_burst.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <limits>
@@ -17,50 +18,75 @@ namespace {
 // it cannot overflow.
 constexpr std::int64_t kLongAgo = std::numeric_limits<std::int64_t>::min() / 4;
 
-std::atomic<std::int64_t> last_call_ns{kLongAgo};
-std::atomic<std::int64_t> last_slow_split_ns{kLongAgo};
+std::atomic<std::int64_t> last_call_ns{kLongAgo};       // a call's start or a split's end
+std::atomic<std::int64_t> last_split_end_ns{kLongAgo};
+std::atomic<std::int64_t> last_late_ns{kLongAgo};  // the end of the last split with a late start
+std::atomic<std::int64_t> paused_until_ns{kLongAgo};
+std::atomic<std::int64_t> last_pause_ns{0};  // the length of the last pause
+std::atomic<std::int64_t> pauses{0};
 std::atomic<std::int64_t> window_ns{kCallBurstWindowNs};
-std::atomic<std::int64_t> slow_split_ns{kSlowBurstSplitNs};
-std::atomic<std::int64_t> pause_ns{kSlowBurstSplitPauseNs};
+std::atomic<std::int64_t> late_start_ns{kLateThreadNs};
+std::atomic<std::int64_t> pause_ns{kLateThreadPauseNs};
 
-std::int64_t now_ns() {
+}  // namespace
+
+std::int64_t burst_clock_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
-}  // namespace
-
 BurstCall start_burst_call() {
-  const std::int64_t now = now_ns();
+  const std::int64_t now = burst_clock_ns();
   const std::int64_t before = last_call_ns.exchange(now, std::memory_order_relaxed);
   const std::int64_t window = window_ns.load(std::memory_order_relaxed);
-  const bool paused = now - last_slow_split_ns.load(std::memory_order_relaxed) <
-                      pause_ns.load(std::memory_order_relaxed);
-  return {now, window > 0 && now - before < window && !paused};
+  return {now, window > 0 && now - before < window,
+          window > 0 && now - last_split_end_ns.load(std::memory_order_relaxed) < window,
+          now < paused_until_ns.load(std::memory_order_relaxed)};
 }
 
-void end_split_call(const BurstCall& call, bool split_for_burst, std::int64_t slow_scale) {
-  const std::int64_t now = now_ns();
+void end_split_call(const BurstCall& call, std::int64_t latest_start_delay_ns) {
+  const std::int64_t now = burst_clock_ns();
   last_call_ns.store(now, std::memory_order_relaxed);
-  const std::int64_t slow_ns = slow_split_ns.load(std::memory_order_relaxed) * slow_scale;
-  if (split_for_burst && now - call.started_ns >= slow_ns)
-    last_slow_split_ns.store(now, std::memory_order_relaxed);
+  last_split_end_ns.store(now, std::memory_order_relaxed);
+  const std::int64_t pause = pause_ns.load(std::memory_order_relaxed);
+  if (!call.team_awake || pause == 0 ||
+      latest_start_delay_ns < late_start_ns.load(std::memory_order_relaxed))
+    return;
+  // A pause that follows the last one within that one's length doubles it (up to the longest
+  // pause): a process that keeps a core busy then costs fewer late calls.
+  std::int64_t length = std::max(pause, kLateThreadPauseRatio * (now - call.started_ns));
+  const std::int64_t last_length = last_pause_ns.load(std::memory_order_relaxed);
+  if (now - paused_until_ns.load(std::memory_order_relaxed) < last_length)
+    length = std::max(length, std::min(2 * last_length, kLateThreadLongestPauseNs));
+  // One late start can be a lone hiccup (a kernel thread, the hypervisor); a second within
+  // the pause's length means another process keeps taking a core.
+  const std::int64_t late_before = last_late_ns.exchange(now, std::memory_order_relaxed);
+  if (now - late_before >= length) return;
+  const std::int64_t latest = std::numeric_limits<std::int64_t>::max();
+  paused_until_ns.store(length < latest - now ? now + length : latest, std::memory_order_relaxed);
+  last_pause_ns.store(length, std::memory_order_relaxed);
+  pauses.fetch_add(1, std::memory_order_relaxed);
 }
+
+std::int64_t late_thread_pauses() { return pauses.load(std::memory_order_relaxed); }
 
 CallBurstSettings call_burst_settings() {
-  return {window_ns.load(std::memory_order_relaxed), slow_split_ns.load(std::memory_order_relaxed),
+  return {window_ns.load(std::memory_order_relaxed), late_start_ns.load(std::memory_order_relaxed),
           pause_ns.load(std::memory_order_relaxed)};
 }
 
 void set_call_burst_settings(const CallBurstSettings& settings) {
-  if (settings.window_ns < 0 || settings.slow_split_ns < 0 || settings.pause_ns < 0)
+  if (settings.window_ns < 0 || settings.late_start_ns < 0 || settings.pause_ns < 0)
     throw std::invalid_argument("every burst time must be a non-negative number of nanoseconds");
   window_ns.store(settings.window_ns, std::memory_order_relaxed);
-  slow_split_ns.store(settings.slow_split_ns, std::memory_order_relaxed);
+  late_start_ns.store(settings.late_start_ns, std::memory_order_relaxed);
   pause_ns.store(settings.pause_ns, std::memory_order_relaxed);
   last_call_ns.store(kLongAgo, std::memory_order_relaxed);
-  last_slow_split_ns.store(kLongAgo, std::memory_order_relaxed);
+  last_split_end_ns.store(kLongAgo, std::memory_order_relaxed);
+  last_late_ns.store(kLongAgo, std::memory_order_relaxed);
+  paused_until_ns.store(kLongAgo, std::memory_order_relaxed);
+  last_pause_ns.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace backprop

@@ -10,7 +10,6 @@
 #endif
 
 #include "backprop/aligned_buffer.hpp"
-#include "backprop/call_burst.hpp"
 #include "backprop/gemm_micro_kernel.hpp"
 #include "backprop/threads.hpp"
 
@@ -253,35 +252,16 @@ bool takes_in_place_family(bool trans_a, index_t lda, index_t n) {
 }
 
 // The threads a GEMM runs on (config.hpp): one below the burst threshold, all from the plain
-// one, and all in between only in a burst of calls (call_burst.hpp), unless a slow burst split
-// paused that. Held while the product runs: a split call's end goes on record, and a burst
-// split's time is judged against the slow limit, kPortableKernelSlowdown times longer for the
-// portable kernel. Splitting never changes C's bits, so neither does the timing of the calls.
+// one, and all in between only in a burst of calls; one at any size while a late thread has
+// paused splits (call_burst.hpp, TeamCall). Splitting never changes C's bits, so neither does
+// the timing of the calls.
 template <typename T>
-class GemmThreads {
- public:
-  GemmThreads(index_t m, index_t n, index_t k, Isa isa) {
-    const int threads = get_num_threads();
-    const double work = double(m) * double(n) * double(k);
-    if (threads <= 1 || work < double(gemm_burst_parallel_min_flops<T>())) return;
-    call_ = start_burst_call();
-    split_for_burst_ = work < double(gemm_parallel_min_flops<T>());
-    slow_scale_ = isa == Isa::generic ? kPortableKernelSlowdown : 1;
-    if (!split_for_burst_ || call_.in_burst) count_ = threads;
-  }
-  ~GemmThreads() {
-    if (count_ > 1) end_split_call(call_, split_for_burst_, slow_scale_);
-  }
-  GemmThreads(const GemmThreads&) = delete;
-  GemmThreads& operator=(const GemmThreads&) = delete;
-  int count() const { return count_; }
-
- private:
-  int count_ = 1;
-  bool split_for_burst_ = false;
-  std::int64_t slow_scale_ = 1;
-  BurstCall call_{};
-};
+TeamCall gemm_team_call(index_t m, index_t n, index_t k) {
+  const double work = double(m) * double(n) * double(k);
+  const bool too_small = work < double(gemm_burst_parallel_min_flops<T>());
+  return TeamCall(too_small ? 1 : get_num_threads(),
+                  work < double(gemm_parallel_min_flops<T>()));
+}
 
 // Waits for the other threads of the team; a team of one runs no OpenMP call at all, since
 // even a one-thread team's barrier can cost a system call.
@@ -290,13 +270,6 @@ inline void team_barrier([[maybe_unused]] int parts) {
 #pragma omp barrier
   }
 }
-
-// The share [first, last) of `count` items that part `part` of `parts` takes (a static split).
-struct Share {
-  index_t first, last;
-  Share(index_t count, int part, int parts)
-      : first(count * part / parts), last(count * (part + 1) / parts) {}
-};
 
 // The blocked GEMM on m, n, k >= 1, run by part `part` of a team of `parts` threads: the team
 // shares each packed block of B and of A and splits the tiles of C (a barrier after each
@@ -479,27 +452,20 @@ struct PackingBuffers {
   }
 };
 
-// The blocked GEMM on m, n, k >= 1 on `threads` threads (gemm_team), with this calling
+// The blocked GEMM on m, n, k >= 1 on the team's threads (gemm_team), with this calling
 // thread's packing buffers.
 template <typename Blocks, typename T>
 void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
                   const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                  const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, int threads) {
+                  const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
+                  const TeamCall& team) {
   PackingBuffers<T>& buffers = PackingBuffers<T>::of_this_thread();
   T* const a_packed = buffers.a.reserve(std::size_t(Blocks::MC * Blocks::KC));
   T* const b_packed = buffers.b.reserve(std::size_t(Blocks::KC * Blocks::NC));
-  if (threads <= 1) {
+  team.run([&](int part, int parts) {
     gemm_team<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
-                      kernel, a_packed, b_packed, 0, 1);
-    return;
-  }
-  const unsigned mode = float_mode();
-#pragma omp parallel num_threads(threads)
-  {
-    const FloatModeScope caller_mode(mode);
-    gemm_team<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
-                      kernel, a_packed, b_packed, thread_index(), team_size());
-  }
+                      kernel, a_packed, b_packed, part, parts);
+  });
 }
 
 // gemm_blocked with the family that reads A as read_a_in_place decides for this n: a call, or a
@@ -509,14 +475,14 @@ template <typename Blocks, typename T>
 void gemm_blocked_for_a(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
                         const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
                         index_t ldc, const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
-                        int threads) {
+                        const TeamCall& team) {
   using InPlace = typename InPlaceFamily<Blocks>::type;
   if (takes_in_place_family<Blocks, T>(trans_a, lda, n))
     gemm_blocked<InPlace>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                          epilogue, kernel, threads);
+                          epilogue, kernel, team);
   else
     gemm_blocked<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                         epilogue, kernel, threads);
+                         epilogue, kernel, team);
 }
 
 // Each thread computes its own slab of C (whole columns, or whole rows when op(A) is the taller
@@ -527,28 +493,26 @@ void gemm_blocked_for_a(bool trans_a, bool trans_b, index_t m, index_t n, index_
 template <typename Blocks, typename T>
 void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, int threads) {
+                const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
+                const TeamCall& team) {
   const bool by_columns = m <= n;
   const index_t unit = by_columns ? Blocks::NR : Blocks::MR;
   const index_t extent = by_columns ? n : m;
   const index_t units = (extent + unit - 1) / unit;
-  const unsigned mode = float_mode();
-#pragma omp parallel num_threads(threads)
-  {
-    const FloatModeScope caller_mode(mode);
-    const index_t part = thread_index(), parts = team_size();
+  const TeamCall& alone = TeamCall::one_thread();
+  team.run([&](index_t part, index_t parts) {
     const index_t first = std::min(extent, units * part / parts * unit);
     const index_t last = std::min(extent, units * (part + 1) / parts * unit);
     if (first < last && by_columns) {
       gemm_blocked_for_a<Blocks>(trans_a, trans_b, m, last - first, k, alpha, a, lda,
                                  trans_b ? b + first * ldb : b + first, ldb, beta, c + first,
-                                 ldc, epilogue.shifted(0, first), kernel, 1);
+                                 ldc, epilogue.shifted(0, first), kernel, alone);
     } else if (first < last) {
       gemm_blocked_for_a<Blocks>(trans_a, trans_b, last - first, n, k, alpha,
                                  trans_a ? a + first : a + first * lda, lda, b, ldb, beta,
-                                 c + first * ldc, ldc, epilogue.shifted(first, 0), kernel, 1);
+                                 c + first * ldc, ldc, epilogue.shifted(first, 0), kernel, alone);
     }
-  }
+  });
 }
 
 // The GEMM on m, n, k >= 1 with a path's family of register tiles (and its family for A read in
@@ -556,21 +520,20 @@ void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
 template <typename Blocks, typename T>
 void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, Isa isa) {
+                const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel) {
   using InPlace = typename InPlaceFamily<Blocks>::type;
   if (takes_in_place_family<Blocks, T>(trans_a, lda, n)) {
     gemm_tiled<InPlace>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
-                        kernel, isa);
+                        kernel);
     return;
   }
-  const GemmThreads<T> team(m, n, k, isa);
-  const int threads = team.count();
-  if (threads > 1 && double(m) * double(n) * double(k) < double(kGemmSharedMinFlops))
+  const TeamCall team = gemm_team_call<T>(m, n, k);
+  if (team.count() > 1 && double(m) * double(n) * double(k) < double(kGemmSharedMinFlops))
     gemm_split<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
-                       kernel, threads);
+                       kernel, team);
   else
     gemm_blocked<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                         epilogue, kernel, threads);
+                         epilogue, kernel, team);
 }
 
 // C = alpha * A^T B + beta * C with the narrow kernel: whole blocks of narrow.width rows split
@@ -579,13 +542,14 @@ void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
 // 121 GFLOP/s; double 24 -> 60).
 template <typename T>
 void gemm_narrow(const NarrowKernel<T>& narrow, index_t m, index_t n, index_t k, T alpha,
-                 const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                 Isa isa) {
+                 const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
   const index_t width = narrow.width, blocks = m / width, tail = m - blocks * width;
-  const GemmThreads<T> team(m, n, k, isa);
-  parallel_for(blocks, team.count() > 1, [&](index_t block) {
-    narrow.rows(n, width, k, a + block * width, lda, b, ldb, c + block * width * ldc, ldc, alpha,
-                beta);
+  const TeamCall team = gemm_team_call<T>(m, n, k);
+  team.run([&](int part, int parts) {
+    const Share mine(blocks, part, parts);
+    for (index_t block = mine.first; block < mine.last; ++block)
+      narrow.rows(n, width, k, a + block * width, lda, b, ldb, c + block * width * ldc, ldc,
+                  alpha, beta);
   });
   if (tail == 0) return;
   thread_local AlignedBuffer<T> strip_buffer;
@@ -600,7 +564,7 @@ void gemm_narrow(const NarrowKernel<T>& narrow, index_t m, index_t n, index_t k,
 
 template <typename T>
 int gemm_thread_count(index_t m, index_t n, index_t k) {
-  return GemmThreads<T>(m, n, k, active_isa()).count();
+  return gemm_team_call<T>(m, n, k).count();
 }
 template int gemm_thread_count<float>(index_t, index_t, index_t);
 template int gemm_thread_count<double>(index_t, index_t, index_t);
@@ -627,15 +591,15 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
   const NarrowKernel<T> narrow = select_narrow_kernel<T>(isa);
   if (narrow.rows != nullptr && trans_a && !trans_b && n <= kNarrowMaxColumns &&
       epilogue.step == GemmEpilogue<T>::Step::none && epilogue.bias == nullptr) {
-    gemm_narrow(narrow, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, isa);
+    gemm_narrow(narrow, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
   if (isa == Isa::avx512)
     gemm_tiled<GemmBlocking512<T>>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                                   ldc, epilogue, select_micro_kernel<T>(isa), isa);
+                                   ldc, epilogue, select_micro_kernel<T>(isa));
   else
     gemm_tiled<GemmBlocking<T>>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                                epilogue, select_micro_kernel<T>(isa), isa);
+                                epilogue, select_micro_kernel<T>(isa));
 }
 
 template <typename T>

@@ -1,6 +1,6 @@
-// Splitting small work across threads pays only while the other threads are awake and have
-// cores of their own: in a burst of calls, not after a pause, and not while another process
-// takes their cores. The GEMM's thread count (gemm.cpp, GemmThreads) asks here.
+// Splitting work across threads pays only while the other threads are awake and have cores of
+// their own: a small GEMM only in a burst of calls, not after a pause, and no work at all while
+// another process takes their cores. Every parallel region (threads.hpp, TeamCall) asks here.
 #pragma once
 
 #include <cstdint>
@@ -10,26 +10,36 @@ namespace backprop {
 // The start of a call, as start_burst_call records it.
 struct BurstCall {
   std::int64_t started_ns;
-  bool in_burst;  // the call before it came less than the burst window earlier, and no burst
-                  // split was slow within the last pause
+  bool in_burst;    // the call before it came less than the burst window earlier
+  bool team_awake;  // a split call ended less than the burst window earlier: its threads spin
+  bool paused;      // a late thread stopped splits a short while ago
 };
 
 // Records a call's start (from any thread) and says whether it is in a burst.
 BurstCall start_burst_call();
 
-// Records the end of a call that ran on several threads: the threads are awake now. A call
-// that split only for its burst and took at least slow_scale times the slow limit (the other
-// threads were not running: another process had their cores) stops burst splits for the pause.
-void end_split_call(const BurstCall& call, bool split_for_burst, std::int64_t slow_scale);
+// Records the end of a call that ran on several threads: they are awake now. If they were
+// awake at its start too, yet one of them started its share latest_start_delay_ns >= the late
+// limit after the call opened its parallel region, another process had that thread's core. The
+// second such call within the pause's length pauses every split: for the pause time, or 50
+// times that call's time if longer, or twice the last pause (up to a second) if the last pause
+// ended less than its own length before.
+void end_split_call(const BurstCall& call, std::int64_t latest_start_delay_ns);
+
+// How many times a late thread has paused splits in this process (for benchmarks and tests).
+std::int64_t late_thread_pauses();
+
+// The clock of the rule, in nanoseconds (steady).
+std::int64_t burst_clock_ns();
 
 // The rule's times, in nanoseconds (config.hpp's unless a test changed them).
 struct CallBurstSettings {
-  std::int64_t window_ns, slow_split_ns, pause_ns;
+  std::int64_t window_ns, late_start_ns, pause_ns;
 };
 CallBurstSettings call_burst_settings();
-// For tests: every time must be >= 0. A window of 0 puts no call in a burst, a slow limit of 0
-// makes every burst split slow, a pause of 0 never pauses. Also forgets the calls so far: the
-// next call is in no burst, and no slow split pauses the rule.
+// For tests: every time must be >= 0. A window of 0 puts no call in a burst and never judges a
+// thread late, a late limit of 0 makes every thread of an awake team late, a pause of 0 never
+// pauses. Also forgets the calls so far: the next call is in no burst, and nothing is paused.
 void set_call_burst_settings(const CallBurstSettings& settings);
 
 }  // namespace backprop

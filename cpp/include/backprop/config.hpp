@@ -103,19 +103,25 @@ constexpr index_t kGemmParallelMinFlops = index_t(1) << 20;
 // float multiply-adds (about 3 us of one core; half as many in double). Two threads on the
 // Zen 2 guest, in a loop, float GFLOP/s: 128 x 10 x 512 46 -> 78, 64 x 64 x 32 56 -> 70, 96^3
 // 84 -> 137; with the caller busy 5-180 us between calls a split call was never slower than
-// one thread, and training's samples/s did not change. While another process kept a core busy,
-// though, one split in 50 stalled for about 0.5 ms (a time slice) and such loops ran at a
-// quarter to a half of one thread's speed: so a burst split that takes longer than
-// kSlowBurstSplitNs stops burst splits for kSlowBurstSplitPauseNs (then 45-62 GFLOP/s, one
-// thread's 46-58).
+// one thread, and training's samples/s did not change.
 constexpr index_t kGemmBurstParallelMinFlops = index_t(1) << 17;
 constexpr std::int64_t kCallBurstWindowNs = 200'000;
-constexpr std::int64_t kSlowBurstSplitNs = 100'000;
-constexpr std::int64_t kSlowBurstSplitPauseNs = 20'000'000;
-// The portable kernel takes 17 to 35 times as long as the AVX2 one (one Zen 2 core: 2^20 float
-// multiply-adds 858 against 25-29 us, 64 x 64 x 32 108 against 6), so its burst splits get a
-// 24 times longer slow limit.
-constexpr std::int64_t kPortableKernelSlowdown = 24;
+
+// While another process keeps a core busy, any split waits on the thread that lost its core:
+// one CPU hog on the 2-vCPU Zen 2 guest took float 128^3 from 84 GFLOP/s on one thread to 9-18
+// on two, 1024^3 from 88 to 37-41, and two-thread training to a fifth or a sixth of one
+// thread's speed (tiny, deep). The sign is a thread that starts its share late although its team had just
+// run (its threads spin between calls, so they start within microseconds): under the hog, 30%
+// to 100% of such calls had a thread start 0.4-1.5 ms late; idle, a few calls a second, 30 us
+// to 1 ms. So a second late start within a pause's length (a lone one is a hiccup) pauses every
+// split for kLateThreadPauseNs, or kLateThreadPauseRatio times that call's own time if longer
+// (late calls then cost at most 2% of the time on one thread), or twice the last pause, up to
+// kLateThreadLongestPauseNs, if the last one ended less than its own length before. Under the
+// hog, two threads then ran as fast as one: 128^3 80, 1024^3 82-88, training within noise.
+constexpr std::int64_t kLateThreadNs = 100'000;
+constexpr std::int64_t kLateThreadPauseNs = 20'000'000;
+constexpr std::int64_t kLateThreadPauseRatio = 50;
+constexpr std::int64_t kLateThreadLongestPauseNs = 1'000'000'000;
 
 // A float threshold for element type T: the same time of one core.
 template <typename T>

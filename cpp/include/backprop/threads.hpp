@@ -2,7 +2,10 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 
+#include "backprop/call_burst.hpp"
 #include "backprop/config.hpp"
 #include "backprop/float_mode.hpp"
 
@@ -18,23 +21,82 @@ bool in_forked_child();  // true after fork() in the child: kernels stay on one 
 // empty parallel region): a new thread takes its creator's floating-point mode.
 void start_worker_threads();
 
+// The share [first, last) of `count` items that part `part` of `parts` takes (a static split).
+struct Share {
+  index_t first, last;
+  Share(index_t count, int part, int parts)
+      : first(count * part / parts), last(count * (part + 1) / parts) {}
+};
+
+// The threads of one call under the rule of call_burst.hpp: `wanted` of them, unless a late
+// thread has paused splits, or the work is small (`only_in_burst`) and the call comes in no
+// burst. run() runs the work on them and notes when each thread starts; a split call's end
+// goes on record with the latest start when the TeamCall goes.
+class TeamCall {
+ public:
+  TeamCall(int wanted, bool only_in_burst) {
+    if (wanted <= 1) return;
+    call_ = start_burst_call();
+    if (call_.paused || (only_in_burst && !call_.in_burst)) return;
+    count_ = wanted;
+  }
+  ~TeamCall() {
+    if (count_ > 1) end_split_call(call_, latest_start_ns_.load() - opened_ns_);
+  }
+  TeamCall(const TeamCall&) = delete;
+  TeamCall& operator=(const TeamCall&) = delete;
+
+  // The team of one, which puts nothing on record: for work inside another team's share.
+  static const TeamCall& one_thread() {
+    static const TeamCall single(1, false);
+    return single;
+  }
+
+  int count() const { return count_; }
+
+  // Runs body(part, parts) on each thread of the team, in the caller's floating-point mode; a
+  // team of one runs body(0, 1) on the calling thread with no OpenMP call at all (even a
+  // one-thread team's region ends with a system call, about a microsecond).
+  template <typename Body>
+  void run(Body&& body) const {
+    if (count_ <= 1) {
+      body(0, 1);
+      return;
+    }
+    const unsigned mode = float_mode();
+    opened_ns_ = burst_clock_ns();
+    latest_start_ns_.store(opened_ns_);
+#pragma omp parallel num_threads(count_)
+    {
+      note_start();
+      const FloatModeScope caller_mode(mode);
+      body(thread_index(), team_size());
+    }
+  }
+
+ private:
+  void note_start() const {
+    const std::int64_t now = burst_clock_ns();
+    std::int64_t seen = latest_start_ns_.load();
+    while (seen < now && !latest_start_ns_.compare_exchange_weak(seen, now)) {
+    }
+  }
+
+  int count_ = 1;
+  BurstCall call_{};
+  mutable std::int64_t opened_ns_ = 0;
+  mutable std::atomic<std::int64_t> latest_start_ns_{0};
+};
+
 // Runs body(i) for every i in [0, count): split statically over get_num_threads() threads when
-// `parallel`, else a plain loop on the calling thread. Not an OpenMP `if` clause: a one-thread
-// team still makes a system call as it ends, about a microsecond on every small kernel.
+// `parallel` (and splits are not paused: TeamCall), else a plain loop on the calling thread.
 template <typename Body>
 void parallel_for(index_t count, bool parallel, Body&& body) {
-  const int threads = parallel ? get_num_threads() : 1;
-  if (threads <= 1) {
-    for (index_t i = 0; i < count; ++i) body(i);
-    return;
-  }
-  const unsigned mode = float_mode();
-#pragma omp parallel num_threads(threads)
-  {
-    const FloatModeScope caller_mode(mode);
-#pragma omp for schedule(static)
-    for (index_t i = 0; i < count; ++i) body(i);
-  }
+  const TeamCall team(parallel ? get_num_threads() : 1, false);
+  team.run([&](int part, int parts) {
+    const Share mine(count, part, parts);
+    for (index_t i = mine.first; i < mine.last; ++i) body(i);
+  });
 }
 
 // Runs body(first, count) over [0, n) for elementwise work: as one call, or, when `parallel`
@@ -45,21 +107,17 @@ void parallel_for(index_t count, bool parallel, Body&& body) {
 // depend on the split, so any thread count gives the same bytes.
 template <typename Body>
 void for_each_share(index_t n, bool parallel, Body&& body) {
-  const int threads = parallel && n >= kElementwiseParallelMin ? get_num_threads() : 1;
-  if (threads <= 1) {
+  const TeamCall team(parallel && n >= kElementwiseParallelMin ? get_num_threads() : 1, false);
+  if (team.count() <= 1) {
     if (n > 0) body(index_t(0), n);
     return;
   }
   const index_t units = (n + kElementwiseAlign - 1) / kElementwiseAlign;
-  const unsigned mode = float_mode();
-#pragma omp parallel num_threads(threads)
-  {
-    const FloatModeScope caller_mode(mode);
-    const index_t part = thread_index(), parts = team_size();
+  team.run([&](index_t part, index_t parts) {
     const index_t first = std::min(n, units * part / parts * kElementwiseAlign);
     const index_t last = std::min(n, units * (part + 1) / parts * kElementwiseAlign);
     if (first < last) body(first, last - first);
-  }
+  });
 }
 
 }  // namespace backprop
