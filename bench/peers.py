@@ -549,6 +549,11 @@ def worker(args: argparse.Namespace) -> None:
         result["batch_in_pass_s"] = spec.batch / result["samples_per_s"]
     result.update({"contender": name, "network": spec.name, "loss0": contender.loss0,
                    "info": contender.info, "pid": os.getpid()})
+    if name in OURS:
+        import backprop as bp
+
+        # Each pause ran the steps after it on one thread (another process held a core).
+        result["late_thread_pauses"] = bp._core.late_thread_pauses()
     print(json.dumps(result))
 
 
@@ -696,9 +701,11 @@ def describe_worker_info(name: str, info: dict[str, Any]) -> str:
     return f"{name}: {blas} ({' and '.join(OPENBLAS_OVERRIDES)} unset in this worker){extra}"
 
 
-def start_busy_processes(count: int) -> list[subprocess.Popen]:
-    """Processes that each keep a CPU busy, as other users' jobs do on a shared machine."""
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+def start_busy_processes(count: int, started: list[subprocess.Popen]) -> None:
+    """Adds to `started` (one at a time, for the caller to stop) processes that each keep a CPU
+    busy, as other users' jobs do on a shared machine."""
+    for _ in range(count):
+        started.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
 
 
 def run_rounds(args: argparse.Namespace, networks: list[NetworkSpec], contenders: list[str],
@@ -720,9 +727,11 @@ def run_rounds(args: argparse.Namespace, networks: list[NetworkSpec], contenders
                     continue
                 runs[spec.name][name].append(result)
                 worker_notes.setdefault(name, describe_worker_info(name, result["info"]))
+                pauses = result.get("late_thread_pauses")
+                paused = "" if pauses is None else f", {pauses} late-thread pauses"
                 print(f"  {spec.name:6s} {TITLES[name]:22s} {fmt_rate(result['samples_per_s']):>10s} "
                       f"samples/s  ({result['calls']} calls in {result['elapsed_s']:.2f} s, "
-                      f"{result['cpu_per_wall']:.2f} CPU s per s)", flush=True)
+                      f"{result['cpu_per_wall']:.2f} CPU s per s{paused})", flush=True)
 
 
 def parent(args: argparse.Namespace) -> int:
@@ -778,8 +787,9 @@ def parent(args: argparse.Namespace) -> int:
     if args.busy:
         print(f"busy: {args.busy} other process(es) spin on the CPUs during the rounds, as other "
               f"jobs would on a shared machine", flush=True)
-    busy = start_busy_processes(args.busy)
+    busy: list[subprocess.Popen] = []
     try:
+        start_busy_processes(args.busy, busy)
         run_rounds(args, networks, contenders, per_round_argv, threads, runs, worker_notes,
                    round_loads)
     finally:

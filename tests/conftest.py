@@ -63,8 +63,9 @@ ALWAYS_IN_BURST_NS = 10 ** 15
 
 @pytest.fixture
 def call_burst():
-    """Changes the GEMM's burst rule (call_burst.hpp), then restores it: call it with any of
-    window_ns, late_start_ns and pause_ns. Each change also forgets the calls so far."""
+    """Changes the rule of call_burst.hpp (bursts of calls, late threads), then restores it:
+    call it with any of window_ns, late_start_ns and pause_ns. Each change also forgets the
+    calls so far."""
     before = bp._core.call_burst_settings()
 
     def change(window_ns=None, late_start_ns=None, pause_ns=None):

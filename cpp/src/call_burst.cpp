@@ -1,6 +1,6 @@
 // When a call of small work is in a burst, and when splits pause (call_burst.hpp): a few
-// process-wide clocks, read and written without locks. A race between threads can misjudge one
-// call, which costs time, never a result's bits.
+// process-wide clocks, read and written without locks. A race between threads can misjudge a
+// call, and so start or skip a pause: that costs time, never a result's bits.
 #include "backprop/call_burst.hpp"
 
 #include <algorithm>
@@ -53,16 +53,23 @@ void end_split_call(const BurstCall& call, std::int64_t latest_start_delay_ns) {
   if (!call.team_awake || pause == 0 ||
       latest_start_delay_ns < late_start_ns.load(std::memory_order_relaxed))
     return;
-  // A pause that follows the last one within that one's length doubles it (up to the longest
-  // pause): a process that keeps a core busy then costs fewer late calls.
-  std::int64_t length = std::max(pause, kLateThreadPauseRatio * (now - call.started_ns));
+  // The pause: kLateThreadPauseRatio times this call's time, capped at the longest pause, but
+  // not below the pause time, nor below twice the last pause (up to the longest) when that one
+  // ended less than its own length before: a process that keeps a core busy then costs fewer
+  // late calls.
+  const std::int64_t took = now - call.started_ns;
+  const std::int64_t longest = std::max(pause, kLateThreadLongestPauseNs);
+  std::int64_t length =
+      std::max(pause, took < longest / kLateThreadPauseRatio ? kLateThreadPauseRatio * took
+                                                             : longest);
   const std::int64_t last_length = last_pause_ns.load(std::memory_order_relaxed);
   if (now - paused_until_ns.load(std::memory_order_relaxed) < last_length)
-    length = std::max(length, std::min(2 * last_length, kLateThreadLongestPauseNs));
+    length = std::max(length, last_length < longest / 2 ? 2 * last_length : longest);
   // One late start can be a lone hiccup (a kernel thread, the hypervisor); a second within
-  // the pause's length means another process keeps taking a core.
+  // the pause's length (or the time of two such calls) means another process keeps taking a
+  // core.
   const std::int64_t late_before = last_late_ns.exchange(now, std::memory_order_relaxed);
-  if (now - late_before >= length) return;
+  if (now - late_before >= std::max(length, 2 * took)) return;
   const std::int64_t latest = std::numeric_limits<std::int64_t>::max();
   paused_until_ns.store(length < latest - now ? now + length : latest, std::memory_order_relaxed);
   last_pause_ns.store(length, std::memory_order_relaxed);

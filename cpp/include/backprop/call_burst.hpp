@@ -1,6 +1,6 @@
 // Splitting work across threads pays only while the other threads are awake and have cores of
-// their own: a small GEMM only in a burst of calls, not after a pause, and no work at all while
-// another process takes their cores. Every parallel region (threads.hpp, TeamCall) asks here.
+// their own: a small GEMM splits only in a burst of calls, and no work splits while another
+// process takes their cores. Every parallel region (threads.hpp, TeamCall) asks here.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +10,7 @@ namespace backprop {
 // The start of a call, as start_burst_call records it.
 struct BurstCall {
   std::int64_t started_ns;
-  bool in_burst;    // the call before it came less than the burst window earlier
+  bool in_burst;    // a call started, or a split call ended, less than the burst window earlier
   bool team_awake;  // a split call ended less than the burst window earlier: its threads spin
   bool paused;      // a late thread stopped splits a short while ago
 };
@@ -21,9 +21,9 @@ BurstCall start_burst_call();
 // Records the end of a call that ran on several threads: they are awake now. If they were
 // awake at its start too, yet one of them started its share latest_start_delay_ns >= the late
 // limit after the call opened its parallel region, another process had that thread's core. The
-// second such call within the pause's length pauses every split: for the pause time, or 50
-// times that call's time if longer, or twice the last pause (up to a second) if the last pause
-// ended less than its own length before.
+// second such call within the pause's length (or within twice its own time) pauses every
+// split: for 50 times that call's time, at least the pause time and at most a second; for
+// twice the last pause (at most a second) if that one ended less than its own length before.
 void end_split_call(const BurstCall& call, std::int64_t latest_start_delay_ns);
 
 // How many times a late thread has paused splits in this process (for benchmarks and tests).
