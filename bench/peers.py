@@ -552,8 +552,10 @@ def worker(args: argparse.Namespace) -> None:
     if name in OURS:
         import backprop as bp
 
-        # Each pause ran the steps after it on one thread (another process held a core).
-        result["late_thread_pauses"] = bp._core.late_thread_pauses()
+        pauses = getattr(bp._core, "late_thread_pauses", None)  # (a build before the rule has none)
+        if pauses is not None:
+            # Each pause ran the steps after it on one thread (another process held a core).
+            result["late_thread_pauses"] = pauses()
     print(json.dumps(result))
 
 

@@ -20,7 +20,8 @@ constexpr std::int64_t kLongAgo = std::numeric_limits<std::int64_t>::min() / 4;
 
 std::atomic<std::int64_t> last_call_ns{kLongAgo};       // a call's start or a split's end
 std::atomic<std::int64_t> last_split_end_ns{kLongAgo};
-std::atomic<std::int64_t> last_late_ns{kLongAgo};  // the end of the last split with a late start
+// The end of the last judged split if it started late, else kLongAgo.
+std::atomic<std::int64_t> last_late_ns{kLongAgo};
 std::atomic<std::int64_t> paused_until_ns{kLongAgo};
 std::atomic<std::int64_t> last_pause_ns{0};  // the length of the last pause
 std::atomic<std::int64_t> pauses{0};
@@ -50,9 +51,14 @@ void end_split_call(const BurstCall& call, std::int64_t latest_start_delay_ns) {
   last_call_ns.store(now, std::memory_order_relaxed);
   last_split_end_ns.store(now, std::memory_order_relaxed);
   const std::int64_t pause = pause_ns.load(std::memory_order_relaxed);
-  if (!call.team_awake || pause == 0 ||
-      latest_start_delay_ns < late_start_ns.load(std::memory_order_relaxed))
-    return;
+  if (!call.team_awake || pause == 0) return;
+  // One late start can be a lone hiccup (a kernel thread, the hypervisor); two judged calls in
+  // a row that start late, the second soon after the first, mean another process keeps taking
+  // a core. An idle but noisy guest had a few late calls a second among thousands.
+  const bool late = latest_start_delay_ns >= late_start_ns.load(std::memory_order_relaxed);
+  const std::int64_t late_before =
+      last_late_ns.exchange(late ? now : kLongAgo, std::memory_order_relaxed);
+  if (!late) return;
   // The pause: kLateThreadPauseRatio times this call's time, capped at the longest pause, but
   // not below the pause time, nor below twice the last pause (up to the longest) when that one
   // ended less than its own length before: a process that keeps a core busy then costs fewer
@@ -65,10 +71,6 @@ void end_split_call(const BurstCall& call, std::int64_t latest_start_delay_ns) {
   const std::int64_t last_length = last_pause_ns.load(std::memory_order_relaxed);
   if (now - paused_until_ns.load(std::memory_order_relaxed) < last_length)
     length = std::max(length, last_length < longest / 2 ? 2 * last_length : longest);
-  // One late start can be a lone hiccup (a kernel thread, the hypervisor); a second within
-  // the pause's length (or the time of two such calls) means another process keeps taking a
-  // core.
-  const std::int64_t late_before = last_late_ns.exchange(now, std::memory_order_relaxed);
   if (now - late_before >= std::max(length, 2 * took)) return;
   const std::int64_t latest = std::numeric_limits<std::int64_t>::max();
   paused_until_ns.store(length < latest - now ? now + length : latest, std::memory_order_relaxed);

@@ -109,18 +109,20 @@ constexpr std::int64_t kCallBurstWindowNs = 200'000;
 
 // While another process keeps a core busy, any split waits on the thread that lost its core:
 // one CPU hog on the 2-vCPU Zen 2 guest took float 128^3 from 84 GFLOP/s on one thread to 9-18
-// on two, 1024^3 from 88 to 37-41, and two-thread training to a fifth or a sixth of one
-// thread's speed (tiny, deep). The sign is a thread that starts its share late although its
-// team had just run (its threads spin between calls, so they start within microseconds):
-// under the hog, 30% to 100% of such calls had a thread start 0.4-1.5 ms late. Idle, with 0 to
-// 190 us between 128^3 products, 1 to 7 calls in 2 s started 100 us late or more, and 0 to 5
-// of them 250 us or more (the hypervisor's hiccups, up to 4 ms); a machine whose threads spin
-// for less than the burst window would add wake-ups of tens of microseconds. So a second start
-// kLateThreadNs late within a pause's length (a lone one is a hiccup) pauses every split for
-// kLateThreadPauseNs, or kLateThreadPauseRatio times that call's own time if longer (late
-// calls then cost at most 2% of the time on one thread), or twice the last pause if that one
-// ended less than its own length before; never longer than kLateThreadLongestPauseNs. Under
-// the hog, two threads then ran as fast as one: 128^3 80, 1024^3 82-88, training within noise.
+// on two, 1024^3 from 88 to 37-41, and two-thread training to a half to a ninth of its speed
+// on one thread. The sign is a thread that starts its share late although its team had just
+// run (its threads spin between calls, so they start within microseconds): under the hog, 30%
+// to 100% of such calls had a thread start 0.4-1.5 ms late. Idle, with 0 to 190 us between
+// 128^3 products, 1 to 7 calls in 2 s started 100 us late or more, and 0 to 5 of them 250 us
+// or more (the hypervisor's hiccups, up to 4 ms); a machine whose threads spin for less than
+// the burst window would add wake-ups of tens of microseconds. So two judged calls in a row
+// that start kLateThreadNs late, the second within a pause's length of the first or twice its
+// own time (a lone one is a hiccup: pausing on those cost the idle guest up to a third of
+// some products' speed in bench/gemm_peers.py), pause every split for kLateThreadPauseNs, or
+// kLateThreadPauseRatio times that call's time if longer (late calls under 20 ms then cost
+// at most 2% of the time on one thread), or twice the last pause if that one ended less than
+// its own length before; never longer than kLateThreadLongestPauseNs. Under the hog, two
+// threads then ran as fast as one: 128^3 80-85 GFLOP/s, 1024^3 80-88, training within noise.
 constexpr std::int64_t kLateThreadNs = 250'000;
 constexpr std::int64_t kLateThreadPauseNs = 20'000'000;
 constexpr std::int64_t kLateThreadPauseRatio = 50;
