@@ -102,16 +102,16 @@ def test_a_gemm_goes_on_record_for_the_burst_rule(threads, call_burst):
 
 
 # A late limit of 0 makes every thread of an awake team late. A split whose threads had just run
-# (a split ended within the window before it) is judged, and the second late one within the
-# pause's length pauses every split.
-def test_a_second_late_split_pauses_every_split(threads, call_burst):
+# (a split ended within the window before it) is judged, and the third late one in a row within
+# the pause's length pauses every split.
+def test_a_third_late_split_in_a_row_pauses_every_split(threads, call_burst):
     threads(2)
     call_burst(window_ns=ALWAYS_IN_BURST_NS, late_start_ns=0, pause_ns=ALWAYS_IN_BURST_NS)
     count = lambda work: bp._core.gemm_thread_count(1, 1, work, False)
     pauses = bp._core.late_thread_pauses()
-    # The first split's threads were not known to be awake: it is not judged. The second is
-    # late, and so is the third.
-    assert [count(2 ** 20), count(2 ** 20), count(2 ** 20)] == [2, 2, 2]
+    # The first split's threads were not known to be awake: it is not judged. The next three
+    # are late.
+    assert [count(2 ** 20) for _ in range(4)] == [2, 2, 2, 2]
     assert [count(2 ** 17), count(2 ** 20), count(2 ** 27)] == [1, 1, 1]
     assert bp._core.late_thread_pauses() == pauses + 1
     call_burst(pause_ns=0)  # a pause of 0 never pauses
@@ -135,7 +135,7 @@ def test_a_split_times_the_start_of_its_threads(threads, call_burst, shape):
         bp.kernels.gemm(A, B, trans_a=trans_a)
     assert bp._core.gemm_thread_count(1, 1, 2 ** 20, False) == 2
     call_burst(late_start_ns=1)
-    for _ in range(3):  # the first is not judged, the next two are late by more than 1 ns
+    for _ in range(4):  # the first is not judged, the next three are late by more than 1 ns
         bp.kernels.gemm(A, B, trans_a=trans_a)
     assert bp._core.gemm_thread_count(1, 1, 2 ** 20, False) == 1
 
@@ -150,7 +150,7 @@ def test_elementwise_splits_are_judged_too(threads, call_burst, kernel):
     threads(2)
     call_burst(window_ns=ALWAYS_IN_BURST_NS, late_start_ns=0, pause_ns=ALWAYS_IN_BURST_NS)
     pauses = bp._core.late_thread_pauses()
-    for _ in range(3):  # not judged, late, late again
+    for _ in range(4):  # not judged, then late three times
         run()
     assert bp._core.late_thread_pauses() == pauses + 1
     run()  # paused: on one thread, so not judged (late, it would pause again)
@@ -171,7 +171,7 @@ def test_a_split_is_judged_only_while_its_threads_are_awake(threads, call_burst)
     count = lambda work: bp._core.gemm_thread_count(1, 1, work, False)
     assert count(2 ** 20) == 2
     time.sleep(1.1)
-    assert [count(2 ** 20), count(2 ** 20), count(2 ** 20), count(2 ** 20)] == [2, 2, 2, 1]
+    assert [count(2 ** 20) for _ in range(5)] == [2, 2, 2, 2, 1]
 
 
 def test_a_split_on_time_between_late_ones_keeps_them_apart(threads, call_burst):
@@ -183,10 +183,11 @@ def test_a_split_on_time_between_late_ones_keeps_them_apart(threads, call_burst)
     count = lambda work: bp._core.gemm_thread_count(1, 1, work, False)
     bp.kernels.gemm(A, A)  # not judged
     for _ in range(3):
-        bp.kernels.gemm(A, A)  # late
+        bp.kernels.gemm(A, A)
+        bp.kernels.gemm(A, A)  # late twice in a row
         assert count(2 ** 20) == 2  # on time
-    bp.kernels.gemm(A, A)
-    bp.kernels.gemm(A, A)  # late twice in a row
+    for _ in range(3):
+        bp.kernels.gemm(A, A)  # late three times in a row
     assert count(2 ** 20) == 1
 
 
@@ -211,21 +212,21 @@ def test_a_pause_soon_after_the_last_one_lasts_twice_as_long(threads, call_burst
     count = lambda work: bp._core.gemm_thread_count(1, 1, work, False)
     pauses = bp._core.late_thread_pauses()
     start = time.perf_counter()
-    # Not judged, late, late again: a pause of 100 ms from the third call's end.
-    assert [count(2 ** 20), count(2 ** 20), count(2 ** 20)] == [2, 2, 2]
-    third_done = time.perf_counter()
+    # Not judged, then late three times: a pause of 100 ms from the fourth call's end.
+    assert [count(2 ** 20) for _ in range(4)] == [2, 2, 2, 2]
+    fourth_done = time.perf_counter()
     first_paused = count(2 ** 20) == 1
     if time.perf_counter() - start < 0.1:
         assert first_paused
     time.sleep(0.15)
-    fifth = count(2 ** 20)  # late, with the last late call less than 200 ms before
-    fifth_done = time.perf_counter()
-    # The first pause was over by the fifth call and had ended less than 100 ms before it:
-    if third_done - start < 0.05 and fifth_done - start < 0.2:
-        assert fifth == 2  # and it pauses for 200 ms
+    sixth = count(2 ** 20)  # late again, less than 200 ms after the last late call
+    sixth_done = time.perf_counter()
+    # The first pause was over by the sixth call and had ended less than 100 ms before it:
+    if fourth_done - start < 0.05 and sixth_done - start < 0.2:
+        assert sixth == 2  # and it pauses for 200 ms
         time.sleep(0.15)
         still_paused = count(2 ** 20) == 1
-        if time.perf_counter() - fifth_done < 0.19:  # the pause ends 200 ms after the call's end
+        if time.perf_counter() - sixth_done < 0.19:  # the pause ends 200 ms after the call's end
             assert still_paused
             assert bp._core.late_thread_pauses() == pauses + 2
     time.sleep(1.05)  # past any pause above (at most a second)
@@ -233,15 +234,15 @@ def test_a_pause_soon_after_the_last_one_lasts_twice_as_long(threads, call_burst
 
 
 def test_a_late_split_pauses_for_fifty_times_its_own_time(threads, call_burst):
-    # With a pause of 1 ms, the pause after a second late split lasts 50 times its time (at
-    # most a second).
+    # With a pause of 1 ms, the pause after a third late split lasts 50 times its time (at most
+    # a second).
     A = np.ones((512, 512), np.float32)  # 2^27 multiply-adds: a millisecond or more
     threads(2)
     call_burst(window_ns=ALWAYS_IN_BURST_NS, late_start_ns=0, pause_ns=10 ** 6)
-    bp.kernels.gemm(A, A)
-    bp.kernels.gemm(A, A)  # late
+    for _ in range(3):
+        bp.kernels.gemm(A, A)  # not judged, then late twice
     start = time.perf_counter()
-    bp.kernels.gemm(A, A)  # late again, within 50 times its time
+    bp.kernels.gemm(A, A)  # late a third time, within 50 times its time
     took = time.perf_counter() - start
     time.sleep(min(0.25, max(0.002, 50 * took / 4)))
     still_paused = bp._core.gemm_thread_count(1, 1, 2 ** 20, False) == 1

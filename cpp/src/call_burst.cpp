@@ -20,8 +20,9 @@ constexpr std::int64_t kLongAgo = std::numeric_limits<std::int64_t>::min() / 4;
 
 std::atomic<std::int64_t> last_call_ns{kLongAgo};       // a call's start or a split's end
 std::atomic<std::int64_t> last_split_end_ns{kLongAgo};
-// The end of the last judged split if it started late, else kLongAgo.
+// The end of the last judged split if it started late, else kLongAgo; the late calls in a row.
 std::atomic<std::int64_t> last_late_ns{kLongAgo};
+std::atomic<int> late_streak{0};
 std::atomic<std::int64_t> paused_until_ns{kLongAgo};
 std::atomic<std::int64_t> last_pause_ns{0};  // the length of the last pause
 std::atomic<std::int64_t> pauses{0};
@@ -52,18 +53,17 @@ void end_split_call(const BurstCall& call, std::int64_t latest_start_delay_ns) {
   last_split_end_ns.store(now, std::memory_order_relaxed);
   const std::int64_t pause = pause_ns.load(std::memory_order_relaxed);
   if (!call.team_awake || pause == 0) return;
-  // One late start can be a lone hiccup (a kernel thread, the hypervisor); two judged calls in
-  // a row that start late, the second soon after the first, mean another process keeps taking
-  // a core. An idle but noisy guest had a few late calls a second among thousands.
-  const bool late = latest_start_delay_ns >= late_start_ns.load(std::memory_order_relaxed);
-  const std::int64_t late_before =
-      last_late_ns.exchange(late ? now : kLongAgo, std::memory_order_relaxed);
-  if (!late) return;
+  // Late: by the late limit, or, in a short call, by a fifth of it and by at least the work of
+  // a thread's share (the call's time less the delay): such a split ran slower than one thread
+  // would have.
+  const std::int64_t limit = late_start_ns.load(std::memory_order_relaxed);
+  const std::int64_t took = now - call.started_ns;
+  const std::int64_t delay = latest_start_delay_ns;
+  const bool late = delay >= limit || (delay >= limit / 5 && 2 * delay >= took);
   // The pause: kLateThreadPauseRatio times this call's time, capped at the longest pause, but
   // not below the pause time, nor below twice the last pause (up to the longest) when that one
   // ended less than its own length before: a process that keeps a core busy then costs fewer
   // late calls.
-  const std::int64_t took = now - call.started_ns;
   const std::int64_t longest = std::max(pause, kLateThreadLongestPauseNs);
   std::int64_t length =
       std::max(pause, took < longest / kLateThreadPauseRatio ? kLateThreadPauseRatio * took
@@ -71,7 +71,18 @@ void end_split_call(const BurstCall& call, std::int64_t latest_start_delay_ns) {
   const std::int64_t last_length = last_pause_ns.load(std::memory_order_relaxed);
   if (now - paused_until_ns.load(std::memory_order_relaxed) < last_length)
     length = std::max(length, last_length < longest / 2 ? 2 * last_length : longest);
-  if (now - late_before >= std::max(length, 2 * took)) return;
+  // A late start or two can be hiccups (a kernel thread, the hypervisor, a thread's first
+  // calls); kLateCallsToPause judged calls in a row that start late, each soon after the one
+  // before, mean another process keeps taking a core. (An idle but noisy guest had a few late
+  // calls a second among thousands, and two in a row as its threads started.)
+  const std::int64_t late_before =
+      last_late_ns.exchange(late ? now : kLongAgo, std::memory_order_relaxed);
+  if (!late) return;  // (the next late call's streak starts over: it is not soon after this)
+  const bool soon = now - late_before < std::max(length, 2 * took);
+  const int streak =
+      soon ? std::min(late_streak.load(std::memory_order_relaxed) + 1, kLateCallsToPause) : 1;
+  late_streak.store(streak, std::memory_order_relaxed);
+  if (streak < kLateCallsToPause) return;
   const std::int64_t latest = std::numeric_limits<std::int64_t>::max();
   paused_until_ns.store(length < latest - now ? now + length : latest, std::memory_order_relaxed);
   last_pause_ns.store(length, std::memory_order_relaxed);
@@ -94,6 +105,7 @@ void set_call_burst_settings(const CallBurstSettings& settings) {
   last_call_ns.store(kLongAgo, std::memory_order_relaxed);
   last_split_end_ns.store(kLongAgo, std::memory_order_relaxed);
   last_late_ns.store(kLongAgo, std::memory_order_relaxed);
+  late_streak.store(0, std::memory_order_relaxed);
   paused_until_ns.store(kLongAgo, std::memory_order_relaxed);
   last_pause_ns.store(0, std::memory_order_relaxed);
 }

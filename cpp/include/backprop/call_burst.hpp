@@ -20,11 +20,12 @@ BurstCall start_burst_call();
 
 // Records the end of a call that ran on several threads: they are awake now. If they were
 // awake at its start too, yet one of them started its share latest_start_delay_ns >= the late
-// limit after the call opened its parallel region, another process had that thread's core. A
-// second such call right after it (no judged call between them), within the pause's length or
-// twice its own time, pauses every split: for 50 times that call's time, at least the pause time and at most a second (or the
-// pause time, if longer); for at least twice the last pause, up to the same limit, if that one
-// ended less than its own length before.
+// limit after the call opened its parallel region (or a fifth of that, and at least half the
+// call's time), another process had that thread's core. The third such call in a row (no
+// judged call on time between them), each within the pause's length or twice its own time of
+// the one before, pauses every split: for 50 times that call's time, at least the pause time
+// and at most a second (or the pause time, if longer); for at least twice the last pause, up
+// to the same limit, if that one ended less than its own length before.
 void end_split_call(const BurstCall& call, std::int64_t latest_start_delay_ns);
 
 // How many times a late thread has paused splits in this process (for benchmarks and tests).

@@ -115,15 +115,18 @@ constexpr std::int64_t kCallBurstWindowNs = 200'000;
 // to 100% of such calls had a thread start 0.4-1.5 ms late. Idle, with 0 to 190 us between
 // 128^3 products, 1 to 7 calls in 2 s started 100 us late or more, and 0 to 5 of them 250 us
 // or more (the hypervisor's hiccups, up to 4 ms); a machine whose threads spin for less than
-// the burst window would add wake-ups of tens of microseconds. So two judged calls in a row
-// that start kLateThreadNs late, the second within a pause's length of the first or twice its
-// own time (a lone one is a hiccup: pausing on those cost the idle guest up to a third of
-// some products' speed in bench/gemm_peers.py), pause every split for kLateThreadPauseNs, or
+// the burst window would add wake-ups of tens of microseconds. So kLateCallsToPause judged
+// calls in a row that start kLateThreadNs late (or a fifth of that, if the delay is half the
+// call's time), each within a pause's length of the one before or twice its own time, pause
+// every split (a lone late start is a hiccup, and a thread's first calls can start late: two
+// in a row happened as tiny's training started, and pausing on one cost the idle guest up to
+// a third of some products' speed in bench/gemm_peers.py) for kLateThreadPauseNs, or
 // kLateThreadPauseRatio times that call's time if longer (late calls under 20 ms then cost
 // at most 2% of the time on one thread), or twice the last pause if that one ended less than
 // its own length before; never longer than kLateThreadLongestPauseNs. Under the hog, two
 // threads then ran as fast as one: 128^3 80-85 GFLOP/s, 1024^3 80-88, training within noise.
 constexpr std::int64_t kLateThreadNs = 250'000;
+constexpr int kLateCallsToPause = 3;
 constexpr std::int64_t kLateThreadPauseNs = 20'000'000;
 constexpr std::int64_t kLateThreadPauseRatio = 50;
 constexpr std::int64_t kLateThreadLongestPauseNs = 1'000'000'000;
