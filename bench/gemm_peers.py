@@ -86,8 +86,10 @@ def worker(contender: str, dtype_name: str, full: bool, min_time: float) -> None
             if elapsed >= min_time:
                 break
         results[label] = 2.0 * m * n * k * calls / elapsed / 1e9
-    pauses = getattr(backprop._core, "late_thread_pauses", None) if contender == "backprop" else None
-    if pauses is not None:  # (a build before the rule has none)
+    pauses = None
+    if contender == "backprop":  # (a build before the rule has no count)
+        pauses = getattr(backprop._core, "late_thread_pauses", None)
+    if pauses is not None:
         # Each pause ran the calls after it on one thread (another process held a core).
         results["late_thread_pauses"] = pauses()
     print(json.dumps(results))
@@ -117,9 +119,10 @@ def report(dtype: str, threads: int, rounds: list[dict[str, dict]], full: bool) 
         print(f"  {label:<18} {m:5d} {n:5d} {k:5d} {op} {cell(theirs):>24} {cell(ours):>24} {ratio:9.2f}x")
     print(f"  shapes at or above 0.95x: {sum(r >= 0.95 for r in ratios)} of {len(ratios)}; "
           f"lowest {min(ratios):.2f}x, median {statistics.median(ratios):.2f}x")
-    pauses = [r["backprop"].get("late_thread_pauses", 0) for r in rounds]
+    pauses = [str(int(r["backprop"]["late_thread_pauses"])) if "late_thread_pauses" in r["backprop"]
+              else "n/a" for r in rounds]
     print(f"  backprop's late-thread pauses (each ran the next calls on one thread: another "
-          f"process held a core), per round: {', '.join(str(int(count)) for count in pauses)}")
+          f"process held a core), per round: {', '.join(pauses)}")
 
 
 def main() -> None:

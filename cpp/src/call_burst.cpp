@@ -42,8 +42,8 @@ BurstCall start_burst_call() {
   const std::int64_t now = burst_clock_ns();
   const std::int64_t before = last_call_ns.exchange(now, std::memory_order_relaxed);
   const std::int64_t window = window_ns.load(std::memory_order_relaxed);
-  return {now, window > 0 && now - before < window,
-          window > 0 && now - last_split_end_ns.load(std::memory_order_relaxed) < window,
+  const std::int64_t idle = now - last_split_end_ns.load(std::memory_order_relaxed);
+  return {now, window > 0 && now - before < window, window > 0 && idle < window, idle,
           now < paused_until_ns.load(std::memory_order_relaxed)};
 }
 
@@ -53,13 +53,16 @@ void end_split_call(const BurstCall& call, std::int64_t latest_start_delay_ns) {
   last_split_end_ns.store(now, std::memory_order_relaxed);
   const std::int64_t pause = pause_ns.load(std::memory_order_relaxed);
   if (!call.team_awake || pause == 0) return;
-  // Late: by the late limit, or, in a short call, by a fifth of it and by at least the work of
-  // a thread's share (the call's time less the delay): such a split ran slower than one thread
-  // would have.
+  // Late: by the late limit, or, in a short call that followed the last split within a fifth
+  // of it (the threads surely spun: no wake-up in the delay), by that fifth and by at least the
+  // work of a thread's share (the call's time less the delay): such a split ran slower than
+  // one thread would have.
   const std::int64_t limit = late_start_ns.load(std::memory_order_relaxed);
+  const std::int64_t short_limit = limit / 5;
   const std::int64_t took = now - call.started_ns;
   const std::int64_t delay = latest_start_delay_ns;
-  const bool late = delay >= limit || (delay >= limit / 5 && 2 * delay >= took);
+  const bool late = delay >= limit || (call.team_idle_ns < short_limit && delay > 0 &&
+                                       delay >= short_limit && 2 * delay >= took);
   // The pause: kLateThreadPauseRatio times this call's time, capped at the longest pause, but
   // not below the pause time, nor below twice the last pause (up to the longest) when that one
   // ended less than its own length before: a process that keeps a core busy then costs fewer

@@ -1,6 +1,6 @@
 // Splitting work across threads pays only while the other threads are awake and have cores of
 // their own: a small GEMM splits only in a burst of calls, and no work splits while another
-// process takes their cores. Every parallel region (threads.hpp, TeamCall) asks here.
+// process takes their cores. Every kernel's parallel region (threads.hpp, TeamCall) asks here.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +12,7 @@ struct BurstCall {
   std::int64_t started_ns;
   bool in_burst;    // a call started, or a split call ended, less than the burst window earlier
   bool team_awake;  // a split call ended less than the burst window earlier: its threads spin
+  std::int64_t team_idle_ns;  // since that end (huge if there was none)
   bool paused;      // a late thread stopped splits a short while ago
 };
 
@@ -21,7 +22,8 @@ BurstCall start_burst_call();
 // Records the end of a call that ran on several threads: they are awake now. If they were
 // awake at its start too, yet one of them started its share latest_start_delay_ns >= the late
 // limit after the call opened its parallel region (or a fifth of that, and at least half the
-// call's time), another process had that thread's core. The third such call in a row (no
+// call's time, in a call that came within that fifth of the last split's end), another
+// process had that thread's core. The third such call in a row (no
 // judged call on time between them), each within the pause's length or twice its own time of
 // the one before, pauses every split: for 50 times that call's time, at least the pause time
 // and at most a second (or the pause time, if longer); for at least twice the last pause, up

@@ -117,7 +117,8 @@ constexpr std::int64_t kCallBurstWindowNs = 200'000;
 // or more (the hypervisor's hiccups, up to 4 ms); a machine whose threads spin for less than
 // the burst window would add wake-ups of tens of microseconds. So kLateCallsToPause judged
 // calls in a row that start kLateThreadNs late (or a fifth of that, if the delay is half the
-// call's time), each within a pause's length of the one before or twice its own time, pause
+// call's time and the call came within that fifth of the last split: no wake-up in it), each
+// within a pause's length of the one before or twice its own time (calls over 0.5 s), pause
 // every split (a lone late start is a hiccup, and a thread's first calls can start late: two
 // in a row happened as tiny's training started, and pausing on one cost the idle guest up to
 // a third of some products' speed in bench/gemm_peers.py) for kLateThreadPauseNs, or

@@ -73,7 +73,8 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
                 const GemmEpilogue<T>& epilogue);
 
 // The threads a GEMM of this size would run on if called now (config.hpp's thresholds). It goes
-// on record for the burst rule as such a GEMM would, one that takes no time.
+// on record for the burst rule as such a GEMM would, one that takes no time; split, it is
+// judged as one whose threads all start at once (call_burst.hpp).
 template <typename T>
 int gemm_thread_count(index_t m, index_t n, index_t k);
 
