@@ -412,7 +412,7 @@ def test_gemm_bytes_in_a_burst_do_not_depend_on_thread_count(gemm_isa, dtype, th
     m, n, k = shape
     rng = np.random.default_rng(8)
     A, B = _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype)
-    call_burst(window_ns=ALWAYS_IN_BURST_NS, pause_ns=0)
+    call_burst(window_ns=ALWAYS_IN_BURST_NS)
     threads(2)
     bp._core.gemm_thread_count(m, n, k, dtype == np.float64)  # the call before the burst's
     results = {}

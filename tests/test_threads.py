@@ -62,15 +62,15 @@ def test_omp_num_threads_sets_the_default(count, tmp_path):
 # -- how many threads a GEMM takes ------------------------------------------------------------
 
 # config.hpp: one thread below 2^17 float multiply-adds (2^16 double), all threads from 2^20
-# (2^19), and in between only in a burst of calls (call_burst.hpp). A pause of 0 keeps a split
-# that a loaded machine happens to delay from pausing splits here.
+# (2^19), and in between only in a burst of calls (call_burst.hpp). Tests run with a pause of 0
+# (conftest.py), so a split that a loaded machine happens to delay pauses nothing here.
 @pytest.mark.parametrize("double_precision", [False, True], ids=["float32", "float64"])
 def test_gemm_thread_count_follows_size_and_bursts(threads, call_burst, double_precision):
     scale = 2 if double_precision else 1  # a double product counts as twice the float one
     small, between, large = (2 ** 17 - 1) // scale, 2 ** 17 // scale, 2 ** 20 // scale
     count = lambda work: bp._core.gemm_thread_count(1, 1, work, double_precision)
     threads(2)
-    call_burst(window_ns=0, pause_ns=0)
+    call_burst(window_ns=0)
     assert [count(small), count(between), count(between), count(large)] == [1, 1, 1, 2]
     call_burst(window_ns=ALWAYS_IN_BURST_NS)  # forgets the calls so far
     assert [count(between), count(between), count(small), count(large)] == [1, 2, 1, 2]
@@ -81,7 +81,7 @@ def test_gemm_thread_count_follows_size_and_bursts(threads, call_burst, double_p
 
 def test_a_burst_is_a_call_soon_after_the_one_before(threads, call_burst):
     threads(2)
-    call_burst(window_ns=10 ** 9, pause_ns=0)  # 1 s
+    call_burst(window_ns=10 ** 9)  # 1 s
     between = 2 ** 17
     assert bp._core.gemm_thread_count(1, 1, between, False) == 1  # the first call
     assert bp._core.gemm_thread_count(1, 1, between, False) == 2
@@ -92,7 +92,7 @@ def test_a_burst_is_a_call_soon_after_the_one_before(threads, call_burst):
 
 def test_a_gemm_goes_on_record_for_the_burst_rule(threads, call_burst):
     threads(2)
-    call_burst(window_ns=ALWAYS_IN_BURST_NS, pause_ns=0)
+    call_burst(window_ns=ALWAYS_IN_BURST_NS)
     A, B = np.ones((64, 64), np.float32), np.ones((64, 32), np.float32)  # 2^17 multiply-adds
     bp.kernels.gemm(A, B)
     assert bp._core.gemm_thread_count(64, 32, 64, False) == 2
@@ -269,7 +269,7 @@ def test_a_split_gemm_goes_on_record_as_it_ends(threads, call_burst):
     start = time.perf_counter()
     bp.kernels.gemm(A, B)
     took = time.perf_counter() - start
-    call_burst(window_ns=int(took / 3 * 1e9), pause_ns=0)
+    call_burst(window_ns=int(took / 3 * 1e9))
     start = time.perf_counter()
     bp.kernels.gemm(A, B)
     if time.perf_counter() - start > took / 3:  # it outlasted the window (unless much faster)

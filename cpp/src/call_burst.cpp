@@ -43,7 +43,7 @@ BurstCall start_burst_call() {
   const std::int64_t before = last_call_ns.exchange(now, std::memory_order_relaxed);
   const std::int64_t window = window_ns.load(std::memory_order_relaxed);
   const std::int64_t idle = now - last_split_end_ns.load(std::memory_order_relaxed);
-  return {now, window > 0 && now - before < window, window > 0 && idle < window, idle,
+  return {now, window > 0 && now - before < window, idle,
           now < paused_until_ns.load(std::memory_order_relaxed)};
 }
 
@@ -52,7 +52,9 @@ void end_split_call(const BurstCall& call, std::int64_t latest_start_delay_ns) {
   last_call_ns.store(now, std::memory_order_relaxed);
   last_split_end_ns.store(now, std::memory_order_relaxed);
   const std::int64_t pause = pause_ns.load(std::memory_order_relaxed);
-  if (!call.team_awake || pause == 0) return;
+  // Judged only if its threads were awake at its start: a split ended within the window.
+  const std::int64_t window = window_ns.load(std::memory_order_relaxed);
+  if (window == 0 || call.team_idle_ns >= window || pause == 0) return;
   // Late: by the late limit, or, in a short call that followed the last split within a fifth
   // of it (the threads surely spun: no wake-up in the delay), by that fifth and by at least the
   // work of a thread's share (the call's time less the delay): such a split ran slower than
@@ -63,6 +65,13 @@ void end_split_call(const BurstCall& call, std::int64_t latest_start_delay_ns) {
   const std::int64_t delay = latest_start_delay_ns;
   const bool late = delay >= limit || (call.team_idle_ns < short_limit && delay > 0 &&
                                        delay >= short_limit && 2 * delay >= took);
+  // A late start or two can be hiccups (a kernel thread, the hypervisor, a thread's first
+  // calls); kLateCallsToPause judged calls in a row that start late, each soon after the one
+  // before, mean another process keeps taking a core. (An idle but noisy guest had a few late
+  // calls a second among thousands, and two in a row as its threads started.)
+  const std::int64_t late_before =
+      last_late_ns.exchange(late ? now : kLongAgo, std::memory_order_relaxed);
+  if (!late) return;  // (the next late call's streak starts over: it is not soon after this)
   // The pause: kLateThreadPauseRatio times this call's time, capped at the longest pause, but
   // not below the pause time, nor below twice the last pause (up to the longest) when that one
   // ended less than its own length before: a process that keeps a core busy then costs fewer
@@ -74,13 +83,6 @@ void end_split_call(const BurstCall& call, std::int64_t latest_start_delay_ns) {
   const std::int64_t last_length = last_pause_ns.load(std::memory_order_relaxed);
   if (now - paused_until_ns.load(std::memory_order_relaxed) < last_length)
     length = std::max(length, last_length < longest / 2 ? 2 * last_length : longest);
-  // A late start or two can be hiccups (a kernel thread, the hypervisor, a thread's first
-  // calls); kLateCallsToPause judged calls in a row that start late, each soon after the one
-  // before, mean another process keeps taking a core. (An idle but noisy guest had a few late
-  // calls a second among thousands, and two in a row as its threads started.)
-  const std::int64_t late_before =
-      last_late_ns.exchange(late ? now : kLongAgo, std::memory_order_relaxed);
-  if (!late) return;  // (the next late call's streak starts over: it is not soon after this)
   const bool soon = now - late_before < std::max(length, 2 * took);
   const int streak =
       soon ? std::min(late_streak.load(std::memory_order_relaxed) + 1, kLateCallsToPause) : 1;

@@ -10,10 +10,10 @@ namespace backprop {
 // The start of a call, as start_burst_call records it.
 struct BurstCall {
   std::int64_t started_ns;
-  bool in_burst;    // a call started, or a split call ended, less than the burst window earlier
-  bool team_awake;  // a split call ended less than the burst window earlier: its threads spin
-  std::int64_t team_idle_ns;  // since that end (huge if there was none)
-  bool paused;      // a late thread stopped splits a short while ago
+  bool in_burst;  // a call started, or a split call ended, less than the burst window earlier
+  std::int64_t team_idle_ns;  // since the last split call ended (huge if none did); within the
+                              // burst window its threads are awake: they spin
+  bool paused;  // a late thread stopped splits a short while ago
 };
 
 // Records a call's start (from any thread) and says whether it is in a burst.

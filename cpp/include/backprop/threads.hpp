@@ -108,10 +108,6 @@ void parallel_for(index_t count, bool parallel, Body&& body) {
 template <typename Body>
 void for_each_share(index_t n, bool parallel, Body&& body) {
   const TeamCall team(parallel && n >= kElementwiseParallelMin ? get_num_threads() : 1, false);
-  if (team.count() <= 1) {
-    if (n > 0) body(index_t(0), n);
-    return;
-  }
   const index_t units = (n + kElementwiseAlign - 1) / kElementwiseAlign;
   team.run([&](index_t part, index_t parts) {
     const index_t first = std::min(n, units * part / parts * kElementwiseAlign);
