@@ -158,14 +158,20 @@ BLOCKING_SHAPES = [
     pytest.param(lambda b: (2 * b["MR"] + 9, packed_a_columns(b, b["LANES"] - 1), 31),
                  id="packed,2MR+9,LANES-1"),
     pytest.param(lambda b: (b["MR"] + 3, packed_a_columns(b, 3), 1), id="packed,MR+3,k=1"),
-    # A last row panel of 1 to 3 rows runs two full column panels per call on the 6-row tiles
+    # A last row panel of 1 to 3 rows, in a block too low to cut into panels of MR and MR - 1
+    # rows (below), runs two full column panels per call on the 6-row tiles
     # (TWO_PANEL_MAX_ROWS): a pair and nothing else, a pair and a full panel left alone, pairs
     # across k blocks beside a partial panel, and B read in place.
     pytest.param(lambda b: (1, 2 * b["NR"], 31), id="pair,1row"),
     pytest.param(lambda b: (b["MR"] + 2, 3 * b["NR"], 30), id="pair,MR+2,3NR"),
-    pytest.param(lambda b: (2 * b["MR"] + 3, 4 * b["NR"] + 5, b["KC"] + 1),
-                 id="pair,2MR+3,4NR+5,KC+1"),
-    pytest.param(lambda b: (5 * b["MR"] + 2, 4 * b["NR"] + 3, b["KC"] + 3), id="pair,direct-B"),
+    pytest.param(lambda b: (b["MR"] + 3, 4 * b["NR"] + 5, b["KC"] + 1),
+                 id="pair,MR+3,4NR+5,KC+1"),
+    pytest.param(lambda b: (2 * b["MR"] + 2, 4 * b["NR"] + 3, b["KC"] + 3), id="pair,direct-B"),
+    # A block that would end in such a panel, cut into panels of MR and MR - 1 rows on the
+    # 6-row tiles (SHORT_MR; 32 = 6 + 6 + 5 + 5 + 5 + 5): B and A read in place, A packed.
+    pytest.param(lambda b: (5 * b["MR"] + 2, 4 * b["NR"] + 3, b["KC"] + 3), id="cut,direct-B"),
+    pytest.param(lambda b: (2 * b["MR"] + 3, 3 * b["NR"], b["KC"] + 1), id="cut,2MR+3,KC+1"),
+    pytest.param(lambda b: (4 * b["MR"] + 1, packed_a_columns(b, 3), 31), id="cut,packed"),
     pytest.param(lambda b: (19, 37, b["KC"] - 1), id="KC-1"),
     pytest.param(lambda b: (19, 37, b["KC"]), id="KC"),
     pytest.param(lambda b: (19, 37, b["KC"] + 1), id="KC+1"),
@@ -381,6 +387,8 @@ THREAD_SPLIT_SHAPES = [pytest.param((131, 10, 509), id="split-in-double-only"),
                        pytest.param((300, 500, 700), id="slabs"),
                        pytest.param((301, 530, 900), id="shared-blocks"),
                        pytest.param((301, 520, 900), id="shared-blocks-narrow-panel"),
+                       # its last row block (100 rows) cut into 6- and 5-row panels
+                       pytest.param((304, 530, 900), id="shared-blocks-5-row-panels"),
                        pytest.param((4099, 10, 300), id="narrow")]
 
 
@@ -430,9 +438,12 @@ def test_gemm_bytes_in_a_burst_do_not_depend_on_thread_count(gemm_isa, dtype, th
     pytest.param(lambda b: (2 * b["MR"] + 2, b["NR"] + b["LANES"] - 1, b["KC"] + 1), id="tails"),
     pytest.param(lambda b: (3 * b["MR"] + 1, 2 * b["NR"] + 1, 33), id="3MR+1"),
     pytest.param(lambda b: (3 * b["MR"] + 1, packed_a_columns(b, 1), 33), id="3MR+1,packed"),
-    # Last row panels of 2 and 3 rows, two column panels per call; B read in place.
-    pytest.param(lambda b: (5 * b["MR"] + 2, 4 * b["NR"] + 1, b["KC"] + 1), id="pairs"),
-    pytest.param(lambda b: (2 * b["MR"] + 3, 5 * b["NR"], 17), id="pairs,3rows"),
+    # Last row panels of 2 and 3 rows, two column panels per call; B read in place. The same
+    # rows in blocks cut into panels of 6 and 5 rows.
+    pytest.param(lambda b: (2 * b["MR"] + 2, 4 * b["NR"] + 1, b["KC"] + 1), id="pairs"),
+    pytest.param(lambda b: (b["MR"] + 3, 5 * b["NR"], 17), id="pairs,3rows"),
+    pytest.param(lambda b: (5 * b["MR"] + 2, 4 * b["NR"] + 1, b["KC"] + 1), id="cut"),
+    pytest.param(lambda b: (2 * b["MR"] + 3, 5 * b["NR"], 17), id="cut,3rows"),
     # A^T with rows 4 KiB apart is packed (A-4KiB above), while the rows cut out of it are read
     # in place: a row's bits do not depend on the tile family either.
     pytest.param(lambda b: (4096 // b["ITEM"], 2 * b["NR"] + 1, 33), id="A-4KiB"),

@@ -16,17 +16,19 @@
 namespace backprop {
 namespace {
 
-// dst[p * W + w] = src[w * w_stride + p] for a full strip whose k values lie together in
-// memory: a transpose, done in 4 x 4 (float) or 2 x 2 (double) register blocks on x86-64
-// rather than one strided load per value (those took 10% of a 256 x 4096 x 4096 NT product).
+// dst[p * W + w] = src[w * w_stride + p] for the first `width` rows of a strip whose k values
+// lie together in memory, and zero for the rows past them: a transpose, done in 4 x 4 (float)
+// or 2 x 2 (double) register blocks on x86-64 rather than one strided load per value (those
+// took 10% of a 256 x 4096 x 4096 NT product).
 template <index_t W, typename T>
-void pack_transposed(T* __restrict dst, const T* __restrict src, index_t w_stride, index_t kc) {
+void pack_transposed(T* __restrict dst, const T* __restrict src, index_t w_stride, index_t kc,
+                     index_t width) {
   index_t p = 0;
 #if defined(__SSE2__)
   constexpr index_t L = 16 / sizeof(T);  // values in one 128-bit register
   for (; p + L <= kc; p += L) {
     index_t w = 0;
-    for (; w + L <= W; w += L) {
+    for (; w + L <= width; w += L) {
       if constexpr (std::is_same_v<T, float>) {
         __m128 r0 = _mm_loadu_ps(src + (w + 0) * w_stride + p);
         __m128 r1 = _mm_loadu_ps(src + (w + 1) * w_stride + p);
@@ -44,24 +46,26 @@ void pack_transposed(T* __restrict dst, const T* __restrict src, index_t w_strid
         _mm_storeu_pd(dst + (p + 1) * W + w, _mm_unpackhi_pd(r0, r1));
       }
     }
-    for (; w < W; ++w)  // rows left over when L does not divide W (MR = 6 floats)
-      for (index_t q = 0; q < L; ++q) dst[(p + q) * W + w] = src[w * w_stride + p + q];
+    for (; w < W; ++w)  // rows left over when L does not divide the width, and the padding
+      for (index_t q = 0; q < L; ++q)
+        dst[(p + q) * W + w] = w < width ? src[w * w_stride + p + q] : T(0);
   }
 #endif
   for (; p < kc; ++p)
-    for (index_t w = 0; w < W; ++w) dst[p * W + w] = src[w * w_stride + p];
+    for (index_t w = 0; w < W; ++w) dst[p * W + w] = w < width ? src[w * w_stride + p] : T(0);
 }
 
 // Copies a width x kc strip of a matrix into one k-major panel, panel[p * W + w] =
 // src[w * w_stride + p * k_stride], with entries past `width` zero so the micro-kernel never
-// branches. A full strip whose k values lie together (op(A) untransposed, op(B) transposed) is
-// transposed in registers; the rest are last, partial strips (row by row packing covers the
-// other full ones, pack_row_into_panels).
+// branches. A strip whose k values lie together (op(A) untransposed, op(B) transposed) is
+// transposed in registers when it is full or one row short (a row panel of SHORT_MR rows); the
+// rest are last, partial strips (row by row packing covers the other full ones,
+// pack_row_into_panels).
 template <index_t W, typename T>
 void pack_panel(T* __restrict dst, const T* __restrict src, index_t w_stride, index_t k_stride,
                 index_t width, index_t kc) {
-  if (width == W && k_stride == 1) {
-    pack_transposed<W>(dst, src, w_stride, kc);
+  if (width >= W - 1 && k_stride == 1) {
+    pack_transposed<W>(dst, src, w_stride, kc, width);
     return;
   }
   // The zeros go in as whole rows of W (a loop from `width` became a call to memset for each
@@ -263,6 +267,42 @@ TeamCall gemm_team_call(index_t m, index_t n, index_t k) {
                   work < double(gemm_parallel_min_flops<T>()));
 }
 
+// The row panels of a block of rows: MR high, the last one lower. When its kernels have a tile
+// of SHORT_MR = MR - 1 rows (GemmBlocking), a block that would end in a low panel is cut into
+// panels of MR and SHORT_MR rows instead, if it has the rows: per row the 5-row tile is as fast
+// as the 6-row one, while a low last panel costs nearly a whole one, or pairs two column panels
+// in a tile that is still slower (TWO_PANEL_MAX_ROWS). One thread, AVX2 on Zen 2, float GFLOP/s,
+// operands on cache lines: 64 x 256 x 256 (ten panels of 6 rows and one of 4 -> nine of 6 and
+// two of 5) 85-94 -> 96-99, 32 x 128 x 784 (6, 6, 6, 6, 6, 2 -> 6, 6, 5, 5, 5, 5) 89-91 ->
+// 91-94, 32 x 10 x 128 34 -> 39, 32 x 128 x 10 NT 40 -> 44. Each panel keeps its MR-row slot in
+// the packing buffer.
+template <typename Blocks>
+class RowPanels {
+ public:
+  RowPanels(index_t rows, bool may_split) : rows_(rows), count_((rows + MR - 1) / MR) {
+    const index_t short_panels = count_ * MR - rows;
+    tall_ = may_split && SHORT_MR == MR - 1 && short_panels > 0 && rows >= SHORT_MR * count_
+                ? count_ - short_panels
+                : count_;
+  }
+  index_t count() const { return count_; }
+  index_t first_row(index_t panel) const {
+    return panel <= tall_ ? panel * MR : tall_ * MR + (panel - tall_) * SHORT_MR;
+  }
+  index_t height(index_t panel) const {
+    return std::min(panel < tall_ ? MR : SHORT_MR, rows_ - first_row(panel));
+  }
+  // Whether the family's kernels read exactly this many rows of A: a panel that high can be
+  // read in place; a lower one is packed with zero rows below it.
+  static bool tile_height(index_t rows) {
+    return rows == MR || (SHORT_MR > 0 && rows == SHORT_MR);
+  }
+
+ private:
+  static constexpr index_t MR = Blocks::MR, SHORT_MR = Blocks::SHORT_MR;
+  index_t rows_, count_, tall_;
+};
+
 // Waits for the other threads of the team; a team of one runs no OpenMP call at all, since
 // even a one-thread team's barrier can cost a system call.
 inline void team_barrier([[maybe_unused]] int parts) {
@@ -332,23 +372,25 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
       team_barrier(parts);
       for (index_t ic = 0; ic < m; ic += MC) {
         const index_t mc = std::min(MC, m - ic);
-        const index_t m_panels = (mc + MR - 1) / MR;
+        // (A transposed A packed row by row fills uniform MR-row panels.)
+        const RowPanels<Blocks> row_panels(mc, direct_a || !trans_a);
+        const index_t m_panels = row_panels.count();
+        const index_t last_rows = row_panels.height(m_panels - 1);
         if (direct_a) {
-          // Full panels are read in place; only a last, partial panel needs zero padding.
-          if (mc % MR != 0 && part == 0)
+          // Panels of a tile's height are read in place; only a last, lower panel needs zero
+          // padding.
+          if (!RowPanels<Blocks>::tile_height(last_rows) && part == 0)
             pack_a_panel<Blocks>(a_packed + (m_panels - 1) * MR * kc, trans_a, a, lda,
-                                 ic + (m_panels - 1) * MR, mc % MR, pc, kc);
+                                 ic + row_panels.first_row(m_panels - 1), last_rows, pc, kc);
         } else if (trans_a) {
           const Share mine(kc, part, parts);
           for (index_t p = mine.first; p < mine.last; ++p)
             pack_row_into_panels<MR>(a_packed, MR * kc, p, a + (pc + p) * lda + ic, mc, MR);
         } else {
           const Share mine(m_panels, part, parts);
-          for (index_t ip = mine.first; ip < mine.last; ++ip) {
-            const index_t i0 = ip * MR;
-            pack_a_panel<Blocks>(a_packed + ip * MR * kc, trans_a, a, lda, ic + i0,
-                                 std::min(MR, mc - i0), pc, kc);
-          }
+          for (index_t ip = mine.first; ip < mine.last; ++ip)
+            pack_a_panel<Blocks>(a_packed + ip * MR * kc, trans_a, a, lda,
+                                 ic + row_panels.first_row(ip), row_panels.height(ip), pc, kc);
         }
         team_barrier(parts);
         // Where the tile at (column panel jp, row panel ip) of this block reads its panels.
@@ -356,8 +398,8 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
                                index_t cols) BACKPROP_LAMBDA_ALWAYS_INLINE {
           PanelOperands<T> panels{a_packed + ip * MR * kc, 1, MR, b_packed + jp * NR * kc,
                                   packed_width<Blocks>(cols)};
-          if (direct_a && rows == MR) {
-            const index_t row = ic + ip * MR;
+          if (direct_a && RowPanels<Blocks>::tile_height(rows)) {
+            const index_t row = ic + row_panels.first_row(ip);
             panels.a = trans_a ? a + pc * lda + row : a + row * lda + pc;
             panels.a_row = trans_a ? 1 : lda;
             panels.a_k = trans_a ? lda : 1;
@@ -374,7 +416,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
         // it is in L1: just before the kernel reads it, and just after the kernel's last write.
         auto run_kernel = [&](index_t jp, index_t ip, index_t rows, index_t cols,
                               const PanelOperands<T>& panels) BACKPROP_LAMBDA_ALWAYS_INLINE {
-          const index_t i0 = ip * MR, j0 = jp * NR;
+          const index_t i0 = row_panels.first_row(ip), j0 = jp * NR;
           T* const tile = c + (ic + i0) * ldc + jc + j0;
           if (bias_start) {
             for (index_t j = 0; j < cols; j += NR)
@@ -385,12 +427,12 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
           if (finish) epilogue.finish(tile, ldc, ic + i0, jc + j0, rows, cols);
         };
         auto run_tile = [&](index_t jp, index_t ip) BACKPROP_LAMBDA_ALWAYS_INLINE {
-          const index_t rows = std::min(MR, mc - ip * MR), cols = std::min(NR, nc - jp * NR);
+          const index_t rows = row_panels.height(ip), cols = std::min(NR, nc - jp * NR);
           run_kernel(jp, ip, rows, cols, tile_panels(jp, ip, rows, cols));
         };
         // The full tiles at (jp, ip) and (jp + 1, ip) in one kernel call.
         auto run_two_tiles = [&](index_t jp, index_t ip) BACKPROP_LAMBDA_ALWAYS_INLINE {
-          const index_t rows = std::min(MR, mc - ip * MR);
+          const index_t rows = row_panels.height(ip);
           PanelOperands<T> panels = tile_panels(jp, ip, rows, NR);
           panels.b_next = tile_panels(jp + 1, ip, rows, NR).b;
           run_kernel(jp, ip, rows, 2 * NR, panels);
@@ -411,7 +453,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
               each(tile / m_panels, tile % m_panels);
           }
         };
-        if (mc - (m_panels - 1) * MR > Blocks::TWO_PANEL_MAX_ROWS) {
+        if (last_rows > Blocks::TWO_PANEL_MAX_ROWS) {
           for_my_tiles(run_tile);
         } else if constexpr (Blocks::TWO_PANEL_MAX_ROWS > 0) {
           // A short last row panel: its tile in a full column panel waits for the same tile of

@@ -30,9 +30,15 @@ struct GemmBlocking512;
 // double 36.8 -> 39.3; products without such a panel moved by 1% or less, except 784 x 128 x 32
 // TN, 80 -> 78.5 (the kernel's code moved; aligned, the loss was under 1%). The AVX-512 tiles
 // have heights of their own for a last panel (4, 8 and 14) and do not pair.
+// SHORT_MR: the family's kernels also have a tile of MR - 1 rows (0: none), and a block of rows
+// that would end in a lower panel is cut into panels of MR and SHORT_MR rows where it can be
+// (gemm.cpp, RowPanels): deep's 64 x 256 x 256 float then runs as nine panels of 6 rows and two
+// of 5, 85-94 -> 96-99 GFLOP/s on one thread. The paired tile above remains for blocks too low to cut
+// (m = 2, 3, 8, 9, 14) and for a transposed A packed row by row.
 template <>
 struct GemmBlocking<float> {
   static constexpr index_t MR = 6;
+  static constexpr index_t SHORT_MR = 5;
   static constexpr index_t NR = 16;
   static constexpr index_t MC = 144;
   static constexpr index_t KC = 256;
@@ -43,6 +49,7 @@ struct GemmBlocking<float> {
 template <>
 struct GemmBlocking<double> {
   static constexpr index_t MR = 6;
+  static constexpr index_t SHORT_MR = 5;
   static constexpr index_t NR = 8;
   static constexpr index_t MC = 96;
   static constexpr index_t KC = 256;
@@ -53,6 +60,7 @@ struct GemmBlocking<double> {
 template <>
 struct GemmBlocking512<float> {
   static constexpr index_t MR = 14;
+  static constexpr index_t SHORT_MR = 0;
   static constexpr index_t NR = 32;
   static constexpr index_t MC = 140;
   static constexpr index_t KC = 256;
@@ -63,6 +71,7 @@ struct GemmBlocking512<float> {
 template <>
 struct GemmBlocking512<double> {
   static constexpr index_t MR = 14;
+  static constexpr index_t SHORT_MR = 0;
   static constexpr index_t NR = 16;
   static constexpr index_t MC = 112;
   static constexpr index_t KC = 256;

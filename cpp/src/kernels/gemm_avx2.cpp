@@ -1,8 +1,8 @@
 // The AVX2+FMA micro-kernels, s6x16 and d6x8: twelve 256-bit accumulators hold the 6-row tile of
-// C in registers across the k loop (gemm_register_tile.hpp); a last row panel of up to 3 rows
-// can come two column panels wide. Edge columns are read and written through AVX2's masked
-// loads and stores. Built with -mavx2 -mfma (CMakeLists.txt) and called only when the CPU
-// reports both.
+// C in registers across the k loop (gemm_register_tile.hpp); a panel of at most 5 rows
+// (SHORT_MR) runs a 5-row tile, and a last row panel of up to 3 rows can come two column panels
+// wide. Edge columns are read and written through AVX2's masked loads and stores. Built with
+// -mavx2 -mfma (CMakeLists.txt) and called only when the CPU reports both.
 #include <immintrin.h>
 
 #include "backprop/gemm_micro_kernel.hpp"
@@ -72,7 +72,8 @@ struct Avx2Kernel {
       run_two_panels<Ops, int(GemmBlocking<T>::TWO_PANEL_MAX_ROWS)>(kc, panels, c, ldc, alpha,
                                                                    beta, mr);
     else
-      RegisterTileKernel<Ops, GemmBlocking<T>::MR>::run(kc, panels, c, ldc, alpha, beta, mr, nr);
+      RegisterTileKernel<Ops, GemmBlocking<T>::SHORT_MR, GemmBlocking<T>::MR>::run(
+          kc, panels, c, ldc, alpha, beta, mr, nr);
   }
 };
 
