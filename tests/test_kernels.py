@@ -125,14 +125,17 @@ BLOCKING_SHAPES = [
     pytest.param(lambda b: (2 * b["MR"] + 1, b["NR"] + b["LANES"] + 1, 31), id="NR+LANES+1"),
     pytest.param(lambda b: (b["MR"] + 1, b["LANES"], 1), id="LANES,k=1"),
     pytest.param(lambda b: (19, b["NR"] + b["LANES"] - 1, b["KC"] + 1), id="NR+LANES-1,KC+1"),
-    # A last row panel of one to four rows (A read in place: panels of MR_IN_PLACE rows): full
-    # and partial column panels, odd and even k, and across a k block.
+    # A last row panel of one to four rows (A read in place: panels of MR_IN_PLACE rows; on the
+    # 6-row tiles most of these blocks are cut into panels of 6 and 5 rows instead): full and
+    # partial column panels, odd and even k, and across a k block; a block of 4 rows alone.
     pytest.param(lambda b: (2 * b["MR_IN_PLACE"] + 2, 2 * b["NR"], 31), id="2MR+2,2NR"),
     pytest.param(lambda b: (2 * b["MR_IN_PLACE"] + 1, 2 * b["NR"] - 3, 32), id="2MR+1,2NR-3"),
     pytest.param(lambda b: (b["MR_IN_PLACE"] + 2, b["NR"] + b["LANES"] + 1, b["KC"] + 1),
                  id="MR+2,NR+LANES+1,KC+1"),
     pytest.param(lambda b: (b["MR_IN_PLACE"] + 3, 2 * b["NR"], 31), id="MR+3"),
     pytest.param(lambda b: (b["MR_IN_PLACE"] + 4, 2 * b["NR"] + 1, 31), id="MR+4"),
+    pytest.param(lambda b: (4, 2 * b["NR"] + 1, 31), id="4rows"),
+    pytest.param(lambda b: (4, packed_a_columns(b), 31), id="packed,4rows"),
     # With few column panels A is read in place, in panels of MR_IN_PLACE rows ...
     pytest.param(lambda b: (b["MR_IN_PLACE"] - 1, 2 * b["NR"] + 3, 31), id="MR_IN_PLACE-1"),
     pytest.param(lambda b: (b["MR_IN_PLACE"] + 1, 2 * b["NR"] + 3, 31), id="MR_IN_PLACE+1"),
@@ -141,7 +144,8 @@ BLOCKING_SHAPES = [
     pytest.param(lambda b: (b["MC_IN_PLACE"] + 1, 37, 29), id="MC_IN_PLACE+1"),
     pytest.param(lambda b: (2 * b["MC_IN_PLACE"] + 1, 37, 29), id="2MC_IN_PLACE+1"),
     # ... with more, A is packed in panels of MR rows: the row blocks, and a last row panel of
-    # each tile height's rows and one more (AVX-512: 4, 8 and 14 rows), one vector wide too.
+    # each tile height's rows and one more (AVX-512: 4, 8 and 14 rows; the 6-row tiles cut most
+    # of these blocks into panels of 6 and 5 rows), one vector wide too.
     pytest.param(lambda b: (b["MC"] - 1, packed_a_columns(b), 29), id="MC-1"),
     pytest.param(lambda b: (b["MC"], packed_a_columns(b), 29), id="MC"),
     pytest.param(lambda b: (b["MC"] + 1, packed_a_columns(b), 29), id="MC+1"),
@@ -387,8 +391,10 @@ THREAD_SPLIT_SHAPES = [pytest.param((131, 10, 509), id="split-in-double-only"),
                        pytest.param((300, 500, 700), id="slabs"),
                        pytest.param((301, 530, 900), id="shared-blocks"),
                        pytest.param((301, 520, 900), id="shared-blocks-narrow-panel"),
-                       # its last row block (100 rows) cut into 6- and 5-row panels
+                       # last row blocks cut into 6- and 5-row panels: A packed, and (16
+                       # float column panels) A read in place
                        pytest.param((304, 530, 900), id="shared-blocks-5-row-panels"),
+                       pytest.param((1004, 256, 600), id="shared-blocks-A-in-place"),
                        pytest.param((4099, 10, 300), id="narrow")]
 
 

@@ -58,8 +58,8 @@ void pack_transposed(T* __restrict dst, const T* __restrict src, index_t w_strid
 // Copies a width x kc strip of a matrix into one k-major panel, panel[p * W + w] =
 // src[w * w_stride + p * k_stride], with entries past `width` zero so the micro-kernel never
 // branches. A strip whose k values lie together (op(A) untransposed, op(B) transposed) is
-// transposed in registers when it is full or one row short (a row panel of SHORT_MR rows); the
-// rest are last, partial strips (row by row packing covers the other full ones,
+// transposed in registers when it is at least W - 1 wide (a row panel of SHORT_MR rows is one
+// short); the rest are last, partial strips (row by row packing covers the other full ones,
 // pack_row_into_panels).
 template <index_t W, typename T>
 void pack_panel(T* __restrict dst, const T* __restrict src, index_t w_stride, index_t k_stride,
@@ -372,7 +372,8 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
       team_barrier(parts);
       for (index_t ic = 0; ic < m; ic += MC) {
         const index_t mc = std::min(MC, m - ic);
-        // (A transposed A packed row by row fills uniform MR-row panels.)
+        // An A^T packed row by row (pack_row_into_panels) fills uniform MR-row panels: its
+        // blocks are not cut.
         const RowPanels<Blocks> row_panels(mc, direct_a || !trans_a);
         const index_t m_panels = row_panels.count();
         const index_t last_rows = row_panels.height(m_panels - 1);

@@ -22,10 +22,11 @@ struct GemmBlocking;
 template <typename T>
 struct GemmBlocking512;
 
-// A last row panel of at most TWO_PANEL_MAX_ROWS rows (m = 32, 128 or 512: 2 rows) takes two
-// full column panels per kernel call on the 6-row tiles (kernels/gemm_register_tile.hpp,
+// A last row panel of at most TWO_PANEL_MAX_ROWS rows takes two full column panels per kernel
+// call on the 6-row tiles (kernels/gemm_register_tile.hpp,
 // tile_two_panels): the 6-row tile costs the same whatever mr is, while 4 mr accumulator chains
-// keep the FMA units far busier than 2 mr. One thread, AVX2 on Zen 2, GFLOP/s: 32 x 128 x 784
+// keep the FMA units far busier than 2 mr. One thread, AVX2 on Zen 2, GFLOP/s (before SHORT_MR,
+// below, took the blocks of more rows): 32 x 128 x 784
 // float 80.6 -> 87.4, 128 x 512 x 512 88.6 -> 90.4, 1 x 512 x 784 8.4 -> 11.8, 32 x 128 x 784
 // double 36.8 -> 39.3; products without such a panel moved by 1% or less, except 784 x 128 x 32
 // TN, 80 -> 78.5 (the kernel's code moved; aligned, the loss was under 1%). The AVX-512 tiles
@@ -33,8 +34,8 @@ struct GemmBlocking512;
 // SHORT_MR: the family's kernels also have a tile of MR - 1 rows (0: none), and a block of rows
 // that would end in a lower panel is cut into panels of MR and SHORT_MR rows where it can be
 // (gemm.cpp, RowPanels): deep's 64 x 256 x 256 float then runs as nine panels of 6 rows and two
-// of 5, 85-94 -> 96-99 GFLOP/s on one thread. The paired tile above remains for blocks too low to cut
-// (m = 2, 3, 8, 9, 14) and for a transposed A packed row by row.
+// of 5, 85-94 -> 96-99 GFLOP/s on one thread. The paired tile above remains for blocks of 1-3,
+// 7-9, 13, 14 or 19 rows, too few to cut, and for a transposed A packed row by row.
 template <>
 struct GemmBlocking<float> {
   static constexpr index_t MR = 6;

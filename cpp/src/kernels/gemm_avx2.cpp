@@ -61,7 +61,7 @@ struct Avx2Double {
   static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
 };
 
-// The micro-kernel's tile: MR rows, or a short last row panel two column panels wide
+// The micro-kernel's tile: MR or SHORT_MR rows, or a short last row panel two column panels wide
 // (gemm_register_tile.hpp).
 template <typename Ops>
 struct Avx2Kernel {

@@ -1,5 +1,5 @@
 // The register-tiled micro-kernel, written once over a vector type: the AVX2 and AVX-512 files
-// instantiate it with their vector operations (Ops) and their tile height. The tile of C, R rows
+// instantiate it with their vector operations (Ops) and their tile heights. The tile of C, R rows
 // of one or two vectors, stays in registers across the k loop; each k step multiplies a column
 // of the A panel (R broadcasts) by a row of the B panel (one or two vector loads).
 //
@@ -121,7 +121,7 @@ inline void tile_two_vectors(index_t kc, const PanelOperands<typename Ops::T>& p
 
 // C[0:R, 0:2 NR] = alpha * A panel (R x kc) @ two B panels (panels.b, then panels.b_next) +
 // beta * C: a last row panel of few rows across two column panels, in one pass over A. The
-// full-height tile would run its 12 chains for 2 R useful ones; here all 4 R are useful, and
+// lowest tile would run its 2 x 5 or more chains for 2 R useful ones; here all 4 R are useful, and
 // with twice as many as one panel would give, the FMA latency is better hidden. Each entry is
 // the same chain as in tile_two_vectors, stored the same way: the same bits.
 template <typename Ops, int R>
@@ -220,9 +220,9 @@ inline void tile_one_vector(index_t kc, const PanelOperands<typename Ops::T>& pa
   store_tile<Ops, R, 1>(acc, c, ldc, alpha, beta, mr, nr);
 }
 
-// The micro-kernel of a path whose tile is the last of Rows high: a last row panel of mr rows
-// runs the first height in Rows that holds it (a panel of 4 rows does not pay for 14), and a
-// last column panel at most one vector wide runs the one-vector tile.
+// The micro-kernel of a path whose tile is the last of Rows high: a row panel of mr rows runs
+// the first height in Rows that holds it (a panel of 4 rows does not pay for 14), and a last
+// column panel at most one vector wide runs the one-vector tile.
 template <typename Ops, int... Rows>
 struct RegisterTileKernel;
 
