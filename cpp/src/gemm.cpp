@@ -281,7 +281,7 @@ class RowPanels {
  public:
   RowPanels(index_t rows, bool may_split) : rows_(rows), count_((rows + MR - 1) / MR) {
     const index_t short_panels = count_ * MR - rows;
-    tall_ = may_split && SHORT_MR == MR - 1 && short_panels > 0 && rows >= SHORT_MR * count_
+    tall_ = may_split && SHORT_MR > 0 && short_panels > 0 && rows >= SHORT_MR * count_
                 ? count_ - short_panels
                 : count_;
   }
@@ -300,6 +300,7 @@ class RowPanels {
 
  private:
   static constexpr index_t MR = Blocks::MR, SHORT_MR = Blocks::SHORT_MR;
+  static_assert(SHORT_MR == 0 || SHORT_MR == MR - 1, "a short tile is one row lower, or none");
   index_t rows_, count_, tall_;
 };
 

@@ -47,31 +47,29 @@ void tile_of_height(index_t kc, const PanelOperands<T>& panels, T* c, index_t ld
     micro_kernel_body<T, MR, NR>(kc, panels, c, ldc, alpha, beta, mr, nr);
 }
 
-// A panel of MR - 1 rows (GemmBlocking's SHORT_MR) may be A read in place: its tile reads no
-// row past its own.
-template <typename T, index_t MR, index_t NR>
+// A panel of SHORT_MR rows may be A read in place: its tile reads no row past its own.
+template <typename T, typename Blocks>
 void micro_kernel(index_t kc, const PanelOperands<T>& panels, T* c, index_t ldc, T alpha,
                   T beta, index_t mr, index_t nr) {
-  if (mr == MR - 1)
-    tile_of_height<T, MR - 1, NR>(kc, panels, c, ldc, alpha, beta, mr, nr);
-  else
-    tile_of_height<T, MR, NR>(kc, panels, c, ldc, alpha, beta, mr, nr);
+  if constexpr (Blocks::SHORT_MR > 0) {
+    if (mr == Blocks::SHORT_MR) {
+      tile_of_height<T, Blocks::SHORT_MR, Blocks::NR>(kc, panels, c, ldc, alpha, beta, mr, nr);
+      return;
+    }
+  }
+  tile_of_height<T, Blocks::MR, Blocks::NR>(kc, panels, c, ldc, alpha, beta, mr, nr);
 }
 
 }  // namespace
 
 void micro_kernel_generic_s6x16(index_t kc, const PanelOperands<float>& panels, float* c,
                                 index_t ldc, float alpha, float beta, index_t mr, index_t nr) {
-  static_assert(GemmBlocking<float>::SHORT_MR == GemmBlocking<float>::MR - 1);
-  micro_kernel<float, GemmBlocking<float>::MR, GemmBlocking<float>::NR>(kc, panels, c, ldc,
-                                                                         alpha, beta, mr, nr);
+  micro_kernel<float, GemmBlocking<float>>(kc, panels, c, ldc, alpha, beta, mr, nr);
 }
 
 void micro_kernel_generic_d6x8(index_t kc, const PanelOperands<double>& panels, double* c,
                                index_t ldc, double alpha, double beta, index_t mr, index_t nr) {
-  static_assert(GemmBlocking<double>::SHORT_MR == GemmBlocking<double>::MR - 1);
-  micro_kernel<double, GemmBlocking<double>::MR, GemmBlocking<double>::NR>(kc, panels, c, ldc,
-                                                                            alpha, beta, mr, nr);
+  micro_kernel<double, GemmBlocking<double>>(kc, panels, c, ldc, alpha, beta, mr, nr);
 }
 
 }  // namespace backprop
