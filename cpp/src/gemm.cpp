@@ -59,7 +59,7 @@ void pack_transposed(T* __restrict dst, const T* __restrict src, index_t w_strid
 // src[w * w_stride + p * k_stride], with entries past `width` zero so the micro-kernel never
 // branches. A strip whose k values lie together (op(A) untransposed, op(B) transposed) is
 // transposed in registers when it is at least W - 1 wide (a row panel of SHORT_MR rows is one
-// short); the rest are last, partial strips (row by row packing covers the other full ones,
+// short); the rest are last, partial strips (packing along the rows covers the other full ones,
 // pack_rows_into_panels).
 template <index_t W, typename T>
 void pack_panel(T* __restrict dst, const T* __restrict src, index_t w_stride, index_t k_stride,
@@ -362,7 +362,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
       // A transposed B with enough column panels to share out is not packed ahead: in the
       // first row block each thread packs whole column panels and multiplies each by that block
       // of A while the panel is still in L1, saving it a trip out to L2 or L3 and back (4% on
-      // 256 x 4096 x 4096 NT). An untransposed B is packed row by row instead (below); packing
+      // 256 x 4096 x 4096 NT). An untransposed B is packed along its rows instead (below); packing
       // it panel by panel here lost 5% on 256 x 4096 x 4096 NN.
       const bool fuse_b = trans_b && n_panels >= 2 * parts;
       // Column panel jp of B, all kc rows of it, into its place in the block buffer.
@@ -388,7 +388,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
       team_barrier(parts);
       for (index_t ic = 0; ic < m; ic += MC) {
         const index_t mc = std::min(MC, m - ic);
-        // An A^T packed row by row (pack_rows_into_panels) fills uniform MR-row panels: its
+        // An A^T packed along its rows (pack_rows_into_panels) fills uniform MR-row panels: its
         // blocks are not cut.
         const RowPanels<Blocks> row_panels(mc, direct_a || !trans_a);
         const index_t m_panels = row_panels.count();

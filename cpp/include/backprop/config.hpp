@@ -35,7 +35,7 @@ struct GemmBlocking512;
 // that would end in a lower panel is cut into panels of MR and SHORT_MR rows where it can be
 // (gemm.cpp, RowPanels): deep's 64 x 256 x 256 float then runs as nine panels of 6 rows and two
 // of 5, 85-94 -> 96-99 GFLOP/s on one thread. The paired tile above remains for blocks of 1-3,
-// 7-9, 13, 14 or 19 rows, too few to cut, and for a transposed A packed row by row.
+// 7-9, 13, 14 or 19 rows, too few to cut, and for a transposed A packed along its rows.
 template <>
 struct GemmBlocking<float> {
   static constexpr index_t MR = 6;
