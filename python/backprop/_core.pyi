@@ -110,6 +110,9 @@ class _Engine:
                    state: list[npt.NDArray[Any]], optimizer: OptimizerSpec, X: npt.NDArray[Any],
                    y: npt.NDArray[Any],
                    sample_weight: Optional[npt.NDArray[Any]] = None) -> dict[str, Any]: ...
+    def train_step_on_class_ids(self, params: npt.NDArray[Any], grads: npt.NDArray[Any],
+                                state: list[npt.NDArray[Any]], optimizer: OptimizerSpec, X: Any,
+                                y: Any) -> Optional[dict[str, Any]]: ...
     def gauss_newton(self, params: npt.NDArray[Any], X: npt.NDArray[Any], y: npt.NDArray[Any],
                      jtj: npt.NDArray[Any], jte: npt.NDArray[Any]) -> float: ...
     def train_epoch(self, params: npt.NDArray[Any], grads: npt.NDArray[Any],
