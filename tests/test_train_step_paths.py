@@ -24,6 +24,22 @@ def _native(net, X, y, opt):
                                                 opt.state_for(net._params, spec), spec, X, y)
 
 
+class _CountingEngine:
+    """Forwards to a network's engine, counting the batches its fast entry took."""
+
+    def __init__(self, engine):
+        self._engine = engine
+        self.taken = 0
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def train_step_on_class_ids(self, *args):
+        result = self._engine.train_step_on_class_ids(*args)
+        self.taken += result is not None
+        return result
+
+
 @pytest.mark.parametrize("convert", [
     lambda X, y: (X, y.astype(np.int32)),                     # ids of another integer type
     lambda X, y: (X.astype(X.dtype.newbyteorder()), y),      # the same values, byte-swapped
@@ -34,6 +50,7 @@ def _native(net, X, y, opt):
 def test_both_paths_give_the_same_bits(dtype, convert):
     fast = bp.Network([6, 9, 4], activation="tanh", dtype=dtype, seed=1)
     general = fast.copy()
+    fast._engine, general._engine = _CountingEngine(fast._engine), _CountingEngine(general._engine)
     opt_fast, opt_general = bp.optim.SGD(lr=0.1, momentum=0.9), bp.optim.SGD(lr=0.1, momentum=0.9)
     for X, y in _batches(dtype):
         other_X, other_y = convert(X, y)
@@ -44,6 +61,20 @@ def test_both_paths_give_the_same_bits(dtype, convert):
         assert fast.params.tobytes() == general.params.tobytes()
         assert all(a.tobytes() == b.tobytes() for a, b in zip(opt_fast.state, opt_general.state))
     assert opt_fast.steps == opt_general.steps == 5
+    # The first step binds the optimizer through the general path; the fast entry takes the rest.
+    assert (fast._engine.taken, general._engine.taken) == (4, 0)
+
+
+def test_a_refused_first_batch_binds_the_optimizer_to_nothing():
+    first, second = bp.Network([6, 9, 4], seed=1), bp.Network([6, 9, 4], seed=2)
+    opt = bp.optim.SGD(lr=0.1, momentum=0.9)
+    (X, y), = _batches(np.float32, steps=1)
+    with pytest.raises(ValueError, match="class ids"):
+        first.train_step(X, np.where(y == y[0], 7, y), opt)
+    assert opt.state == [] and opt.steps == 0
+    second.train_step(X, y, opt)  # free for another network
+    with pytest.raises(ValueError, match="another network"):
+        first.train_step(X, y, opt)
 
 
 def test_the_fast_entry_takes_the_usual_batch_and_declines_the_rest(dtype):
@@ -100,10 +131,16 @@ CHANGES = [
                                       ("weight_decay", 0.2)]),
     (lambda: bp.optim.RMSprop(lr=0.01), [("alpha", 0.5), ("momentum", 0.3), ("centered", True)]),
     (lambda: bp.optim.SGD(lr=0.1), [("clip_value", 1e-3), ("clip_norm", 1e-2), ("l1", 0.5)]),
+    (lambda: bp.optim.Adagrad(lr=0.1), [("lr_decay", 0.5), ("eps", 1e-2)]),
+    (lambda: bp.optim.AdamW(lr=0.01), [("weight_decay", 0.5), ("betas", (0.8, 0.95))]),
+    (lambda: bp.optim.Rprop(lr=0.01), [("etas", (0.3, 1.5)), ("step_sizes", (1e-4, 1e-3))]),
+    (lambda: bp.optim.Quickprop(lr=0.01), [("max_growth", 1.2), ("weight_decay", 0.1)]),
 ]
 
 
-@pytest.mark.parametrize("make, changes", CHANGES, ids=["sgd", "adam", "rmsprop", "common"])
+@pytest.mark.parametrize("make, changes", CHANGES,
+                         ids=["sgd", "adam", "rmsprop", "common", "adagrad", "adamw", "rprop",
+                              "quickprop"])
 def test_train_step_follows_every_hyper_parameter_change(make, changes):
     stepped = bp.Network([6, 9, 4], activation="tanh", dtype="float64", seed=2)
     reference = stepped.copy()
@@ -133,3 +170,22 @@ def test_an_optimizer_pickles_after_train_step():
     record = twin._step_record()
     assert (record.lr, record.momentum, record.step) == (0.1, 0.9, 3)
     assert all(a.tobytes() == b.tobytes() for a, b in zip(opt.state, twin.state))
+
+
+class _WarmUpSGD(bp.optim.SGD):
+    """A subclass outside the package whose record depends on the step count."""
+
+    def _fill(self, spec):
+        super()._fill(spec)
+        spec.lr = self.lr * min(1.0, (self.steps + 1) / 3)
+
+
+def test_a_subclass_record_is_built_every_step():
+    stepped = bp.Network([6, 9, 4], activation="tanh", dtype="float64", seed=2)
+    reference = stepped.copy()
+    opt_stepped, opt_reference = _WarmUpSGD(lr=0.1), _WarmUpSGD(lr=0.1)
+    for X, y in _batches(np.float64, steps=4):
+        stepped.train_step(X, y, opt_stepped)
+        _, grads = reference.loss_and_grad(X, y)
+        opt_reference.step(reference.params, grads)
+        np.testing.assert_allclose(stepped.params, reference.params, rtol=1e-12, atol=1e-14)

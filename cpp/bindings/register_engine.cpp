@@ -168,11 +168,11 @@ class Engine {
     {
       py::gil_scoped_release release;
       std::lock_guard<std::mutex> lock(mutex_);
-      const IdRange range = id_range(ids, m);
-      valid = range.lowest >= 0 && range.highest < n_out && all_finite(px, m * n_in);
+      class_targets_.resize(std::size_t(m * n_out));
+      // Each id is read once (another Python thread may be writing y meanwhile).
+      valid = one_hot_if_classes(class_targets_.data(), ids, m, n_out) &&
+              all_finite(px, m * n_in);
       if (valid) {
-        class_targets_.resize(std::size_t(m * n_out));
-        one_hot(class_targets_.data(), ids, m, n_out);
         const T* no_weights = nullptr;
         result = backprop::train_step(spec_, p, g, s.data(), opt, px, class_targets_.data(),
                                       no_weights, m, workspace_);

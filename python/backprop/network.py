@@ -256,16 +256,21 @@ class Network:
         """
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a backprop.optim.Optimizer; got {type(optimizer).__name__}")
-        spec = optimizer._step_record()
-        state = optimizer.state_for(self._params, spec)
+        result = None
         # A batch as training loops pass it (this dtype, C order, int64 class ids) goes straight
-        # to the core, which checks it; anything else (None back) is converted or refused here.
-        result = None if sample_weight is not None else self._engine.train_step_on_class_ids(
-            self._params, self._grads, state, spec, X, y)
+        # to the core, which checks it, once the optimizer holds this network's state (so a
+        # refused first batch binds it to nothing); anything else (None back) is converted or
+        # refused here first.
+        if sample_weight is None and optimizer._holds_state_for(self._params):
+            spec = optimizer._step_record()
+            result = self._engine.train_step_on_class_ids(
+                self._params, self._grads, optimizer.state_for(self._params, spec), spec, X, y)
         if result is None:
             x, t = self._data(X, y)
             w = self._weights(sample_weight, x.shape[0])
-            result = self._engine.train_step(self._params, self._grads, state, spec, x, t, w)
+            spec = optimizer._step_record()
+            result = self._engine.train_step(self._params, self._grads,
+                                             optimizer.state_for(self._params, spec), spec, x, t, w)
         if not result["finite"]:
             what = (f"the loss is {result['loss']}" if not np.isfinite(result["loss"])
                     else "the update would make the weights or optimizer state NaN or Inf")

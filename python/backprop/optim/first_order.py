@@ -72,15 +72,26 @@ class Optimizer:
         if name != "steps" and not name.startswith("_"):  # a hyper-parameter: the record is stale
             super().__setattr__("_record_cache", None)
 
+    def __delattr__(self, name: str) -> None:
+        super().__delattr__(name)
+        self.__dict__.pop("_record_cache", None)
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_record_cache", None)  # a native object: rebuilt when next needed
         return state
 
+    def _holds_state_for(self, params: np.ndarray) -> bool:
+        """Whether this optimizer already keeps the state of the network whose buffer is params."""
+        return self.__dict__.get("_params") is params
+
     def _step_record(self) -> Any:
         """native_spec() for the next step, reusing the last one while no hyper-parameter has been
         set since (only the step count changes between steps); for per-batch training, where
-        building the record took 2% of a small network's step."""
+        building the record took 2% of a small network's step. Only the optimizers defined here
+        reuse it: a subclass elsewhere may compute its record from anything (the step count, say)."""
+        if type(self).__module__ != __name__:
+            return self.native_spec()
         record = self.__dict__.get("_record_cache")
         if record is None:
             record = self.native_spec()
