@@ -169,9 +169,8 @@ class Engine {
       py::gil_scoped_release release;
       std::lock_guard<std::mutex> lock(mutex_);
       class_targets_.resize(std::size_t(m * n_out));
-      // Each id is read once (another Python thread may be writing y meanwhile).
-      valid = one_hot_if_classes(class_targets_.data(), ids, m, n_out) &&
-              all_finite(px, m * n_in);
+      // one_hot reads each id once: another Python thread may be writing y meanwhile.
+      valid = one_hot(class_targets_.data(), ids, m, n_out) && all_finite(px, m * n_in);
       if (valid) {
         const T* no_weights = nullptr;
         result = backprop::train_step(spec_, p, g, s.data(), opt, px, class_targets_.data(),

@@ -39,13 +39,7 @@ IdRange id_range(const std::int64_t* ids, index_t n) {
 }
 
 template <typename T>
-void one_hot(T* out, const std::int64_t* ids, index_t n, index_t classes) {
-  std::fill(out, out + n * classes, T(0));
-  for (index_t i = 0; i < n; ++i) out[i * classes + ids[i]] = T(1);
-}
-
-template <typename T>
-bool one_hot_if_classes(T* out, const std::int64_t* ids, index_t n, index_t classes) {
+bool one_hot(T* out, const std::int64_t* ids, index_t n, index_t classes) {
   std::fill(out, out + n * classes, T(0));
   for (index_t i = 0; i < n; ++i) {
     const std::int64_t id = ids[i];
@@ -57,9 +51,7 @@ bool one_hot_if_classes(T* out, const std::int64_t* ids, index_t n, index_t clas
 
 template bool all_finite<float>(const float*, index_t);
 template bool all_finite<double>(const double*, index_t);
-template void one_hot<float>(float*, const std::int64_t*, index_t, index_t);
-template void one_hot<double>(double*, const std::int64_t*, index_t, index_t);
-template bool one_hot_if_classes<float>(float*, const std::int64_t*, index_t, index_t);
-template bool one_hot_if_classes<double>(double*, const std::int64_t*, index_t, index_t);
+template bool one_hot<float>(float*, const std::int64_t*, index_t, index_t);
+template bool one_hot<double>(double*, const std::int64_t*, index_t, index_t);
 
 }  // namespace backprop

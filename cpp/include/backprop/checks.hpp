@@ -18,14 +18,10 @@ struct IdRange {
 
 IdRange id_range(const std::int64_t* ids, index_t n);
 
-// out (n x classes) = the one-hot rows of ids, each of which must be in 0..classes-1.
+// out (n x classes) = the one-hot rows of ids. Each id is read once, checked and then used, so
+// out is never written outside its rows even while another thread writes ids. False (out partly
+// written) when an id is not in 0..classes-1.
 template <typename T>
-void one_hot(T* out, const std::int64_t* ids, index_t n, index_t classes);
-
-// one_hot for ids another thread may still be writing: each id is read once, checked and then
-// used, so out is never written outside its rows. False (out partly written) when an id is not
-// in 0..classes-1.
-template <typename T>
-bool one_hot_if_classes(T* out, const std::int64_t* ids, index_t n, index_t classes);
+bool one_hot(T* out, const std::int64_t* ids, index_t n, index_t classes);
 
 }  // namespace backprop
