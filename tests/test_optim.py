@@ -432,6 +432,30 @@ def test_epoch_proves_and_matches_over_two_threads(dtype, threads):
     assert results[0] == results[1] == (twin.params.tobytes(), twin_opt.state[0].tobytes())
 
 
+def test_epoch_over_two_threads_refuses_an_overflow_in_one_weight_row(dtype, threads):
+    # The first layer's weights and every bias start at 0 and only input 150 is non-zero, so of
+    # the weight gradient only row 150 (entries 30000-30199 of the buffer, in the second
+    # thread's share) is large; times lr its step overflows, while the other gradients' steps
+    # stay finite. Each thread's scan (which may fetch the weights on the way) must see that
+    # row: had it missed it, the proof would pass and the write would leave Inf.
+    threads(2)
+    lr = 1e305 if dtype == np.float64 else 1e37
+    net = bp.Network([200, 200, 2], activation="identity", loss="mse", dtype=dtype, seed=0)
+    net.layers[0].W[...] = 0.0
+    for layer in net.layers:
+        layer.b[...] = 0.0
+    X = np.zeros((16, 200), dtype)
+    X[:, 150] = 1e6
+    Y = np.ones((16, 2), dtype)
+    opt = bp.optim.SGD(lr=lr, momentum=0.9)
+    before = net.params.tobytes()
+    result = _native_epoch(net, opt, X, Y, 16)
+    assert result["batches"] == 0 and result["failed_batch"] == 0
+    assert result["proven_updates"] == 0
+    assert net.params.tobytes() == before
+    assert not opt.state[0].any()
+
+
 @pytest.mark.parametrize("case", ["sgd-lr-inf", "adam-step-inf", "momentum-zero-times-inf"])
 def test_epoch_refuses_what_rounds_to_inf_times_zero(case):
     # float32 constants that round to Inf, or to 0 against an Inf: with zero gradients the

@@ -104,10 +104,14 @@ void parallel_for(index_t count, bool parallel, Body&& body) {
 // equal to within kElementwiseAlign elements and start on multiples of it (a cache line or
 // more). Equal shares rather than fixed blocks: tiny's 101,632 parameters made 7 blocks of
 // 2^14, and the thread given 4 of them kept the other waiting. Elementwise results do not
-// depend on the split, so any thread count gives the same bytes.
+// depend on the split, so any thread count gives the same bytes. share_count: how many shares.
+inline int share_count(index_t n, bool parallel) {
+  return parallel && n >= kElementwiseParallelMin ? get_num_threads() : 1;
+}
+
 template <typename Body>
 void for_each_share(index_t n, bool parallel, Body&& body) {
-  const TeamCall team(parallel && n >= kElementwiseParallelMin ? get_num_threads() : 1, false);
+  const TeamCall team(share_count(n, parallel), false);
   const index_t units = (n + kElementwiseAlign - 1) / kElementwiseAlign;
   team.run([&](index_t part, index_t parts) {
     const index_t first = std::min(n, units * part / parts * kElementwiseAlign);
