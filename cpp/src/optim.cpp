@@ -347,6 +347,7 @@ NewBounds bounds_after(const Rule<T>& rule, double P, const double* S, double G)
 // threads than on one, and fetching them first gained 14-17% (bench/RESULTS.md). Off for larger
 // shares, where the lines would be evicted before the write (mnist and deep lost 1-1.5%), and
 // on one thread, where the fetch only costs (7%). sysconf reports 0 where the size is unknown.
+// SGD only: Adam's writing pass, a square root and a division per weight, lost 3% with it.
 bool warm_for_update(index_t n, int buffers, index_t element_bytes, bool parallel) {
   const int threads = share_count(n, parallel);
   if (threads < 2) return false;
@@ -371,7 +372,9 @@ bool proven_finite(const Rule<T>& rule, T* params, const T* grads, index_t n, bo
     bounds->state[1] = States > 1 ? largest_magnitude(rule.v1, n, parallel, adam_like) : 0.0;
     bounds->known = true;
   }
-  T* to_write = warm_for_update(n, 2 + States, sizeof(T), parallel) ? params : nullptr;
+  T* to_write =
+      K == OptimizerKind::sgd && warm_for_update(n, 2 + States, sizeof(T), parallel) ? params
+                                                                                      : nullptr;
   const NewBounds next = bounds_after<T, K>(rule, bounds->params, bounds->state,
                                             largest_magnitude(grads, n, parallel, false, to_write));
   if (!next.finite) {
