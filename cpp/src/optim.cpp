@@ -339,24 +339,31 @@ NewBounds bounds_after(const Rule<T>& rule, double P, const double* S, double G)
   return next;
 }
 
-// Whether the proven update's scan of the gradient should fetch the weights for writing as it
-// goes: when the update runs on several threads and each thread's share of weights, gradients
-// and state fits in half its L2 cache, so the lines are still there when the update writes
-// them. The other threads' products have just read those weights; on a 2-vCPU Xeon (AVX-512,
-// 2 MiB L2) tiny's update then wrote them so slowly that its epochs ran 12% slower on two
-// threads than on one, and fetching them first gained 14-17% (bench/RESULTS.md). Off for larger
-// shares, where the lines would be evicted before the write (mnist and deep lost 1-1.5%), and
-// on one thread, where the fetch only costs (7%). sysconf reports 0 where the size is unknown.
-// SGD only: Adam's writing pass, a square root and a division per weight, lost 3% with it.
-bool warm_for_update(index_t n, int buffers, index_t element_bytes, bool parallel) {
-  const int threads = share_count(n, parallel);
-  if (threads < 2) return false;
+// This core's L2 cache in bytes, or 0 where the system does not say.
+long l2_cache_bytes() {
 #ifdef _SC_LEVEL2_CACHE_SIZE
-  static const long l2_bytes = sysconf(_SC_LEVEL2_CACHE_SIZE);
+  static const long bytes = std::max(0L, sysconf(_SC_LEVEL2_CACHE_SIZE));
+  return bytes;
 #else
-  constexpr long l2_bytes = 0;
+  return 0;
 #endif
-  return double(n) / threads * buffers * double(element_bytes) <= 0.5 * double(l2_bytes);
+}
+
+// Whether the proven update's scan of the gradient should fetch the weights for writing as it
+// goes: for SGD, when the update runs on several threads and each thread's share of weights,
+// gradients and state fits in half its L2 cache, so the lines are still there when the update
+// writes them. The other threads' products have just read those weights; on a 2-vCPU Xeon
+// (AVX-512, 2 MiB L2) tiny's update then wrote them so slowly that its epochs ran 12% slower on
+// two threads than on one, and fetching them first gained 14-17% (bench/RESULTS.md). Off for
+// larger shares, where the lines would be evicted before the write (mnist and deep lost
+// 1-1.5%), on one thread, where the fetch only costs (7%), and for Adam, whose writing pass (a
+// square root and a division per weight) lost 3% with it.
+template <typename T, OptimizerKind K, int States>
+bool warm_for_update(index_t n, bool parallel) {
+  const int threads = share_count(n, parallel);
+  if (K != OptimizerKind::sgd || threads < 2) return false;
+  const double share_bytes = double(n) / threads * (2 + States) * double(sizeof(T));
+  return share_bytes <= 0.5 * double(l2_cache_bytes());
 }
 
 // Whether bounds prove this update finite, moving them past it when they do (sgd, adam,
@@ -372,9 +379,7 @@ bool proven_finite(const Rule<T>& rule, T* params, const T* grads, index_t n, bo
     bounds->state[1] = States > 1 ? largest_magnitude(rule.v1, n, parallel, adam_like) : 0.0;
     bounds->known = true;
   }
-  T* to_write =
-      K == OptimizerKind::sgd && warm_for_update(n, 2 + States, sizeof(T), parallel) ? params
-                                                                                      : nullptr;
+  T* to_write = warm_for_update<T, K, States>(n, parallel) ? params : nullptr;
   const NewBounds next = bounds_after<T, K>(rule, bounds->params, bounds->state,
                                             largest_magnitude(grads, n, parallel, false, to_write));
   if (!next.finite) {
