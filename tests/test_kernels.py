@@ -386,9 +386,13 @@ def test_gemm_empty_shapes(dtype, kernel, shape):
 # kGemmSharedMinFlops on the threads share packed blocks, and a transposed B is packed inside
 # the first row block.
 # n = 520 leaves a last column panel of 8: at most half a tile wide in every family but the
-# AVX2 double one, so packed half as wide, its rows split between threads.
+# AVX2 double one, so packed half as wide, its rows split between threads. Column slabs whose
+# boundaries are not on cache lines of C split by rows instead when B's extra packing is small
+# (split_by_columns): 131 x 1024 x 10 takes columns into a fresh result and rows into one 16
+# bytes past a line.
 THREAD_SPLIT_SHAPES = [pytest.param((131, 10, 509), id="split-in-double-only"),
                        pytest.param((300, 500, 700), id="slabs"),
+                       pytest.param((131, 1024, 10), id="slabs-short-k"),
                        pytest.param((301, 530, 900), id="shared-blocks"),
                        pytest.param((301, 520, 900), id="shared-blocks-narrow-panel"),
                        # last row blocks cut into 6- and 5-row panels: A packed, and (16
@@ -398,10 +402,36 @@ THREAD_SPLIT_SHAPES = [pytest.param((131, 10, 509), id="split-in-double-only"),
                        pytest.param((4099, 10, 300), id="narrow")]
 
 
+def _result_past_a_line(shape, dtype, offset_bytes):
+    """A C-contiguous result array whose data starts offset_bytes past a cache line, as NumPy's
+    own large arrays do (16 bytes), or on one (0)."""
+    dtype = np.dtype(dtype)
+    count = shape[0] * shape[1]
+    block = np.empty(count + 128 // dtype.itemsize, dtype)
+    skip = ((-block.ctypes.data % 64) + offset_bytes) // dtype.itemsize
+    out = block[skip:skip + count].reshape(shape)
+    assert out.ctypes.data % 64 == offset_bytes
+    return out
+
+
+# A fresh result starts on a cache line; a caller's may not, which changes how a split
+# GEMM divides C between threads (split_by_columns) but never its bytes.
+RESULT_OFFSETS = [pytest.param(None, id="fresh"), pytest.param(16, id="out+16B")]
+
+
+def _gemm_into(A, B, trans_a, trans_b, m, n, offset_bytes):
+    if offset_bytes is None:
+        return K.gemm(A, B, trans_a=trans_a, trans_b=trans_b)
+    out = _result_past_a_line((m, n), A.dtype, offset_bytes)
+    assert K.gemm(A, B, trans_a=trans_a, trans_b=trans_b, out=out) is out
+    return out
+
+
 @pytest.mark.parametrize("shape", THREAD_SPLIT_SHAPES)
 @pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES, ids=["NN", "NT", "TN", "TT"])
+@pytest.mark.parametrize("offset_bytes", RESULT_OFFSETS)
 def test_gemm_bytes_do_not_depend_on_thread_count(gemm_isa, dtype, threads, call_burst, trans_a,
-                                                  trans_b, shape):
+                                                  trans_b, shape, offset_bytes):
     m, n, k = shape
     rng = np.random.default_rng(7)
     A, B = _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype)
@@ -409,7 +439,7 @@ def test_gemm_bytes_do_not_depend_on_thread_count(gemm_isa, dtype, threads, call
     results = {}
     for count in (1, 2, 3):
         threads(count)
-        results[count] = K.gemm(A, B, trans_a=trans_a, trans_b=trans_b)
+        results[count] = _gemm_into(A, B, trans_a, trans_b, m, n, offset_bytes)
     for count in (2, 3):
         assert results[count].tobytes() == results[1].tobytes(), f"{count} threads differ from 1"
     expected = ref.gemm(A, B, trans_a=trans_a, trans_b=trans_b)
@@ -421,8 +451,10 @@ def test_gemm_bytes_do_not_depend_on_thread_count(gemm_isa, dtype, threads, call
 @pytest.mark.parametrize("shape", [(131, 10, 509), (67, 29, 131), (64, 64, 32), (19, 7, 1031)],
                          ids=["131x10x509", "67x29x131", "64x64x32", "19x7x1031"])
 @pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES, ids=["NN", "NT", "TN", "TT"])
+@pytest.mark.parametrize("offset_bytes", RESULT_OFFSETS)
 def test_gemm_bytes_in_a_burst_do_not_depend_on_thread_count(gemm_isa, dtype, threads, call_burst,
-                                                             trans_a, trans_b, shape):
+                                                             trans_a, trans_b, shape,
+                                                             offset_bytes):
     m, n, k = shape
     rng = np.random.default_rng(8)
     A, B = _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype)
@@ -433,7 +465,7 @@ def test_gemm_bytes_in_a_burst_do_not_depend_on_thread_count(gemm_isa, dtype, th
     for count in (1, 2, 3):
         threads(count)
         assert bp._core.gemm_thread_count(m, n, k, dtype == np.float64) == count
-        results[count] = K.gemm(A, B, trans_a=trans_a, trans_b=trans_b)
+        results[count] = _gemm_into(A, B, trans_a, trans_b, m, n, offset_bytes)
     for count in (2, 3):
         assert results[count].tobytes() == results[1].tobytes(), f"{count} threads differ from 1"
     assert_allclose(results[1], ref.gemm(A, B, trans_a=trans_a, trans_b=trans_b),

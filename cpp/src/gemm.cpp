@@ -2,6 +2,7 @@
 #include "backprop/gemm.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <numeric>
 #include <type_traits>
 
@@ -328,6 +329,16 @@ inline void team_barrier([[maybe_unused]] int parts) {
   }
 }
 
+// With few rows of A each element of B is used only a few times, and copying B into panels
+// would cost more than reading it where it lies (row-major, NR values of a row together), as
+// long as B is small enough to stay in cache between row panels.
+template <typename T>
+bool reads_b_in_place(bool trans_b, index_t m, index_t n, index_t k, index_t ldb) {
+  return !trans_b && m <= kGemmDirectBMaxRows &&
+         k * n * index_t(sizeof(T)) <= kGemmDirectBMaxBytes &&
+         ldb * index_t(sizeof(T)) <= kGemmDirectBMaxRowBytes;
+}
+
 // The blocked GEMM on m, n, k >= 1, run by part `part` of a team of `parts` threads: the team
 // shares each packed block of B and of A and splits the tiles of C (a barrier after each
 // packing step and after each block of tiles, before the buffers are packed again).
@@ -341,12 +352,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
   const index_t KC = balanced_block(k, Blocks::KC, 1);
   const index_t NC = balanced_block(n, Blocks::NC, NR);
 
-  // With few rows of A each element of B is used only a few times, and copying B into panels
-  // would cost more than reading it where it lies (row-major, NR values of a row together),
-  // as long as B is small enough to stay in cache between row panels.
-  const bool direct_b = !trans_b && m <= kGemmDirectBMaxRows &&
-                        k * n * index_t(sizeof(T)) <= kGemmDirectBMaxBytes &&
-                        ldb * index_t(sizeof(T)) <= kGemmDirectBMaxRowBytes;
+  const bool direct_b = reads_b_in_place<T>(trans_b, m, n, k, ldb);
   static_assert(Blocks::MC % Blocks::MR == 0, "a row block is whole row panels");
   const bool direct_a = read_a_in_place<Blocks, T>(trans_a, lda, n);
   for (index_t jc = 0; jc < n; jc += NC) {
@@ -544,6 +550,34 @@ void gemm_blocked_for_a(bool trans_a, bool trans_b, index_t m, index_t n, index_
                          epilogue, kernel, team);
 }
 
+// Whether a split GEMM gives each thread whole columns of C rather than whole rows. Columns
+// pack the shorter operand A twice (once per thread) when m <= n. But a column slab starts on
+// an NR boundary, and when that is not a cache line of C (NumPy's own arrays start 16 bytes
+// past one) the threads write the line they share in every row of C, once per k block, and
+// pass it back and forth: two AVX-512 threads, C at +16 bytes, float GFLOP/s columns -> rows:
+// 128 x 512 x 10 NT 64 -> 114, 64 x 256 x 10 NT 38 -> 68, 64^3 67 -> 110, 96^3 145 -> 193,
+// 128 x 512 x 32 NT 181 -> 198. Rows share at most the line where the slabs meet, and pack B
+// whole on each thread, so they are taken when B is read in place (no packing: 64 x 256 x 128
+// 200 -> 215, 32 x 128 x 784 212 -> 227) or B's extra packing, k (n - m) values, is less than
+// kGemmRowSlabMaxPackingPerLine per shared line; with more, rows lost: 128 x 256 x 256 NT
+// (256 per line) 268 -> 254, 128 x 512 x 512 (768) 270 -> 242, 128 x 1024 x 256 (1792) 290 ->
+// 250.
+template <typename Blocks, typename T>
+bool split_by_columns(bool trans_b, index_t m, index_t n, index_t k, index_t ldb, const T* c,
+                      index_t ldc, int parts) {
+  if (m > n) return false;
+  constexpr std::size_t line = 64;
+  static_assert(Blocks::NR * sizeof(T) % line == 0, "column slabs start NR lines apart");
+  const bool slabs_on_lines = reinterpret_cast<std::uintptr_t>(c) % line == 0 &&
+                              std::size_t(ldc) * sizeof(T) % line == 0;
+  const index_t row_panels = (m + Blocks::MR - 1) / Blocks::MR;
+  if (slabs_on_lines || row_panels < parts) return true;
+  const index_t slab_rows = (row_panels + parts - 1) / parts * Blocks::MR;
+  if (reads_b_in_place<T>(trans_b, slab_rows, n, k, ldb)) return false;
+  const double shared_lines = double(m) * double((k + Blocks::KC - 1) / Blocks::KC);
+  return double(k) * double(n - m) >= double(kGemmRowSlabMaxPackingPerLine) * shared_lines;
+}
+
 // Each thread computes its own slab of C (whole columns, or whole rows when op(A) is the taller
 // operand) with a one-thread GEMM: no barrier inside, at the cost of packing the shared
 // operand once per thread. Column slabs start on NR boundaries and row slabs on MR ones, so
@@ -554,7 +588,7 @@ void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
                 const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
                 const TeamCall& team) {
-  const bool by_columns = m <= n;
+  const bool by_columns = split_by_columns<Blocks>(trans_b, m, n, k, ldb, c, ldc, team.count());
   const index_t unit = by_columns ? Blocks::NR : Blocks::MR;
   const index_t extent = by_columns ? n : m;
   const index_t units = (extent + unit - 1) / unit;

@@ -162,6 +162,11 @@ constexpr index_t gemm_burst_parallel_min_flops() {
 // packing); below it each thread runs its own slab of C without a barrier.
 constexpr index_t kGemmSharedMinFlops = index_t(1) << 27;
 
+// A split GEMM whose column slabs would share cache lines of C splits by rows instead while
+// packing B on each thread adds fewer values than this per line of C the columns would share
+// (gemm.cpp, split_by_columns).
+constexpr index_t kGemmRowSlabMaxPackingPerLine = 128;
+
 // A GEMM with at most this many rows in op(A) reads an untransposed B of at most this many
 // bytes in place instead of packing it: about 10% faster at 32 and 64 rows while B stays in
 // L2, slower at 128 rows (where B is reused enough), and 1.3x to 2x slower with a B of 1 MiB
