@@ -446,10 +446,11 @@ def test_gemm_bytes_do_not_depend_on_thread_count(gemm_isa, dtype, threads, call
     assert_allclose(results[1], expected, **tolerances(dtype, k))
 
 
-# From gemm_burst_parallel_min_flops (2^17 float, 2^16 double) a GEMM in a burst of calls splits
-# like a larger one: slabs of columns (or rows), or blocks of the narrow kernel (TN, n = 10).
-@pytest.mark.parametrize("shape", [(131, 10, 509), (67, 29, 131), (64, 64, 32), (19, 7, 1031)],
-                         ids=["131x10x509", "67x29x131", "64x64x32", "19x7x1031"])
+# From the burst threshold (2^17 float multiply-adds, 2^16 double; twice that on the AVX-512
+# path) a GEMM in a burst of calls splits like a larger one: slabs of columns (or rows), or
+# blocks of the narrow kernel (TN, n = 10). Every shape here splits on every path.
+@pytest.mark.parametrize("shape", [(131, 10, 509), (67, 29, 263), (64, 64, 64), (19, 7, 2063)],
+                         ids=["131x10x509", "67x29x263", "64x64x64", "19x7x2063"])
 @pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES, ids=["NN", "NT", "TN", "TT"])
 @pytest.mark.parametrize("offset_bytes", RESULT_OFFSETS)
 def test_gemm_bytes_in_a_burst_do_not_depend_on_thread_count(gemm_isa, dtype, threads, call_burst,

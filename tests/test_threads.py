@@ -61,13 +61,22 @@ def test_omp_num_threads_sets_the_default(count, tmp_path):
 
 # -- how many threads a GEMM takes ------------------------------------------------------------
 
-# config.hpp: one thread below 2^17 float multiply-adds (2^16 double), all threads from 2^20
-# (2^19), and in between only in a burst of calls (call_burst.hpp). Tests run with a pause of 0
+def _burst_min(double_precision=False):
+    """The fewest multiply-adds that split in a burst on the active GEMM path."""
+    return bp._core.gemm_burst_min_flops(double_precision)
+
+
+# config.hpp: one thread below the burst threshold (2^17 float multiply-adds, 2^16 double, on
+# the AVX2 and generic paths; twice that on the AVX-512 one), all threads from 2^20 (2^19), and
+# in between only in a burst of calls (call_burst.hpp). Tests run with a pause of 0
 # (conftest.py), so a split that a loaded machine happens to delay pauses nothing here.
 @pytest.mark.parametrize("double_precision", [False, True], ids=["float32", "float64"])
-def test_gemm_thread_count_follows_size_and_bursts(threads, call_burst, double_precision):
+def test_gemm_thread_count_follows_size_and_bursts(gemm_isa, threads, call_burst,
+                                                   double_precision):
     scale = 2 if double_precision else 1  # a double product counts as twice the float one
-    small, between, large = (2 ** 17 - 1) // scale, 2 ** 17 // scale, 2 ** 20 // scale
+    between, large = _burst_min(double_precision), 2 ** 20 // scale
+    small = between - 1
+    assert between == (2 ** 18 if gemm_isa == "avx512" else 2 ** 17) // scale
     count = lambda work: bp._core.gemm_thread_count(1, 1, work, double_precision)
     threads(2)
     call_burst(window_ns=0)
@@ -82,7 +91,7 @@ def test_gemm_thread_count_follows_size_and_bursts(threads, call_burst, double_p
 def test_a_burst_is_a_call_soon_after_the_one_before(threads, call_burst):
     threads(2)
     call_burst(window_ns=10 ** 9)  # 1 s
-    between = 2 ** 17
+    between = _burst_min()
     assert bp._core.gemm_thread_count(1, 1, between, False) == 1  # the first call
     assert bp._core.gemm_thread_count(1, 1, between, False) == 2
     time.sleep(1.1)
@@ -93,12 +102,13 @@ def test_a_burst_is_a_call_soon_after_the_one_before(threads, call_burst):
 def test_a_gemm_goes_on_record_for_the_burst_rule(threads, call_burst):
     threads(2)
     call_burst(window_ns=ALWAYS_IN_BURST_NS)
-    A, B = np.ones((64, 64), np.float32), np.ones((64, 32), np.float32)  # 2^17 multiply-adds
+    k = _burst_min() // (64 * 32)
+    A, B = np.ones((64, k), np.float32), np.ones((k, 32), np.float32)  # the threshold exactly
     bp.kernels.gemm(A, B)
-    assert bp._core.gemm_thread_count(64, 32, 64, False) == 2
+    assert bp._core.gemm_thread_count(64, 32, k, False) == 2
     call_burst()  # forgets the GEMM: a product too small for the rule does not go on record
-    bp.kernels.gemm(A[:, :63], B[:63])
-    assert bp._core.gemm_thread_count(64, 32, 64, False) == 1
+    bp.kernels.gemm(A[:, :k - 1], B[:k - 1])
+    assert bp._core.gemm_thread_count(64, 32, k, False) == 1
 
 
 # A late limit of 0 makes every thread of an awake team late. A split whose threads had just run
@@ -273,7 +283,7 @@ def test_a_split_gemm_goes_on_record_as_it_ends(threads, call_burst):
     start = time.perf_counter()
     bp.kernels.gemm(A, B)
     if time.perf_counter() - start > took / 3:  # it outlasted the window (unless much faster)
-        assert bp._core.gemm_thread_count(64, 32, 64, False) == 2
+        assert bp._core.gemm_thread_count(1, 1, _burst_min(), False) == 2
 
 
 def test_the_burst_rule_rejects_negative_times(call_burst):

@@ -43,6 +43,12 @@ void register_system(py::module_& m) {
                                 : gemm_thread_count<float>(m, n, k);
       },
       py::arg("m"), py::arg("n"), py::arg("k"), py::arg("double_precision"));
+  m.def(
+      "gemm_burst_min_flops",
+      [](bool double_precision) {
+        return double_precision ? gemm_burst_min_flops<double>() : gemm_burst_min_flops<float>();
+      },
+      py::arg("double_precision"));
 
   m.def("gemm_isa", [] { return std::string(isa_name(active_isa())); });
   m.def("available_isas", [] {

@@ -279,7 +279,7 @@ bool takes_in_place_family(bool trans_a, index_t lda, index_t n) {
 template <typename T>
 TeamCall gemm_team_call(index_t m, index_t n, index_t k) {
   const double work = double(m) * double(n) * double(k);
-  const bool too_small = work < double(gemm_burst_parallel_min_flops<T>());
+  const bool too_small = work < double(gemm_burst_min_flops<T>());
   return TeamCall(too_small ? 1 : get_num_threads(),
                   work < double(gemm_parallel_min_flops<T>()));
 }
@@ -654,6 +654,14 @@ void gemm_narrow(const NarrowKernel<T>& narrow, index_t m, index_t n, index_t k,
 }
 
 }  // namespace
+
+template <typename T>
+index_t gemm_burst_min_flops() {
+  const index_t scale = active_isa() == Isa::avx512 ? kGemmBurstAvx512Scale : 1;
+  return gemm_burst_parallel_min_flops<T>() * scale;
+}
+template index_t gemm_burst_min_flops<float>();
+template index_t gemm_burst_min_flops<double>();
 
 template <typename T>
 int gemm_thread_count(index_t m, index_t n, index_t k) {

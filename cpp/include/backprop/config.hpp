@@ -113,8 +113,12 @@ constexpr index_t kGemmParallelMinFlops = index_t(1) << 20;
 // float multiply-adds (about 3 us of one core; half as many in double). Two threads on the
 // Zen 2 guest, in a loop, float GFLOP/s: 128 x 10 x 512 46 -> 78, 64 x 64 x 32 56 -> 70, 96^3
 // 84 -> 137; with the caller busy 5-180 us between calls a split call was never slower than
-// one thread, and training's samples/s did not change.
+// one thread, and training's samples/s did not change. The AVX-512 path does the same work in
+// about half the time, so it splits from twice as many (kGemmBurstAvx512Scale): on the Xeon
+// guest, one thread against two, float GFLOP/s: 64 x 10 x 256 69 against 61, 256 x 10 x 64 TN
+// 78 against 73, 64 x 64 x 96 139 against 150, 128 x 64 x 64 134 against 159.
 constexpr index_t kGemmBurstParallelMinFlops = index_t(1) << 17;
+constexpr index_t kGemmBurstAvx512Scale = 2;
 constexpr std::int64_t kCallBurstWindowNs = 200'000;
 
 // While another process keeps a core busy, any split waits on the thread that lost its core:

@@ -78,6 +78,11 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
 template <typename T>
 int gemm_thread_count(index_t m, index_t n, index_t k);
 
+// The fewest multiply-adds for which a GEMM in a burst of calls splits, on the active path
+// (config.hpp, kGemmBurstParallelMinFlops).
+template <typename T>
+index_t gemm_burst_min_flops();
+
 // The plain triple loop: the reference the tests and the benchmark compare against.
 template <typename T>
 void gemm_ref(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
