@@ -481,7 +481,10 @@ BUILDERS: dict[str, Callable[[NetworkSpec, int], Contender]] = {
 # -- the worker: one contender, one network, one timed run -------------------------------------
 
 
-def measure(c: Contender, min_time: float, warmup_time: float) -> dict[str, Any]:
+def measure(c: Contender, min_time: float, warmup_time: float,
+            events: Optional[Callable[[], int]] = None) -> dict[str, Any]:
+    """Warms up, then times runs for min_time; `events`, if given, is a counter read around the
+    timed runs (backprop's late-thread pauses)."""
     clock = time.perf_counter
     # Warm-up: at least two short runs and warmup_time seconds (the build already ran one step).
     start, warm_calls = clock(), 0
@@ -493,6 +496,7 @@ def measure(c: Contender, min_time: float, warmup_time: float) -> dict[str, Any]
     # Sync every ~50 ms rather than every step: JAX may queue steps, as in real training. (A
     # pass-style unit is many steps already.)
     chunk = max(1, int(0.05 / max(warm_time, 1e-9))) if c.warm is c.run else 1
+    events_before = events() if events is not None else 0
     units, start, cpu_start = 0, clock(), os.times()
     while True:
         for _ in range(chunk):
@@ -507,9 +511,12 @@ def measure(c: Contender, min_time: float, warmup_time: float) -> dict[str, Any]
     # when other jobs on the machine took them (spinning threads count as busy, too).
     cpu = (cpu_end.user - cpu_start.user) + (cpu_end.system - cpu_start.system)
     samples = units * c.unit_samples
-    return {"samples_per_s": samples / elapsed, "elapsed_s": elapsed, "samples": samples,
-            "calls": units, "warm_calls": warm_calls, "cpu_per_wall": cpu / elapsed,
-            "loss_last": c.loss(last)}
+    result = {"samples_per_s": samples / elapsed, "elapsed_s": elapsed, "samples": samples,
+              "calls": units, "warm_calls": warm_calls, "cpu_per_wall": cpu / elapsed,
+              "loss_last": c.loss(last)}
+    if events is not None:
+        result["timed_events"] = events() - events_before
+    return result
 
 
 def probe(name: str) -> dict[str, Any]:
@@ -536,7 +543,12 @@ def worker(args: argparse.Namespace) -> None:
         # XLA's CPU pool sizes itself from the schedulable CPUs; pinning is its thread knob.
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.threads])
     contender = BUILDERS[name](spec, args.threads)
-    result = measure(contender, args.min_time, args.warmup)
+    pauses = None
+    if name in OURS:
+        import backprop as bp
+
+        pauses = getattr(bp._core, "late_thread_pauses", None)  # (a build before the rule has none)
+    result = measure(contender, args.min_time, args.warmup, pauses)
     probe_call = contender.per_call_probe
     if probe_call is not None:
         # sklearn: the time of a one-batch partial_fit against a batch's share of a full pass
@@ -549,13 +561,9 @@ def worker(args: argparse.Namespace) -> None:
         result["batch_in_pass_s"] = spec.batch / result["samples_per_s"]
     result.update({"contender": name, "network": spec.name, "loss0": contender.loss0,
                    "info": contender.info, "pid": os.getpid()})
-    if name in OURS:
-        import backprop as bp
-
-        pauses = getattr(bp._core, "late_thread_pauses", None)  # (a build before the rule has none)
-        if pauses is not None:
-            # Each pause ran the steps after it on one thread (another process held a core).
-            result["late_thread_pauses"] = pauses()
+    if pauses is not None:
+        # Each pause ran the steps after it on one thread (another process held a core).
+        result["late_thread_pauses"] = pauses()
     print(json.dumps(result))
 
 
@@ -730,7 +738,9 @@ def run_rounds(args: argparse.Namespace, networks: list[NetworkSpec], contenders
                 runs[spec.name][name].append(result)
                 worker_notes.setdefault(name, describe_worker_info(name, result["info"]))
                 pauses = result.get("late_thread_pauses")
-                paused = "" if pauses is None else f", {pauses} late-thread pauses"
+                paused = ("" if pauses is None else
+                          f", {pauses} late-thread pauses, {result.get('timed_events', '?')} "
+                          "in the timed runs")
                 print(f"  {spec.name:6s} {TITLES[name]:22s} {fmt_rate(result['samples_per_s']):>10s} "
                       f"samples/s  ({result['calls']} calls in {result['elapsed_s']:.2f} s, "
                       f"{result['cpu_per_wall']:.2f} CPU s per s{paused})", flush=True)
