@@ -7,7 +7,7 @@
 #include <type_traits>
 
 #if defined(__SSE2__)
-#include <emmintrin.h>
+#include <immintrin.h>
 #endif
 
 #include "backprop/aligned_buffer.hpp"
@@ -17,40 +17,110 @@
 namespace backprop {
 namespace {
 
+#if defined(__SSE2__)
+// Transposes a 4 x 4 float or 2 x 2 double block (src rows w_stride apart, dst rows W apart)
+// in 128-bit registers.
+inline void transpose_128(float* dst, index_t W, const float* src, index_t w_stride) {
+  __m128 r0 = _mm_loadu_ps(src + 0 * w_stride);
+  __m128 r1 = _mm_loadu_ps(src + 1 * w_stride);
+  __m128 r2 = _mm_loadu_ps(src + 2 * w_stride);
+  __m128 r3 = _mm_loadu_ps(src + 3 * w_stride);
+  _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+  _mm_storeu_ps(dst + 0 * W, r0);
+  _mm_storeu_ps(dst + 1 * W, r1);
+  _mm_storeu_ps(dst + 2 * W, r2);
+  _mm_storeu_ps(dst + 3 * W, r3);
+}
+
+inline void transpose_128(double* dst, index_t W, const double* src, index_t w_stride) {
+  const __m128d r0 = _mm_loadu_pd(src);
+  const __m128d r1 = _mm_loadu_pd(src + w_stride);
+  _mm_storeu_pd(dst, _mm_unpacklo_pd(r0, r1));
+  _mm_storeu_pd(dst + W, _mm_unpackhi_pd(r0, r1));
+}
+
+// Transposes an 8 x 8 float block (src rows w_stride apart, dst rows W apart) in 256-bit
+// registers: pairs of rows interleaved, then pairs of pairs, then the 128-bit halves swapped.
+__attribute__((target("avx2"))) inline void transpose_256(float* dst, index_t W, const float* src,
+                                                           index_t w_stride) {
+  __m256 r[8], t[8], s[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * w_stride);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);      // k 0, 1 | 4, 5 of rows i, i + 1
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);  // k 2, 3 | 6, 7
+  }
+  for (int i = 0; i < 8; i += 4) {
+    s[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);          // k 0 | 4 of rows i..i+3
+    s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);      // k 1 | 5
+    s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);  // k 2 | 6
+    s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);  // k 3 | 7
+  }
+  for (int q = 0; q < 4; ++q) {
+    _mm256_storeu_ps(dst + q * W, _mm256_permute2f128_ps(s[q], s[q + 4], 0x20));
+    _mm256_storeu_ps(dst + (q + 4) * W, _mm256_permute2f128_ps(s[q], s[q + 4], 0x31));
+  }
+}
+
+// The same for a 4 x 4 double block (256-bit registers).
+__attribute__((target("avx2"))) inline void transpose_256(double* dst, index_t W,
+                                                           const double* src, index_t w_stride) {
+  __m256d r[4];
+  for (int i = 0; i < 4; ++i) r[i] = _mm256_loadu_pd(src + i * w_stride);
+  const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+  const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+  _mm256_storeu_pd(dst + 0 * W, _mm256_permute2f128_pd(t0, t2, 0x20));
+  _mm256_storeu_pd(dst + 1 * W, _mm256_permute2f128_pd(t1, t3, 0x20));
+  _mm256_storeu_pd(dst + 2 * W, _mm256_permute2f128_pd(t0, t2, 0x31));
+  _mm256_storeu_pd(dst + 3 * W, _mm256_permute2f128_pd(t1, t3, 0x31));
+}
+
+// pack_transposed's blocks of k steps `Bytes` bytes deep: rows in blocks of that many values,
+// then of 16 bytes' worth, then one by one with the padding. 32-byte blocks need AVX2.
+template <index_t Bytes, index_t W, typename T>
+BACKPROP_ALWAYS_INLINE index_t pack_transposed_blocks(T* __restrict dst, const T* __restrict src,
+                                                      index_t w_stride, index_t kc,
+                                                      index_t width) {
+  constexpr index_t L = Bytes / sizeof(T), S = 16 / sizeof(T);
+  index_t p = 0;
+  for (; p + L <= kc; p += L) {
+    index_t w = 0;
+    if constexpr (L > S)
+      for (; w + L <= width; w += L)
+        transpose_256(dst + p * W + w, W, src + w * w_stride + p, w_stride);
+    for (; w + S <= width; w += S)
+      for (index_t q = 0; q < L; q += S)
+        transpose_128(dst + (p + q) * W + w, W, src + w * w_stride + p + q, w_stride);
+    for (; w < W; ++w)  // rows left over when S does not divide the width, and the padding
+      for (index_t q = 0; q < L; ++q)
+        dst[(p + q) * W + w] = w < width ? src[w * w_stride + p + q] : T(0);
+  }
+  return p;
+}
+
+template <index_t W, typename T>
+__attribute__((target("avx2"))) index_t pack_transposed_avx2(T* __restrict dst,
+                                                              const T* __restrict src,
+                                                              index_t w_stride, index_t kc,
+                                                              index_t width) {
+  return pack_transposed_blocks<32, W>(dst, src, w_stride, kc, width);
+}
+#endif
+
 // dst[p * W + w] = src[w * w_stride + p] for the first `width` rows of a strip whose k values
-// lie together in memory, and zero for the rows past them: a transpose, done in 4 x 4 (float)
-// or 2 x 2 (double) register blocks on x86-64 rather than one strided load per value (those
-// took 10% of a 256 x 4096 x 4096 NT product).
+// lie together in memory, and zero for the rows past them: a transpose, done in register blocks
+// on x86-64 rather than one strided load per value (those took 10% of a 256 x 4096 x 4096 NT
+// product): 8 x 8 float (4 x 4 double) when the active path has AVX2, else 4 x 4 (2 x 2). Two
+// AVX-512 threads, three alternated rounds, GFLOP/s, 4 x 4 -> 8 x 8: 256 x 4096 x 4096 NT float
+// 251-255 -> 261-264, double 102-118 -> 119-124; 128 x 512 x 512 NT 281-283 -> 285-289; 64 x 256
+// x 256 NT 238-248 -> 247-258.
 template <index_t W, typename T>
 void pack_transposed(T* __restrict dst, const T* __restrict src, index_t w_stride, index_t kc,
                      index_t width) {
   index_t p = 0;
 #if defined(__SSE2__)
-  constexpr index_t L = 16 / sizeof(T);  // values in one 128-bit register
-  for (; p + L <= kc; p += L) {
-    index_t w = 0;
-    for (; w + L <= width; w += L) {
-      if constexpr (std::is_same_v<T, float>) {
-        __m128 r0 = _mm_loadu_ps(src + (w + 0) * w_stride + p);
-        __m128 r1 = _mm_loadu_ps(src + (w + 1) * w_stride + p);
-        __m128 r2 = _mm_loadu_ps(src + (w + 2) * w_stride + p);
-        __m128 r3 = _mm_loadu_ps(src + (w + 3) * w_stride + p);
-        _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
-        _mm_storeu_ps(dst + (p + 0) * W + w, r0);
-        _mm_storeu_ps(dst + (p + 1) * W + w, r1);
-        _mm_storeu_ps(dst + (p + 2) * W + w, r2);
-        _mm_storeu_ps(dst + (p + 3) * W + w, r3);
-      } else {
-        const __m128d r0 = _mm_loadu_pd(src + (w + 0) * w_stride + p);
-        const __m128d r1 = _mm_loadu_pd(src + (w + 1) * w_stride + p);
-        _mm_storeu_pd(dst + (p + 0) * W + w, _mm_unpacklo_pd(r0, r1));
-        _mm_storeu_pd(dst + (p + 1) * W + w, _mm_unpackhi_pd(r0, r1));
-      }
-    }
-    for (; w < W; ++w)  // rows left over when L does not divide the width, and the padding
-      for (index_t q = 0; q < L; ++q)
-        dst[(p + q) * W + w] = w < width ? src[w * w_stride + p + q] : T(0);
-  }
+  p = active_isa() != Isa::generic ? pack_transposed_avx2<W>(dst, src, w_stride, kc, width)
+                                   : pack_transposed_blocks<16, W>(dst, src, w_stride, kc, width);
+  p += pack_transposed_blocks<16, W>(dst + p * W, src + p, w_stride, kc - p, width);
 #endif
   for (; p < kc; ++p)
     for (index_t w = 0; w < W; ++w) dst[p * W + w] = w < width ? src[w * w_stride + p] : T(0);
