@@ -9,6 +9,13 @@
 #if defined(__SSE2__)
 #include <immintrin.h>
 #endif
+// 256-bit transposes in a function built for AVX2 (a target attribute), called when the active
+// path has it.
+#if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
+#define BACKPROP_AVX2_TRANSPOSES 1
+#else
+#define BACKPROP_AVX2_TRANSPOSES 0
+#endif
 
 #include "backprop/aligned_buffer.hpp"
 #include "backprop/gemm_micro_kernel.hpp"
@@ -39,8 +46,10 @@ inline void transpose_128(double* dst, index_t W, const double* src, index_t w_s
   _mm_storeu_pd(dst + W, _mm_unpackhi_pd(r0, r1));
 }
 
+#if BACKPROP_AVX2_TRANSPOSES
 // Transposes an 8 x 8 float block (src rows w_stride apart, dst rows W apart) in 256-bit
-// registers: pairs of rows interleaved, then pairs of pairs, then the 128-bit halves swapped.
+// registers: pairs of rows interleaved, then pairs of pairs, then the low 128-bit halves of rows
+// 0-3 and 4-7 joined (k 0-3), and the high ones (k 4-7).
 __attribute__((target("avx2"))) inline void transpose_256(float* dst, index_t W, const float* src,
                                                            index_t w_stride) {
   __m256 r[8], t[8], s[8];
@@ -73,6 +82,7 @@ __attribute__((target("avx2"))) inline void transpose_256(double* dst, index_t W
   _mm256_storeu_pd(dst + 2 * W, _mm256_permute2f128_pd(t0, t2, 0x31));
   _mm256_storeu_pd(dst + 3 * W, _mm256_permute2f128_pd(t1, t3, 0x31));
 }
+#endif
 
 // pack_transposed's blocks of k steps `Bytes` bytes deep: rows in blocks of that many values,
 // then of 16 bytes' worth, then one by one with the padding. 32-byte blocks need AVX2.
@@ -84,9 +94,11 @@ BACKPROP_ALWAYS_INLINE index_t pack_transposed_blocks(T* __restrict dst, const T
   index_t p = 0;
   for (; p + L <= kc; p += L) {
     index_t w = 0;
+#if BACKPROP_AVX2_TRANSPOSES
     if constexpr (L > S)
       for (; w + L <= width; w += L)
         transpose_256(dst + p * W + w, W, src + w * w_stride + p, w_stride);
+#endif
     for (; w + S <= width; w += S)
       for (index_t q = 0; q < L; q += S)
         transpose_128(dst + (p + q) * W + w, W, src + w * w_stride + p + q, w_stride);
@@ -97,13 +109,18 @@ BACKPROP_ALWAYS_INLINE index_t pack_transposed_blocks(T* __restrict dst, const T
   return p;
 }
 
+#if BACKPROP_AVX2_TRANSPOSES
+// flatten: every transpose inlined here, where AVX2 is on (an inline function built for AVX2
+// is not inlined into a caller built without it, and one per 8 x 8 block was called).
 template <index_t W, typename T>
-__attribute__((target("avx2"))) index_t pack_transposed_avx2(T* __restrict dst,
-                                                              const T* __restrict src,
-                                                              index_t w_stride, index_t kc,
-                                                              index_t width) {
+__attribute__((target("avx2"), flatten)) index_t pack_transposed_avx2(T* __restrict dst,
+                                                                       const T* __restrict src,
+                                                                       index_t w_stride,
+                                                                       index_t kc,
+                                                                       index_t width) {
   return pack_transposed_blocks<32, W>(dst, src, w_stride, kc, width);
 }
+#endif
 #endif
 
 // dst[p * W + w] = src[w * w_stride + p] for the first `width` rows of a strip whose k values
@@ -118,8 +135,9 @@ void pack_transposed(T* __restrict dst, const T* __restrict src, index_t w_strid
                      index_t width) {
   index_t p = 0;
 #if defined(__SSE2__)
-  p = active_isa() != Isa::generic ? pack_transposed_avx2<W>(dst, src, w_stride, kc, width)
-                                   : pack_transposed_blocks<16, W>(dst, src, w_stride, kc, width);
+#if BACKPROP_AVX2_TRANSPOSES
+  if (active_isa() != Isa::generic) p = pack_transposed_avx2<W>(dst, src, w_stride, kc, width);
+#endif
   p += pack_transposed_blocks<16, W>(dst + p * W, src + p, w_stride, kc - p, width);
 #endif
   for (; p < kc; ++p)
@@ -637,7 +655,7 @@ bool split_by_columns(bool trans_b, index_t m, index_t n, index_t k, index_t ldb
                       index_t ldc, int parts) {
   if (m > n) return false;
   constexpr std::size_t line = 64;
-  static_assert(Blocks::NR * sizeof(T) % line == 0, "column slabs start NR lines apart");
+  static_assert(Blocks::NR * sizeof(T) % line == 0, "NR values are a whole number of lines");
   const bool slabs_on_lines = reinterpret_cast<std::uintptr_t>(c) % line == 0 &&
                               std::size_t(ldc) * sizeof(T) % line == 0;
   const index_t row_panels = (m + Blocks::MR - 1) / Blocks::MR;
@@ -648,8 +666,8 @@ bool split_by_columns(bool trans_b, index_t m, index_t n, index_t k, index_t ldb
   return double(k) * double(n - m) >= double(kGemmRowSlabMaxPackingPerLine) * shared_lines;
 }
 
-// Each thread computes its own slab of C (whole columns, or whole rows when op(A) is the taller
-// operand) with a one-thread GEMM: no barrier inside, at the cost of packing the shared
+// Each thread computes its own slab of C (whole columns, or whole rows: split_by_columns) with
+// a one-thread GEMM: no barrier inside, at the cost of packing the shared
 // operand once per thread. Column slabs start on NR boundaries and row slabs on MR ones, so
 // each entry of C gets the same sums as on one thread (whatever the tile's height): the same
 // bits.
@@ -755,7 +773,8 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
     epilogue.finish(c, ldc, 0, 0, m, n);
     return;
   }
-  // The path is read once per call: the tiles, the packing and the kernel must agree.
+  // The path is read once per call: the tiles, the packing and the kernel must agree. (The
+  // transposes that pack a strip, and the burst threshold, read it again: they change no bytes.)
   const Isa isa = active_isa();
   // A weight gradient with few columns (op(A) = A^T, B as stored, nothing fused) takes the
   // narrow kernel, where the micro-kernel's tile would be mostly padding.

@@ -116,7 +116,8 @@ constexpr index_t kGemmParallelMinFlops = index_t(1) << 20;
 // one thread, and training's samples/s did not change. The AVX-512 path does the same work in
 // about half the time, so it splits from twice as many (kGemmBurstAvx512Scale): on the Xeon
 // guest, one thread against two, float GFLOP/s: 64 x 10 x 256 69 against 61, 256 x 10 x 64 TN
-// 78 against 73, 64 x 64 x 96 139 against 150, 128 x 64 x 64 134 against 159.
+// 78 against 73, 64^3 (2^18, so it still splits) 123 against 118, 64 x 64 x 96 139 against 150,
+// 128 x 64 x 64 134 against 159.
 constexpr index_t kGemmBurstParallelMinFlops = index_t(1) << 17;
 constexpr index_t kGemmBurstAvx512Scale = 2;
 constexpr std::int64_t kCallBurstWindowNs = 200'000;
