@@ -565,7 +565,7 @@ void bench_gemm_table(const Options& opt, const PeakTable& peaks, int threads) {
               backprop::isa_name(backprop::active_isa()), min_total,
               peaks.reference.name.c_str(), dtype_name<T>(),
               threads, threads == 1 ? "" : "s", peak,
-              static_cast<long long>(backprop::gemm_burst_parallel_min_flops<T>()),
+              static_cast<long long>(backprop::gemm_burst_min_flops<T>()),
               static_cast<long long>(backprop::gemm_parallel_min_flops<T>()), kSampledEntries,
               unit_roundoff);
   std::printf("  %-24s %5s %5s %5s %2s %9s %9s %8s %6s %9s %9s %5s %s\n", "shape", "m", "n", "k",

@@ -8,6 +8,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 import backprop as bp
+from backprop._arrays import empty_on_cache_lines
 import reference as ref
 from conftest import ALWAYS_IN_BURST_NS, tolerances
 
@@ -407,9 +408,8 @@ def _result_past_a_line(shape, dtype, offset_bytes):
     own large arrays do (16 bytes), or on one (0)."""
     dtype = np.dtype(dtype)
     count = shape[0] * shape[1]
-    block = np.empty(count + 128 // dtype.itemsize, dtype)
-    skip = ((-block.ctypes.data % 64) + offset_bytes) // dtype.itemsize
-    out = block[skip:skip + count].reshape(shape)
+    skip = offset_bytes // dtype.itemsize
+    out = empty_on_cache_lines(count + skip, dtype)[skip:].reshape(shape)
     assert out.ctypes.data % 64 == offset_bytes
     return out
 

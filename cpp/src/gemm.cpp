@@ -746,7 +746,7 @@ void gemm_narrow(const NarrowKernel<T>& narrow, index_t m, index_t n, index_t k,
 template <typename T>
 index_t gemm_burst_min_flops() {
   const index_t scale = active_isa() == Isa::avx512 ? kGemmBurstAvx512Scale : 1;
-  return gemm_burst_parallel_min_flops<T>() * scale;
+  return per_element_type<T>(kGemmBurstParallelMinFlops) * scale;
 }
 template index_t gemm_burst_min_flops<float>();
 template index_t gemm_burst_min_flops<double>();

@@ -158,11 +158,6 @@ constexpr index_t gemm_parallel_min_flops() {
   return per_element_type<T>(kGemmParallelMinFlops);
 }
 
-template <typename T>
-constexpr index_t gemm_burst_parallel_min_flops() {
-  return per_element_type<T>(kGemmBurstParallelMinFlops);
-}
-
 // From this many multiply-adds on, threads share the packed blocks (barriers, no duplicated
 // packing); below it each thread runs its own slab of C without a barrier.
 constexpr index_t kGemmSharedMinFlops = index_t(1) << 27;
