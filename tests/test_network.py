@@ -317,6 +317,28 @@ def test_loss_and_grad_matches_reference(name, sizes, activation, output, loss, 
     assert value == approx(net.loss(X, y), dtype)
 
 
+@pytest.mark.parametrize("activation", [["tanh", "elu"], ["relu", "sigmoid"], ["gelu", "softplus"]])
+@pytest.mark.parametrize("rows", [63, 64, 65])
+def test_loss_and_grad_match_reference_on_both_sides_of_the_write_back_threshold(activation, rows,
+                                                                                  dtype):
+    # A hidden layer of fewer than 2^15 outputs (rows x units) gets its activation and its
+    # derivative in the write-back of its product, a larger one in passes of their own
+    # (cpp/src/mlp.cpp, activation_in_write_back). 512 units: 63 rows make 32,256 outputs per
+    # hidden layer, 64 and 65 make 32,768 and 33,280.
+    sizes = [6, 512, 512, 3]
+    net = build(sizes, activation, None, "cross_entropy", dtype)
+    X, y = data(sizes, "cross_entropy", m=rows)
+    args = oracle_args(net, sizes, activation, None, "cross_entropy")
+    _, post = ref.mlp_forward(*args, X.astype(dtype))
+    tol = tolerances(dtype, 512 * len(sizes))
+    np.testing.assert_allclose(net.forward(X), post[-1], **tol)
+    value, grads = net.loss_and_grad(X, y)
+    expected_value, expected_grads = ref.mlp_grad(*args, "cross_entropy", X.astype(dtype), y, "mean")
+    assert value == approx(expected_value, dtype, 512 * len(sizes))
+    scale = np.abs(expected_grads).max()
+    np.testing.assert_allclose(grads, expected_grads, rtol=tol["rtol"], atol=tol["atol"] * scale)
+
+
 def test_loss_and_grad_returns_a_fresh_array_each_call():
     net = build([4, 5, 3], "tanh", None, "cross_entropy", np.float64)
     X, y = data([4, 5, 3], "cross_entropy")
