@@ -446,6 +446,28 @@ def test_gemm_bytes_do_not_depend_on_thread_count(gemm_isa, dtype, threads, call
     assert_allclose(results[1], expected, **tolerances(dtype, k))
 
 
+@pytest.mark.parametrize("shape, fresh, offset", [
+    # B's extra packing in row slabs, k (n - m) = 8,930 values, is under 128 per line that
+    # column slabs would share (131 lines): columns on cache lines, rows otherwise.
+    pytest.param((131, 1024, 10), True, False, id="131x1024x10"),
+    # 512 x 384 values against 128 x 128 x 2 k blocks: columns even where they share lines.
+    pytest.param((128, 512, 512), True, True, id="128x512x512"),
+])
+@pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES, ids=["NN", "NT", "TN", "TT"])
+def test_split_slabs_follow_the_results_cache_lines(gemm_isa, dtype, trans_a, trans_b, shape,
+                                                    fresh, offset):
+    # The way test_gemm_bytes_do_not_depend_on_thread_count's results are divided between
+    # threads (split_by_columns): columns of a result on cache lines, as the package allocates
+    # them; rows for one 16 bytes past a line, as NumPy's large arrays are, when that is cheaper.
+    m, n, k = shape
+    A, B = _gemm_operands(np.random.default_rng(9), m, n, k, trans_a, trans_b, dtype)
+    for offset_bytes, by_columns in ((0, fresh), (16, offset)):
+        out = _result_past_a_line((m, n), dtype, offset_bytes)
+        for threads in (2, 3):
+            assert bp._core.gemm_splits_by_columns(A, B, out, trans_a, trans_b, threads) == \
+                by_columns, f"C {offset_bytes} bytes past a line, {threads} threads"
+
+
 # From the burst threshold (2^17 float multiply-adds, 2^16 double; twice that on the AVX-512
 # path) a GEMM in a burst of calls splits like a larger one: slabs of columns (or rows), or
 # blocks of the narrow kernel (TN, n = 10). Every shape here splits on every path.

@@ -41,28 +41,65 @@ Reduction reduction_kind(int kind) {
   return static_cast<Reduction>(kind);
 }
 
+// The operands of out = op(A) @ op(B), every one checked: pointers and the product's shape.
+template <typename T>
+struct GemmOperands {
+  const T* a;
+  const T* b;
+  T* c;
+  index_t rows, cols, inner;
+};
+
+template <typename T>
+GemmOperands<T> gemm_operands(const py::array& a, const py::array& b, const py::array& out,
+                              bool trans_a, bool trans_b) {
+  GemmOperands<T> ops{input_ptr<T>(a, "A", 2), input_ptr<T>(b, "B", 2),
+                      output_ptr<T>(out, "out", 2), 0, 0, 0};
+  ops.rows = trans_a ? a.shape(1) : a.shape(0);
+  ops.inner = trans_a ? a.shape(0) : a.shape(1);
+  const index_t inner_b = trans_b ? b.shape(1) : b.shape(0);
+  ops.cols = trans_b ? b.shape(0) : b.shape(1);
+  if (ops.inner != inner_b)
+    fail_value("A and B do not fit: op(A) has shape (" + std::to_string(ops.rows) + ", " +
+               std::to_string(ops.inner) + ") and op(B) has shape (" + std::to_string(inner_b) +
+               ", " + std::to_string(ops.cols) + ")");
+  require_shape(out, "out", {ops.rows, ops.cols});
+  require_no_overlap(out, "out", a, "A");
+  require_no_overlap(out, "out", b, "B");
+  return ops;
+}
+
 // out = alpha * op(A) @ op(B) + beta * out, after checking every operand.
 template <typename T>
 void run_gemm(bool reference, const py::array& a, const py::array& b, const py::array& out,
               bool trans_a, bool trans_b, double alpha, double beta) {
-  const T* pa = input_ptr<T>(a, "A", 2);
-  const T* pb = input_ptr<T>(b, "B", 2);
-  T* pc = output_ptr<T>(out, "out", 2);
-  const index_t rows = trans_a ? a.shape(1) : a.shape(0);
-  const index_t inner = trans_a ? a.shape(0) : a.shape(1);
-  const index_t inner_b = trans_b ? b.shape(1) : b.shape(0);
-  const index_t cols = trans_b ? b.shape(0) : b.shape(1);
-  if (inner != inner_b)
-    fail_value("A and B do not fit: op(A) has shape (" + std::to_string(rows) + ", " +
-               std::to_string(inner) + ") and op(B) has shape (" + std::to_string(inner_b) +
-               ", " + std::to_string(cols) + ")");
-  require_shape(out, "out", {rows, cols});
-  require_no_overlap(out, "out", a, "A");
-  require_no_overlap(out, "out", b, "B");
+  const GemmOperands<T> ops = gemm_operands<T>(a, b, out, trans_a, trans_b);
   py::gil_scoped_release release;
   auto kernel = reference ? gemm_ref<T> : gemm<T>;
-  kernel(trans_a, trans_b, rows, cols, inner, T(alpha), pa, a.shape(1), pb, b.shape(1), T(beta),
-         pc, cols);
+  kernel(trans_a, trans_b, ops.rows, ops.cols, ops.inner, T(alpha), ops.a, a.shape(1), ops.b,
+         b.shape(1), T(beta), ops.c, ops.cols);
+}
+
+// Whether gemm(A, B, out=out) split into `threads` slabs would give each thread whole columns
+// of out rather than whole rows (the tests check which way their shapes go).
+void bind_gemm_splits_by_columns(py::module_& m) {
+  m.def(
+      "gemm_splits_by_columns",
+      [](const py::array& a, const py::array& b, const py::array& out, bool trans_a,
+         bool trans_b, int threads) {
+        if (threads < 2) fail_value("threads must be at least 2, got " + std::to_string(threads));
+        bool by_columns = false;
+        dispatch_float(out, "out", [&](auto tag) {
+          using T = decltype(tag);
+          const GemmOperands<T> ops = gemm_operands<T>(a, b, out, trans_a, trans_b);
+          by_columns = gemm_splits_by_columns<T>(trans_a, trans_b, ops.rows, ops.cols, ops.inner,
+                                                 a.shape(1), b.shape(1), ops.c, ops.cols,
+                                                 threads);
+        });
+        return by_columns;
+      },
+      py::arg("A"), py::arg("B"), py::arg("out"), py::arg("trans_a"), py::arg("trans_b"),
+      py::arg("threads"));
 }
 
 void bind_gemm(py::module_& m, const char* name, bool reference) {
@@ -361,6 +398,7 @@ void register_kernels(py::module_& m) {
   bind_gemm(m, "gemm", false);
   bind_gemm(m, "gemm_ref", true);
   bind_gemm_ready(m);
+  bind_gemm_splits_by_columns(m);
   bind_activations(m);
   bind_dense(m);
   bind_losses(m);

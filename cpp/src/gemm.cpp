@@ -759,6 +759,25 @@ template int gemm_thread_count<float>(index_t, index_t, index_t);
 template int gemm_thread_count<double>(index_t, index_t, index_t);
 
 template <typename T>
+bool gemm_splits_by_columns(bool trans_a, bool trans_b, index_t m, index_t n, index_t k,
+                            index_t lda, index_t ldb, const T* c, index_t ldc, int parts) {
+  // The family gemm_tiled takes, then the rule gemm_split applies with it.
+  auto with_family = [&](auto blocks) {
+    using Blocks = decltype(blocks);
+    using InPlace = typename InPlaceFamily<Blocks>::type;
+    return takes_in_place_family<Blocks, T>(trans_a, lda, n)
+               ? split_by_columns<InPlace>(trans_b, m, n, k, ldb, c, ldc, parts)
+               : split_by_columns<Blocks>(trans_b, m, n, k, ldb, c, ldc, parts);
+  };
+  return active_isa() == Isa::avx512 ? with_family(GemmBlocking512<T>{})
+                                     : with_family(GemmBlocking<T>{});
+}
+template bool gemm_splits_by_columns<float>(bool, bool, index_t, index_t, index_t, index_t,
+                                            index_t, const float*, index_t, int);
+template bool gemm_splits_by_columns<double>(bool, bool, index_t, index_t, index_t, index_t,
+                                             index_t, const double*, index_t, int);
+
+template <typename T>
 void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
                 const GemmEpilogue<T>& given) {

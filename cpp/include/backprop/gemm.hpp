@@ -83,6 +83,13 @@ int gemm_thread_count(index_t m, index_t n, index_t k);
 template <typename T>
 index_t gemm_burst_min_flops();
 
+// Whether this GEMM, split into `parts` slabs of C (below kGemmSharedMinFlops: gemm.cpp's
+// gemm_split), gives each thread whole columns rather than whole rows on the active path. The
+// bytes are the same either way; the tests check that their shapes take the way they mean to.
+template <typename T>
+bool gemm_splits_by_columns(bool trans_a, bool trans_b, index_t m, index_t n, index_t k,
+                            index_t lda, index_t ldb, const T* c, index_t ldc, int parts);
+
 // The plain triple loop: the reference the tests and the benchmark compare against.
 template <typename T>
 void gemm_ref(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
