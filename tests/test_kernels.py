@@ -450,15 +450,17 @@ def test_gemm_bytes_do_not_depend_on_thread_count(gemm_isa, dtype, threads, call
     # B's extra packing in row slabs, k (n - m) = 8,930 values, is under 128 per line that
     # column slabs would share (131 lines): columns on cache lines, rows otherwise.
     pytest.param((131, 1024, 10), True, False, id="131x1024x10"),
-    # 512 x 384 values against 128 x 128 x 2 k blocks: columns even where they share lines.
-    pytest.param((128, 512, 512), True, True, id="128x512x512"),
+    # 700 x 200 = 140,000 values against 128 per line for 300 lines in 3 k blocks (115,200):
+    # columns even where they share lines.
+    pytest.param((300, 500, 700), True, True, id="300x500x700"),
 ])
 @pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES, ids=["NN", "NT", "TN", "TT"])
 def test_split_slabs_follow_the_results_cache_lines(gemm_isa, dtype, trans_a, trans_b, shape,
                                                     fresh, offset):
-    # The way test_gemm_bytes_do_not_depend_on_thread_count's results are divided between
-    # threads (split_by_columns): columns of a result on cache lines, as the package allocates
-    # them; rows for one 16 bytes past a line, as NumPy's large arrays are, when that is cheaper.
+    # How two of THREAD_SPLIT_SHAPES divide C between threads (split_by_columns, as the GEMM
+    # applies it with the family it takes on each path): columns of a result on cache lines, as
+    # the package allocates them; rows for one 16 bytes past a line, as NumPy's large arrays
+    # are, when that is cheaper.
     m, n, k = shape
     A, B = _gemm_operands(np.random.default_rng(9), m, n, k, trans_a, trans_b, dtype)
     for offset_bytes, by_columns in ((0, fresh), (16, offset)):

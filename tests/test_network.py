@@ -339,6 +339,22 @@ def test_loss_and_grad_match_reference_on_both_sides_of_the_write_back_threshold
     np.testing.assert_allclose(grads, expected_grads, rtol=tol["rtol"], atol=tol["atol"] * scale)
 
 
+@pytest.mark.parametrize("activation", [["tanh", "elu"], ["relu", "sigmoid"], ["gelu", "softplus"]])
+@pytest.mark.parametrize("rows", [64, 65])
+def test_write_back_and_passes_give_the_same_bits(activation, rows, dtype):
+    # 63 rows of 512 units take the write-back, 64 and 65 the passes (the test above). With
+    # the rows past 63 weighted 0 and the loss summed, they add only zeros: the same bits.
+    sizes = [6, 512, 512, 3]
+    net = build(sizes, activation, None, "cross_entropy", dtype, "sum")
+    X, y = data(sizes, "cross_entropy", m=rows)
+    weights = np.r_[np.ones(63), np.zeros(rows - 63)]
+    assert net.forward(X)[:63].tobytes() == net.forward(X[:63]).tobytes()
+    value, grads = net.loss_and_grad(X, y, sample_weight=weights)
+    value_63, grads_63 = net.loss_and_grad(X[:63], y[:63])
+    assert value == value_63
+    assert grads.tobytes() == grads_63.tobytes()
+
+
 def test_loss_and_grad_returns_a_fresh_array_each_call():
     net = build([4, 5, 3], "tanh", None, "cross_entropy", np.float64)
     X, y = data([4, 5, 3], "cross_entropy")

@@ -66,6 +66,20 @@ def test_a_layer_whose_output_only_feeds_a_shortcut_gets_its_gradient():
     assert bp.gradcheck(net, X, y)
 
 
+@pytest.mark.parametrize("rows", [5, 9000])
+def test_a_layer_that_reads_one_source_twice_gets_both_gradients(rows):
+    # Both products into layer 1's delta come from layer 2; only the last may apply tanh's
+    # derivative in its write-back (5 rows; 9,000 rows make 36,000 outputs, over the 2^15 from
+    # which the derivative is a pass of its own).
+    net = bp.Network([Dense(3, 4, "tanh"), Dense(8, 2, inputs=[1, 1])], loss="cross_entropy",
+                     dtype="float64", seed=7)
+    rng = np.random.default_rng(8)
+    X, y = rng.standard_normal((rows, 3)), rng.integers(0, 2, rows)
+    np.testing.assert_allclose(net.forward(X), _manual_forward(net, X), rtol=1e-12, atol=1e-14)
+    result = bp.gradcheck(net, X, y, rtol=GRADCHECK_RTOL, atol=GRADCHECK_ATOL)
+    assert result, result
+
+
 def test_shortcuts_true_builds_the_full_cascade():
     net = bp.Network([2, 3, 4, 1], shortcuts=True, loss="mse")
     assert [layer.fan_in for layer in net.layers] == [2, 5, 9]

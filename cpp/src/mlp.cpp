@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 
@@ -201,7 +202,8 @@ void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_
     }
     const T* w = params + net.weight_offset(l);
     index_t row = 0;
-    for (int s : layer.sources) {
+    for (auto source = layer.sources.begin(); source != layer.sources.end(); ++source) {
+      const int s = *source;
       const index_t width = net.source_width(s);
       if (grads != nullptr)  // beta 0: each block of rows of dW is written exactly once
         gemm<T>(true, false, width, layer.fan_out, m, T(1), source_rows(net, ws, x, s), width,
@@ -210,9 +212,13 @@ void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_
       if (s > 0) {  // the input needs no gradient
         const std::size_t target = std::size_t(s - 1);
         const T beta = ws.grad_written[target] ? T(1) : T(0);
-        // The last product into the target's delta may apply its derivative.
+        // The last product into the target's delta may apply its derivative: the first layer
+        // that reads it, at its last reading (a layer may list a source twice).
+        const bool last_into_target =
+            first_consumer(net, target) == l &&
+            std::find(std::next(source), layer.sources.end(), s) == layer.sources.end();
         GemmEpilogue<T> epilogue;
-        if (first_consumer(net, target) == l && derivative_in_write_back(net, ws, target, m))
+        if (last_into_target && derivative_in_write_back(net, ws, target, m))
           epilogue = GemmEpilogue<T>::backward(net.layers[target].act, ws.pre[target].data(),
                                                ws.post[target].data(), width);
         gemm_fused<T>(false, true, m, width, layer.fan_out, T(1), delta, layer.fan_out,
