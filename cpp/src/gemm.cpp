@@ -696,18 +696,24 @@ void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
   });
 }
 
-// The GEMM on m, n, k >= 1 with a path's family of register tiles (and its family for A read in
-// place) and its micro-kernel.
+// body(Family{}) with the family of register tiles a GEMM takes on `isa`: the path's own, or
+// its family for A read in place (takes_in_place_family).
+template <typename T, typename Body>
+auto with_tile_family(Isa isa, bool trans_a, index_t lda, index_t n, Body&& body) {
+  auto pick = [&](auto path_family) {
+    using Blocks = decltype(path_family);
+    using InPlace = typename InPlaceFamily<Blocks>::type;
+    return takes_in_place_family<Blocks, T>(trans_a, lda, n) ? body(InPlace{}) : body(Blocks{});
+  };
+  return isa == Isa::avx512 ? pick(GemmBlocking512<T>{}) : pick(GemmBlocking<T>{});
+}
+
+// The GEMM on m, n, k >= 1 with a family of register tiles (with_tile_family) and its path's
+// micro-kernel.
 template <typename Blocks, typename T>
 void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
                 const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel) {
-  using InPlace = typename InPlaceFamily<Blocks>::type;
-  if (takes_in_place_family<Blocks, T>(trans_a, lda, n)) {
-    gemm_tiled<InPlace>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
-                        kernel);
-    return;
-  }
   const TeamCall team = gemm_team_call<T>(m, n, k);
   if (team.count() > 1 && double(m) * double(n) * double(k) < double(kGemmSharedMinFlops))
     gemm_split<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
@@ -761,16 +767,10 @@ template int gemm_thread_count<double>(index_t, index_t, index_t);
 template <typename T>
 bool gemm_splits_by_columns(bool trans_a, bool trans_b, index_t m, index_t n, index_t k,
                             index_t lda, index_t ldb, const T* c, index_t ldc, int parts) {
-  // The family gemm_tiled takes, then the rule gemm_split applies with it.
-  auto with_family = [&](auto blocks) {
-    using Blocks = decltype(blocks);
-    using InPlace = typename InPlaceFamily<Blocks>::type;
-    return takes_in_place_family<Blocks, T>(trans_a, lda, n)
-               ? split_by_columns<InPlace>(trans_b, m, n, k, ldb, c, ldc, parts)
-               : split_by_columns<Blocks>(trans_b, m, n, k, ldb, c, ldc, parts);
-  };
-  return active_isa() == Isa::avx512 ? with_family(GemmBlocking512<T>{})
-                                     : with_family(GemmBlocking<T>{});
+  // The rule gemm_split applies, with the family gemm_fused gives the call.
+  return with_tile_family<T>(active_isa(), trans_a, lda, n, [&](auto family) {
+    return split_by_columns<decltype(family)>(trans_b, m, n, k, ldb, c, ldc, parts);
+  });
 }
 template bool gemm_splits_by_columns<float>(bool, bool, index_t, index_t, index_t, index_t,
                                             index_t, const float*, index_t, int);
@@ -803,12 +803,11 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
     gemm_narrow(narrow, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  if (isa == Isa::avx512)
-    gemm_tiled<GemmBlocking512<T>>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                                   ldc, epilogue, select_micro_kernel<T>(isa));
-  else
-    gemm_tiled<GemmBlocking<T>>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                                epilogue, select_micro_kernel<T>(isa));
+  const MicroKernel<T> kernel = select_micro_kernel<T>(isa);
+  with_tile_family<T>(isa, trans_a, lda, n, [&](auto family) {
+    gemm_tiled<decltype(family)>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                                 epilogue, kernel);
+  });
 }
 
 template <typename T>
