@@ -303,6 +303,8 @@ def test_epoch_proves_ordinary_updates_finite_and_matches_checked_steps(kind, co
         assert 1 <= result["proven_updates"] <= 7
     else:
         assert result["proven_updates"] == 7  # none needed its check pass
+    # Each proven from the layers' inputs and deltas, without a scan of the gradient.
+    assert result["proven_unscanned"] == result["proven_updates"]
     assert _replay_steps(twin, twin_opt, X, Y, 6) == 7
     assert net.params.tobytes() == twin.params.tobytes()
     assert len(opt.state) == len(twin_opt.state)
@@ -333,6 +335,66 @@ def test_adam_epoch_refuses_a_negative_second_moment_it_is_given(dtype):
     result = _native_epoch(net, opt, X, Y, 6)
     assert result["batches"] == 0 and result["failed_batch"] == 0
     assert (net.params.tobytes(), state[0].tobytes(), state[1].tobytes()) == before
+
+
+def test_epoch_scans_the_gradient_when_its_inputs_cannot_bound_it(dtype):
+    # Row 0 has a huge input but weight 0, so its delta is 0 and the gradient stays small; the
+    # bound from the inputs and deltas (rows x largest input x largest delta) is huge, and
+    # times lr = 100 proves nothing. A scan of the gradient proves every update; the bits are
+    # those of checked steps.
+    X, Y = _regression(dtype)
+    X[0, 0] = np.finfo(dtype).max / 100
+    weight = np.ones(len(X), dtype)
+    weight[0] = 0.0
+    net = bp.Network([5, 7, 2], activation="tanh", loss="mse", dtype=dtype, seed=0)
+    twin = net.copy()
+    opt, twin_opt = bp.optim.SGD(lr=100.0), bp.optim.SGD(lr=100.0)
+    state = opt.state_for(net.params)
+    result = net._engine.train_epoch(net.params, net._grads, state, opt.native_spec(), X, Y,
+                                     np.arange(len(X), dtype=np.int64), 6, sample_weight=weight)
+    assert result["batches"] == 7 and result["proven_updates"] == 7
+    assert result["proven_unscanned"] == 6  # batch 0, with row 0, needed the scan
+    for start in range(0, len(X), 6):
+        rows = slice(start, start + 6)
+        twin.train_step(X[rows], Y[rows], twin_opt, sample_weight=weight[rows])
+    assert net.params.tobytes() == twin.params.tobytes()
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])
+@pytest.mark.parametrize("rows", [1, 7, 64])
+def test_gradient_bound_holds_every_gradient_entry(activation, rows, dtype):
+    # The bound a training step proves its update with: at least every |gradient| entry, and
+    # not loose beyond rows x largest input x largest delta (the rounding adds a hair).
+    rng = np.random.default_rng(rows)
+    X = (rng.standard_normal((rows, 6)) * 3).astype(dtype)
+    Y = rng.standard_normal((rows, 3)).astype(dtype)
+    net = bp.Network([6, 9, 8, 3], activation=activation, loss="mse", reduction="sum",
+                     dtype=dtype, seed=rows)
+    grads = np.empty_like(net.params)
+    bound = net._engine.gradient_bound(net.params, X, Y, grads)
+    assert np.isfinite(grads).all() and grads.any()
+    assert np.abs(grads).max() <= bound
+    # All rows and deltas alike: every sum is exactly rows x input x delta, the bound's worst case.
+    Xs = np.full((rows, 6), 2.0, dtype)
+    flat = bp.Network([6, 3], activation="identity", loss="mse", reduction="sum", dtype=dtype,
+                      seed=0)
+    flat.params[...] = 0.0
+    Ys = np.full((rows, 3), -0.5, dtype)
+    grads = np.empty_like(flat.params)
+    bound = flat._engine.gradient_bound(flat.params, Xs, Ys, grads)
+    weight_grad, bias_grad = grads[:18], grads[18:]  # W (6 x 3), then b
+    assert (bias_grad == bias_grad[0]).all() and bias_grad[0] != 0  # rows x the one delta
+    assert (weight_grad == 2.0 * bias_grad[0]).all()  # rows x input 2 x delta
+    largest = np.abs(weight_grad).max()
+    assert largest <= bound <= largest * (1 + 1e-5)
+
+
+def test_gradient_bound_is_infinite_for_a_non_finite_input(dtype):
+    X = np.ones((4, 3), dtype)
+    X[2, 1] = np.inf
+    net = bp.Network([3, 2], activation="identity", loss="mse", dtype=dtype, seed=0)
+    grads = np.empty_like(net.params)
+    assert net._engine.gradient_bound(net.params, X, np.zeros((4, 2), dtype), grads) == np.inf
 
 
 def test_sgd_epoch_checks_what_the_bounds_cannot_prove(dtype):
@@ -425,6 +487,8 @@ def test_epoch_proves_and_matches_over_two_threads(dtype, threads):
         opt = bp.optim.SGD(lr=0.01, momentum=0.9)
         result = _native_epoch(net, opt, X, Y, 16)
         assert result["batches"] == 4 and result["proven_updates"] == 4
+        if count == 1:  # no scan to fetch the weights on the way: the inputs' bound proves them
+            assert result["proven_unscanned"] == 4
         results.append((net.params.tobytes(), opt.state[0].tobytes()))
     twin = bp.Network([200, 200, 2], loss="mse", dtype=dtype, seed=0)
     twin_opt = bp.optim.SGD(lr=0.01, momentum=0.9)

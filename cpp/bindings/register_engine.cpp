@@ -102,6 +102,23 @@ class Engine {
   double loss_and_grad(const py::array& params, const py::array& x, const py::array& y,
                        const py::array& grads, const py::object& sample_weight,
                        index_t dropout_step) {
+    return loss_and_grad_with_bound(params, x, y, grads, sample_weight, dropout_step, nullptr);
+  }
+
+  // loss_and_grad, returning the bound on the gradient's magnitudes that a training step proves
+  // its update with (mlp_gradient_bound), for the tests.
+  double gradient_bound(const py::array& params, const py::array& x, const py::array& y,
+                        const py::array& grads, const py::object& sample_weight,
+                        index_t dropout_step) {
+    double bound = 0.0;
+    loss_and_grad_with_bound(params, x, y, grads, sample_weight, dropout_step, &bound);
+    return bound;
+  }
+
+  double loss_and_grad_with_bound(const py::array& params, const py::array& x,
+                                  const py::array& y, const py::array& grads,
+                                  const py::object& sample_weight, index_t dropout_step,
+                                  double* bound) {
     const T* p = check_params(params);
     const index_t m = check_rows(x, "X", spec_.n_inputs());
     const T* py_ = check_targets(y, m);
@@ -114,6 +131,7 @@ class Engine {
     const double value = loss_forward(spec_.loss, spec_.reduction, workspace_.pre.back().data(),
                                       y_hat, py_, pw, m, spec_.n_outputs(), spec_.output);
     mlp_backward(spec_, p, px, py_, pw, m, workspace_, g);
+    if (bound != nullptr) *bound = mlp_gradient_bound(spec_, px, m, workspace_);
     return value;
   }
 
@@ -213,6 +231,7 @@ class Engine {
     out["batches"] = result.batches;
     out["failed_batch"] = result.failed_batch;
     out["proven_updates"] = result.proven_updates;
+    out["proven_unscanned"] = result.proven_unscanned;
     return out;
   }
 
@@ -339,6 +358,9 @@ void bind_engine(py::module_& m, const char* name) {
       .def("loss", &Engine<T>::loss, py::arg("params"), py::arg("X"), py::arg("y"),
            py::arg("sample_weight") = py::none(), py::arg("dropout_step") = index_t(-1))
       .def("loss_and_grad", &Engine<T>::loss_and_grad, py::arg("params"), py::arg("X"),
+           py::arg("y"), py::arg("grads"), py::arg("sample_weight") = py::none(),
+           py::arg("dropout_step") = index_t(-1))
+      .def("gradient_bound", &Engine<T>::gradient_bound, py::arg("params"), py::arg("X"),
            py::arg("y"), py::arg("grads"), py::arg("sample_weight") = py::none(),
            py::arg("dropout_step") = index_t(-1))
       .def("train_step", &Engine<T>::train_step, py::arg("params"), py::arg("grads"),

@@ -2,12 +2,15 @@
 #include "backprop/mlp.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <iterator>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
 #include "backprop/gemm.hpp"
+#include "backprop/optim.hpp"
 #include "backprop/threads.hpp"
 
 namespace backprop {
@@ -238,6 +241,28 @@ void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_
 }
 
 template <typename T>
+double mlp_gradient_bound(const NetworkSpec<T>& net, const T* x, index_t m,
+                          const Workspace<T>& ws) {
+  constexpr double kInfinity = std::numeric_limits<double>::infinity();
+  const double u = 0.5 * double(std::numeric_limits<T>::epsilon());
+  const double rounding = 1.0 - double(m + 1) * u;
+  if (!(rounding >= 0.5)) return kInfinity;
+  double largest = 0.0;
+  for (std::size_t l = 0; l < net.layers.size(); ++l) {
+    const LayerSpec<T>& layer = net.layers[l];
+    const double delta = largest_magnitude(ws.grad_post[l].data(), m * layer.fan_out);
+    double input = 1.0;  // the bias's
+    for (const int s : layer.sources)
+      input = std::max(input,
+                       largest_magnitude(source_rows(net, ws, x, s), m * net.source_width(s)));
+    const double term = delta * input;  // NaN when Inf meets 0
+    if (std::isnan(term)) return kInfinity;
+    largest = std::max(largest, term);
+  }
+  return largest * double(m) / rounding;
+}
+
+template <typename T>
 void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const T* y,
                   const T* row_weight, index_t m, Workspace<T>& ws, T* grads) {
   // D_L = dLoss/dU_L, then backpropagated through every layer into grads
@@ -255,7 +280,9 @@ void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const 
   template void mlp_backward<T>(const NetworkSpec<T>&, const T*, const T*, const T*,           \
                                 const T*, index_t, Workspace<T>&, T*);                        \
   template void mlp_backprop<T>(const NetworkSpec<T>&, const T*, const T*, index_t,             \
-                                Workspace<T>&, T*);
+                                Workspace<T>&, T*);                                             \
+  template double mlp_gradient_bound<T>(const NetworkSpec<T>&, const T*, index_t,               \
+                                        const Workspace<T>&);
 BACKPROP_INSTANTIATE_MLP(float)
 BACKPROP_INSTANTIATE_MLP(double)
 #undef BACKPROP_INSTANTIATE_MLP

@@ -367,10 +367,16 @@ bool warm_for_update(index_t n, bool parallel) {
 }
 
 // Whether bounds prove this update finite, moving them past it when they do (sgd, adam,
-// adamw; the other kinds always check).
+// adamw; the other kinds always check). The gradient's bound comes from `gradient` if that
+// proves it, else from a scan of the gradient; but when the scan would fetch the weights for
+// writing (warm_for_update), the scan comes first: without it tiny's epochs on two Xeon
+// threads fell from 254k to 219k samples/s. Elsewhere the given bound saves the scan; epochs,
+// samples/s, medians of four alternated rounds' medians: one thread, tiny 254.9k -> 265.2k,
+// deep 37.4k -> 38.3k, mnist 40.2k -> 41.9k; two threads, deep 51.1k -> 52.2k, mnist 71.4k ->
+// 73.0k, wide within the noise.
 template <typename T, OptimizerKind K, int States>
 bool proven_finite(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel,
-                   UpdateBounds* bounds) {
+                   UpdateBounds* bounds, GradientBound gradient) {
   constexpr bool adam_like = K == OptimizerKind::adam || K == OptimizerKind::adamw;
   if (bounds == nullptr || !(K == OptimizerKind::sgd || adam_like)) return false;
   if (!bounds->known) {
@@ -379,9 +385,17 @@ bool proven_finite(const Rule<T>& rule, T* params, const T* grads, index_t n, bo
     bounds->state[1] = States > 1 ? largest_magnitude(rule.v1, n, parallel, adam_like) : 0.0;
     bounds->known = true;
   }
-  T* to_write = warm_for_update<T, K, States>(n, parallel) ? params : nullptr;
-  const NewBounds next = bounds_after<T, K>(rule, bounds->params, bounds->state,
-                                            largest_magnitude(grads, n, parallel, false, to_write));
+  const bool warm = warm_for_update<T, K, States>(n, parallel);
+  NewBounds next;
+  if (!warm && gradient.compute != nullptr) {
+    next = bounds_after<T, K>(rule, bounds->params, bounds->state,
+                              gradient.compute(gradient.context));
+    if (next.finite) ++bounds->proven_unscanned;
+  }
+  if (!next.finite) {
+    const double largest = largest_magnitude(grads, n, parallel, false, warm ? params : nullptr);
+    next = bounds_after<T, K>(rule, bounds->params, bounds->state, largest);
+  }
   if (!next.finite) {
     bounds->known = false;  // checked instead; measured again before the next update
     return false;
@@ -398,7 +412,7 @@ bool proven_finite(const Rule<T>& rule, T* params, const T* grads, index_t n, bo
 // that bounds prove finite skips the check.
 template <typename T, OptimizerKind K, int States, bool Shaped>
 bool update_pass_pair(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel,
-                      UpdateBounds* bounds) {
+                      UpdateBounds* bounds, GradientBound gradient) {
   // One pass over every share, writing or not; true when a new value is not finite.
   auto pass = [&](auto write) {
     std::atomic<bool> bad{false};
@@ -409,7 +423,7 @@ bool update_pass_pair(const Rule<T>& rule, T* params, const T* grads, index_t n,
     });
     return bad.load(std::memory_order_relaxed);
   };
-  if (!proven_finite<T, K, States>(rule, params, grads, n, parallel, bounds) &&
+  if (!proven_finite<T, K, States>(rule, params, grads, n, parallel, bounds, gradient) &&
       pass(std::false_type{}))
     return false;
   // The check pass or a proof said finite: only a wrong proof gets here. Say so, rather than
@@ -435,11 +449,12 @@ constexpr bool valid_state_count(OptimizerKind kind, int states) {
 
 template <typename T, OptimizerKind K, int States>
 bool update_with_states(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel,
-                        UpdateBounds* bounds) {
+                        UpdateBounds* bounds, GradientBound gradient) {
   if constexpr (valid_state_count(K, States)) {
-    return rule.shapes_gradient()
-               ? update_pass_pair<T, K, States, true>(rule, params, grads, n, parallel, bounds)
-               : update_pass_pair<T, K, States, false>(rule, params, grads, n, parallel, bounds);
+    return rule.shapes_gradient() ? update_pass_pair<T, K, States, true>(
+                                        rule, params, grads, n, parallel, bounds, gradient)
+                                  : update_pass_pair<T, K, States, false>(
+                                        rule, params, grads, n, parallel, bounds, gradient);
   } else {
     throw std::logic_error("optimizer state count does not fit its kind");
   }
@@ -447,22 +462,22 @@ bool update_with_states(const Rule<T>& rule, T* params, const T* grads, index_t 
 
 template <typename T, OptimizerKind K>
 bool update_loop(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel,
-                 UpdateBounds* bounds) {
+                 UpdateBounds* bounds, GradientBound gradient) {
   switch ((rule.v0 != nullptr) + (rule.v1 != nullptr) + (rule.v2 != nullptr)) {
     case 0:
-      return update_with_states<T, K, 0>(rule, params, grads, n, parallel, bounds);
+      return update_with_states<T, K, 0>(rule, params, grads, n, parallel, bounds, gradient);
     case 1:
-      return update_with_states<T, K, 1>(rule, params, grads, n, parallel, bounds);
+      return update_with_states<T, K, 1>(rule, params, grads, n, parallel, bounds, gradient);
     case 2:
-      return update_with_states<T, K, 2>(rule, params, grads, n, parallel, bounds);
+      return update_with_states<T, K, 2>(rule, params, grads, n, parallel, bounds, gradient);
     default:
-      return update_with_states<T, K, 3>(rule, params, grads, n, parallel, bounds);
+      return update_with_states<T, K, 3>(rule, params, grads, n, parallel, bounds, gradient);
   }
 }
 
 template <typename T>
 bool run_update(T* params, const T* grads, T* const* state, index_t n, const OptimizerSpec& spec,
-                bool parallel, UpdateBounds* bounds) {
+                bool parallel, UpdateBounds* bounds, GradientBound gradient = {}) {
   Rule<T> rule(spec, state);
   if (spec.clip_norm > 0.0) {
     // As torch.nn.utils.clip_grad_norm_: scale by clip_norm / (norm + 1e-6) when that is < 1.
@@ -476,19 +491,26 @@ bool run_update(T* params, const T* grads, T* const* state, index_t n, const Opt
   }
   switch (spec.kind) {
     case OptimizerKind::sgd:
-      return update_loop<T, OptimizerKind::sgd>(rule, params, grads, n, parallel, bounds);
+      return update_loop<T, OptimizerKind::sgd>(rule, params, grads, n, parallel, bounds,
+                                                gradient);
     case OptimizerKind::adam:
-      return update_loop<T, OptimizerKind::adam>(rule, params, grads, n, parallel, bounds);
+      return update_loop<T, OptimizerKind::adam>(rule, params, grads, n, parallel, bounds,
+                                                 gradient);
     case OptimizerKind::adamw:
-      return update_loop<T, OptimizerKind::adamw>(rule, params, grads, n, parallel, bounds);
+      return update_loop<T, OptimizerKind::adamw>(rule, params, grads, n, parallel, bounds,
+                                                  gradient);
     case OptimizerKind::rmsprop:
-      return update_loop<T, OptimizerKind::rmsprop>(rule, params, grads, n, parallel, bounds);
+      return update_loop<T, OptimizerKind::rmsprop>(rule, params, grads, n, parallel, bounds,
+                                                    gradient);
     case OptimizerKind::adagrad:
-      return update_loop<T, OptimizerKind::adagrad>(rule, params, grads, n, parallel, bounds);
+      return update_loop<T, OptimizerKind::adagrad>(rule, params, grads, n, parallel, bounds,
+                                                    gradient);
     case OptimizerKind::rprop:
-      return update_loop<T, OptimizerKind::rprop>(rule, params, grads, n, parallel, bounds);
+      return update_loop<T, OptimizerKind::rprop>(rule, params, grads, n, parallel, bounds,
+                                                  gradient);
     case OptimizerKind::quickprop:
-      return update_loop<T, OptimizerKind::quickprop>(rule, params, grads, n, parallel, bounds);
+      return update_loop<T, OptimizerKind::quickprop>(rule, params, grads, n, parallel, bounds,
+                                                      gradient);
   }
   throw std::invalid_argument("unknown optimizer kind");
 }
@@ -515,15 +537,20 @@ int optimizer_state_count(const OptimizerSpec& spec) {
 
 template <typename T>
 bool optimizer_step(T* params, const T* grads, T* const* state, index_t n,
-                    const OptimizerSpec& spec, UpdateBounds* bounds) {
+                    const OptimizerSpec& spec, UpdateBounds* bounds, GradientBound gradient) {
   // params (n) updated from grads (n) and state (count x n)
-  return run_update(params, grads, state, n, spec, true, bounds);
+  return run_update(params, grads, state, n, spec, true, bounds, gradient);
 }
 
 template <typename T>
 bool optimizer_step_ref(T* params, const T* grads, T* const* state, index_t n,
                         const OptimizerSpec& spec) {
   return run_update(params, grads, state, n, spec, false, nullptr);
+}
+
+template <typename T>
+double largest_magnitude(const T* x, index_t n) {
+  return largest_magnitude(x, n, true);
 }
 
 template <typename T>
@@ -553,10 +580,11 @@ bool sgd_update(T* params, const T* grads, T* velocity, index_t n, const Optimiz
 
 #define BACKPROP_INSTANTIATE_OPTIM(T)                                                           \
   template bool optimizer_step<T>(T*, const T*, T* const*, index_t, const OptimizerSpec&,      \
-                                  UpdateBounds*);                                              \
+                                  UpdateBounds*, GradientBound);                               \
   template bool optimizer_step_ref<T>(T*, const T*, T* const*, index_t, const OptimizerSpec&);  \
   template bool sgd_update<T>(T*, const T*, T*, index_t, const OptimizerSpec&);                 \
-  template double gradient_norm<T>(const T*, index_t);
+  template double gradient_norm<T>(const T*, index_t);                                          \
+  template double largest_magnitude<T>(const T*, index_t);
 BACKPROP_INSTANTIATE_OPTIM(float)
 BACKPROP_INSTANTIATE_OPTIM(double)
 #undef BACKPROP_INSTANTIATE_OPTIM

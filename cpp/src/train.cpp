@@ -22,6 +22,20 @@ unsigned training_float_mode() {
   return kFlushSubnormalsMode;
 }
 
+// What a step's gradient came from, for the proof of its update (mlp_gradient_bound).
+template <typename T>
+struct GradientInputs {
+  const NetworkSpec<T>& net;
+  const T* x;
+  index_t m;
+  const Workspace<T>& ws;
+
+  static double bound(const void* context) {
+    const GradientInputs& inputs = *static_cast<const GradientInputs*>(context);
+    return mlp_gradient_bound(inputs.net, inputs.x, inputs.m, inputs.ws);
+  }
+};
+
 }  // namespace
 
 template <typename T>
@@ -45,7 +59,9 @@ StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* 
   mlp_backward(net, params, x, y, row_weight, m, ws, grads);
   // A finite loss can still give an update that overflows (float32 gradients, a huge lr):
   // the optimizer then writes nothing, keeping the last good weights.
-  result.finite = optimizer_step(params, grads, state, n_params, opt, bounds);
+  const GradientInputs<T> inputs{net, x, m, ws};
+  result.finite = optimizer_step(params, grads, state, n_params, opt, bounds,
+                                 GradientBound{&GradientInputs<T>::bound, &inputs});
   return result;
 }
 
@@ -84,6 +100,7 @@ EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const
                                        ws.batch_y.data(), weight != nullptr ? ws.batch_w.data() : nullptr,
                                        rows, ws, &bounds);
     result.proven_updates = bounds.proven;
+    result.proven_unscanned = bounds.proven_unscanned;
     if (!step.finite) {
       result.failed_batch = result.batches;
       return result;

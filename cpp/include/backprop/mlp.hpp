@@ -84,4 +84,13 @@ template <typename T>
 void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_t m,
                   Workspace<T>& ws, T* grads);
 
+// After mlp_backward on the same m rows of x: a bound on the magnitude of every entry it wrote
+// into grads, from the layers' inputs and deltas (+inf when one is not finite, or m is too
+// large to bound the rounding). A weight's gradient sums m products of an input and a delta, a
+// bias's m deltas; in any order, rounding makes a sum at most a factor 1 / (1 - (m + 1) u)
+// larger than the sum of the terms' magnitudes.
+template <typename T>
+double mlp_gradient_bound(const NetworkSpec<T>& net, const T* x, index_t m,
+                          const Workspace<T>& ws);
+
 }  // namespace backprop
