@@ -8,6 +8,7 @@ import pytest
 
 import backprop as bp
 import reference as ref
+from backprop import Dense
 from conftest import tolerances
 
 SGD_CONFIGS = [
@@ -303,8 +304,9 @@ def test_epoch_proves_ordinary_updates_finite_and_matches_checked_steps(kind, co
         assert 1 <= result["proven_updates"] <= 7
     else:
         assert result["proven_updates"] == 7  # none needed its check pass
-    # Each proven from the layers' inputs and deltas, without a scan of the gradient.
-    assert result["proven_unscanned"] == result["proven_updates"]
+    # At 6 rows the layers' inputs and deltas (126 values) outnumber the gradient (58): the
+    # proofs take its largest magnitude from a scan.
+    assert result["proven_unscanned"] == 0
     assert _replay_steps(twin, twin_opt, X, Y, 6) == 7
     assert net.params.tobytes() == twin.params.tobytes()
     assert len(opt.state) == len(twin_opt.state)
@@ -337,27 +339,134 @@ def test_adam_epoch_refuses_a_negative_second_moment_it_is_given(dtype):
     assert (net.params.tobytes(), state[0].tobytes(), state[1].tobytes()) == before
 
 
+# Networks whose layers' inputs and deltas, at 4 rows (3 for the one reading a source twice),
+# hold fewer values than their gradient: their proofs bound it from those.
+WIRED = {
+    "plain": ([12, 24, 3], {"activation": "tanh"}, 4),
+    "cascade-dropout": ([Dense(12, 20, "tanh", dropout=0.5),
+                         Dense(32, 16, "relu", inputs=[0, 1], dropout=0.9),
+                         Dense(48, 3, inputs=[0, 1, 2])], {}, 4),
+    "source-twice": ([Dense(12, 30, "tanh", dropout=0.3), Dense(60, 3, inputs=[1, 1])], {}, 3),
+    "shortcuts": ([12, 20, 20, 3], {"shortcuts": True, "activation": "elu", "dropout": 0.2}, 4),
+}
+
+
+def _wired(wiring, dtype, loss="mse", reduction="mean"):
+    """A WIRED network and its batch size."""
+    layers, options, batch = WIRED[wiring]
+    return bp.Network(layers, loss=loss, reduction=reduction, dtype=dtype, seed=3,
+                      **options), batch
+
+
+def _weighted_rows(dtype, features=12, outputs=3, rows=40, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((rows, features)).astype(dtype)
+    Y = rng.standard_normal((rows, outputs)).astype(dtype)
+    return X, Y, (rng.random(rows) * 2).astype(dtype)
+
+
+def _epoch_against_checked_steps(net, opt, twin_opt, X, Y, weight, batch):
+    """One native epoch on net, checked train_steps on a copy: the epoch's dict, and whether the
+    weights and optimizer state came out the same, bit for bit."""
+    twin = net.copy()
+    state = opt.state_for(net.params)
+    result = net._engine.train_epoch(net.params, net._grads, state, opt.native_spec(), X, Y,
+                                     np.arange(len(X), dtype=np.int64), batch,
+                                     sample_weight=weight)
+    for start in range(0, len(X), batch):
+        rows = slice(start, start + batch)
+        twin.train_step(X[rows], Y[rows], twin_opt, sample_weight=weight[rows])
+    same = net.params.tobytes() == twin.params.tobytes() and all(
+        mine.tobytes() == theirs.tobytes() for mine, theirs in zip(opt.state, twin_opt.state))
+    return result, same
+
+
+@pytest.mark.parametrize("kind, config", [
+    pytest.param(bp.optim.SGD, {"lr": 0.01, "momentum": 0.9}, id="sgd-momentum"),
+    pytest.param(bp.optim.SGD, {"lr": 0.01, "clip_norm": 0.5, "clip_value": 0.1, "l1": 1e-3},
+                 id="sgd-clipped"),
+    pytest.param(bp.optim.Adam, {"lr": 1e-2}, id="adam"),
+    pytest.param(bp.optim.AdamW, {"lr": 1e-2, "weight_decay": 0.1}, id="adamw"),
+])
+@pytest.mark.parametrize("wiring", list(WIRED))
+def test_epoch_bounds_the_gradient_from_inputs_and_deltas(wiring, kind, config, dtype):
+    # Shortcuts, a source read twice, dropout (whose scaled outputs the weight gradient reads)
+    # and sample weights: every update proven without a scan of the gradient, with the bits of
+    # checked steps.
+    net, batch = _wired(wiring, dtype)
+    X, Y, weight = _weighted_rows(dtype)
+    result, same = _epoch_against_checked_steps(net, kind(**config), kind(**config), X, Y, weight,
+                                                batch)
+    batches = -(-len(X) // batch)
+    assert result["batches"] == batches and result["failed_batch"] == -1
+    assert result["proven_updates"] == result["proven_unscanned"] == batches
+    assert same
+
+
 def test_epoch_scans_the_gradient_when_its_inputs_cannot_bound_it(dtype):
     # Row 0 has a huge input but weight 0, so its delta is 0 and the gradient stays small; the
     # bound from the inputs and deltas (rows x largest input x largest delta) is huge, and
-    # times lr = 100 proves nothing. A scan of the gradient proves every update; the bits are
+    # times lr = 10 proves nothing. A scan of the gradient proves every update; the bits are
     # those of checked steps.
-    X, Y = _regression(dtype)
-    X[0, 0] = np.finfo(dtype).max / 100
-    weight = np.ones(len(X), dtype)
+    net, batch = _wired("plain", dtype)
+    X, Y, weight = _weighted_rows(dtype)
+    X[0, 0] = np.finfo(dtype).max / 10
     weight[0] = 0.0
-    net = bp.Network([5, 7, 2], activation="tanh", loss="mse", dtype=dtype, seed=0)
-    twin = net.copy()
-    opt, twin_opt = bp.optim.SGD(lr=100.0), bp.optim.SGD(lr=100.0)
-    state = opt.state_for(net.params)
-    result = net._engine.train_epoch(net.params, net._grads, state, opt.native_spec(), X, Y,
-                                     np.arange(len(X), dtype=np.int64), 6, sample_weight=weight)
-    assert result["batches"] == 7 and result["proven_updates"] == 7
-    assert result["proven_unscanned"] == 6  # batch 0, with row 0, needed the scan
-    for start in range(0, len(X), 6):
-        rows = slice(start, start + 6)
-        twin.train_step(X[rows], Y[rows], twin_opt, sample_weight=weight[rows])
-    assert net.params.tobytes() == twin.params.tobytes()
+    result, same = _epoch_against_checked_steps(net, bp.optim.SGD(lr=10.0),
+                                                bp.optim.SGD(lr=10.0), X, Y, weight, batch)
+    assert result["batches"] == 10 and result["proven_updates"] == 10
+    assert result["proven_unscanned"] == 9  # batch 0, with row 0, needed the scan
+    assert same
+
+
+@pytest.mark.parametrize("wiring", list(WIRED))
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy", "binary_cross_entropy"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_gradient_bound_holds_in_every_wiring(wiring, loss, reduction, dtype):
+    # With dropout on (step 3): the weight gradient reads the dropped outputs, scaled by
+    # 1 / (1 - p), and so must the bound.
+    net, _ = _wired(wiring, dtype, loss, reduction)
+    X, _, weight = _weighted_rows(dtype, rows=9, seed=2)
+    Y = np.eye(3, dtype=dtype)[np.arange(9) % 3]
+    grads = np.empty_like(net.params)
+    bound = net._engine.gradient_bound(net.params, X, Y, grads, sample_weight=weight,
+                                       dropout_step=3)
+    assert np.isfinite(grads).all() and grads.any()
+    assert float(np.abs(grads).max()) <= bound
+
+
+def test_gradient_bound_reads_the_outputs_dropout_scaled(dtype):
+    # h = 0.5 kept by dropout 0.9 reaches layer 2 as 5: its weight's gradient is 5 x the output
+    # delta 0.05 = 0.25, which a bound from h itself (at least 1, for the bias: 0.05), or from
+    # layer 1 (input 1 x its delta 0.05 x 0.01 x 10), would miss.
+    net = bp.Network([Dense(1, 1, "identity", dropout=0.9), Dense(1, 1)], output="identity",
+                     loss="mse", reduction="sum", dtype=dtype, seed=0)
+    net.params[...] = 0.0
+    net.layers[0].W[...] = 0.5
+    net.layers[1].W[...] = 0.01
+    X, Y = np.ones((1, 1), dtype), np.zeros((1, 1), dtype)
+    grads = np.zeros_like(net.params)
+    for step in range(200):  # a step whose mask keeps the unit
+        bound = net._engine.gradient_bound(net.params, X, Y, grads, dropout_step=step)
+        if grads[2] != 0:
+            break
+    largest = float(grads[2])  # layer 2's weight
+    assert largest == pytest.approx(0.25, rel=1e-6)
+    assert largest <= bound <= largest * (1 + 1e-5)
+
+
+def test_gradient_bound_counts_what_underflow_rounds_up(dtype):
+    # 1.5 x the smallest subnormal rounds to 2 of them: in float32 a bound of rows x input x
+    # delta alone (1.5 of them, in double) would sit below the gradient. (In float64 the bound's
+    # own product rounds up to 2 of them.)
+    tiny = np.finfo(dtype).smallest_subnormal
+    net = bp.Network([Dense(1, 1)], output="identity", loss="mse", reduction="sum", dtype=dtype,
+                     seed=0)
+    net.params[...] = 0.0
+    X, Y = np.full((1, 1), 1.5, dtype), np.full((1, 1), -tiny, dtype)
+    grads = np.empty_like(net.params)
+    bound = net._engine.gradient_bound(net.params, X, Y, grads)
+    assert 0 < float(np.abs(grads).max()) <= bound
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])
@@ -373,7 +482,7 @@ def test_gradient_bound_holds_every_gradient_entry(activation, rows, dtype):
     grads = np.empty_like(net.params)
     bound = net._engine.gradient_bound(net.params, X, Y, grads)
     assert np.isfinite(grads).all() and grads.any()
-    assert np.abs(grads).max() <= bound
+    assert float(np.abs(grads).max()) <= bound  # compared in float64
     # All rows and deltas alike: every sum is exactly rows x input x delta, the bound's worst case.
     Xs = np.full((rows, 6), 2.0, dtype)
     flat = bp.Network([6, 3], activation="identity", loss="mse", reduction="sum", dtype=dtype,
@@ -385,7 +494,7 @@ def test_gradient_bound_holds_every_gradient_entry(activation, rows, dtype):
     weight_grad, bias_grad = grads[:18], grads[18:]  # W (6 x 3), then b
     assert (bias_grad == bias_grad[0]).all() and bias_grad[0] != 0  # rows x the one delta
     assert (weight_grad == 2.0 * bias_grad[0]).all()  # rows x input 2 x delta
-    largest = np.abs(weight_grad).max()
+    largest = float(np.abs(weight_grad).max())
     assert largest <= bound <= largest * (1 + 1e-5)
 
 

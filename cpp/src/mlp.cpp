@@ -245,7 +245,7 @@ double mlp_gradient_bound(const NetworkSpec<T>& net, const T* x, index_t m,
                           const Workspace<T>& ws) {
   constexpr double kInfinity = std::numeric_limits<double>::infinity();
   const double u = 0.5 * double(std::numeric_limits<T>::epsilon());
-  const double rounding = 1.0 - double(m + 1) * u;
+  const double rounding = 1.0 - double(m + 5) * u;
   if (!(rounding >= 0.5)) return kInfinity;
   double largest = 0.0;
   for (std::size_t l = 0; l < net.layers.size(); ++l) {
@@ -259,7 +259,18 @@ double mlp_gradient_bound(const NetworkSpec<T>& net, const T* x, index_t m,
     if (std::isnan(term)) return kInfinity;
     largest = std::max(largest, term);
   }
-  return largest * double(m) / rounding;
+  const double underflow = 0.5 * double(std::numeric_limits<T>::denorm_min());
+  return (largest + underflow) * double(m) / rounding;
+}
+
+template <typename T>
+index_t mlp_gradient_bound_reads(const NetworkSpec<T>& net, index_t m) {
+  index_t values = 0;
+  for (const LayerSpec<T>& layer : net.layers) {
+    values += layer.fan_out;
+    for (const int s : layer.sources) values += net.source_width(s);
+  }
+  return m * values;
 }
 
 template <typename T>
@@ -282,7 +293,8 @@ void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const 
   template void mlp_backprop<T>(const NetworkSpec<T>&, const T*, const T*, index_t,             \
                                 Workspace<T>&, T*);                                             \
   template double mlp_gradient_bound<T>(const NetworkSpec<T>&, const T*, index_t,               \
-                                        const Workspace<T>&);
+                                        const Workspace<T>&);                                   \
+  template index_t mlp_gradient_bound_reads<T>(const NetworkSpec<T>&, index_t);
 BACKPROP_INSTANTIATE_MLP(float)
 BACKPROP_INSTANTIATE_MLP(double)
 #undef BACKPROP_INSTANTIATE_MLP

@@ -369,7 +369,7 @@ bool warm_for_update(index_t n, bool parallel) {
 // Whether bounds prove this update finite, moving them past it when they do (sgd, adam,
 // adamw; the other kinds always check). The gradient's bound comes from `gradient` if that
 // proves it, else from a scan of the gradient; but when the scan would fetch the weights for
-// writing (warm_for_update), the scan comes first: without it tiny's epochs on two Xeon
+// writing (warm_for_update), only the scan is used: without it tiny's epochs on two Xeon
 // threads fell from 254k to 219k samples/s. Elsewhere the given bound saves the scan; epochs,
 // samples/s, medians of four alternated rounds' medians: one thread, tiny 254.9k -> 265.2k,
 // deep 37.4k -> 38.3k, mnist 40.2k -> 41.9k; two threads, deep 51.1k -> 52.2k, mnist 71.4k ->

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace backprop {
 namespace {
@@ -22,7 +23,9 @@ unsigned training_float_mode() {
   return kFlushSubnormalsMode;
 }
 
-// What a step's gradient came from, for the proof of its update (mlp_gradient_bound).
+// What a step's gradient came from, for the proof of its update (mlp_gradient_bound): a bound
+// only when the inputs and deltas hold fewer values than the gradient, else +inf, and the proof
+// scans the gradient. (784-16-10 at 512 rows: 423k values against 12.7k weights.)
 template <typename T>
 struct GradientInputs {
   const NetworkSpec<T>& net;
@@ -32,6 +35,8 @@ struct GradientInputs {
 
   static double bound(const void* context) {
     const GradientInputs& inputs = *static_cast<const GradientInputs*>(context);
+    if (mlp_gradient_bound_reads(inputs.net, inputs.m) >= inputs.net.n_params())
+      return std::numeric_limits<double>::infinity();
     return mlp_gradient_bound(inputs.net, inputs.x, inputs.m, inputs.ws);
   }
 };

@@ -87,10 +87,17 @@ void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_
 // After mlp_backward on the same m rows of x: a bound on the magnitude of every entry it wrote
 // into grads, from the layers' inputs and deltas (+inf when one is not finite, or m is too
 // large to bound the rounding). A weight's gradient sums m products of an input and a delta, a
-// bias's m deltas; in any order, rounding makes a sum at most a factor 1 / (1 - (m + 1) u)
-// larger than the sum of the terms' magnitudes.
+// bias's m deltas: at most m x the largest input (at least 1) x the largest delta of the layer,
+// plus half the smallest subnormal per product (gradual underflow rounds absolutely), and in
+// any order rounding makes a sum at most a factor 1 / (1 - m u) larger; (m + 5) u also covers
+// the bound's own arithmetic in double.
 template <typename T>
 double mlp_gradient_bound(const NetworkSpec<T>& net, const T* x, index_t m,
                           const Workspace<T>& ws);
+
+// How many values mlp_gradient_bound reads for m rows (a source read by several layers counts
+// once for each).
+template <typename T>
+index_t mlp_gradient_bound_reads(const NetworkSpec<T>& net, index_t m);
 
 }  // namespace backprop

@@ -59,12 +59,12 @@ struct UpdateBounds {
   double params = 0.0;
   double state[2] = {0.0, 0.0};  // sgd: momentum; adam, adamw: first and second moments
   index_t proven = 0;            // updates made without a check pass
-  index_t proven_unscanned = 0;  // of those, proven without a scan of the gradient
+  index_t proven_unscanned = 0;  // of those, proven with a GradientBound (no scan for the largest)
 };
 
 // A bound on the magnitudes of an update's gradient that costs less to find than a scan of the
 // gradient: compute(context) returns it, or +inf. train_step's comes from the layers' inputs and
-// deltas, which hold fewer values than the weights' gradient.
+// deltas when they hold fewer values than the gradient.
 struct GradientBound {
   double (*compute)(const void* context) = nullptr;
   const void* context = nullptr;
@@ -74,8 +74,9 @@ struct GradientBound {
 // state holds optimizer_state_count(spec) buffers of n elements, zero before the first step.
 // All or nothing: when any new value would be NaN or Inf, nothing is written and it returns
 // false (a first pass checks, a second writes). With bounds (sgd, adam, adamw), an update they
-// prove finite makes the writing pass alone and moves the bounds past it. The proof takes the
-// gradient's largest magnitude from `gradient` when that proves it, else from a scan.
+// prove finite makes the writing pass alone and moves the bounds past it. The proof bounds the
+// gradient with `gradient` when that proves the update, else with its largest magnitude from a
+// scan.
 template <typename T>
 bool optimizer_step(T* params, const T* grads, T* const* state, index_t n,
                     const OptimizerSpec& spec, UpdateBounds* bounds = nullptr,
