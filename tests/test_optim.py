@@ -254,20 +254,23 @@ def test_train_step_refuses_an_update_that_overflows(dtype):
 # pass. Every result must stay what a checked train_step per batch gives, bit for bit.
 
 
-def _native_epoch(net, opt, X, Y, batch_size):
+def _native_epoch(net, opt, X, Y, batch_size, weight=None):
     """One train_epoch over the rows in order; the engine's dict (with proven_updates)."""
     state = opt.state_for(net.params)
     return net._engine.train_epoch(net.params, net._grads, state, opt.native_spec(), X, Y,
-                                   np.arange(len(X), dtype=np.int64), batch_size)
+                                   np.arange(len(X), dtype=np.int64), batch_size,
+                                   sample_weight=weight)
 
 
-def _replay_steps(net, opt, X, Y, batch_size, stop=None):
+def _replay_steps(net, opt, X, Y, batch_size, stop=None, weight=None):
     """train_step (which always checks) over the same batches; the batches it made."""
     made = 0
     for start in range(0, len(X), batch_size):
         if made == stop:
             break
-        net.train_step(X[start:start + batch_size], Y[start:start + batch_size], opt)
+        rows = slice(start, start + batch_size)
+        net.train_step(X[rows], Y[rows], opt,
+                       sample_weight=None if weight is None else weight[rows])
         made += 1
     return made
 
@@ -369,13 +372,8 @@ def _epoch_against_checked_steps(net, opt, twin_opt, X, Y, weight, batch):
     """One native epoch on net, checked train_steps on a copy: the epoch's dict, and whether the
     weights and optimizer state came out the same, bit for bit."""
     twin = net.copy()
-    state = opt.state_for(net.params)
-    result = net._engine.train_epoch(net.params, net._grads, state, opt.native_spec(), X, Y,
-                                     np.arange(len(X), dtype=np.int64), batch,
-                                     sample_weight=weight)
-    for start in range(0, len(X), batch):
-        rows = slice(start, start + batch)
-        twin.train_step(X[rows], Y[rows], twin_opt, sample_weight=weight[rows])
+    result = _native_epoch(net, opt, X, Y, batch, weight)
+    _replay_steps(twin, twin_opt, X, Y, batch, weight=weight)
     same = net.params.tobytes() == twin.params.tobytes() and all(
         mine.tobytes() == theirs.tobytes() for mine, theirs in zip(opt.state, twin_opt.state))
     return result, same
