@@ -582,6 +582,44 @@ def test_epoch_measures_the_buffers_again_after_an_update_it_could_not_prove(dty
     assert net.params.tobytes() == twin.params.tobytes()
 
 
+# A batch whose rows follow one another in the order is read where it lies in X (and Y and the
+# weights); any other is copied first. Either way the step must see exactly those rows.
+ORDER_OF_MIXED_BATCHES = np.array(
+    [0, 1, 2, 3, 4, 5,          # consecutive from the first row
+     13, 14, 15, 16, 17, 18,    # consecutive from the middle
+     30, 12, 7, 25, 6, 19,      # scattered
+     11, 10, 9, 8, 7, 6,        # a run backwards
+     20, 21, 22, 23, 24, 20,    # consecutive but for the last row, the first again
+     34, 35, 36, 37, 38, 39,    # consecutive up to the last row
+     26, 27, 28],               # a short last batch, consecutive
+    dtype=np.int64)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_epoch_reads_consecutive_batches_in_place_and_copies_the_rest(weighted, dtype, threads):
+    threads(2)
+    X, Y = _regression(dtype)
+    weight = np.random.default_rng(5).uniform(0.5, 2.0, len(X)).astype(dtype) if weighted else None
+    kept = (X.copy(), Y.copy())
+    net = bp.Network([5, 7, 2], activation="tanh", loss="mse", dtype=dtype, seed=0)
+    twin = net.copy()
+    opt, twin_opt = bp.optim.SGD(lr=0.05, momentum=0.9), bp.optim.SGD(lr=0.05, momentum=0.9)
+    state = opt.state_for(net.params)
+    result = net._engine.train_epoch(net.params, net._grads, state, opt.native_spec(), X, Y,
+                                     ORDER_OF_MIXED_BATCHES, 6, sample_weight=weight)
+    assert result["batches"] == 7 and result["rows"] == len(ORDER_OF_MIXED_BATCHES)
+    losses = []
+    for start in range(0, len(ORDER_OF_MIXED_BATCHES), 6):
+        rows = ORDER_OF_MIXED_BATCHES[start:start + 6]
+        losses.append(twin.train_step(X[rows], Y[rows], twin_opt,
+                                      sample_weight=None if weight is None else weight[rows]))
+    assert net.params.tobytes() == twin.params.tobytes()
+    assert opt.state[0].tobytes() == twin_opt.state[0].tobytes()
+    batch_rows = np.diff(np.r_[0:len(ORDER_OF_MIXED_BATCHES):6, len(ORDER_OF_MIXED_BATCHES)])
+    assert result["loss_sum"] == pytest.approx(float(np.dot(losses, batch_rows)), rel=1e-12)
+    assert X.tobytes() == kept[0].tobytes() and Y.tobytes() == kept[1].tobytes()
+
+
 def test_epoch_proves_and_matches_over_two_threads(dtype, threads):
     # Enough parameters (over 2^15) that the scans and the update split over the threads.
     rng = np.random.default_rng(3)
