@@ -34,6 +34,29 @@ def test_all_finite_finds_one_bad_value_anywhere(dtype, size, bad):
         assert _core.all_finite(x) is bool(np.isfinite(x).all()) is False, position
 
 
+PARALLEL = 1 << 18  # kFiniteScanParallelMin: from here the scan is shared out over the threads
+
+
+@pytest.mark.parametrize("size", [PARALLEL - 1, PARALLEL, PARALLEL + 3 * BLOCK + 7])
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_all_finite_over_threads_finds_a_bad_value_in_any_share(dtype, size, count, threads):
+    threads(count)
+    rng = np.random.default_rng(size + count)
+    x = rng.uniform(-1, 1, size).astype(dtype)
+    assert _core.all_finite(x) is True
+    # each share's first and last values (shares start on multiples of 16 elements), a block
+    # edge inside a share, the last value, and one at random
+    edges = {size * part // count // 16 * 16 for part in range(1, count)}
+    positions = {0, BLOCK - 1, BLOCK, size - 1, int(rng.integers(size))}
+    positions |= {edge + shift for edge in edges for shift in (-1, 0)}
+    for position in sorted(positions):
+        for bad in BAD_VALUES:
+            x[position] = bad
+            assert _core.all_finite(x) is False, (position, bad)
+        x[position] = 0.5
+    assert _core.all_finite(x) is True
+
+
 def test_all_finite_of_an_empty_array_is_true(dtype):
     assert _core.all_finite(np.empty((0, 3), dtype)) is True
 

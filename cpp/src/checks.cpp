@@ -1,8 +1,10 @@
 // Finiteness test and one-hot targets (checks.hpp).
 #include "backprop/checks.hpp"
 #include "backprop/float_bits.hpp"
+#include "backprop/threads.hpp"
 
 #include <algorithm>
+#include <atomic>
 
 namespace backprop {
 namespace {
@@ -22,10 +24,20 @@ BACKPROP_ELEMENTWISE_CLONES bool range_is_finite(const T* x, index_t n) {
 
 template <typename T>
 bool all_finite(const T* x, index_t n) {
-  // Block by block, so a NaN near the start does not cost a scan of the rest.
-  for (index_t first = 0; first < n; first += kElementwiseBlock)
-    if (!range_is_finite(x + first, std::min(kElementwiseBlock, n - first))) return false;
-  return true;
+  // Block by block, so a NaN near the start does not cost a scan of the rest; from
+  // kFiniteScanParallelMin on, each thread scans a share and stops once any has seen one.
+  std::atomic<bool> bad{false};
+  for_each_share(n, n >= kFiniteScanParallelMin, [&](index_t first, index_t count) {
+    const index_t end = first + count;
+    for (index_t block = first; block < end; block += kElementwiseBlock) {
+      if (bad.load(std::memory_order_relaxed)) return;
+      if (!range_is_finite(x + block, std::min(kElementwiseBlock, end - block))) {
+        bad.store(true, std::memory_order_relaxed);
+        return;
+      }
+    }
+  });
+  return !bad.load(std::memory_order_relaxed);
 }
 
 IdRange id_range(const std::int64_t* ids, index_t n) {
