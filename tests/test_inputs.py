@@ -44,9 +44,10 @@ def test_all_finite_over_threads_finds_a_bad_value_in_any_share(dtype, size, cou
     rng = np.random.default_rng(size + count)
     x = rng.uniform(-1, 1, size).astype(dtype)
     assert _core.all_finite(x) is True
-    # each share's first and last values (shares start on multiples of 16 elements), a block
-    # edge inside a share, the last value, and one at random
-    edges = {size * part // count // 16 * 16 for part in range(1, count)}
+    # each share's first and last values (for_each_share: shares of whole 16-element units), a
+    # block edge inside a share, the last value, and one at random
+    units = -(-size // 16)
+    edges = {units * part // count * 16 for part in range(1, count)}
     positions = {0, BLOCK - 1, BLOCK, size - 1, int(rng.integers(size))}
     positions |= {edge + shift for edge in edges for shift in (-1, 0)}
     for position in sorted(positions):

@@ -590,13 +590,14 @@ ORDER_OF_MIXED_BATCHES = np.array(
      30, 12, 7, 25, 6, 19,      # scattered
      11, 10, 9, 8, 7, 6,        # a run backwards
      20, 21, 22, 23, 24, 20,    # consecutive but for the last row, the first again
+     20, 25, 22, 23, 24, 25,    # the ends of a run, not its middle
      34, 35, 36, 37, 38, 39,    # consecutive up to the last row
      26, 27, 28],               # a short last batch, consecutive
     dtype=np.int64)
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
-def test_epoch_reads_consecutive_batches_in_place_and_copies_the_rest(weighted, dtype, threads):
+def test_epoch_over_consecutive_and_scattered_batches_matches_steps(weighted, dtype, threads):
     threads(2)
     X, Y = _regression(dtype)
     weight = np.random.default_rng(5).uniform(0.5, 2.0, len(X)).astype(dtype) if weighted else None
@@ -607,7 +608,7 @@ def test_epoch_reads_consecutive_batches_in_place_and_copies_the_rest(weighted, 
     state = opt.state_for(net.params)
     result = net._engine.train_epoch(net.params, net._grads, state, opt.native_spec(), X, Y,
                                      ORDER_OF_MIXED_BATCHES, 6, sample_weight=weight)
-    assert result["batches"] == 7 and result["rows"] == len(ORDER_OF_MIXED_BATCHES)
+    assert result["batches"] == 8 and result["rows"] == len(ORDER_OF_MIXED_BATCHES)
     losses = []
     for start in range(0, len(ORDER_OF_MIXED_BATCHES), 6):
         rows = ORDER_OF_MIXED_BATCHES[start:start + 6]

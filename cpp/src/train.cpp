@@ -90,10 +90,11 @@ inline bool consecutive_rows(const index_t* rows, index_t count) {
   return true;
 }
 
-// The batch of the listed rows of src: src's own rows when consecutive, else a copy in dst.
+// The batch of the listed rows of src: src's own rows when `consecutive`, else a copy in dst.
 template <typename T>
-const T* batch_rows(T* dst, const T* src, const index_t* rows, index_t count, index_t width) {
-  if (consecutive_rows(rows, count)) return src + rows[0] * width;
+const T* batch_rows(T* dst, const T* src, const index_t* rows, index_t count, index_t width,
+                    bool consecutive) {
+  if (consecutive) return src + rows[0] * width;
   gather_rows(dst, src, rows, count, width);
   return dst;
 }
@@ -117,10 +118,12 @@ EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const
   for (index_t start = 0; start < n_order; start += batch_size) {
     const index_t rows = std::min(batch_size, n_order - start);
     const index_t* batch = order + start;
-    const T* batch_x = batch_rows(ws.batch_x.data(), x, batch, rows, n_in);
-    const T* batch_y = batch_rows(ws.batch_y.data(), y, batch, rows, n_out);
-    const T* batch_w =
-        weight != nullptr ? batch_rows(ws.batch_w.data(), weight, batch, rows, index_t(1)) : nullptr;
+    const bool in_place = consecutive_rows(batch, rows);
+    const T* batch_x = batch_rows(ws.batch_x.data(), x, batch, rows, n_in, in_place);
+    const T* batch_y = batch_rows(ws.batch_y.data(), y, batch, rows, n_out, in_place);
+    const T* batch_w = nullptr;
+    if (weight != nullptr)
+      batch_w = batch_rows(ws.batch_w.data(), weight, batch, rows, index_t(1), in_place);
     const StepResult step = train_step(net, params, grads, state, opt, batch_x, batch_y, batch_w,
                                        rows, ws, &bounds);
     result.proven_updates = bounds.proven;

@@ -58,7 +58,7 @@ struct Workspace {
   std::vector<CacheLineVector<T>> dropped;    // X_l after dropout, for layers that have it
   index_t dropout_step = -1;                  // the training step of the last forward, -1: none
   std::vector<char> grad_written;             // whether grad_post[l] holds a contribution yet
-  CacheLineVector<T> batch_x, batch_y, batch_w;  // rows gathered by train_epoch
+  CacheLineVector<T> batch_x, batch_y, batch_w;  // train_epoch's copy of a scattered batch
 
   void reserve(const NetworkSpec<T>& net, index_t rows);
 };

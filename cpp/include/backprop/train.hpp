@@ -34,7 +34,9 @@ struct EpochResult {
 // Every mini-batch of the rows in `order` (a permutation of, or subset of, 0..n_rows-1),
 // batch_size rows at a time (the last batch may be smaller), each a train_step; the optimizer's
 // step count advances by one per batch. weight (n_rows) holds sample weights, or nullptr.
-// Stops at the first non-finite loss, with the weights of the last good step.
+// Stops at the first non-finite loss, with the weights of the last good step. x, y and weight
+// must not change during the call: a batch of consecutive rows is read where it lies, at its
+// step, and any other is copied then.
 template <typename T>
 EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const* state,
                         OptimizerSpec opt, const T* x, const T* y, const T* weight,
