@@ -254,23 +254,29 @@ def test_train_step_refuses_an_update_that_overflows(dtype):
 # pass. Every result must stay what a checked train_step per batch gives, bit for bit.
 
 
-def _native_epoch(net, opt, X, Y, batch_size, weight=None):
-    """One train_epoch over the rows in order; the engine's dict (with proven_updates)."""
+def _native_epoch(net, opt, X, Y, batch_size, weight=None, order=None):
+    """One train_epoch over the rows in `order` (default: all, in order); the engine's dict
+    (with proven_updates)."""
     state = opt.state_for(net.params)
+    if order is None:
+        order = np.arange(len(X), dtype=np.int64)
     return net._engine.train_epoch(net.params, net._grads, state, opt.native_spec(), X, Y,
-                                   np.arange(len(X), dtype=np.int64), batch_size,
-                                   sample_weight=weight)
+                                   order, batch_size, sample_weight=weight)
 
 
-def _replay_steps(net, opt, X, Y, batch_size, stop=None, weight=None):
-    """train_step (which always checks) over the same batches; the batches it made."""
+def _replay_steps(net, opt, X, Y, batch_size, stop=None, weight=None, order=None, losses=None):
+    """train_step (which always checks) over the same batches; the batches it made. Each
+    step's loss is appended to `losses` when given."""
     made = 0
-    for start in range(0, len(X), batch_size):
+    for start in range(0, len(X) if order is None else len(order), batch_size):
         if made == stop:
             break
-        rows = slice(start, start + batch_size)
-        net.train_step(X[rows], Y[rows], opt,
-                       sample_weight=None if weight is None else weight[rows])
+        end = start + batch_size
+        rows = slice(start, end) if order is None else order[start:end]
+        loss = net.train_step(X[rows], Y[rows], opt,
+                              sample_weight=None if weight is None else weight[rows])
+        if losses is not None:
+            losses.append(loss)
         made += 1
     return made
 
@@ -605,15 +611,11 @@ def test_epoch_over_consecutive_and_scattered_batches_matches_steps(weighted, dt
     net = bp.Network([5, 7, 2], activation="tanh", loss="mse", dtype=dtype, seed=0)
     twin = net.copy()
     opt, twin_opt = bp.optim.SGD(lr=0.05, momentum=0.9), bp.optim.SGD(lr=0.05, momentum=0.9)
-    state = opt.state_for(net.params)
-    result = net._engine.train_epoch(net.params, net._grads, state, opt.native_spec(), X, Y,
-                                     ORDER_OF_MIXED_BATCHES, 6, sample_weight=weight)
+    result = _native_epoch(net, opt, X, Y, 6, weight, order=ORDER_OF_MIXED_BATCHES)
     assert result["batches"] == 8 and result["rows"] == len(ORDER_OF_MIXED_BATCHES)
     losses = []
-    for start in range(0, len(ORDER_OF_MIXED_BATCHES), 6):
-        rows = ORDER_OF_MIXED_BATCHES[start:start + 6]
-        losses.append(twin.train_step(X[rows], Y[rows], twin_opt,
-                                      sample_weight=None if weight is None else weight[rows]))
+    _replay_steps(twin, twin_opt, X, Y, 6, weight=weight, order=ORDER_OF_MIXED_BATCHES,
+                  losses=losses)
     assert net.params.tobytes() == twin.params.tobytes()
     assert opt.state[0].tobytes() == twin_opt.state[0].tobytes()
     batch_rows = np.diff(np.r_[0:len(ORDER_OF_MIXED_BATCHES):6, len(ORDER_OF_MIXED_BATCHES)])
