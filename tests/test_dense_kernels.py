@@ -6,7 +6,7 @@ import pytest
 
 import backprop as bp
 import reference as ref
-from conftest import tolerances
+from conftest import ALWAYS_IN_BURST_NS, tolerances
 
 K = bp.kernels
 
@@ -100,6 +100,44 @@ def test_dense_kernels_bytes_do_not_depend_on_thread_count(dtype, threads, shape
     for other in results[1:]:
         for first, second in zip(results[0], other):
             np.testing.assert_array_equal(first, second)
+
+
+# (m, k, n) that split in a burst on every path (from 2^18 multiply-adds), and their k blocks
+# (KC = 256, balanced): one row; one block (by slabs on any thread count); two blocks (by slabs
+# on three threads); 3 x 171, 5 x 207 (k prime) and 12 x 250, which do not divide evenly
+# between the threads; 2 x 150 with A read in place; tiny's first layer (4 x 196).
+K_SPLIT_SHAPES = [(1, 2063, 131), (64, 256, 64), (5, 257, 211), (33, 512, 31), (7, 513, 97),
+                  (13, 1031, 29), (3, 3000, 33), (64, 300, 97), (32, 784, 128)]
+
+
+@pytest.mark.parametrize("shape", K_SPLIT_SHAPES, ids=_shape_id)
+def test_dense_forward_split_by_k_blocks_gives_the_bytes_of_one_thread(gemm_isa, dtype, threads,
+                                                                       call_burst, shape):
+    m, k, n = shape
+    X, W, b = _dense_operands(dtype, m, k, n, seed=m * k + n)
+    call_burst(window_ns=ALWAYS_IN_BURST_NS)
+    for name, alpha in [("relu", None), ("tanh", None), ("elu", 0.5), ("identity", None)]:
+        for bias in (b, None):
+            threads(1)
+            expected = K.dense_forward(X, W, bias, name, alpha=alpha)
+            for count in (2, 3):
+                threads(count)
+                # a call on record puts the next in a burst, where every shape here splits
+                bp._core.gemm_thread_count(m, n, k, dtype == np.float64)
+                assert bp._core.gemm_thread_count(m, n, k, dtype == np.float64) == count
+                got = K.dense_forward(X, W, bias, name, alpha=alpha, split="k_blocks")
+                for part, got_part, expected_part in zip("UY", got, expected):
+                    assert got_part.tobytes() == expected_part.tobytes(), \
+                        f"{name}, bias {bias is not None}: {part} on {count} threads"
+    u, _ = K.dense_forward(X, W, b, "identity", split="k_blocks")
+    np.testing.assert_allclose(u, ref.gemm(X, W) + b, **tolerances(dtype, k))
+
+
+@pytest.mark.parametrize("split", ["rows", "K_BLOCKS", None, 2])
+def test_dense_forward_refuses_an_unknown_split(split):
+    X, W, b = _dense_operands(np.float32, 2, 3, 4, seed=0)
+    with pytest.raises(ValueError, match="split must be one of"):
+        K.dense_forward(X, W, b, "relu", split=split)
 
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])

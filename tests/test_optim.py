@@ -644,6 +644,33 @@ def test_epoch_proves_and_matches_over_two_threads(dtype, threads):
     assert results[0] == results[1] == (twin.params.tobytes(), twin_opt.state[0].tobytes())
 
 
+@pytest.mark.parametrize("sources", [[0, 1], [1, 0]], ids=["inputs-first", "inputs-second"])
+def test_steps_whose_forward_splits_by_k_blocks_give_the_bytes_of_one_thread(dtype, threads,
+                                                                             sources):
+    # Layers that read the 784 inputs of 32 rows (four k blocks of 196) split that product by k
+    # blocks on two and three threads (mlp.cpp's forward_split): the first layer's with its
+    # bias, the second's with the bias (inputs first) or added onto the first layer's product
+    # (inputs second). Every thread count must give the bytes of one.
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((96, 784)).astype(dtype)
+    y = rng.integers(0, 10, 96)
+    results = []
+    for count in (1, 2, 3):
+        threads(count)
+        net = bp.Network([bp.Dense(784, 64, "relu"), bp.Dense(848, 96, "tanh", inputs=sources),
+                          bp.Dense(96, 10)], dtype=dtype, seed=0)
+        opt = bp.optim.SGD(lr=0.05, momentum=0.9)
+        losses = [net.train_step(X[i:i + 32], y[i:i + 32], opt) for i in range(0, 96, 32)]
+        history = net.fit(X, y, optimizer=opt, epochs=1, batch_size=32, verbose=0)
+        results.append((losses, list(history["loss"]), net.params.tobytes(),
+                        opt.state[0].tobytes()))
+    fresh = bp.Network([bp.Dense(784, 64, "relu"), bp.Dense(848, 96, "tanh", inputs=sources),
+                        bp.Dense(96, 10)], dtype=dtype, seed=0)
+    assert np.all(np.isfinite(results[0][0] + results[0][1]))
+    assert results[0][2] != fresh.params.tobytes()
+    assert results[1] == results[0] and results[2] == results[0]
+
+
 def test_epoch_over_two_threads_refuses_an_overflow_in_one_weight_row(dtype, threads):
     # The first layer's weights and every bias start at 0 and only input 150 is non-zero, so of
     # the weight gradient only row 150 (entries 30000-30199 of the buffer, in the second

@@ -198,7 +198,7 @@ void bind_dense(py::module_& m) {
   m.def(
       "dense_forward",
       [](const py::array& x, const py::array& w, const py::object& b, const py::array& u_out,
-         const py::array& y_out, int kind, double alpha) {
+         const py::array& y_out, int kind, double alpha, bool k_blocks) {
         dispatch_float(u_out, "u_out", [&](auto tag) {
           using T = decltype(tag);
           const T* px = input_ptr<T>(x, "X", 2);
@@ -224,11 +224,11 @@ void bind_dense(py::module_& m) {
               GemmEpilogue<T>::forward(pb, {activation_kind(kind), T(alpha)}, py_, cols);
           py::gil_scoped_release release;
           gemm_fused(false, false, rows, cols, inner, T(1), px, inner, pw, cols, T(0), pu, cols,
-                     epilogue);
+                     epilogue, k_blocks ? GemmSplit::k_blocks : GemmSplit::slabs_of_c);
         });
       },
       py::arg("X"), py::arg("W"), py::arg("b"), py::arg("u_out"), py::arg("y_out"),
-      py::arg("kind"), py::arg("alpha"));
+      py::arg("kind"), py::arg("alpha"), py::arg("k_blocks") = false);
   m.def(
       "hidden_delta",
       [](const py::array& d, const py::array& w, const py::array& u, const py::array& out,

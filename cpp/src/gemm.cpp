@@ -278,6 +278,13 @@ struct ReadyEpilogue : GemmEpilogue<T> {
       backward_tile = backward_tile_function<T>(given.act.kind, given.y != nullptr);
   }
 
+  // The bias alone, without the step: what starts a product whose step comes later.
+  ReadyEpilogue bias_only() const {
+    GemmEpilogue<T> start;
+    start.bias = this->bias;
+    return ReadyEpilogue(start);
+  }
+
   ReadyEpilogue shifted(index_t row, index_t col) const {
     ReadyEpilogue part = *this;
     static_cast<GemmEpilogue<T>&>(part) = GemmEpilogue<T>::shifted(row, col);
@@ -721,6 +728,55 @@ void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
   });
 }
 
+// GemmSplit::k_blocks on m, n, k >= 1: each thread of the team multiplies its share of the k
+// blocks (gemm_team's KC blocking), one block per one-thread GEMM. The first thread's blocks go
+// straight into C, starting with the caller's beta or bias; every other block's product goes
+// into a buffer of its own. Then each thread adds those products onto its share of C's rows in
+// block order, and makes the epilogue's step there. A block's product is written as alpha * sum
+// (beta 0) and then added; inside one GEMM the same block adds alpha * sum + 1 * C: the same
+// rounding, so the same bits as on one thread.
+template <typename Blocks, typename T>
+void gemm_k_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
+                  const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+                  const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, const TeamCall& team) {
+  const index_t kc = balanced_block(k, Blocks::KC, 1);
+  const index_t blocks = (k + kc - 1) / kc;
+  const index_t first_blocks = Share(blocks, 0, team.count()).last;
+  thread_local AlignedBuffer<T> product_buffer;
+  T* const products = product_buffer.reserve(std::size_t((blocks - first_blocks) * m * n));
+  const ReadyEpilogue<T> start = epilogue.bias_only(), none{GemmEpilogue<T>{}};
+  const TeamCall& alone = TeamCall::one_thread();
+  team.run([&](int part, int parts) {
+    const Share mine(blocks, part, parts);
+    for (index_t block = mine.first; block < mine.last; ++block) {
+      const index_t k0 = block * kc, depth = std::min(kc, k - k0);
+      const T* a_block = trans_a ? a + k0 * lda : a + k0;
+      const T* b_block = trans_b ? b + k0 : b + k0 * ldb;
+      if (part == 0) {
+        gemm_blocked_for_a<Blocks>(trans_a, trans_b, m, n, depth, alpha, a_block, lda, b_block,
+                                   ldb, block == 0 ? beta : T(1), c, ldc,
+                                   block == 0 ? start : none, kernel, alone);
+      } else {
+        gemm_blocked_for_a<Blocks>(trans_a, trans_b, m, n, depth, alpha, a_block, lda, b_block,
+                                   ldb, T(0), products + (block - first_blocks) * m * n, n, none,
+                                   kernel, alone);
+      }
+    }
+    team_barrier(parts);
+    const Share rows(m, part, parts);
+    for (index_t block = first_blocks; block < blocks; ++block) {
+      const T* product = products + (block - first_blocks) * m * n;
+      for (index_t i = rows.first; i < rows.last; ++i) {
+        T* __restrict row = c + i * ldc;
+        const T* __restrict add = product + i * n;
+        for (index_t j = 0; j < n; ++j) row[j] += add[j];
+      }
+    }
+    if (rows.first < rows.last)
+      epilogue.finish(c + rows.first * ldc, ldc, rows.first, 0, rows.last - rows.first, n);
+  });
+}
+
 // body(Family{}) with the family of register tiles a GEMM takes on `isa`: the path's own, or
 // its family for A read in place (takes_in_place_family).
 template <typename T, typename Body>
@@ -738,9 +794,13 @@ auto with_tile_family(Isa isa, bool trans_a, index_t lda, index_t n, Body&& body
 template <typename Blocks, typename T>
 void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel) {
+                const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, GemmSplit split) {
   const TeamCall team = gemm_team_call<T>(m, n, k);
-  if (team.count() > 1 && double(m) * double(n) * double(k) < double(kGemmSharedMinFlops))
+  if (split == GemmSplit::k_blocks && team.count() > 1 &&
+      (k + Blocks::KC - 1) / Blocks::KC >= index_t(team.count()))
+    gemm_k_split<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                         epilogue, kernel, team);
+  else if (team.count() > 1 && double(m) * double(n) * double(k) < double(kGemmSharedMinFlops))
     gemm_split<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
                        kernel, team);
   else
@@ -805,7 +865,7 @@ template bool gemm_splits_by_columns<double>(bool, bool, index_t, index_t, index
 template <typename T>
 void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                const GemmEpilogue<T>& given) {
+                const GemmEpilogue<T>& given, GemmSplit split) {
   // C (m x n) = (bias or beta * C) + alpha * op(A) (m x k) @ op(B) (k x n), then the step
   if (m <= 0 || n <= 0) return;
   const ReadyEpilogue<T> epilogue(given);
@@ -831,8 +891,16 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
   const MicroKernel<T> kernel = select_micro_kernel<T>(isa);
   with_tile_family<T>(isa, trans_a, lda, n, [&](auto family) {
     gemm_tiled<decltype(family)>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                                 epilogue, kernel);
+                                 epilogue, kernel, split);
   });
+}
+
+index_t gemm_k_block(index_t k) {
+  static_assert(GemmBlocking<float>::KC == GemmBlocking512<float>::KC &&
+                    GemmBlocking<double>::KC == GemmBlocking512<double>::KC &&
+                    GemmBlocking<float>::KC == GemmBlocking<double>::KC,
+                "every path and type sums in the same k blocks");
+  return k <= 0 ? 0 : balanced_block(k, GemmBlocking<float>::KC, 1);
 }
 
 template <typename T>
@@ -864,7 +932,8 @@ void gemm_ref(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alp
   template void gemm<T>(bool, bool, index_t, index_t, index_t, T, const T*, index_t, const T*, \
                         index_t, T, T*, index_t);                                             \
   template void gemm_fused<T>(bool, bool, index_t, index_t, index_t, T, const T*, index_t,     \
-                              const T*, index_t, T, T*, index_t, const GemmEpilogue<T>&);      \
+                              const T*, index_t, T, T*, index_t, const GemmEpilogue<T>&,       \
+                              GemmSplit);                                                      \
   template void gemm_ref<T>(bool, bool, index_t, index_t, index_t, T, const T*, index_t,       \
                             const T*, index_t, T, T*, index_t);
 BACKPROP_INSTANTIATE_GEMM(float)

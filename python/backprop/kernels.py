@@ -121,14 +121,25 @@ def activation_backward(grad: Any, u: Any, activation: str, *, alpha: Optional[f
     return out
 
 
+DENSE_SPLITS = ("slabs", "k_blocks")
+
+
 def dense_forward(X: Any, W: Any, b: Any = None, activation: str = "identity", *,
-                  alpha: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
+                  alpha: Optional[float] = None,
+                  split: str = "slabs") -> tuple[np.ndarray, np.ndarray]:
     """A dense layer in one pass: returns (U, Y) with U = X @ W + b and Y = f(U).
 
     The bias add and the activation run in the GEMM's write-back, on each tile of U while it is
     in cache: the same bits as gemm, a bias add and activation_forward one after the other.
     b may be None (no bias); alpha as for activation_forward.
+
+    split: how several threads share the product. "slabs": each computes rows or columns of U.
+    "k_blocks": each multiplies its own rows of W, from one of the GEMM's k blocks (256 deep at
+    most) to another, and the blocks' products are added into U in order; that needs as many
+    blocks as threads, else it splits by slabs. The bytes are the same either way.
     """
+    if split not in DENSE_SPLITS:
+        raise ValueError(f"split must be one of {DENSE_SPLITS}; got {split!r}")
     code = activation_code(activation)
     named = {"X": X, "W": W} if b is None else {"X": X, "W": W, "b": b}
     dtype, arrays = _resolve(None, named)
@@ -139,7 +150,7 @@ def dense_forward(X: Any, W: Any, b: Any = None, activation: str = "identity", *
     shape = (arrays[0].shape[0], arrays[1].shape[1])
     u, y = empty_on_cache_lines(shape, dtype), empty_on_cache_lines(shape, dtype)
     _core.dense_forward(arrays[0], arrays[1], bias, u, y, code,
-                        activation_alpha(activation, alpha))
+                        activation_alpha(activation, alpha), split == "k_blocks")
     return u, y
 
 

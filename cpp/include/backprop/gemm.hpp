@@ -65,12 +65,25 @@ struct GemmEpilogue {
   }
 };
 
+// How a GEMM on several threads divides the work between them:
+// - slabs_of_c: each thread computes whole rows or columns of C (or its tiles, when large);
+// - k_blocks: each thread multiplies its own share of the k blocks, the rows of op(B) from one
+//   block boundary to another (gemm_k_block), and C is the sum of the blocks' products, added in
+//   block order. For a B whose rows each thread keeps in its own cache (a training step's
+//   weights, which the update splits by rows): a column of B is then never read across cores.
+// Either way, C gets the same bits as on one thread.
+enum class GemmSplit { slabs_of_c, k_blocks };
+
 // gemm with an epilogue: C = bias + alpha * op(A) @ op(B) (or beta * C + ..., without a bias),
 // then the epilogue's step on C. Bit-identical to the unfused sequence for any thread count.
 template <typename T>
 void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                const GemmEpilogue<T>& epilogue);
+                const GemmEpilogue<T>& epilogue, GemmSplit split = GemmSplit::slabs_of_c);
+
+// The k block every GEMM of this depth sums in (the last one may be shorter): the boundaries
+// a GemmSplit::k_blocks product splits op(B)'s rows at.
+index_t gemm_k_block(index_t k);
 
 // The threads a GEMM of this size would run on if called now (config.hpp's thresholds). It goes
 // on record for the burst rule as such a GEMM would, one that takes no time; split, it is
