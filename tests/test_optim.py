@@ -644,6 +644,26 @@ def test_epoch_proves_and_matches_over_two_threads(dtype, threads):
     assert results[0] == results[1] == (twin.params.tobytes(), twin_opt.state[0].tobytes())
 
 
+def test_epoch_with_weights_split_by_rows_proves_without_a_scan(dtype, threads):
+    # 784-64-10 in batches of 32: the forward splits the first layer's weights by rows (k
+    # blocks), as the update's shares do, so on two threads the proof takes its bound from the
+    # inputs and deltas, as on one, rather than scan the gradient to fetch the weights for
+    # writing (which it does, where each share fits in half of L2, for a forward split by
+    # slabs of U).
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((128, 784)).astype(dtype)
+    Y = rng.standard_normal((128, 10)).astype(dtype)
+    results = []
+    for count in (1, 2):
+        threads(count)
+        net = bp.Network([784, 64, 10], loss="mse", dtype=dtype, seed=0)
+        opt = bp.optim.SGD(lr=0.01, momentum=0.9)
+        result = _native_epoch(net, opt, X, Y, 32)
+        assert result["batches"] == 4 and result["proven_unscanned"] == 4, f"{count} threads"
+        results.append((net.params.tobytes(), opt.state[0].tobytes()))
+    assert results[0] == results[1]
+
+
 @pytest.mark.parametrize("sources", [[0, 1], [1, 0]], ids=["inputs-first", "inputs-second"])
 def test_steps_whose_forward_splits_by_k_blocks_give_the_bytes_of_one_thread(dtype, threads,
                                                                              sources):

@@ -282,6 +282,19 @@ double mlp_gradient_bound(const NetworkSpec<T>& net, const T* x, index_t m,
 }
 
 template <typename T>
+bool mlp_forward_splits_weights_by_rows(const NetworkSpec<T>& net, index_t m) {
+  for (const LayerSpec<T>& layer : net.layers)
+    for (const int s : layer.sources) {
+      const index_t width = net.source_width(s);
+      const double work = double(m) * double(layer.fan_out) * double(width);
+      if (work >= double(gemm_burst_min_flops<T>()) &&
+          forward_split(m, width) != GemmSplit::k_blocks)
+        return false;
+    }
+  return true;
+}
+
+template <typename T>
 index_t mlp_gradient_bound_reads(const NetworkSpec<T>& net, index_t m) {
   index_t values = 0;
   for (const LayerSpec<T>& layer : net.layers) {
@@ -312,7 +325,8 @@ void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const 
                                 Workspace<T>&, T*);                                             \
   template double mlp_gradient_bound<T>(const NetworkSpec<T>&, const T*, index_t,               \
                                         const Workspace<T>&);                                   \
-  template index_t mlp_gradient_bound_reads<T>(const NetworkSpec<T>&, index_t);
+  template index_t mlp_gradient_bound_reads<T>(const NetworkSpec<T>&, index_t);              \
+  template bool mlp_forward_splits_weights_by_rows<T>(const NetworkSpec<T>&, index_t);
 BACKPROP_INSTANTIATE_MLP(float)
 BACKPROP_INSTANTIATE_MLP(double)
 #undef BACKPROP_INSTANTIATE_MLP

@@ -357,7 +357,10 @@ long l2_cache_bytes() {
 // two threads than on one, and fetching them first gained 14-17% (bench/RESULTS.md). Off for
 // larger shares, where the lines would be evicted before the write (mnist and deep lost
 // 1-1.5%), on one thread, where the fetch only costs (7%), and for Adam, whose writing pass (a
-// square root and a division per weight) lost 3% with it.
+// square root and a division per weight) lost 3% with it. Off too when the step's products read
+// each weight on the thread that updates it (GradientBound::weights_read_in_own_shares): tiny's
+// forward split by k blocks, its shuffled epochs on two Xeon threads ran 306k / 307k / 311k
+// samples/s with the scan and 337k / 332k / 333k without (alternated medians).
 template <typename T, OptimizerKind K, int States>
 bool warm_for_update(index_t n, bool parallel) {
   const int threads = share_count(n, parallel);
@@ -385,7 +388,8 @@ bool proven_finite(const Rule<T>& rule, T* params, const T* grads, index_t n, bo
     bounds->state[1] = States > 1 ? largest_magnitude(rule.v1, n, parallel, adam_like) : 0.0;
     bounds->known = true;
   }
-  const bool warm = warm_for_update<T, K, States>(n, parallel);
+  const bool warm =
+      !gradient.weights_read_in_own_shares && warm_for_update<T, K, States>(n, parallel);
   NewBounds next;
   if (!warm && gradient.compute != nullptr) {
     next = bounds_after<T, K>(rule, bounds->params, bounds->state,

@@ -65,8 +65,9 @@ StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* 
   // A finite loss can still give an update that overflows (float32 gradients, a huge lr):
   // the optimizer then writes nothing, keeping the last good weights.
   const GradientInputs<T> inputs{net, x, m, ws};
-  result.finite = optimizer_step(params, grads, state, n_params, opt, bounds,
-                                 GradientBound{&GradientInputs<T>::bound, &inputs});
+  GradientBound gradient{&GradientInputs<T>::bound, &inputs};
+  gradient.weights_read_in_own_shares = mlp_forward_splits_weights_by_rows(net, m);
+  result.finite = optimizer_step(params, grads, state, n_params, opt, bounds, gradient);
   return result;
 }
 

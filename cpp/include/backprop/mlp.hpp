@@ -70,6 +70,11 @@ template <typename T>
 const T* mlp_forward(const NetworkSpec<T>& net, const T* params, const T* x, index_t m,
                      Workspace<T>& ws, index_t training_step = -1);
 
+// Whether mlp_forward on m rows multiplies each layer's weights by k blocks, each thread its
+// own rows (GemmSplit::k_blocks), wherever a product may split over threads at all.
+template <typename T>
+bool mlp_forward_splits_weights_by_rows(const NetworkSpec<T>& net, index_t m);
+
 // Backward pass after mlp_forward on the same x: writes dLoss/dparams into grads (flat, the
 // layout of params; every entry is written, so grads need not be cleared first). row_weight
 // (m) scales each sample's loss, or nullptr for 1.

@@ -68,6 +68,11 @@ struct UpdateBounds {
 struct GradientBound {
   double (*compute)(const void* context) = nullptr;
   const void* context = nullptr;
+  // Whether the step's products split the weights between the threads by rows, as the update's
+  // shares do (train_step's forward split by k blocks), so each thread's share is mostly in its
+  // own cache already: then no scan fetches the weights for writing (optim.cpp,
+  // warm_for_update).
+  bool weights_read_in_own_shares = false;
 };
 
 // One update of n parameters from their gradients, as torch.optim defines each kind.
