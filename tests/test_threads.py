@@ -59,6 +59,39 @@ def test_omp_num_threads_sets_the_default(count, tmp_path):
     assert result.stdout.strip() == count
 
 
+# OpenMP may start fewer threads than a region asks for (here OMP_THREAD_LIMIT=1 against a
+# count of 2). Every split must then do all of the work with the threads it got: a product by k
+# blocks (tiny's first layer), slabs of C and shared blocks, and a training step.
+_FEWER_THREADS_SCRIPT = '''
+import numpy as np, backprop as bp
+rng = np.random.default_rng(0)
+X, W = rng.uniform(-1, 1, (32, 784)), rng.uniform(-1, 1, (784, 128))
+b = rng.uniform(-1, 1, 128)
+A, B = rng.uniform(-1, 1, (300, 900)), rng.uniform(-1, 1, (900, 530))
+Xs, ys = rng.standard_normal((64, 784)), rng.integers(0, 10, 64)
+def run():
+    net = bp.Network([784, 128, 10], dtype="float64", seed=0)
+    net.fit(Xs, ys, optimizer=bp.optim.SGD(lr=0.05, momentum=0.9), epochs=1, batch_size=32,
+            verbose=0)
+    return (bp.kernels.dense_forward(X, W, b, "relu", split="k_blocks")[1].tobytes(),
+            bp.kernels.gemm(A[:100], B).tobytes(), bp.kernels.gemm(A, B).tobytes(),
+            net.params.tobytes())
+bp.set_num_threads(1)
+one = run()
+bp.set_num_threads(2)
+two = run()
+print([first == second for first, second in zip(one, two)])
+'''
+
+
+def test_splits_do_all_the_work_when_openmp_starts_fewer_threads(tmp_path):
+    env = dict(os.environ, OMP_THREAD_LIMIT="1")
+    result = subprocess.run([sys.executable, "-c", _FEWER_THREADS_SCRIPT], env=env,
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[True, True, True, True]"
+
+
 # -- how many threads a GEMM takes ------------------------------------------------------------
 
 def _burst_min(double_precision=False):

@@ -741,12 +741,15 @@ void gemm_k_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
                   const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, const TeamCall& team) {
   const index_t kc = balanced_block(k, Blocks::KC, 1);
   const index_t blocks = (k + kc - 1) / kc;
-  const index_t first_blocks = Share(blocks, 0, team.count()).last;
+  // Room for the most blocks the other threads can take: OpenMP may start fewer threads than
+  // asked for (inside another parallel region, say), and then the first thread takes more.
   thread_local AlignedBuffer<T> product_buffer;
-  T* const products = product_buffer.reserve(std::size_t((blocks - first_blocks) * m * n));
+  T* const products = product_buffer.reserve(
+      std::size_t((blocks - Share(blocks, 0, team.count()).last) * m * n));
   const ReadyEpilogue<T> start = epilogue.bias_only(), none{GemmEpilogue<T>{}};
   const TeamCall& alone = TeamCall::one_thread();
   team.run([&](int part, int parts) {
+    const index_t first_blocks = Share(blocks, 0, parts).last;
     const Share mine(blocks, part, parts);
     for (index_t block = mine.first; block < mine.last; ++block) {
       const index_t k0 = block * kc, depth = std::min(kc, k - k0);
