@@ -125,12 +125,45 @@ def test_dense_forward_split_by_k_blocks_gives_the_bytes_of_one_thread(gemm_isa,
                 # a call on record puts the next in a burst, where every shape here splits
                 bp._core.gemm_thread_count(m, n, k, dtype == np.float64)
                 assert bp._core.gemm_thread_count(m, n, k, dtype == np.float64) == count
+                splits_before = bp._core.gemm_k_split_count()
                 got = K.dense_forward(X, W, bias, name, alpha=alpha, split="k_blocks")
+                took_k_blocks = bp._core.gemm_k_split_count() - splits_before
+                assert took_k_blocks == bp._core.gemm_k_split_applies(m, k, count)
                 for part, got_part, expected_part in zip("UY", got, expected):
                     assert got_part.tobytes() == expected_part.tobytes(), \
                         f"{name}, bias {bias is not None}: {part} on {count} threads"
     u, _ = K.dense_forward(X, W, b, "identity", split="k_blocks")
     np.testing.assert_allclose(u, ref.gemm(X, W) + b, **tolerances(dtype, k))
+
+
+def test_k_blocks_split_where_the_products_are_small_beside_the_weights():
+    # gemm_k_split_applies: as many k blocks (KC = 256, balanced) as threads, and the other
+    # threads' blocks' products (m x n each) at most a quarter of op(B) (k x n): 4 m others <= k.
+    applies = bp._core.gemm_k_split_applies
+    assert applies(32, 784, 2) and applies(32, 784, 3)  # 4 blocks of 196: 2, then 3, others
+    assert applies(98, 784, 2) and not applies(99, 784, 2)  # 4 x 98 x 2 = 784
+    assert not applies(1, 256, 2) and not applies(1, 512, 3)  # fewer blocks than threads
+    assert applies(128, 512, 2) and not applies(129, 512, 2)
+    assert not applies(32, 784, 1) and not applies(0, 784, 2) and not applies(32, 0, 2)
+
+
+def test_dense_forward_nan_is_the_one_threads_with_k_blocks(dtype, threads, call_burst):
+    # A NaN in U from the first k block meets a NaN of the other sign (inf - inf) from the third:
+    # the one-thread write-back keeps the first, and so must the block products' merge.
+    m, k, n = 8, 1024, 40
+    X, W, _ = _dense_operands(dtype, m, k, n, seed=3)
+    X[:, 10] = np.nan
+    X[:, 700] = X[:, 701] = np.inf
+    W[700], W[701] = 1.0, -1.0
+    call_burst(window_ns=ALWAYS_IN_BURST_NS)
+    threads(1)
+    expected, _ = K.dense_forward(X, W)
+    threads(2)
+    bp._core.gemm_thread_count(m, n, k, dtype == np.float64)
+    splits_before = bp._core.gemm_k_split_count()
+    got, _ = K.dense_forward(X, W, split="k_blocks")
+    assert bp._core.gemm_k_split_count() == splits_before + 1
+    assert np.isnan(got).all() and got.tobytes() == expected.tobytes()
 
 
 @pytest.mark.parametrize("split", ["rows", "K_BLOCKS", None, 2])

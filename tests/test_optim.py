@@ -680,8 +680,11 @@ def test_steps_whose_forward_splits_by_k_blocks_give_the_bytes_of_one_thread(dty
         net = bp.Network([bp.Dense(784, 64, "relu"), bp.Dense(848, 96, "tanh", inputs=sources),
                           bp.Dense(96, 10)], dtype=dtype, seed=0)
         opt = bp.optim.SGD(lr=0.05, momentum=0.9)
+        splits_before = bp._core.gemm_k_split_count()
         losses = [net.train_step(X[i:i + 32], y[i:i + 32], opt) for i in range(0, 96, 32)]
         history = net.fit(X, y, optimizer=opt, epochs=1, batch_size=32, verbose=0)
+        k_splits = bp._core.gemm_k_split_count() - splits_before
+        assert k_splits == (0 if count == 1 else 2 * 6), f"{count} threads"  # 2 per step
         results.append((losses, list(history["loss"]), net.params.tobytes(),
                         opt.state[0].tobytes()))
     fresh = bp.Network([bp.Dense(784, 64, "relu"), bp.Dense(848, 96, "tanh", inputs=sources),

@@ -44,6 +44,14 @@ void register_system(py::module_& m) {
       },
       py::arg("m"), py::arg("n"), py::arg("k"), py::arg("double_precision"));
   m.def(
+      "gemm_k_split_applies",
+      [](index_t m, index_t k, int threads) {
+        if (m < 0 || k < 0) fail_value("m and k must be non-negative");
+        return gemm_k_split_applies(m, k, threads);
+      },
+      py::arg("m"), py::arg("k"), py::arg("threads"));
+  m.def("gemm_k_split_count", &gemm_k_split_count);
+  m.def(
       "gemm_burst_min_flops",
       [](bool double_precision) {
         return double_precision ? gemm_burst_min_flops<double>() : gemm_burst_min_flops<float>();

@@ -2,6 +2,7 @@
 #include "backprop/gemm.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <numeric>
 #include <type_traits>
@@ -23,6 +24,9 @@
 
 namespace backprop {
 namespace {
+
+// How many GEMMs have split by k blocks (gemm_k_split_count).
+std::atomic<std::uint64_t> k_split_calls{0};
 
 #if defined(__SSE2__)
 // Transposes a 4 x 4 float or 2 x 2 double block (src rows w_stride apart, dst rows W apart)
@@ -627,10 +631,11 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
 
 // A thread's packing buffers for one element type, grown once and reused by every call. The
 // tile families share them: B's buffer alone is KC x NC (4 MiB of float), and a pair per family
-// would hold twice that per thread.
+// would hold twice that per thread. `products`: the k blocks' products of a GemmSplit::k_blocks
+// call this thread makes (gemm_k_split), at most a quarter of op(B)'s values.
 template <typename T>
 struct PackingBuffers {
-  AlignedBuffer<T> a, b;
+  AlignedBuffer<T> a, b, products;
   static PackingBuffers& of_this_thread() {
     thread_local PackingBuffers buffers;
     return buffers;
@@ -732,9 +737,10 @@ void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
 // blocks (gemm_team's KC blocking), one block per one-thread GEMM. The first thread's blocks go
 // straight into C, starting with the caller's beta or bias; every other block's product goes
 // into a buffer of its own. Then each thread adds those products onto its share of C's rows in
-// block order, and makes the epilogue's step there. A block's product is written as alpha * sum
-// (beta 0) and then added; inside one GEMM the same block adds alpha * sum + 1 * C: the same
-// rounding, so the same bits as on one thread.
+// block order, and makes the epilogue's step there. A block's product is written as its sum
+// (alpha 1, beta 0) and then added; inside one GEMM the same block adds sum + 1 * C: the same
+// rounding, so the same bits as on one thread. (With alpha != 1 a build that contracts alpha *
+// sum + C into one FMA would round once where this rounds twice: gemm_tiled asks alpha 1.)
 template <typename Blocks, typename T>
 void gemm_k_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
                   const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
@@ -743,9 +749,9 @@ void gemm_k_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
   const index_t blocks = (k + kc - 1) / kc;
   // Room for the most blocks the other threads can take: OpenMP may start fewer threads than
   // asked for (inside another parallel region, say), and then the first thread takes more.
-  thread_local AlignedBuffer<T> product_buffer;
-  T* const products = product_buffer.reserve(
+  T* const products = PackingBuffers<T>::of_this_thread().products.reserve(
       std::size_t((blocks - Share(blocks, 0, team.count()).last) * m * n));
+  k_split_calls.fetch_add(1, std::memory_order_relaxed);
   const ReadyEpilogue<T> start = epilogue.bias_only(), none{GemmEpilogue<T>{}};
   const TeamCall& alone = TeamCall::one_thread();
   team.run([&](int part, int parts) {
@@ -772,7 +778,9 @@ void gemm_k_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
       for (index_t i = rows.first; i < rows.last; ++i) {
         T* __restrict row = c + i * ldc;
         const T* __restrict add = product + i * n;
-        for (index_t j = 0; j < n; ++j) row[j] += add[j];
+        // A NaN already in C stays, as in the one-thread write-back's fmadd(1, C, product)
+        // (a plain add may keep the product's NaN instead, of the other sign).
+        for (index_t j = 0; j < n; ++j) row[j] = row[j] != row[j] ? row[j] : row[j] + add[j];
       }
     }
     if (rows.first < rows.last)
@@ -799,8 +807,7 @@ void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
                 const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, GemmSplit split) {
   const TeamCall team = gemm_team_call<T>(m, n, k);
-  if (split == GemmSplit::k_blocks && team.count() > 1 &&
-      (k + Blocks::KC - 1) / Blocks::KC >= index_t(team.count()))
+  if (split == GemmSplit::k_blocks && alpha == T(1) && gemm_k_split_applies(m, k, team.count()))
     gemm_k_split<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
                          epilogue, kernel, team);
   else if (team.count() > 1 && double(m) * double(n) * double(k) < double(kGemmSharedMinFlops))
@@ -897,6 +904,17 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
                                  epilogue, kernel, split);
   });
 }
+
+bool gemm_k_split_applies(index_t m, index_t k, int parts) {
+  if (parts < 2 || m <= 0 || k <= 0) return false;
+  const index_t block = gemm_k_block(k);
+  const index_t blocks = (k + block - 1) / block;
+  if (blocks < parts) return false;
+  const index_t others = blocks - Share(blocks, 0, parts).last;
+  return 4 * m * others <= k;
+}
+
+std::uint64_t gemm_k_split_count() { return k_split_calls.load(std::memory_order_relaxed); }
 
 index_t gemm_k_block(index_t k) {
   static_assert(GemmBlocking<float>::KC == GemmBlocking512<float>::KC &&

@@ -134,20 +134,17 @@ bool derivative_in_write_back(const NetworkSpec<T>& net, const Workspace<T>& ws,
 }
 
 // How a layer's forward product X @ W splits over the threads: by k blocks (each thread its own
-// rows of W, GemmSplit::k_blocks) when the blocks' products the other threads add into U, m x n
-// each, hold at most a quarter of W's k x n values; else by slabs of U. The update splits the
+// rows of W, GemmSplit::k_blocks) where gemm_k_split_applies (the blocks' products the other
+// threads add into U, m x n each, hold at most a quarter of W's k x n values); else by slabs of
+// U. The update splits the
 // weights by rows, so a column slab of U read every row of W, half of them last written by the
 // other core: tiny's forward (32 x 128 x 784, four blocks of 196) took as long on two Xeon
 // threads as on one. Two threads, samples/s, alternated medians: tiny train_step 269k / 276k ->
 // 333k / 336k, shuffled epochs 265k / 269k -> 299k / 311k; mnist's second layer (128 x 512 x
 // 512, two blocks) within the noise. The bits are the same.
 inline GemmSplit forward_split(index_t m, index_t k) {
-  const int parts = get_num_threads();
-  const index_t block = gemm_k_block(k);
-  const index_t blocks = block > 0 ? (k + block - 1) / block : 0;
-  if (parts < 2 || blocks < parts) return GemmSplit::slabs_of_c;
-  const index_t others = blocks - Share(blocks, 0, parts).last;
-  return 4 * m * others <= k ? GemmSplit::k_blocks : GemmSplit::slabs_of_c;
+  return gemm_k_split_applies(m, k, get_num_threads()) ? GemmSplit::k_blocks
+                                                       : GemmSplit::slabs_of_c;
 }
 
 template <typename T>
@@ -283,15 +280,16 @@ double mlp_gradient_bound(const NetworkSpec<T>& net, const T* x, index_t m,
 
 template <typename T>
 bool mlp_forward_splits_weights_by_rows(const NetworkSpec<T>& net, index_t m) {
+  bool any = false;
   for (const LayerSpec<T>& layer : net.layers)
     for (const int s : layer.sources) {
       const index_t width = net.source_width(s);
       const double work = double(m) * double(layer.fan_out) * double(width);
-      if (work >= double(gemm_burst_min_flops<T>()) &&
-          forward_split(m, width) != GemmSplit::k_blocks)
-        return false;
+      if (work < double(gemm_burst_min_flops<T>())) continue;  // on one thread
+      if (forward_split(m, width) != GemmSplit::k_blocks) return false;
+      any = true;
     }
-  return true;
+  return any;
 }
 
 template <typename T>

@@ -1,6 +1,8 @@
 // General matrix multiply on row-major matrices: C = alpha * op(A) @ op(B) + beta * C.
 #pragma once
 
+#include <cstdint>
+
 #include "backprop/activations.hpp"
 #include "backprop/config.hpp"
 
@@ -9,8 +11,9 @@ namespace backprop {
 // op(A) is m x k: A is m x k (lda >= k) when trans_a is false, k x m (lda >= m) when true.
 // op(B) is k x n: B is k x n (ldb >= n) when trans_b is false, n x k (ldb >= k) when true.
 // C is m x n with ldc >= n. When beta == 0, C is never read (NaN in C does not leak through).
-// Packed and cache-blocked; threads split rows and columns of C, never the k sum, so the
-// result is bit-identical for any thread count.
+// Packed and cache-blocked; threads split rows and columns of C, or, when asked, whole k blocks
+// whose products are added in block order (GemmSplit), so the result is bit-identical for any
+// thread count.
 template <typename T>
 void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
           index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc);
@@ -71,8 +74,18 @@ struct GemmEpilogue {
 //   block boundary to another (gemm_k_block), and C is the sum of the blocks' products, added in
 //   block order. For a B whose rows each thread keeps in its own cache (a training step's
 //   weights, which the update splits by rows): a column of B is then never read across cores.
-// Either way, C gets the same bits as on one thread.
+//   Taken only where gemm_k_split_applies and alpha is 1; else slabs.
+// Either way, C gets the same bits as on one thread (NaN included).
 enum class GemmSplit { slabs_of_c, k_blocks };
+
+// Whether a GemmSplit::k_blocks product of m rows and depth k splits by k blocks on `parts`
+// threads: when there are at least as many blocks as threads, and the products of the blocks
+// the other threads take (m x n values each, held in a buffer until added into C) are at most a
+// quarter of op(B)'s k x n values.
+bool gemm_k_split_applies(index_t m, index_t k, int parts);
+
+// How many GEMMs have split by k blocks in this process (for the tests).
+std::uint64_t gemm_k_split_count();
 
 // gemm with an epilogue: C = bias + alpha * op(A) @ op(B) (or beta * C + ..., without a bias),
 // then the epilogue's step on C. Bit-identical to the unfused sequence for any thread count.

@@ -70,8 +70,9 @@ template <typename T>
 const T* mlp_forward(const NetworkSpec<T>& net, const T* params, const T* x, index_t m,
                      Workspace<T>& ws, index_t training_step = -1);
 
-// Whether mlp_forward on m rows multiplies each layer's weights by k blocks, each thread its
-// own rows (GemmSplit::k_blocks), wherever a product may split over threads at all.
+// Whether mlp_forward on m rows multiplies the weights by k blocks, each thread its own rows
+// (GemmSplit::k_blocks): some product does, and every other that may split over threads at all
+// does too.
 template <typename T>
 bool mlp_forward_splits_weights_by_rows(const NetworkSpec<T>& net, index_t m);
 
