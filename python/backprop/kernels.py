@@ -135,8 +135,11 @@ def dense_forward(X: Any, W: Any, b: Any = None, activation: str = "identity", *
 
     split: how several threads share the product. "slabs": each computes rows or columns of U.
     "k_blocks": each multiplies its own rows of W, from one of the GEMM's k blocks (256 deep at
-    most) to another, and the blocks' products are added into U in order; that needs as many
-    blocks as threads, else it splits by slabs. The bytes are the same either way.
+    most) to another, and the blocks' products are added into U in order. It is taken only
+    with as many blocks as threads and when the other threads' block products (one X.shape[0]
+    x W.shape[1] buffer each, kept by the calling thread for later calls) hold at most a
+    quarter of W's values; else the product splits by slabs. The bytes are the same either way,
+    NaN included.
     """
     if split not in DENSE_SPLITS:
         raise ValueError(f"split must be one of {DENSE_SPLITS}; got {split!r}")
