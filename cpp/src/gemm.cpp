@@ -473,12 +473,14 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
       const bool bias_start = pc == 0 && epilogue.bias != nullptr;
       const T tile_beta = pc == 0 && !bias_start ? beta : T(1);
       const bool finish = pc + kc == k && epilogue.step != GemmEpilogue<T>::Step::none;
-      // A transposed B with enough column panels to share out is not packed ahead: in the
-      // first row block each thread packs whole column panels and multiplies each by that block
-      // of A while the panel is still in L1, saving it a trip out to L2 or L3 and back (4% on
-      // 256 x 4096 x 4096 NT). An untransposed B is packed along its rows instead (below); packing
-      // it panel by panel here lost 5% on 256 x 4096 x 4096 NN.
-      const bool fuse_b = trans_b && n_panels >= 2 * parts;
+      // On the families that take it (config.hpp, PACK_TRANSPOSED_B_IN_FIRST_ROW_BLOCK), a
+      // transposed B with enough column panels to share out is not packed ahead: in the first
+      // row block each thread packs whole column panels and multiplies each by that block of A
+      // while the panel is still in L1, saving it a trip out to L2 or L3 and back (4% on 256 x
+      // 4096 x 4096 NT with AVX2). An untransposed B is packed along its rows instead (below);
+      // packing it panel by panel here lost 5% on 256 x 4096 x 4096 NN.
+      const bool fuse_b =
+          Blocks::PACK_TRANSPOSED_B_IN_FIRST_ROW_BLOCK && trans_b && n_panels >= 2 * parts;
       // Column panel jp of B, all kc rows of it, into its place in the block buffer.
       auto pack_b_column_panel = [&](index_t jp) {
         pack_b_panel<Blocks>(b_packed + jp * NR * kc, trans_b, b, ldb, pc, kc, jc + jp * NR,

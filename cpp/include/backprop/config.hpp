@@ -36,6 +36,14 @@ struct GemmBlocking512;
 // (gemm.cpp, RowPanels): deep's 64 x 256 x 256 float then runs as nine panels of 6 rows and two
 // of 5, 85-94 -> 96-99 GFLOP/s on one thread. The paired tile above remains for blocks of 1-3,
 // 7-9, 13, 14 or 19 rows, too few to cut, and for a transposed A packed along its rows.
+// PACK_TRANSPOSED_B_IN_FIRST_ROW_BLOCK: a transposed B with enough column panels is packed panel
+// by panel inside the first row block, each panel multiplied while it is in L1 (gemm.cpp,
+// gemm_team), rather than every thread packing its panels ahead of a barrier. Measured when it
+// came in (84a641f, AVX2): 4% on 256 x 4096 x 4096 NT float. On the 2-vCPU AVX-512 Xeon the
+// 14-row tiles lost by it: two threads, three rounds, GFLOP/s, fused -> ahead: 256 x 4096 x
+// 4096 NT float 249-258 -> 261-264, 256 x 4096 x 1024 NT 259-268 -> 269-277, double 119-124 ->
+// 127-128 and 121-127 -> 127-131; 128 x 512 x 512 and 64 x 256 x 256 NT within the noise. The
+// AVX2 tiles on that machine: within the noise either way, so they keep it.
 template <>
 struct GemmBlocking<float> {
   static constexpr index_t MR = 6;
@@ -45,6 +53,7 @@ struct GemmBlocking<float> {
   static constexpr index_t KC = 256;
   static constexpr index_t NC = 4080;
   static constexpr index_t TWO_PANEL_MAX_ROWS = 3;
+  static constexpr bool PACK_TRANSPOSED_B_IN_FIRST_ROW_BLOCK = true;
 };
 
 template <>
@@ -56,6 +65,7 @@ struct GemmBlocking<double> {
   static constexpr index_t KC = 256;
   static constexpr index_t NC = 4080;
   static constexpr index_t TWO_PANEL_MAX_ROWS = 3;
+  static constexpr bool PACK_TRANSPOSED_B_IN_FIRST_ROW_BLOCK = true;
 };
 
 template <>
@@ -67,6 +77,7 @@ struct GemmBlocking512<float> {
   static constexpr index_t KC = 256;
   static constexpr index_t NC = 4064;
   static constexpr index_t TWO_PANEL_MAX_ROWS = 0;
+  static constexpr bool PACK_TRANSPOSED_B_IN_FIRST_ROW_BLOCK = false;
 };
 
 template <>
@@ -78,6 +89,7 @@ struct GemmBlocking512<double> {
   static constexpr index_t KC = 256;
   static constexpr index_t NC = 4064;
   static constexpr index_t TWO_PANEL_MAX_ROWS = 0;
+  static constexpr bool PACK_TRANSPOSED_B_IN_FIRST_ROW_BLOCK = false;
 };
 
 // A GEMM that reads A in place (see kGemmDirectAMaxPanels) takes 8-row tiles on the AVX-512 path:
