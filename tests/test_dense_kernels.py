@@ -86,9 +86,10 @@ def test_dense_kernels_match_the_reference(dtype):
 
 
 # From gemm_parallel_min_flops (2^20 float, 2^19 double): slabs of C per thread; from
-# kGemmSharedMinFlops (2^27): threads share packed blocks and split the tiles of one block.
+# kGemmSharedMinFlops (2^27), on the AVX2 and portable paths: threads share packed blocks and
+# split the tiles of one block (the AVX-512 path keeps to slabs: config.hpp, SHARE_PACKED_BLOCKS).
 @pytest.mark.parametrize("shape", [(300, 500, 700), (301, 530, 900)], ids=["slabs", "shared"])
-def test_dense_kernels_bytes_do_not_depend_on_thread_count(dtype, threads, shape):
+def test_dense_kernels_bytes_do_not_depend_on_thread_count(gemm_isa, dtype, threads, shape):
     m, k, n = shape
     X, W, b = _dense_operands(dtype, m, k, n, seed=11)
     delta = np.random.default_rng(12).uniform(-1, 1, (m, n)).astype(dtype)

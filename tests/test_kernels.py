@@ -77,10 +77,10 @@ _BLOCKING_256 = {
                            "DIRECT_AT_PANELS": 16, **_SHARED_LIMITS},
 }
 _BLOCKING_512 = {
-    np.dtype(np.float32): {"MR": 14, "NR": 32, "MC": 140, "KC": 256, "NC": 4064, "ITEM": 4,
+    np.dtype(np.float32): {"MR": 14, "NR": 32, "MC": 140, "KC": 256, "NC": 1024, "ITEM": 4,
                            "LANES": 16, "MR_IN_PLACE": 8, "MC_IN_PLACE": 144,
                            "DIRECT_AT_PANELS": 4, **_SHARED_LIMITS},
-    np.dtype(np.float64): {"MR": 14, "NR": 16, "MC": 112, "KC": 256, "NC": 4064, "ITEM": 8,
+    np.dtype(np.float64): {"MR": 14, "NR": 16, "MC": 112, "KC": 256, "NC": 512, "ITEM": 8,
                            "LANES": 8, "MR_IN_PLACE": 8, "MC_IN_PLACE": 96,
                            "DIRECT_AT_PANELS": 4, **_SHARED_LIMITS},
 }
@@ -182,6 +182,9 @@ BLOCKING_SHAPES = [
     pytest.param(lambda b: (19, 37, b["KC"] + 1), id="KC+1"),
     pytest.param(lambda b: (19, 37, 2 * b["KC"] + 1), id="2KC+1"),
     pytest.param(lambda b: (3, b["NC"] + 1, 5), id="NC+1"),
+    # Row, column and k blocks at once, A packed (the AVX-512 tiles run column panels fastest).
+    pytest.param(lambda b: (b["MC"] + 1, b["NC"] + b["NR"] + 3, b["KC"] + 1),
+                 id="MC+1,NC+NR+3,KC+1"),
     # Up to DIRECT rows an untransposed B is read in place, its last partial panel packed.
     pytest.param(lambda b: (b["DIRECT"], 3 * b["NR"] + 5, b["KC"] + 3), id="DIRECT"),
     pytest.param(lambda b: (b["DIRECT"] + 1, 3 * b["NR"] + 5, b["KC"] + 3), id="DIRECT+1"),
@@ -384,8 +387,9 @@ def test_gemm_empty_shapes(dtype, kernel, shape):
 # multiply-adds, 2^19 double: 131 x 10 x 509 splits in double only) to kGemmSharedMinFlops (2^27)
 # each thread computes its own slab of C: rows, or columns when m <= n (TN with n <= 12 on avx2
 # and avx512 splits whole blocks of the narrow kernel, with a 3-row tail for 131 rows). From
-# kGemmSharedMinFlops on the threads share packed blocks, and a transposed B is packed inside
-# the first row block.
+# kGemmSharedMinFlops on, on the generic and avx2 paths, the threads share packed blocks, and a
+# transposed B is packed inside the first row block; the avx512 path keeps to slabs at every
+# size (config.hpp, SHARE_PACKED_BLOCKS).
 # n = 520 leaves a last column panel of 8: at most half a tile wide in every family but the
 # AVX2 double one, so packed half as wide, its rows split between threads. Column slabs whose
 # boundaries are not on cache lines of C split by rows instead when B's extra packing is small

@@ -83,7 +83,8 @@ void run_gemm(bool reference, const py::array& a, const py::array& b, const py::
 // Whether gemm(A, B, out=out) split into `threads` slabs would give each thread whole columns
 // of out rather than whole rows (the tests check which way their shapes go). The answer holds
 // for a product gemm splits into slabs; one it keeps on one thread, shares between the threads
-// (from kGemmSharedMinFlops) or gives to the narrow kernel (TN, n <= 12) never asks.
+// (from kGemmSharedMinFlops, on the paths whose family shares packed blocks) or gives to the
+// narrow kernel (TN, n <= 12) never asks.
 void bind_gemm_splits_by_columns(py::module_& m) {
   m.def(
       "gemm_splits_by_columns",

@@ -595,11 +595,17 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
               for (index_t ip = 0; ip < m_panels; ++ip) each(jp, ip);
             }
           } else {
-            // Each tile of C belongs to exactly one thread; row panels vary fastest, so a
-            // thread keeps its B panel in L1 across them.
+            // Each tile of C belongs to exactly one thread. Row panels vary fastest, so a
+            // thread keeps its B panel in L1 across them; or, on a family that takes it (its
+            // GEMMs are one-thread slabs: config.hpp, COLUMN_PANELS_FASTEST), column panels do,
+            // and the thread keeps a row panel of A in L1 while B's panels stream from L2.
             const Share mine(n_panels * m_panels, part, parts);
-            for (index_t tile = mine.first; tile < mine.last; ++tile)
-              each(tile / m_panels, tile % m_panels);
+            for (index_t tile = mine.first; tile < mine.last; ++tile) {
+              if constexpr (Blocks::COLUMN_PANELS_FASTEST)
+                each(tile % n_panels, tile / n_panels);
+              else
+                each(tile / m_panels, tile % m_panels);
+            }
           }
         };
         if (last_rows > Blocks::TWO_PANEL_MAX_ROWS) {
@@ -812,7 +818,9 @@ void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
   if (split == GemmSplit::k_blocks && alpha == T(1) && gemm_k_split_applies(m, k, team.count()))
     gemm_k_split<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
                          epilogue, kernel, team);
-  else if (team.count() > 1 && double(m) * double(n) * double(k) < double(kGemmSharedMinFlops))
+  else if (team.count() > 1 &&
+           (!Blocks::SHARE_PACKED_BLOCKS ||
+            double(m) * double(n) * double(k) < double(kGemmSharedMinFlops)))
     gemm_split<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
                        kernel, team);
   else

@@ -8,7 +8,8 @@ namespace backprop {
 using index_t = std::int64_t;
 
 // Register tile of the GEMM micro-kernel (rows x columns of C) and the cache blocks around it,
-// per element type. KC*NR elements of B stay in L1, MC*KC of A in L2, KC*NC of B in L3.
+// per element type. KC*NR elements of B stay in L1, MC*KC of A in L2, KC*NC of B in L3 (in
+// L2 on the AVX-512 path, below: COLUMN_PANELS_FASTEST).
 // GemmBlocking: the AVX2 and portable kernels (two 256-bit vectors per row);
 // GemmBlocking512: the AVX-512 kernels (14 rows of two 512-bit vectors, 28 of 32 registers).
 // Against 8 rows (16 registers), one thread: 1024^3 float 155 -> 160 GFLOP/s, double 64 -> 68,
@@ -44,6 +45,32 @@ struct GemmBlocking512;
 // 4096 NT float 249-258 -> 261-264, 256 x 4096 x 1024 NT 259-268 -> 269-277, double 119-124 ->
 // 127-128 and 121-127 -> 127-131; 128 x 512 x 512 and 64 x 256 x 256 NT within the noise. The
 // AVX2 tiles on that machine: within the noise either way, so they keep it.
+// SHARE_PACKED_BLOCKS: from kGemmSharedMinFlops on, whether the threads share each packed block
+// (gemm_team: barriers, nothing packed twice) or each computes its own slab of C as below that
+// size (gemm_split: no barriers, the shared operand packed by every thread). On the 2-vCPU
+// AVX-512 Xeon the 14-row tiles run twice as fast as the AVX2 ones, and the barriers' waits
+// cost them more than the packing: two threads, C on cache lines, two to three alternated rounds,
+// GFLOP/s, shared -> slabs: 1024^3 float 297-316 -> 312-332, 256 x 4096 x 1024 NT 266-286 ->
+// 279-294, 4096 x 1024 x 256 TN 294-306 -> 310-325, 256 x 4096 x 4096 NT 259-279 -> 263-282,
+// 4096 x 4096 x 256 TN 292-316 -> 302-311, 2048^3 306-329 -> 306-327; C 16 bytes past a line
+// (row slabs where m = n): 1024^3 290 -> 307-313, 4096 x 4096 x 256 TN 266-280 -> 259-272 (each
+// thread's packed B block, 4 MiB, outgrows its 2 MiB L2). wide's epochs 1,638-1,818 -> 1,737-1,827
+// samples/s (six rounds). The AVX2 tiles on the same machine: 256 x 4096 x 1024 NT 191-192 ->
+// 183-185, 4096 x 1024 x 256 TN 205-210 -> 195-199, the rest within the noise, so they share.
+// COLUMN_PANELS_FASTEST: a thread runs its tiles of a block column panel after column panel,
+// each row panel of A staying in L1 while the panels of B (KC x NC, 1 MiB: half the Xeon's 2
+// MiB L2) stream past it, rather than row panel after row panel under one B panel. The 14-row
+// AVX-512 tiles gained by it: slabs, two threads, three alternated rounds, GFLOP/s, NC 4064 and
+// row panels fastest -> NC 1 MiB of B and column panels fastest: float 1024^3 296-300 -> 302-316,
+// 2048^3 297-299 -> 308-314, 4096 x 4096 x 256 TN 288-304 -> 312-320, 4096 x 1024 x 256 TN
+// 296-299 -> 310-324, 256 x 4096 x 1024 NT 271-273 -> 270-275; double 2048^3 130-137 -> 142-146,
+// 4096 x 4096 x 256 TN 131-136 -> 143-147, 256 x 4096 x 4096 NT 121-127 -> 131-132; wide's
+// epochs 1,692-1,701 -> 1,725-1,754 samples/s. NC 1 MiB alone, row panels fastest: within the
+// noise; column panels fastest with NC 4064 (4 MiB of float B, past L2): 256 x 4096 x 1024 NT
+// float 264-273 -> 245-258. The 8-row in-place tiles (mnist's and deep's products) lost by it
+// (deep's epochs -5%, mnist's -2%: each B panel streamed is 32 KiB per 8 rows, not 14), so they
+// keep row panels fastest. A family that shares packed blocks splits a block's tiles between
+// threads by column panels (gemm_team packs B to match), so it keeps row panels fastest.
 template <>
 struct GemmBlocking<float> {
   static constexpr index_t MR = 6;
@@ -54,6 +81,8 @@ struct GemmBlocking<float> {
   static constexpr index_t NC = 4080;
   static constexpr index_t TWO_PANEL_MAX_ROWS = 3;
   static constexpr bool PACK_TRANSPOSED_B_IN_FIRST_ROW_BLOCK = true;
+  static constexpr bool SHARE_PACKED_BLOCKS = true;
+  static constexpr bool COLUMN_PANELS_FASTEST = false;
 };
 
 template <>
@@ -66,6 +95,8 @@ struct GemmBlocking<double> {
   static constexpr index_t NC = 4080;
   static constexpr index_t TWO_PANEL_MAX_ROWS = 3;
   static constexpr bool PACK_TRANSPOSED_B_IN_FIRST_ROW_BLOCK = true;
+  static constexpr bool SHARE_PACKED_BLOCKS = true;
+  static constexpr bool COLUMN_PANELS_FASTEST = false;
 };
 
 template <>
@@ -75,9 +106,11 @@ struct GemmBlocking512<float> {
   static constexpr index_t NR = 32;
   static constexpr index_t MC = 140;
   static constexpr index_t KC = 256;
-  static constexpr index_t NC = 4064;
+  static constexpr index_t NC = 1024;
   static constexpr index_t TWO_PANEL_MAX_ROWS = 0;
   static constexpr bool PACK_TRANSPOSED_B_IN_FIRST_ROW_BLOCK = false;
+  static constexpr bool SHARE_PACKED_BLOCKS = false;
+  static constexpr bool COLUMN_PANELS_FASTEST = true;
 };
 
 template <>
@@ -87,9 +120,11 @@ struct GemmBlocking512<double> {
   static constexpr index_t NR = 16;
   static constexpr index_t MC = 112;
   static constexpr index_t KC = 256;
-  static constexpr index_t NC = 4064;
+  static constexpr index_t NC = 512;
   static constexpr index_t TWO_PANEL_MAX_ROWS = 0;
   static constexpr bool PACK_TRANSPOSED_B_IN_FIRST_ROW_BLOCK = false;
+  static constexpr bool SHARE_PACKED_BLOCKS = false;
+  static constexpr bool COLUMN_PANELS_FASTEST = true;
 };
 
 // A GEMM that reads A in place (see kGemmDirectAMaxPanels) takes 8-row tiles on the AVX-512 path:
@@ -103,12 +138,14 @@ template <>
 struct GemmBlocking512InPlaceA<float> : GemmBlocking512<float> {
   static constexpr index_t MR = 8;
   static constexpr index_t MC = 144;
+  static constexpr bool COLUMN_PANELS_FASTEST = false;
 };
 
 template <>
 struct GemmBlocking512InPlaceA<double> : GemmBlocking512<double> {
   static constexpr index_t MR = 8;
   static constexpr index_t MC = 96;
+  static constexpr bool COLUMN_PANELS_FASTEST = false;
 };
 
 // Below this many float multiply-adds (about 20 us of one core) a GEMM called on its own runs
@@ -171,7 +208,8 @@ constexpr index_t gemm_parallel_min_flops() {
 }
 
 // From this many multiply-adds on, threads share the packed blocks (barriers, no duplicated
-// packing); below it each thread runs its own slab of C without a barrier.
+// packing) on the families that take it (SHARE_PACKED_BLOCKS); below it each thread runs its
+// own slab of C without a barrier.
 constexpr index_t kGemmSharedMinFlops = index_t(1) << 27;
 
 // A split GEMM whose column slabs would share cache lines of C splits by rows instead while
