@@ -110,8 +110,9 @@ template <typename T>
 index_t gemm_burst_min_flops();
 
 // Whether this GEMM, split into `parts` slabs of C (gemm.cpp's gemm_split: below
-// kGemmSharedMinFlops, or at any size on the AVX-512 path), gives each thread whole columns rather than whole rows on the active path. The
-// bytes are the same either way; the tests check that their shapes take the way they mean to.
+// kGemmSharedMinFlops, or at any size on the AVX-512 path), gives each thread whole columns
+// rather than whole rows on the active path. The bytes are the same either way; the tests
+// check that their shapes take the way they mean to.
 template <typename T>
 bool gemm_splits_by_columns(bool trans_a, bool trans_b, index_t m, index_t n, index_t k,
                             index_t lda, index_t ldb, const T* c, index_t ldc, int parts);
