@@ -462,6 +462,8 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
 
   const bool direct_b = reads_b_in_place<T>(trans_b, m, n, k, ldb);
   static_assert(Blocks::MC % Blocks::MR == 0, "a row block is whole row panels");
+  static_assert(!(Blocks::SHARE_PACKED_BLOCKS && Blocks::COLUMN_PANELS_FASTEST),
+                "a family that shares packed blocks packs B for tiles run row panels fastest");
   const bool direct_a = read_a_in_place<Blocks, T>(trans_a, lda, n);
   for (index_t jc = 0; jc < n; jc += NC) {
     const index_t nc = std::min(NC, n - jc);
@@ -498,11 +500,13 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
         for (index_t jp = mine.first; jp < mine.last; ++jp) pack_b_column_panel(jp);
       } else if (packs_own_panels(n_panels, parts)) {
         // Each thread packs, along the rows, the column panels whose first tile is its own in
-        // the first row block (for_my_tiles' split), so the panels it multiplies are mostly in
-        // its own cache. Split by rows instead, every panel was half packed by the other
-        // thread. Two AVX-512 threads, GFLOP/s, alternated medians: float 256 x 4096 x 1024
-        // NN 277-295 -> 311-321, 256 x 4096 x 4096 268-284 -> 298-302, 1024^3 288-298 ->
-        // 306-313; double 256 x 4096 x 1024 130-133 -> 134-140. The bits are the same.
+        // the first row block (for_my_tiles' split, row panels fastest: the families that
+        // share blocks run no other order, static_assert above), so the panels it multiplies
+        // are mostly in its own cache. Split by rows instead, every panel was half packed by
+        // the other thread. Two AVX-512 threads (when that path still shared blocks: config.hpp,
+        // SHARE_PACKED_BLOCKS), GFLOP/s, alternated medians: float 256 x 4096 x 1024 NN 277-295
+        // -> 311-321, 256 x 4096 x 4096 268-284 -> 298-302, 1024^3 288-298 -> 306-313; double
+        // 256 x 4096 x 1024 130-133 -> 134-140. The bits are the same.
         const index_t first_panels =
             RowPanels<Blocks>(std::min(MC, m), direct_a || !trans_a).count();
         const Share first_tiles(n_panels * first_panels, part, parts);
@@ -613,8 +617,9 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
         } else if constexpr (Blocks::TWO_PANEL_MAX_ROWS > 0) {
           // A short last row panel: its tile in a full column panel waits for the same tile of
           // the next column panel, and the two run as one (config.hpp, TWO_PANEL_MAX_ROWS). A
-          // thread's tiles come column panel after column panel, so the next last-row tile it
-          // meets is that neighbour's. The bits are those of two calls.
+          // thread meets its last-row tiles in increasing column panel order (in either tile
+          // order), so the next one it meets is that neighbour's. The bits are those of two
+          // calls.
           const index_t full_panels = nc / NR;
           index_t waiting = -1;  // the column panel whose last-row tile waits, if any
           for_my_tiles([&](index_t jp, index_t ip) BACKPROP_LAMBDA_ALWAYS_INLINE {
@@ -638,7 +643,8 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
 }
 
 // A thread's packing buffers for one element type, grown once and reused by every call. The
-// tile families share them: B's buffer alone is KC x NC (4 MiB of float), and a pair per family
+// tile families share them: B's buffer alone is KC x NC (4 MiB of float on the AVX2 and portable
+// families, 1 MiB on the AVX-512 ones), and a pair per family
 // would hold twice that per thread. `products`: the k blocks' products of a GemmSplit::k_blocks
 // call this thread makes (gemm_k_split), at most a quarter of op(B)'s values.
 template <typename T>

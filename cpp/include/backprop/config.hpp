@@ -37,26 +37,27 @@ struct GemmBlocking512;
 // (gemm.cpp, RowPanels): deep's 64 x 256 x 256 float then runs as nine panels of 6 rows and two
 // of 5, 85-94 -> 96-99 GFLOP/s on one thread. The paired tile above remains for blocks of 1-3,
 // 7-9, 13, 14 or 19 rows, too few to cut, and for a transposed A packed along its rows.
-// PACK_TRANSPOSED_B_IN_FIRST_ROW_BLOCK: a transposed B with enough column panels is packed panel
-// by panel inside the first row block, each panel multiplied while it is in L1 (gemm.cpp,
-// gemm_team), rather than every thread packing its panels ahead of a barrier. Measured when it
-// came in (84a641f, AVX2): 4% on 256 x 4096 x 4096 NT float. On the 2-vCPU AVX-512 Xeon the
-// 14-row tiles lost by it: two threads, three rounds, GFLOP/s, fused -> ahead: 256 x 4096 x
-// 4096 NT float 249-258 -> 261-264, 256 x 4096 x 1024 NT 259-268 -> 269-277, double 119-124 ->
-// 127-128 and 121-127 -> 127-131; 128 x 512 x 512 and 64 x 256 x 256 NT within the noise. The
-// AVX2 tiles on that machine: within the noise either way, so they keep it.
+// PACK_TRANSPOSED_B_IN_FIRST_ROW_BLOCK: a transposed B with enough column panels is packed panel by
+// panel inside the first row block, each panel multiplied while it is in L1 (gemm.cpp, gemm_team),
+// rather than every thread packing its panels ahead of a barrier. Measured when it came in
+// (84a641f, AVX2): 4% on 256 x 4096 x 4096 NT float. On the 2-vCPU AVX-512 Xeon the 14-row tiles
+// lost by it (measured on shared blocks, before SHARE_PACKED_BLOCKS below; on their one-thread
+// slabs since, fused and ahead measured within the noise): two threads, three rounds, GFLOP/s,
+// fused -> ahead: 256 x 4096 x 4096 NT float 249-258 -> 261-264, 256 x 4096 x 1024 NT 259-268 ->
+// 269-277, double 119-124 -> 127-128 and 121-127 -> 127-131; 128 x 512 x 512 and 64 x 256 x 256 NT
+// within the noise. The AVX2 tiles on that machine: within the noise either way, so they keep it.
 // SHARE_PACKED_BLOCKS: from kGemmSharedMinFlops on, whether the threads share each packed block
-// (gemm_team: barriers, nothing packed twice) or each computes its own slab of C as below that
-// size (gemm_split: no barriers, the shared operand packed by every thread). On the 2-vCPU
-// AVX-512 Xeon the 14-row tiles run twice as fast as the AVX2 ones, and the barriers' waits
-// cost them more than the packing: two threads, C on cache lines, two to three alternated rounds,
-// GFLOP/s, shared -> slabs: 1024^3 float 297-316 -> 312-332, 256 x 4096 x 1024 NT 266-286 ->
-// 279-294, 4096 x 1024 x 256 TN 294-306 -> 310-325, 256 x 4096 x 4096 NT 259-279 -> 263-282,
-// 4096 x 4096 x 256 TN 292-316 -> 302-311, 2048^3 306-329 -> 306-327; C 16 bytes past a line
-// (row slabs where m = n): 1024^3 290 -> 307-313, 4096 x 4096 x 256 TN 266-280 -> 259-272 (each
-// thread's packed B block, 4 MiB, outgrows its 2 MiB L2). wide's epochs 1,638-1,818 -> 1,737-1,827
-// samples/s (six rounds). The AVX2 tiles on the same machine: 256 x 4096 x 1024 NT 191-192 ->
-// 183-185, 4096 x 1024 x 256 TN 205-210 -> 195-199, the rest within the noise, so they share.
+// (gemm_team: barriers, nothing packed twice) or each computes its own slab of C as below that size
+// (gemm_split: no barriers, the shared operand packed by every thread). On the 2-vCPU AVX-512 Xeon
+// the 14-row tiles run twice as fast as the AVX2 ones, and the barriers' waits cost them more than
+// the packing: two threads, C on cache lines, two to three alternated rounds, GFLOP/s, shared ->
+// slabs: 1024^3 float 297-316 -> 312-332, 256 x 4096 x 1024 NT 266-286 -> 279-294, 4096 x 1024 x
+// 256 TN 294-306 -> 310-325, 256 x 4096 x 4096 NT 259-279 -> 263-282, 4096 x 4096 x 256 TN 292-316
+// -> 302-311, 2048^3 306-329 -> 306-327; C 16 bytes past a line (row slabs where m = n): 1024^3 290
+// -> 307-313, 4096 x 4096 x 256 TN 266-280 -> 259-272 (each thread's packed B block, 4 MiB at NC
+// 4064, outgrew its 2 MiB L2). wide's epochs 1,638-1,818 -> 1,737-1,827 samples/s (six rounds). The
+// AVX2 tiles on the same machine: 256 x 4096 x 1024 NT 191-192 -> 183-185, 4096 x 1024 x 256 TN
+// 205-210 -> 195-199, the rest within the noise, so they share.
 // COLUMN_PANELS_FASTEST: a thread runs its tiles of a block column panel after column panel,
 // each row panel of A staying in L1 while the panels of B (KC x NC, 1 MiB: half the Xeon's 2
 // MiB L2) stream past it, rather than row panel after row panel under one B panel. The 14-row
@@ -138,6 +139,7 @@ template <>
 struct GemmBlocking512InPlaceA<float> : GemmBlocking512<float> {
   static constexpr index_t MR = 8;
   static constexpr index_t MC = 144;
+  static constexpr bool SHARE_PACKED_BLOCKS = false;  // as the 14-row tiles (not measured apart)
   static constexpr bool COLUMN_PANELS_FASTEST = false;
 };
 
@@ -145,6 +147,7 @@ template <>
 struct GemmBlocking512InPlaceA<double> : GemmBlocking512<double> {
   static constexpr index_t MR = 8;
   static constexpr index_t MC = 96;
+  static constexpr bool SHARE_PACKED_BLOCKS = false;  // as the 14-row tiles (not measured apart)
   static constexpr bool COLUMN_PANELS_FASTEST = false;
 };
 
