@@ -17,6 +17,21 @@ namespace {
 // The mask of the first `count` lanes, 0 < count < 32.
 inline std::uint32_t first_lanes(index_t count) { return (std::uint32_t(1) << count) - 1; }
 
+// Whether the element offsets 0, stride, ..., (lanes - 1) stride fit the 32-bit indices of a
+// gather or scatter.
+inline bool column_offsets_fit(index_t stride, index_t lanes) {
+  return stride >= 0 && stride * (lanes - 1) <= index_t(INT32_MAX);
+}
+// Those offsets, for 16 and 8 lanes.
+inline __m512i column_offsets16(index_t stride) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  return _mm512_mullo_epi32(_mm512_set1_epi32(int(stride)), lane);
+}
+inline __m256i column_offsets8(index_t stride) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_mullo_epi32(_mm256_set1_epi32(int(stride)), lane);
+}
+
 // The few vector operations the kernels need, per element type (gemm_register_tile.hpp).
 struct Avx512Float {
   using T = float;
@@ -36,6 +51,15 @@ struct Avx512Float {
   static V add(V a, V b) { return _mm512_add_ps(a, b); }
   static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
   static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  // The first `count` lanes to or from p[0], p[stride], ... (gemm_narrow_tn.hpp).
+  static bool column_store_reaches(index_t stride) { return column_offsets_fit(stride, lanes); }
+  static V load_column(const T* p, index_t stride, index_t count) {
+    return _mm512_mask_i32gather_ps(zero(), Mask(first_lanes(count)), column_offsets16(stride), p,
+                                    sizeof(T));
+  }
+  static void store_column(T* p, index_t stride, V v, index_t count) {
+    _mm512_mask_i32scatter_ps(p, Mask(first_lanes(count)), column_offsets16(stride), v, sizeof(T));
+  }
 };
 
 struct Avx512Double {
@@ -56,6 +80,14 @@ struct Avx512Double {
   static V add(V a, V b) { return _mm512_add_pd(a, b); }
   static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
   static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  static bool column_store_reaches(index_t stride) { return column_offsets_fit(stride, lanes); }
+  static V load_column(const T* p, index_t stride, index_t count) {
+    return _mm512_mask_i32gather_pd(zero(), Mask(first_lanes(count)), column_offsets8(stride), p,
+                                    sizeof(T));
+  }
+  static void store_column(T* p, index_t stride, V v, index_t count) {
+    _mm512_mask_i32scatter_pd(p, Mask(first_lanes(count)), column_offsets8(stride), v, sizeof(T));
+  }
 };
 
 // Tiles of GemmBlocking512's MR rows, or 8 (GemmBlocking512InPlaceA's MR) or 4 for a panel of
