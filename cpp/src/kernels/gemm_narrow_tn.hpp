@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "backprop/gemm_micro_kernel.hpp"
+#include "gemm_register_tile.hpp"
 
 namespace backprop {
 
@@ -47,9 +48,8 @@ inline void narrow_tn_rows(index_t rows, index_t k, const typename Ops::T* a, in
     if (Ops::column_store_reaches(ldc)) {
 #pragma GCC unroll 16
       for (int j = 0; j < N; ++j) {
-        V v = alpha != T(1) ? Ops::mul(acc[j], Ops::splat(alpha)) : acc[j];
-        if (beta != T(0)) v = Ops::fmadd(Ops::splat(beta), Ops::load_column(c + j, ldc, rows), v);
-        Ops::store_column(c + j, ldc, v, rows);
+        auto load_c = [&] { return Ops::load_column(c + j, ldc, rows); };
+        Ops::store_column(c + j, ldc, scale_for_store<Ops>(acc[j], alpha, beta, load_c), rows);
       }
       return;
     }

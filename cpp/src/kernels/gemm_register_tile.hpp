@@ -19,20 +19,29 @@
 
 namespace backprop {
 
+// alpha * acc + beta * C, with C from load_c() read only when beta != 0: the write-back of
+// every kernel here and of the narrow one (gemm_narrow_tn.hpp).
+template <typename Ops, typename LoadC>
+inline typename Ops::V scale_for_store(typename Ops::V acc, typename Ops::T alpha,
+                                       typename Ops::T beta, LoadC&& load_c) {
+  using T = typename Ops::T;
+  if (alpha != T(1)) acc = Ops::mul(acc, Ops::splat(alpha));
+  if (beta != T(0)) acc = Ops::fmadd(Ops::splat(beta), load_c(), acc);
+  return acc;
+}
+
 // C = alpha * acc + beta * C on the first `count` lanes of one vector of a row, never reading
 // C when beta == 0 (lanes past count are neither read nor written).
 template <typename Ops>
 inline void store_tile_vector(typename Ops::T* out, typename Ops::V acc, typename Ops::T alpha,
                               typename Ops::T beta, index_t count) {
-  using T = typename Ops::T;
-  if (alpha != T(1)) acc = Ops::mul(acc, Ops::splat(alpha));
   if (count >= Ops::lanes) {
-    if (beta != T(0)) acc = Ops::fmadd(Ops::splat(beta), Ops::load(out), acc);
-    Ops::store(out, acc);
+    Ops::store(out, scale_for_store<Ops>(acc, alpha, beta, [&] { return Ops::load(out); }));
     return;
   }
-  if (beta != T(0)) acc = Ops::fmadd(Ops::splat(beta), Ops::load_part(out, count), acc);
-  Ops::store_part(out, acc, count);
+  Ops::store_part(out, scale_for_store<Ops>(acc, alpha, beta,
+                                            [&] { return Ops::load_part(out, count); }),
+                  count);
 }
 
 // Rows 0..mr of a tile of `vectors` vectors per row into C, its first nr columns.
