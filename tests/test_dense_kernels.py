@@ -19,11 +19,12 @@ ACTIVATION_CASES = [(name, None) for name in ref.ACTIVATIONS] + [("leaky_relu", 
 # the first block and the activation end the last; m <= 64 with a small B (read in place) and
 # m = 65 (packed); n within one register tile (A read in place); primes; last row panels of 1
 # to 3 rows, whose tiles in full column panels run two at a time on the 6-row tiles (m = 3, 8,
-# 9, 32 and 97; 32 across two k blocks).
+# 9, 32 and 97; 32 across two k blocks); row, column and k blocks at once (141 x 1059 x 257:
+# on one thread the AVX-512 tiles then pack each k block of A once for both column blocks).
 DENSE_SHAPES = [(1, 1, 1), (5, 7, 15), (6, 3, 16), (7, 9, 17), (13, 1, 9), (6, 256, 8),
                 (11, 257, 31), (64, 256, 256), (65, 256, 256), (64, 300, 7), (97, 131, 113),
                 (3, 600, 40), (8, 5, 32), (7, 3, 31), (9, 11, 33), (16, 9, 15), (17, 4, 65),
-                (32, 257, 67)]
+                (32, 257, 67), (141, 257, 1059)]
 
 
 def _shape_id(shape):

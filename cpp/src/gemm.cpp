@@ -447,13 +447,27 @@ inline bool packs_own_panels(index_t n_panels, int parts) {
   return n_panels % parts == 0 || n_panels >= 8 * index_t(parts);
 }
 
+// Whether a one-thread blocked GEMM packs each k block of A once for all its column blocks
+// (loops k block, then column block) rather than once per column block (column block, then k
+// block): on the families that run column panels fastest, when there are several column blocks
+// and A's whole k block (m x KC, in a buffer of its own) stays in L2 beside B's block. Two
+// AVX-512 threads (each a one-thread slab of 2048 columns), four alternated rounds, GFLOP/s:
+// double 256 x 4096 x 4096 NN 122-131 -> 129-138, NT 120-126 -> 126-132 (A was packed four
+// times, once per 512-column block); float (two 1024-column blocks) within the noise, NN 254-278
+// -> 263-273, NT 251-276 -> 252-265.
+template <typename Blocks, typename T>
+bool packs_a_once_per_k_block(index_t m, index_t n, bool direct_a, int parts) {
+  return Blocks::COLUMN_PANELS_FASTEST && parts == 1 && !direct_a && n > Blocks::NC &&
+         m * Blocks::KC * index_t(sizeof(T)) <= kGemmPackedAOnceMaxBytes;
+}
+
 // The blocked GEMM on m, n, k >= 1, run by part `part` of a team of `parts` threads: the team
 // shares each packed block of B and of A and splits the tiles of C (a barrier after each
 // packing step and after each block of tiles, before the buffers are packed again).
 template <typename Blocks, typename T>
 void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-               const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, T* a_packed,
+               const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, T* a_all,
                T* b_packed, int part, int parts) {
   constexpr index_t MR = Blocks::MR, NR = Blocks::NR;
   const index_t MC = balanced_block(m, Blocks::MC, MR);
@@ -465,180 +479,193 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
   static_assert(!(Blocks::SHARE_PACKED_BLOCKS && Blocks::COLUMN_PANELS_FASTEST),
                 "a family that shares packed blocks packs B for tiles run row panels fastest");
   const bool direct_a = read_a_in_place<Blocks, T>(trans_a, lda, n);
-  for (index_t jc = 0; jc < n; jc += NC) {
+  const bool a_once = packs_a_once_per_k_block<Blocks, T>(m, n, direct_a, parts);
+  // The block (jc, pc): B's rows pc.. and columns jc.., and its tiles of C. Each entry of C
+  // takes its k blocks in increasing pc order in either loop order below: the same bits.
+  auto block = [&](index_t jc, index_t pc) {
     const index_t nc = std::min(NC, n - jc);
     const index_t n_panels = (nc + NR - 1) / NR;
-    for (index_t pc = 0; pc < k; pc += KC) {
-      const index_t kc = std::min(KC, k - pc);
-      // The first k block applies the caller's beta (or starts from the epilogue's bias); the
-      // later ones add onto it.
-      const bool bias_start = pc == 0 && epilogue.bias != nullptr;
-      const T tile_beta = pc == 0 && !bias_start ? beta : T(1);
-      const bool finish = pc + kc == k && epilogue.step != GemmEpilogue<T>::Step::none;
-      // On the families that take it (config.hpp, PACK_TRANSPOSED_B_IN_FIRST_ROW_BLOCK), a
-      // transposed B with enough column panels to share out is not packed ahead: in the first
-      // row block each thread packs whole column panels and multiplies each by that block of A
-      // while the panel is still in L1, saving it a trip out to L2 or L3 and back (4% on 256 x
-      // 4096 x 4096 NT with AVX2). An untransposed B is packed along its rows instead (below);
-      // packing it panel by panel here lost 5% on 256 x 4096 x 4096 NN.
-      const bool fuse_b =
-          Blocks::PACK_TRANSPOSED_B_IN_FIRST_ROW_BLOCK && trans_b && n_panels >= 2 * parts;
-      // Column panel jp of B, all kc rows of it, into its place in the block buffer.
-      auto pack_b_column_panel = [&](index_t jp) {
-        pack_b_panel<Blocks>(b_packed + jp * NR * kc, trans_b, b, ldb, pc, kc, jc + jp * NR,
-                             std::min(NR, nc - jp * NR));
-      };
-      if (direct_b) {
-        // Full panels are read in place; only a last, partial panel needs zero padding.
-        if (nc % NR != 0 && part == 0)
-          pack_b_panel<Blocks>(b_packed, trans_b, b, ldb, pc, kc, jc + (n_panels - 1) * NR,
-                               nc % NR);
-      } else if (fuse_b) {
-        // packed in the first row block below
-      } else if (trans_b) {
-        const Share mine(n_panels, part, parts);
-        for (index_t jp = mine.first; jp < mine.last; ++jp) pack_b_column_panel(jp);
-      } else if (packs_own_panels(n_panels, parts)) {
-        // Each thread packs, along the rows, the column panels whose first tile is its own in
-        // the first row block (for_my_tiles' split, row panels fastest: the families that
-        // share blocks run no other order, static_assert above), so the panels it multiplies
-        // are mostly in its own cache. Split by rows instead, every panel was half packed by
-        // the other thread. Two AVX-512 threads (when that path still shared blocks: config.hpp,
-        // SHARE_PACKED_BLOCKS), GFLOP/s, alternated medians: float 256 x 4096 x 1024 NN 277-295
-        // -> 311-321, 256 x 4096 x 4096 268-284 -> 298-302, 1024^3 288-298 -> 306-313; double
-        // 256 x 4096 x 1024 130-133 -> 134-140. The bits are the same.
-        const index_t first_panels =
-            RowPanels<Blocks>(std::min(MC, m), direct_a || !trans_a).count();
-        const Share first_tiles(n_panels * first_panels, part, parts);
-        const index_t p0 = (first_tiles.first + first_panels - 1) / first_panels;
-        const index_t p1 = (first_tiles.last + first_panels - 1) / first_panels;
-        const index_t c0 = p0 * NR, c1 = std::min(nc, p1 * NR);
-        if (c0 < c1)
-          pack_rows_into_panels<NR>(b_packed + p0 * NR * kc, NR * kc, 0, kc, b + pc * ldb + jc + c0,
-                                    ldb, c1 - c0, packed_width<Blocks>((c1 - c0) % NR));
-      } else {
+    const index_t kc = std::min(KC, k - pc);
+    // The first k block applies the caller's beta (or starts from the epilogue's bias); the
+    // later ones add onto it.
+    const bool bias_start = pc == 0 && epilogue.bias != nullptr;
+    const T tile_beta = pc == 0 && !bias_start ? beta : T(1);
+    const bool finish = pc + kc == k && epilogue.step != GemmEpilogue<T>::Step::none;
+    // On the families that take it (config.hpp, PACK_TRANSPOSED_B_IN_FIRST_ROW_BLOCK), a
+    // transposed B with enough column panels to share out is not packed ahead: in the first
+    // row block each thread packs whole column panels and multiplies each by that block of A
+    // while the panel is still in L1, saving it a trip out to L2 or L3 and back (4% on 256 x
+    // 4096 x 4096 NT with AVX2). An untransposed B is packed along its rows instead (below);
+    // packing it panel by panel here lost 5% on 256 x 4096 x 4096 NN.
+    const bool fuse_b =
+        Blocks::PACK_TRANSPOSED_B_IN_FIRST_ROW_BLOCK && trans_b && n_panels >= 2 * parts;
+    // Column panel jp of B, all kc rows of it, into its place in the block buffer.
+    auto pack_b_column_panel = [&](index_t jp) {
+      pack_b_panel<Blocks>(b_packed + jp * NR * kc, trans_b, b, ldb, pc, kc, jc + jp * NR,
+                           std::min(NR, nc - jp * NR));
+    };
+    if (direct_b) {
+      // Full panels are read in place; only a last, partial panel needs zero padding.
+      if (nc % NR != 0 && part == 0)
+        pack_b_panel<Blocks>(b_packed, trans_b, b, ldb, pc, kc, jc + (n_panels - 1) * NR,
+                             nc % NR);
+    } else if (fuse_b) {
+      // packed in the first row block below
+    } else if (trans_b) {
+      const Share mine(n_panels, part, parts);
+      for (index_t jp = mine.first; jp < mine.last; ++jp) pack_b_column_panel(jp);
+    } else if (packs_own_panels(n_panels, parts)) {
+      // Each thread packs, along the rows, the column panels whose first tile is its own in
+      // the first row block (for_my_tiles' split, row panels fastest: the families that
+      // share blocks run no other order, static_assert above), so the panels it multiplies
+      // are mostly in its own cache. Split by rows instead, every panel was half packed by
+      // the other thread. Two AVX-512 threads (when that path still shared blocks: config.hpp,
+      // SHARE_PACKED_BLOCKS), GFLOP/s, alternated medians: float 256 x 4096 x 1024 NN 277-295
+      // -> 311-321, 256 x 4096 x 4096 268-284 -> 298-302, 1024^3 288-298 -> 306-313; double
+      // 256 x 4096 x 1024 130-133 -> 134-140. The bits are the same.
+      const index_t first_panels =
+          RowPanels<Blocks>(std::min(MC, m), direct_a || !trans_a).count();
+      const Share first_tiles(n_panels * first_panels, part, parts);
+      const index_t p0 = (first_tiles.first + first_panels - 1) / first_panels;
+      const index_t p1 = (first_tiles.last + first_panels - 1) / first_panels;
+      const index_t c0 = p0 * NR, c1 = std::min(nc, p1 * NR);
+      if (c0 < c1)
+        pack_rows_into_panels<NR>(b_packed + p0 * NR * kc, NR * kc, 0, kc, b + pc * ldb + jc + c0,
+                                  ldb, c1 - c0, packed_width<Blocks>((c1 - c0) % NR));
+    } else {
+      const Share mine(kc, part, parts);
+      pack_rows_into_panels<NR>(b_packed, NR * kc, mine.first, mine.last - mine.first,
+                                b + pc * ldb + jc, ldb, nc, packed_width<Blocks>(nc % NR));
+    }
+    team_barrier(parts);
+    for (index_t ic = 0; ic < m; ic += MC) {
+      const index_t mc = std::min(MC, m - ic);
+      // An A^T packed along its rows (pack_rows_into_panels) fills uniform MR-row panels: its
+      // blocks are not cut.
+      const RowPanels<Blocks> row_panels(mc, direct_a || !trans_a);
+      const index_t m_panels = row_panels.count();
+      const index_t last_rows = row_panels.height(m_panels - 1);
+      // With a_once, each row block keeps its own place in a_all, packed at the first column
+      // block and read again by the later ones.
+      T* const a_packed = a_once ? a_all + ic * kc : a_all;
+      if (a_once && jc > 0) {
+        // packed for the first column block of this k block
+      } else if (direct_a) {
+        // Panels of a tile's height are read in place; only a last, lower panel needs zero
+        // padding.
+        if (!RowPanels<Blocks>::tile_height(last_rows) && part == 0)
+          pack_a_panel<Blocks>(a_packed + (m_panels - 1) * MR * kc, trans_a, a, lda,
+                               ic + row_panels.first_row(m_panels - 1), last_rows, pc, kc);
+      } else if (trans_a) {
         const Share mine(kc, part, parts);
-        pack_rows_into_panels<NR>(b_packed, NR * kc, mine.first, mine.last - mine.first,
-                                  b + pc * ldb + jc, ldb, nc, packed_width<Blocks>(nc % NR));
+        pack_rows_into_panels<MR>(a_packed, MR * kc, mine.first, mine.last - mine.first,
+                                  a + pc * lda + ic, lda, mc, MR);
+      } else {
+        const Share mine(m_panels, part, parts);
+        for (index_t ip = mine.first; ip < mine.last; ++ip)
+          pack_a_panel<Blocks>(a_packed + ip * MR * kc, trans_a, a, lda,
+                               ic + row_panels.first_row(ip), row_panels.height(ip), pc, kc);
       }
       team_barrier(parts);
-      for (index_t ic = 0; ic < m; ic += MC) {
-        const index_t mc = std::min(MC, m - ic);
-        // An A^T packed along its rows (pack_rows_into_panels) fills uniform MR-row panels: its
-        // blocks are not cut.
-        const RowPanels<Blocks> row_panels(mc, direct_a || !trans_a);
-        const index_t m_panels = row_panels.count();
-        const index_t last_rows = row_panels.height(m_panels - 1);
-        if (direct_a) {
-          // Panels of a tile's height are read in place; only a last, lower panel needs zero
-          // padding.
-          if (!RowPanels<Blocks>::tile_height(last_rows) && part == 0)
-            pack_a_panel<Blocks>(a_packed + (m_panels - 1) * MR * kc, trans_a, a, lda,
-                                 ic + row_panels.first_row(m_panels - 1), last_rows, pc, kc);
-        } else if (trans_a) {
-          const Share mine(kc, part, parts);
-          pack_rows_into_panels<MR>(a_packed, MR * kc, mine.first, mine.last - mine.first,
-                                    a + pc * lda + ic, lda, mc, MR);
+      // Where the tile at (column panel jp, row panel ip) of this block reads its panels.
+      auto tile_panels = [&](index_t jp, index_t ip, index_t rows,
+                             index_t cols) BACKPROP_LAMBDA_ALWAYS_INLINE {
+        PanelOperands<T> panels{a_packed + ip * MR * kc, 1, MR, b_packed + jp * NR * kc,
+                                packed_width<Blocks>(cols)};
+        if (direct_a && RowPanels<Blocks>::tile_height(rows)) {
+          const index_t row = ic + row_panels.first_row(ip);
+          panels.a = trans_a ? a + pc * lda + row : a + row * lda + pc;
+          panels.a_row = trans_a ? 1 : lda;
+          panels.a_k = trans_a ? lda : 1;
+        }
+        if (direct_b && cols == NR) {
+          panels.b = b + pc * ldb + jc + jp * NR;
+          panels.b_k = ldb;
+        } else if (direct_b) {
+          panels.b = b_packed;  // the one packed (partial) panel
+        }
+        return panels;
+      };
+      // The rows x cols tile at (jp, ip) with its panels. The epilogue works on the tile while
+      // it is in L1: just before the kernel reads it, and just after the kernel's last write.
+      auto run_kernel = [&](index_t jp, index_t ip, index_t rows, index_t cols,
+                            const PanelOperands<T>& panels) BACKPROP_LAMBDA_ALWAYS_INLINE {
+        const index_t i0 = row_panels.first_row(ip), j0 = jp * NR;
+        T* const tile = c + (ic + i0) * ldc + jc + j0;
+        if (bias_start) {
+          for (index_t j = 0; j < cols; j += NR)
+            fill_rows<NR>(tile + j, ldc, epilogue.bias + jc + j0 + j, rows,
+                          std::min(NR, cols - j));
+        }
+        kernel(kc, panels, tile, ldc, alpha, tile_beta, rows, cols);
+        if (finish) epilogue.finish(tile, ldc, ic + i0, jc + j0, rows, cols);
+      };
+      auto run_tile = [&](index_t jp, index_t ip) BACKPROP_LAMBDA_ALWAYS_INLINE {
+        const index_t rows = row_panels.height(ip), cols = std::min(NR, nc - jp * NR);
+        run_kernel(jp, ip, rows, cols, tile_panels(jp, ip, rows, cols));
+      };
+      // The full tiles at (jp, ip) and (jp + 1, ip) in one kernel call.
+      auto run_two_tiles = [&](index_t jp, index_t ip) BACKPROP_LAMBDA_ALWAYS_INLINE {
+        const index_t rows = row_panels.height(ip);
+        PanelOperands<T> panels = tile_panels(jp, ip, rows, NR);
+        panels.b_next = tile_panels(jp + 1, ip, rows, NR).b;
+        run_kernel(jp, ip, rows, 2 * NR, panels);
+      };
+      // Runs each(jp, ip) on this thread's tiles, in order.
+      auto for_my_tiles = [&](auto&& each) BACKPROP_LAMBDA_ALWAYS_INLINE {
+        if (fuse_b && ic == 0) {
+          const Share mine(n_panels, part, parts);
+          for (index_t jp = mine.first; jp < mine.last; ++jp) {
+            pack_b_column_panel(jp);
+            for (index_t ip = 0; ip < m_panels; ++ip) each(jp, ip);
+          }
         } else {
-          const Share mine(m_panels, part, parts);
-          for (index_t ip = mine.first; ip < mine.last; ++ip)
-            pack_a_panel<Blocks>(a_packed + ip * MR * kc, trans_a, a, lda,
-                                 ic + row_panels.first_row(ip), row_panels.height(ip), pc, kc);
+          // Each tile of C belongs to exactly one thread. Row panels vary fastest, so a
+          // thread keeps its B panel in L1 across them; or, on a family that takes it (its
+          // GEMMs are one-thread slabs: config.hpp, COLUMN_PANELS_FASTEST), column panels do,
+          // and the thread keeps a row panel of A in L1 while B's panels stream from L2.
+          const Share mine(n_panels * m_panels, part, parts);
+          for (index_t tile = mine.first; tile < mine.last; ++tile) {
+            if constexpr (Blocks::COLUMN_PANELS_FASTEST)
+              each(tile % n_panels, tile / n_panels);
+            else
+              each(tile / m_panels, tile % m_panels);
+          }
         }
-        team_barrier(parts);
-        // Where the tile at (column panel jp, row panel ip) of this block reads its panels.
-        auto tile_panels = [&](index_t jp, index_t ip, index_t rows,
-                               index_t cols) BACKPROP_LAMBDA_ALWAYS_INLINE {
-          PanelOperands<T> panels{a_packed + ip * MR * kc, 1, MR, b_packed + jp * NR * kc,
-                                  packed_width<Blocks>(cols)};
-          if (direct_a && RowPanels<Blocks>::tile_height(rows)) {
-            const index_t row = ic + row_panels.first_row(ip);
-            panels.a = trans_a ? a + pc * lda + row : a + row * lda + pc;
-            panels.a_row = trans_a ? 1 : lda;
-            panels.a_k = trans_a ? lda : 1;
-          }
-          if (direct_b && cols == NR) {
-            panels.b = b + pc * ldb + jc + jp * NR;
-            panels.b_k = ldb;
-          } else if (direct_b) {
-            panels.b = b_packed;  // the one packed (partial) panel
-          }
-          return panels;
-        };
-        // The rows x cols tile at (jp, ip) with its panels. The epilogue works on the tile while
-        // it is in L1: just before the kernel reads it, and just after the kernel's last write.
-        auto run_kernel = [&](index_t jp, index_t ip, index_t rows, index_t cols,
-                              const PanelOperands<T>& panels) BACKPROP_LAMBDA_ALWAYS_INLINE {
-          const index_t i0 = row_panels.first_row(ip), j0 = jp * NR;
-          T* const tile = c + (ic + i0) * ldc + jc + j0;
-          if (bias_start) {
-            for (index_t j = 0; j < cols; j += NR)
-              fill_rows<NR>(tile + j, ldc, epilogue.bias + jc + j0 + j, rows,
-                            std::min(NR, cols - j));
-          }
-          kernel(kc, panels, tile, ldc, alpha, tile_beta, rows, cols);
-          if (finish) epilogue.finish(tile, ldc, ic + i0, jc + j0, rows, cols);
-        };
-        auto run_tile = [&](index_t jp, index_t ip) BACKPROP_LAMBDA_ALWAYS_INLINE {
-          const index_t rows = row_panels.height(ip), cols = std::min(NR, nc - jp * NR);
-          run_kernel(jp, ip, rows, cols, tile_panels(jp, ip, rows, cols));
-        };
-        // The full tiles at (jp, ip) and (jp + 1, ip) in one kernel call.
-        auto run_two_tiles = [&](index_t jp, index_t ip) BACKPROP_LAMBDA_ALWAYS_INLINE {
-          const index_t rows = row_panels.height(ip);
-          PanelOperands<T> panels = tile_panels(jp, ip, rows, NR);
-          panels.b_next = tile_panels(jp + 1, ip, rows, NR).b;
-          run_kernel(jp, ip, rows, 2 * NR, panels);
-        };
-        // Runs each(jp, ip) on this thread's tiles, in order.
-        auto for_my_tiles = [&](auto&& each) BACKPROP_LAMBDA_ALWAYS_INLINE {
-          if (fuse_b && ic == 0) {
-            const Share mine(n_panels, part, parts);
-            for (index_t jp = mine.first; jp < mine.last; ++jp) {
-              pack_b_column_panel(jp);
-              for (index_t ip = 0; ip < m_panels; ++ip) each(jp, ip);
-            }
+      };
+      if (last_rows > Blocks::TWO_PANEL_MAX_ROWS) {
+        for_my_tiles(run_tile);
+      } else if constexpr (Blocks::TWO_PANEL_MAX_ROWS > 0) {
+        // A short last row panel: its tile in a full column panel waits for the same tile of
+        // the next column panel, and the two run as one (config.hpp, TWO_PANEL_MAX_ROWS). A
+        // thread meets its last-row tiles in increasing column panel order (in either tile
+        // order), so the next one it meets is that neighbour's. The bits are those of two
+        // calls.
+        const index_t full_panels = nc / NR;
+        index_t waiting = -1;  // the column panel whose last-row tile waits, if any
+        for_my_tiles([&](index_t jp, index_t ip) BACKPROP_LAMBDA_ALWAYS_INLINE {
+          if (ip + 1 < m_panels || jp >= full_panels) {
+            run_tile(jp, ip);
+          } else if (waiting >= 0) {
+            run_two_tiles(waiting, ip);
+            waiting = -1;
           } else {
-            // Each tile of C belongs to exactly one thread. Row panels vary fastest, so a
-            // thread keeps its B panel in L1 across them; or, on a family that takes it (its
-            // GEMMs are one-thread slabs: config.hpp, COLUMN_PANELS_FASTEST), column panels do,
-            // and the thread keeps a row panel of A in L1 while B's panels stream from L2.
-            const Share mine(n_panels * m_panels, part, parts);
-            for (index_t tile = mine.first; tile < mine.last; ++tile) {
-              if constexpr (Blocks::COLUMN_PANELS_FASTEST)
-                each(tile % n_panels, tile / n_panels);
-              else
-                each(tile / m_panels, tile % m_panels);
-            }
+            waiting = jp;
           }
-        };
-        if (last_rows > Blocks::TWO_PANEL_MAX_ROWS) {
-          for_my_tiles(run_tile);
-        } else if constexpr (Blocks::TWO_PANEL_MAX_ROWS > 0) {
-          // A short last row panel: its tile in a full column panel waits for the same tile of
-          // the next column panel, and the two run as one (config.hpp, TWO_PANEL_MAX_ROWS). A
-          // thread meets its last-row tiles in increasing column panel order (in either tile
-          // order), so the next one it meets is that neighbour's. The bits are those of two
-          // calls.
-          const index_t full_panels = nc / NR;
-          index_t waiting = -1;  // the column panel whose last-row tile waits, if any
-          for_my_tiles([&](index_t jp, index_t ip) BACKPROP_LAMBDA_ALWAYS_INLINE {
-            if (ip + 1 < m_panels || jp >= full_panels) {
-              run_tile(jp, ip);
-            } else if (waiting >= 0) {
-              run_two_tiles(waiting, ip);
-              waiting = -1;
-            } else {
-              waiting = jp;
-            }
-          });
-          if (waiting >= 0) run_tile(waiting, m_panels - 1);
-        }
-        // Every tile is done before the next block packs over A (and, after a fused block,
-        // every panel of B is packed before another thread reads it).
-        team_barrier(parts);
+        });
+        if (waiting >= 0) run_tile(waiting, m_panels - 1);
       }
+      // Every tile is done before the next block packs over A (and, after a fused block,
+      // every panel of B is packed before another thread reads it).
+      team_barrier(parts);
     }
+  };
+  if (a_once) {
+    for (index_t pc = 0; pc < k; pc += KC)
+      for (index_t jc = 0; jc < n; jc += NC) block(jc, pc);
+  } else {
+    for (index_t jc = 0; jc < n; jc += NC)
+      for (index_t pc = 0; pc < k; pc += KC) block(jc, pc);
   }
 }
 
@@ -664,7 +691,10 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
                   const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
                   const TeamCall& team) {
   PackingBuffers<T>& buffers = PackingBuffers<T>::of_this_thread();
-  T* const a_packed = buffers.a.reserve(std::size_t(Blocks::MC * Blocks::KC));
+  const bool a_once = packs_a_once_per_k_block<Blocks, T>(
+      m, n, read_a_in_place<Blocks, T>(trans_a, lda, n), team.count());
+  const index_t a_rows = a_once ? (m + Blocks::MC - 1) / Blocks::MC * Blocks::MC : Blocks::MC;
+  T* const a_packed = buffers.a.reserve(std::size_t(a_rows * Blocks::KC));
   T* const b_packed = buffers.b.reserve(std::size_t(Blocks::KC * Blocks::NC));
   team.run([&](int part, int parts) {
     gemm_team<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,

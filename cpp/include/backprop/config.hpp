@@ -220,6 +220,10 @@ constexpr index_t kGemmSharedMinFlops = index_t(1) << 27;
 // (gemm.cpp, split_by_columns).
 constexpr index_t kGemmRowSlabMaxPackingPerLine = 128;
 
+// A one-thread GEMM on the AVX-512 tiles packs a k block of A once for every column block when
+// that block (m x KC) takes at most this many bytes (gemm.cpp, packs_a_once_per_k_block).
+constexpr index_t kGemmPackedAOnceMaxBytes = index_t(512) << 10;
+
 // A GEMM with at most this many rows in op(A) reads an untransposed B of at most this many
 // bytes in place instead of packing it: about 10% faster at 32 and 64 rows while B stays in
 // L2, slower at 128 rows (where B is reused enough), and 1.3x to 2x slower with a B of 1 MiB
