@@ -383,6 +383,39 @@ def test_train_step_is_bit_identical_for_1_and_2_threads(dtype, threads):
     assert params[1] == params[2]
 
 
+def _one_region_layers(wiring):
+    """Networks whose 256-wide single-source layers run their backward step in one region on two
+    threads (64 x 256 x 256: above the GEMM's parallel threshold, below the shared blocks)."""
+    if wiring == "chain":  # every hidden delta gets its derivative in the write-back
+        return [bp.Dense(96, 256, "tanh"), bp.Dense(256, 256, "sigmoid"),
+                bp.Dense(256, 256, "elu"), bp.Dense(256, 10)]
+    if wiring == "dropout":  # the mask comes first: the derivative in a pass of its own
+        return [bp.Dense(96, 256, "tanh", dropout=0.3), bp.Dense(256, 256, "relu", dropout=0.5),
+                bp.Dense(256, 10)]
+    # layer 3 adds into layer 1's delta first; layer 2, its first reader, adds onto it (beta 1)
+    # and applies the derivative
+    return [bp.Dense(96, 256, "tanh"), bp.Dense(256, 256, "relu"),
+            bp.Dense(512, 10, inputs=[1, 2])]
+
+
+@pytest.mark.parametrize("wiring", ["chain", "dropout", "shortcut"])
+def test_backward_in_one_region_gives_the_bytes_of_one_thread(dtype, threads, wiring):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((192, 96)).astype(dtype)
+    y = rng.integers(0, 10, 192)
+    results = {}
+    for n in (1, 2):
+        threads(n)
+        net = bp.Network(_one_region_layers(wiring), dtype=dtype, seed=3)
+        opt = bp.optim.SGD(lr=0.05, momentum=0.9)
+        losses = [net.train_step(X[i:i + 64], y[i:i + 64], opt) for i in range(0, 192, 64)]
+        loss, grads = net.loss_and_grad(X[:64], y[:64])
+        results[n] = (losses, loss, grads.tobytes(), net.params.tobytes())
+    assert np.all(np.isfinite(results[1][0]))
+    assert np.any(np.frombuffer(results[1][2], dtype) != 0)
+    assert results[1] == results[2]
+
+
 @pytest.mark.parametrize("given, expected", [
     ({}, "10000"),
     ({"GOMP_SPINCOUNT": "5"}, "5"),

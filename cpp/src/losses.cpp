@@ -96,9 +96,14 @@ void loss_backward(T* d, Loss loss, Reduction reduction, const T* u, const T* y_
 
 template <typename T>
 void bias_grad(T* db, const T* d, index_t m, index_t n) {
+  bias_grad_columns(db, d, m, n, n);
+}
+
+template <typename T>
+void bias_grad_columns(T* db, const T* d, index_t m, index_t n, index_t ld) {
   // db (n) += sum over rows of d (m x n); row order fixed, so the sum is deterministic.
   for (index_t i = 0; i < m; ++i) {
-    const T* row = d + i * n;
+    const T* row = d + i * ld;
     for (index_t j = 0; j < n; ++j) db[j] += row[j];
   }
 }
@@ -131,6 +136,7 @@ index_t count_correct(const T* y_hat, const T* y, index_t m, index_t n, bool ele
   template void loss_backward<T>(T*, Loss, Reduction, const T*, const T*, const T*, const T*,  \
                                  index_t, index_t, const OutputSpec<T>&);                     \
   template void bias_grad<T>(T*, const T*, index_t, index_t);                                 \
+  template void bias_grad_columns<T>(T*, const T*, index_t, index_t, index_t);               \
   template index_t count_correct<T>(const T*, const T*, index_t, index_t, bool);
 BACKPROP_INSTANTIATE_LOSSES(float)
 BACKPROP_INSTANTIATE_LOSSES(double)

@@ -66,6 +66,14 @@ int team_size() {
 #endif
 }
 
+bool in_parallel_region() {
+#ifdef _OPENMP
+  return omp_in_parallel() != 0;
+#else
+  return false;
+#endif
+}
+
 void start_worker_threads() {
 #ifdef _OPENMP
   const int n = get_num_threads();

@@ -47,6 +47,9 @@ void loss_backward(T* d, Loss loss, Reduction reduction, const T* u, const T* y_
 // Column sums of d (m x n) added into db (n): the bias gradient.
 template <typename T>
 void bias_grad(T* db, const T* d, index_t m, index_t n);
+// The same for n columns of a d whose rows are ld apart.
+template <typename T>
+void bias_grad_columns(T* db, const T* d, index_t m, index_t n, index_t ld);
 
 // The accuracy count of a classifier. elementwise (binary_cross_entropy, possibly multi-label):
 // the entries of y_hat and y on the same side of 0.5, out of m x n. Otherwise (cross_entropy):
