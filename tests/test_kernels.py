@@ -337,6 +337,29 @@ def test_gemm_blocking_boundaries_match_reference(gemm_isa, dtype, threads, make
     assert results[0] == results[1]
 
 
+@pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES)
+def test_gemm_gives_the_bytes_of_its_column_blocks_multiplied_apart(gemm_isa, dtype, threads,
+                                                                    trans_a, trans_b):
+    # Three column blocks (2 NC + NR + 3 columns), two k blocks and two row blocks on one thread:
+    # the AVX-512 tiles then pack each k block of A once for all three column blocks, looping
+    # over k blocks first. The first column block multiplied apart (a GEMM of one column block,
+    # k blocks in the inner loop) and the rest (two blocks) must give the same bits. (Both parts
+    # stay wide: a part of a few column panels may read A in place, in other tiles.)
+    threads(1)
+    b = blocking(gemm_isa, dtype)
+    m, n, k = b["MC"] + 1, 2 * b["NC"] + b["NR"] + 3, b["KC"] + 1
+    rng = np.random.default_rng(8)
+    A, B = _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype)
+    C = _uniform(rng, (m, n), dtype)
+    whole = K.gemm(A, B, trans_a=trans_a, trans_b=trans_b, alpha=0.5, beta=-1.0, out=C.copy())
+    parts = []
+    for columns in (slice(0, b["NC"]), slice(b["NC"], n)):
+        part = np.ascontiguousarray(B[columns] if trans_b else B[:, columns])
+        parts.append(K.gemm(A, part, trans_a=trans_a, trans_b=trans_b, alpha=0.5, beta=-1.0,
+                            out=np.ascontiguousarray(C[:, columns])))
+    assert whole.tobytes() == np.hstack(parts).tobytes()
+
+
 @pytest.mark.parametrize("make_shape", BLOCKING_SHAPES)
 @pytest.mark.parametrize("tile_family", ["avx2", "avx512"])
 def test_gemm_ref_blocking_boundaries_match_reference(dtype, make_shape, tile_family):

@@ -383,34 +383,51 @@ def test_train_step_is_bit_identical_for_1_and_2_threads(dtype, threads):
     assert params[1] == params[2]
 
 
-def _one_region_layers(wiring):
-    """Networks whose 256-wide single-source layers run their backward step in one region on two
-    threads (64 x 256 x 256: above the GEMM's parallel threshold, below the shared blocks)."""
-    if wiring == "chain":  # every hidden delta gets its derivative in the write-back
-        return [bp.Dense(96, 256, "tanh"), bp.Dense(256, 256, "sigmoid"),
-                bp.Dense(256, 256, "elu"), bp.Dense(256, 10)]
+def _one_region_network(wiring, dtype):
+    """Networks whose single-source layers run their backward step in one region on two threads:
+    every such product at least 2^19 multiply-adds (above the GEMM's burst threshold on every
+    path and type), below the shared blocks (2^27)."""
+    if wiring == "chain":
+        # derivatives in the write-back (64 x 288, 64 x 250) and in a pass (64 x 900); widths off
+        # the 32-column slabs; a 10-wide last layer (the narrow weight-gradient kernel)
+        layers = [bp.Dense(96, 288, "tanh"), bp.Dense(288, 250, "sigmoid"),
+                  bp.Dense(250, 900, "elu"), bp.Dense(900, 10)]
+        return bp.Network(layers, dtype=dtype, seed=3)
     if wiring == "dropout":  # the mask comes first: the derivative in a pass of its own
-        return [bp.Dense(96, 256, "tanh", dropout=0.3), bp.Dense(256, 256, "relu", dropout=0.5),
-                bp.Dense(256, 10)]
-    # layer 3 adds into layer 1's delta first; layer 2, its first reader, adds onto it (beta 1)
-    # and applies the derivative
-    return [bp.Dense(96, 256, "tanh"), bp.Dense(256, 256, "relu"),
-            bp.Dense(512, 10, inputs=[1, 2])]
+        layers = [bp.Dense(96, 256, "tanh", dropout=0.3), bp.Dense(256, 900, "relu", dropout=0.5),
+                  bp.Dense(900, 10)]
+        return bp.Network(layers, dtype=dtype, seed=3)
+    if wiring == "shortcut":
+        # layer 3 adds into layer 1's delta first; layer 2, its first reader, adds onto it
+        # (beta 1) and applies the derivative
+        layers = [bp.Dense(96, 256, "tanh"), bp.Dense(256, 256, "relu"),
+                  bp.Dense(512, 10, inputs=[1, 2])]
+        return bp.Network(layers, dtype=dtype, seed=3)
+    # a source narrower than one slab (20 columns: the second thread multiplies none of dX),
+    # then one output (fewer bias columns than threads)
+    layers = [bp.Dense(96, 20, "tanh"), bp.Dense(20, 8200, "relu"), bp.Dense(8200, 1)]
+    return bp.Network(layers, output="identity", loss="mse", dtype=dtype, seed=3)
 
 
-@pytest.mark.parametrize("wiring", ["chain", "dropout", "shortcut"])
-def test_backward_in_one_region_gives_the_bytes_of_one_thread(dtype, threads, wiring):
+@pytest.mark.parametrize("wiring", ["chain", "dropout", "shortcut", "narrow"])
+def test_backward_in_one_region_gives_the_bytes_of_one_thread(gemm_isa, dtype, threads, call_burst,
+                                                              wiring):
+    call_burst(window_ns=60 * 10**9)  # every call a burst's: products from 2^17 split
     rng = np.random.default_rng(5)
     X = rng.standard_normal((192, 96)).astype(dtype)
-    y = rng.integers(0, 10, 192)
-    results = {}
+    y = rng.standard_normal((192, 1)) if wiring == "narrow" else rng.integers(0, 10, 192)
+    results, regions = {}, {}
     for n in (1, 2):
         threads(n)
-        net = bp.Network(_one_region_layers(wiring), dtype=dtype, seed=3)
-        opt = bp.optim.SGD(lr=0.05, momentum=0.9)
+        net = _one_region_network(wiring, dtype)
+        opt = bp.optim.SGD(lr=0.01, momentum=0.9)
+        before = bp._core.mlp_backward_region_count()
         losses = [net.train_step(X[i:i + 64], y[i:i + 64], opt) for i in range(0, 192, 64)]
         loss, grads = net.loss_and_grad(X[:64], y[:64])
+        regions[n] = bp._core.mlp_backward_region_count() - before
         results[n] = (losses, loss, grads.tobytes(), net.params.tobytes())
+    single_source = {"chain": 3, "dropout": 2, "shortcut": 1, "narrow": 2}[wiring]
+    assert regions == {1: 0, 2: 4 * single_source}  # 3 steps and loss_and_grad
     assert np.all(np.isfinite(results[1][0]))
     assert np.any(np.frombuffer(results[1][2], dtype) != 0)
     assert results[1] == results[2]

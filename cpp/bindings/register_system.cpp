@@ -10,6 +10,7 @@
 #include "backprop/gemm.hpp"
 #include "backprop/gemm_micro_kernel.hpp"
 #include "backprop/losses.hpp"
+#include "backprop/mlp.hpp"
 #include "backprop/threads.hpp"
 #include "register.hpp"
 #include "validate.hpp"
@@ -51,6 +52,7 @@ void register_system(py::module_& m) {
       },
       py::arg("m"), py::arg("k"), py::arg("threads"));
   m.def("gemm_k_split_count", &gemm_k_split_count);
+  m.def("mlp_backward_region_count", &mlp_backward_region_count);
   m.def(
       "gemm_burst_min_flops",
       [](bool double_precision) {

@@ -463,12 +463,13 @@ bool packs_a_once_per_k_block(index_t m, index_t n, bool direct_a, int parts) {
 
 // The blocked GEMM on m, n, k >= 1, run by part `part` of a team of `parts` threads: the team
 // shares each packed block of B and of A and splits the tiles of C (a barrier after each
-// packing step and after each block of tiles, before the buffers are packed again).
+// packing step and after each block of tiles, before the buffers are packed again). a_once
+// (packs_a_once_per_k_block, one thread): a_all holds every row block of a k block of A.
 template <typename Blocks, typename T>
 void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
                const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, T* a_all,
-               T* b_packed, int part, int parts) {
+               T* b_packed, bool a_once, int part, int parts) {
   constexpr index_t MR = Blocks::MR, NR = Blocks::NR;
   const index_t MC = balanced_block(m, Blocks::MC, MR);
   const index_t KC = balanced_block(k, Blocks::KC, 1);
@@ -479,7 +480,6 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
   static_assert(!(Blocks::SHARE_PACKED_BLOCKS && Blocks::COLUMN_PANELS_FASTEST),
                 "a family that shares packed blocks packs B for tiles run row panels fastest");
   const bool direct_a = read_a_in_place<Blocks, T>(trans_a, lda, n);
-  const bool a_once = packs_a_once_per_k_block<Blocks, T>(m, n, direct_a, parts);
   // The block (jc, pc): B's rows pc.. and columns jc.., and its tiles of C. Each entry of C
   // takes its k blocks in increasing pc order in either loop order below: the same bits.
   auto block = [&](index_t jc, index_t pc) {
@@ -697,8 +697,9 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
   T* const a_packed = buffers.a.reserve(std::size_t(a_rows * Blocks::KC));
   T* const b_packed = buffers.b.reserve(std::size_t(Blocks::KC * Blocks::NC));
   team.run([&](int part, int parts) {
+    // a_once only on a team of one, whatever the team OpenMP starts (a_packed has room for it)
     gemm_team<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
-                      kernel, a_packed, b_packed, part, parts);
+                      kernel, a_packed, b_packed, a_once && parts == 1, part, parts);
   });
 }
 

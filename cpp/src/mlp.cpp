@@ -2,6 +2,7 @@
 #include "backprop/mlp.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <iterator>
@@ -196,6 +197,9 @@ const T* mlp_forward(const NetworkSpec<T>& net, const T* params, const T* x, ind
   return ws.post.back().data();
 }
 
+// How many layers' backward steps have run in one region (mlp_backward_region_count).
+std::atomic<std::uint64_t> backward_regions{0};
+
 // A multiple of every tile family's NR (config.hpp): column slabs that start on it give each
 // entry of C the panels, and so the sums, of the whole product.
 constexpr index_t kSlabColumns = 32;
@@ -220,17 +224,22 @@ bool backward_fits_one_region(index_t m, index_t width, index_t fan_out) {
 // split) in one parallel region, each thread's share a one-thread product, instead of two
 // split GEMMs and a bias pass, each a region of its own: one join instead of two, where most of
 // a join's cost is waiting for the thread whose half ended later. The bits are those of the
-// separate calls (row and column slabs: gemm.cpp, gemm_split). Two Xeon threads, three
+// separate calls: an entry of C gets the same sums in any row slab, and in a column slab that
+// starts on a column panel's boundary (gemm_register_tile.hpp). Two Xeon threads, three
 // alternated rounds each, samples/s: deep's epochs 42.3k-42.8k -> 43.5k-44.2k and (a second
 // pair of builds) 43.9k-46.1k -> 43.2k-47.6k, its train_step 39.1k-40.3k -> 39.4k-41.0k and
 // 40.8k-43.0k -> 41.4k-43.5k; mnist's epochs 57.2k-57.7k -> 58.0k-58.4k and 59.4k-60.6k ->
 // 60.1k-63.6k, train_step the same, then 54.8k-58.0k -> 56.0k-59.3k.
+// Returns false, having done nothing, when the burst rule gives the call one thread: the caller
+// then runs the products one after the other, each taking its own threads.
 template <typename T>
-void backward_in_one_region(const T* source, index_t width, const T* delta, index_t m,
+bool backward_in_one_region(const T* source, index_t width, const T* delta, index_t m,
                             index_t fan_out, const T* w, T* dw, T* db, T beta, T* dx,
                             const GemmEpilogue<T>& epilogue) {
   const double work = double(m) * double(width) * double(fan_out);
   const TeamCall team(get_num_threads(), work < double(gemm_parallel_min_flops<T>()));
+  if (team.count() < 2) return false;
+  backward_regions.fetch_add(1, std::memory_order_relaxed);
   const index_t units = (width + kSlabColumns - 1) / kSlabColumns;
   team.run([&](int part, int parts) {
     // beta 0: each row of dW is written exactly once
@@ -249,6 +258,7 @@ void backward_in_one_region(const T* source, index_t width, const T* delta, inde
                     w + first * fan_out, fan_out, beta, dx + first, width,
                     epilogue.shifted(0, first));
   });
+  return true;
 }
 
 template <typename T>
@@ -286,12 +296,14 @@ void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_
       if (first_consumer(net, target) == l && derivative_in_write_back(net, ws, target, m))
         epilogue = GemmEpilogue<T>::backward(net.layers[target].act, ws.pre[target].data(),
                                              ws.post[target].data(), width);
-      backward_in_one_region(source_rows(net, ws, x, only_source), width, delta, m,
-                             layer.fan_out, w, grads + net.weight_offset(l),
-                             grads + net.bias_offset(l), ws.grad_written[target] ? T(1) : T(0),
-                             ws.grad_post[target].data(), epilogue);
-      ws.grad_written[target] = 1;
-      continue;
+      if (backward_in_one_region(source_rows(net, ws, x, only_source), width, delta, m,
+                                 layer.fan_out, w, grads + net.weight_offset(l),
+                                 grads + net.bias_offset(l),
+                                 ws.grad_written[target] ? T(1) : T(0),
+                                 ws.grad_post[target].data(), epilogue)) {
+        ws.grad_written[target] = 1;
+        continue;
+      }
     }
     index_t row = 0;
     for (auto source = layer.sources.begin(); source != layer.sources.end(); ++source) {
@@ -373,6 +385,10 @@ index_t mlp_gradient_bound_reads(const NetworkSpec<T>& net, index_t m) {
     for (const int s : layer.sources) values += net.source_width(s);
   }
   return m * values;
+}
+
+std::uint64_t mlp_backward_region_count() {
+  return backward_regions.load(std::memory_order_relaxed);
 }
 
 template <typename T>

@@ -90,6 +90,10 @@ template <typename T>
 void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_t m,
                   Workspace<T>& ws, T* grads);
 
+// How many layers' backward steps have run as one parallel region in this process (mlp.cpp,
+// backward_in_one_region; for the tests).
+std::uint64_t mlp_backward_region_count();
+
 // After mlp_backward on the same m rows of x: a bound on the magnitude of every entry it wrote
 // into grads, from the layers' inputs and deltas (+inf when one is not finite, or m is too
 // large to bound the rounding). A weight's gradient sums m products of an input and a delta, a

@@ -16,7 +16,7 @@ int get_num_threads();
 bool openmp_enabled();
 int thread_index();  // inside a parallel region: this thread's number, 0 to team_size() - 1
 int team_size();     // inside a parallel region: its number of threads (1 outside)
-bool in_parallel_region();  // whether this thread runs a share of a parallel region
+bool in_parallel_region();  // whether this thread runs a share of a region of 2+ threads
 bool in_forked_child();  // true after fork() in the child: kernels stay on one thread there
 // Starts OpenMP's get_num_threads() - 1 worker threads now, if they are not running yet (an
 // empty parallel region): a new thread takes its creator's floating-point mode.
