@@ -209,7 +209,7 @@ static_assert(kSlabColumns % GemmBlocking512<float>::NR == 0 &&
                   kSlabColumns % GemmBlocking<double>::NR == 0,
               "slabs start on column panel boundaries");
 
-// Whether the backward step of a layer that reads one earlier layer runs in one parallel region
+// Whether the backward step of a layer that reads one source runs in one parallel region
 // (backward_in_one_region): when its products split over the threads anyway (from the burst
 // threshold) and stay below the shared-block size, where every path splits them into slabs.
 template <typename T>
@@ -229,9 +229,12 @@ bool backward_fits_one_region(index_t m, index_t width, index_t fan_out) {
 // alternated rounds each, samples/s: deep's epochs 42.3k-42.8k -> 43.5k-44.2k and (a second
 // pair of builds) 43.9k-46.1k -> 43.2k-47.6k, its train_step 39.1k-40.3k -> 39.4k-41.0k and
 // 40.8k-43.0k -> 41.4k-43.5k; mnist's epochs 57.2k-57.7k -> 58.0k-58.4k and 59.4k-60.6k ->
-// 60.1k-63.6k, train_step the same, then 54.8k-58.0k -> 56.0k-59.3k.
-// Returns false, having done nothing, when the burst rule gives the call one thread: the caller
-// then runs the products one after the other, each taking its own threads.
+// 60.1k-63.6k, train_step the same, then 54.8k-58.0k -> 56.0k-59.3k. The first layer's
+// weight and bias gradients in one region too (no dX): deep's epochs 43.2k-44.9k -> 44.4k-45.2k,
+// train_step 40.3k-41.4k -> 41.4k-41.8k, tiny's +1%, mnist's within the noise.
+// dx is null for a layer that reads the network's input (no delta to pass on). Returns false,
+// having done nothing, when the burst rule gives the call one thread: the caller then runs the
+// products one after the other, each taking its own threads.
 template <typename T>
 bool backward_in_one_region(const T* source, index_t width, const T* delta, index_t m,
                             index_t fan_out, const T* w, T* dw, T* db, T beta, T* dx,
@@ -253,7 +256,7 @@ bool backward_in_one_region(const T* source, index_t width, const T* delta, inde
                       columns.last - columns.first, fan_out);
     const index_t first = std::min(width, units * part / parts * kSlabColumns);
     const index_t last = std::min(width, units * (part + 1) / parts * kSlabColumns);
-    if (first < last)
+    if (dx != nullptr && first < last)
       gemm_fused<T>(false, true, m, last - first, fan_out, T(1), delta, fan_out,
                     w + first * fan_out, fan_out, beta, dx + first, width,
                     epilogue.shifted(0, first));
@@ -285,23 +288,24 @@ void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_
                             m * layer.fan_out, layer.act);
     }
     const T* w = params + net.weight_offset(l);
-    const int only_source = layer.sources.size() == 1 ? layer.sources[0] : 0;
-    if (grads != nullptr && only_source > 0 &&
+    const int only_source = layer.sources.size() == 1 ? layer.sources[0] : -1;
+    if (grads != nullptr && only_source >= 0 &&
         backward_fits_one_region<T>(m, net.source_width(only_source), layer.fan_out)) {
-      const std::size_t target = std::size_t(only_source - 1);
       const index_t width = net.source_width(only_source);
+      const std::size_t target = std::size_t(std::max(only_source - 1, 0));
       // The last product into the target's delta (its first reader, listing it once) may
       // apply the derivative.
       GemmEpilogue<T> epilogue;
-      if (first_consumer(net, target) == l && derivative_in_write_back(net, ws, target, m))
+      if (only_source > 0 && first_consumer(net, target) == l &&
+          derivative_in_write_back(net, ws, target, m))
         epilogue = GemmEpilogue<T>::backward(net.layers[target].act, ws.pre[target].data(),
                                              ws.post[target].data(), width);
+      T* const dx = only_source > 0 ? ws.grad_post[target].data() : nullptr;
+      const T beta = only_source > 0 && ws.grad_written[target] ? T(1) : T(0);
       if (backward_in_one_region(source_rows(net, ws, x, only_source), width, delta, m,
                                  layer.fan_out, w, grads + net.weight_offset(l),
-                                 grads + net.bias_offset(l),
-                                 ws.grad_written[target] ? T(1) : T(0),
-                                 ws.grad_post[target].data(), epilogue)) {
-        ws.grad_written[target] = 1;
+                                 grads + net.bias_offset(l), beta, dx, epilogue)) {
+        if (only_source > 0) ws.grad_written[target] = 1;
         continue;
       }
     }
