@@ -197,6 +197,16 @@ const T* mlp_forward(const NetworkSpec<T>& net, const T* params, const T* x, ind
   return ws.post.back().data();
 }
 
+// The epilogue of a product into layer `target`'s delta: the layer's derivative when that
+// product is the last into it (`last`) and the derivative goes into the write-back.
+template <typename T>
+GemmEpilogue<T> delta_epilogue(const NetworkSpec<T>& net, Workspace<T>& ws, std::size_t target,
+                               index_t m, bool last) {
+  if (!last || !derivative_in_write_back(net, ws, target, m)) return GemmEpilogue<T>{};
+  return GemmEpilogue<T>::backward(net.layers[target].act, ws.pre[target].data(),
+                                   ws.post[target].data(), net.layers[target].fan_out);
+}
+
 // How many layers' backward steps have run in one region (mlp_backward_region_count).
 std::atomic<std::uint64_t> backward_regions{0};
 
@@ -209,41 +219,37 @@ static_assert(kSlabColumns % GemmBlocking512<float>::NR == 0 &&
                   kSlabColumns % GemmBlocking<double>::NR == 0,
               "slabs start on column panel boundaries");
 
-// Whether the backward step of a layer that reads one source runs in one parallel region
-// (backward_in_one_region): when its products split over the threads anyway (from the burst
-// threshold) and stay below the shared-block size, where every path splits them into slabs.
-template <typename T>
-bool backward_fits_one_region(index_t m, index_t width, index_t fan_out) {
-  const double work = double(m) * double(width) * double(fan_out);
-  return get_num_threads() > 1 && work >= double(gemm_burst_min_flops<T>()) &&
-         work < double(kGemmSharedMinFlops);
-}
-
 // A layer's weight gradient dW = X^T D (its rows split over the threads), bias gradient
 // (columns split) and the source's delta dX = D W^T (+ beta dX, then the epilogue; columns
 // split) in one parallel region, each thread's share a one-thread product, instead of two
 // split GEMMs and a bias pass, each a region of its own: one join instead of two, where most of
-// a join's cost is waiting for the thread whose half ended later. The bits are those of the
-// separate calls: an entry of C gets the same sums in any row slab, and in a column slab that
-// starts on a column panel's boundary (gemm_register_tile.hpp). Two Xeon threads, three
-// alternated rounds each, samples/s: deep's epochs 42.3k-42.8k -> 43.5k-44.2k and (a second
-// pair of builds) 43.9k-46.1k -> 43.2k-47.6k, its train_step 39.1k-40.3k -> 39.4k-41.0k and
-// 40.8k-43.0k -> 41.4k-43.5k; mnist's epochs 57.2k-57.7k -> 58.0k-58.4k and 59.4k-60.6k ->
-// 60.1k-63.6k, train_step the same, then 54.8k-58.0k -> 56.0k-59.3k. The first layer's
-// weight and bias gradients in one region too (no dX): deep's epochs 43.2k-44.9k -> 44.4k-45.2k,
-// train_step 40.3k-41.4k -> 41.4k-41.8k, tiny's +1%, mnist's within the noise.
-// dx is null for a layer that reads the network's input (no delta to pass on). Returns false,
-// having done nothing, when the burst rule gives the call one thread: the caller then runs the
+// a join's cost is waiting for the thread whose half ended later.
+// Taken when the products split over the threads anyway (from the burst threshold) and stay
+// below the shared-block size, where every path splits them into slabs. dx is null for a layer
+// that reads the network's input (no delta to pass on). Returns false, having done nothing,
+// when not taken or when the burst rule gives the call one thread: the caller then runs the
 // products one after the other, each taking its own threads.
+// The bits are those of the separate calls: an entry of C gets the same sums in any row
+// slab, and in a column slab that starts on a column panel's boundary (gemm_register_tile.hpp).
+// Two Xeon threads, three alternated rounds each, samples/s: deep's epochs 42.3k-42.8k ->
+// 43.5k-44.2k and (a second pair of builds) 43.9k-46.1k -> 43.2k-47.6k, its train_step
+// 39.1k-40.3k -> 39.4k-41.0k and 40.8k-43.0k -> 41.4k-43.5k; mnist's epochs 57.2k-57.7k ->
+// 58.0k-58.4k and 59.4k-60.6k -> 60.1k-63.6k, train_step the same, then 54.8k-58.0k ->
+// 56.0k-59.3k. The first layer's weight and bias gradients in one region too (no dX): deep's
+// epochs 43.2k-44.9k -> 44.4k-45.2k, train_step 40.3k-41.4k -> 41.4k-41.8k, tiny's +1%,
+// mnist's within the noise.
 template <typename T>
 bool backward_in_one_region(const T* source, index_t width, const T* delta, index_t m,
                             index_t fan_out, const T* w, T* dw, T* db, T beta, T* dx,
                             const GemmEpilogue<T>& epilogue) {
   const double work = double(m) * double(width) * double(fan_out);
+  if (get_num_threads() < 2 || work < double(gemm_burst_min_flops<T>()) ||
+      work >= double(kGemmSharedMinFlops))
+    return false;
   const TeamCall team(get_num_threads(), work < double(gemm_parallel_min_flops<T>()));
   if (team.count() < 2) return false;
   backward_regions.fetch_add(1, std::memory_order_relaxed);
-  const index_t units = (width + kSlabColumns - 1) / kSlabColumns;
+  const index_t slabs = (width + kSlabColumns - 1) / kSlabColumns;
   team.run([&](int part, int parts) {
     // beta 0: each row of dW is written exactly once
     const Share rows(width, part, parts);
@@ -254,8 +260,9 @@ bool backward_in_one_region(const T* source, index_t width, const T* delta, inde
     std::fill(db + columns.first, db + columns.last, T(0));
     bias_grad_columns(db + columns.first, delta + columns.first, m,
                       columns.last - columns.first, fan_out);
-    const index_t first = std::min(width, units * part / parts * kSlabColumns);
-    const index_t last = std::min(width, units * (part + 1) / parts * kSlabColumns);
+    const Share mine(slabs, part, parts);
+    const index_t first = std::min(width, mine.first * kSlabColumns);
+    const index_t last = std::min(width, mine.last * kSlabColumns);
     if (dx != nullptr && first < last)
       gemm_fused<T>(false, true, m, last - first, fan_out, T(1), delta, fan_out,
                     w + first * fan_out, fan_out, beta, dx + first, width,
@@ -289,23 +296,23 @@ void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_
     }
     const T* w = params + net.weight_offset(l);
     const int only_source = layer.sources.size() == 1 ? layer.sources[0] : -1;
-    if (grads != nullptr && only_source >= 0 &&
-        backward_fits_one_region<T>(m, net.source_width(only_source), layer.fan_out)) {
-      const index_t width = net.source_width(only_source);
-      const std::size_t target = std::size_t(std::max(only_source - 1, 0));
-      // The last product into the target's delta (its first reader, listing it once) may
-      // apply the derivative.
+    if (grads != nullptr && only_source >= 0) {
+      T* dx = nullptr;  // the input needs no gradient
+      T beta = T(0);
       GemmEpilogue<T> epilogue;
-      if (only_source > 0 && first_consumer(net, target) == l &&
-          derivative_in_write_back(net, ws, target, m))
-        epilogue = GemmEpilogue<T>::backward(net.layers[target].act, ws.pre[target].data(),
-                                             ws.post[target].data(), width);
-      T* const dx = only_source > 0 ? ws.grad_post[target].data() : nullptr;
-      const T beta = only_source > 0 && ws.grad_written[target] ? T(1) : T(0);
-      if (backward_in_one_region(source_rows(net, ws, x, only_source), width, delta, m,
-                                 layer.fan_out, w, grads + net.weight_offset(l),
-                                 grads + net.bias_offset(l), beta, dx, epilogue)) {
-        if (only_source > 0) ws.grad_written[target] = 1;
+      if (only_source > 0) {
+        const std::size_t target = std::size_t(only_source - 1);
+        dx = ws.grad_post[target].data();
+        beta = ws.grad_written[target] ? T(1) : T(0);
+        // this layer lists the target once: its product is the last into it if it is the
+        // target's first reader
+        epilogue = delta_epilogue(net, ws, target, m, first_consumer(net, target) == l);
+      }
+      if (backward_in_one_region(source_rows(net, ws, x, only_source),
+                                 net.source_width(only_source), delta, m, layer.fan_out, w,
+                                 grads + net.weight_offset(l), grads + net.bias_offset(l), beta,
+                                 dx, epilogue)) {
+        if (only_source > 0) ws.grad_written[std::size_t(only_source - 1)] = 1;
         continue;
       }
     }
@@ -325,10 +332,7 @@ void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_
         const bool last_into_target =
             first_consumer(net, target) == l &&
             std::find(std::next(source), layer.sources.end(), s) == layer.sources.end();
-        GemmEpilogue<T> epilogue;
-        if (last_into_target && derivative_in_write_back(net, ws, target, m))
-          epilogue = GemmEpilogue<T>::backward(net.layers[target].act, ws.pre[target].data(),
-                                               ws.post[target].data(), width);
+        const GemmEpilogue<T> epilogue = delta_epilogue(net, ws, target, m, last_into_target);
         gemm_fused<T>(false, true, m, width, layer.fan_out, T(1), delta, layer.fan_out,
                       w + row * layer.fan_out, layer.fan_out, beta, ws.grad_post[target].data(),
                       width, epilogue);
