@@ -147,6 +147,15 @@ def test_k_blocks_split_where_the_products_are_small_beside_the_weights():
     assert not applies(1, 256, 2) and not applies(1, 512, 3)  # fewer blocks than threads
     assert applies(128, 512, 2) and not applies(129, 512, 2)
     assert not applies(32, 784, 1) and not applies(0, 784, 2) and not applies(32, 0, 2)
+    # A network's layers ask for two blocks at least (min_k_blocks), each 64 deep or more: a
+    # 256-deep product of 64 rows then splits in two blocks of 128, one of 65 rows does not
+    # (4 x 65 > 256), and under 128 deep there is one block.
+    assert applies(64, 256, 2, 2) and not applies(64, 256, 2)
+    assert not applies(65, 256, 2, 2) and not applies(64, 256, 3, 2)
+    assert applies(32, 128, 2, 2) and not applies(1, 127, 2, 2)
+    assert applies(32, 784, 2, 2) == applies(32, 784, 2)  # KC's four blocks are already two
+    with pytest.raises(ValueError, match="min_k_blocks"):
+        applies(64, 256, 2, 0)
 
 
 def test_dense_forward_nan_is_the_one_threads_with_k_blocks(dtype, threads, call_burst):

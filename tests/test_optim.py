@@ -694,6 +694,31 @@ def test_steps_whose_forward_splits_by_k_blocks_give_the_bytes_of_one_thread(dty
     assert results[1] == results[0] and results[2] == results[0]
 
 
+def test_steps_of_256_deep_layers_split_by_two_k_blocks_with_the_bytes_of_one_thread(dtype,
+                                                                                    threads):
+    # deep's shape: 64 rows through layers of 256 inputs, one k block of KC, which a layer sums
+    # in two of 128 on any thread count (mlp.cpp, kLayerKBlocks): two threads then split the
+    # two hidden layers' products by k blocks, three by slabs (two blocks for three threads).
+    # The last layer (256 x 2) is too small to split. Every thread count gives the bytes of one.
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((192, 256)).astype(dtype)
+    y = rng.integers(0, 2, 192)
+    results = []
+    for count in (1, 2, 3):
+        threads(count)
+        net = bp.Network([256, 256, 256, 2], activation="relu", dtype=dtype, seed=0)
+        opt = bp.optim.SGD(lr=0.05, momentum=0.9)
+        splits_before = bp._core.gemm_k_split_count()
+        losses = [net.train_step(X[i:i + 64], y[i:i + 64], opt) for i in range(0, 192, 64)]
+        history = net.fit(X, y, optimizer=opt, epochs=1, batch_size=64, verbose=0)
+        k_splits = bp._core.gemm_k_split_count() - splits_before
+        assert k_splits == (2 * 6 if count == 2 else 0), f"{count} threads"  # 2 per step
+        results.append((losses, list(history["loss"]), net.params.tobytes(),
+                        opt.state[0].tobytes(), net.forward(X).tobytes()))
+    assert np.all(np.isfinite(results[0][0] + results[0][1]))
+    assert results[1] == results[0] and results[2] == results[0]
+
+
 def test_epoch_over_two_threads_refuses_an_overflow_in_one_weight_row(dtype, threads):
     # The first layer's weights and every bias start at 0 and only input 150 is non-zero, so of
     # the weight gradient only row 150 (entries 30000-30199 of the buffer, in the second

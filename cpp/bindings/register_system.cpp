@@ -46,11 +46,12 @@ void register_system(py::module_& m) {
       py::arg("m"), py::arg("n"), py::arg("k"), py::arg("double_precision"));
   m.def(
       "gemm_k_split_applies",
-      [](index_t m, index_t k, int threads) {
+      [](index_t m, index_t k, int threads, index_t min_k_blocks) {
         if (m < 0 || k < 0) fail_value("m and k must be non-negative");
-        return gemm_k_split_applies(m, k, threads);
+        if (min_k_blocks < 1) fail_value("min_k_blocks must be at least 1");
+        return gemm_k_split_applies(m, k, threads, min_k_blocks);
       },
-      py::arg("m"), py::arg("k"), py::arg("threads"));
+      py::arg("m"), py::arg("k"), py::arg("threads"), py::arg("min_k_blocks") = 1);
   m.def("gemm_k_split_count", &gemm_k_split_count);
   m.def("mlp_backward_region_count", &mlp_backward_region_count);
   m.def(

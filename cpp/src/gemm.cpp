@@ -466,13 +466,19 @@ bool packs_a_once_per_k_block(index_t m, index_t n, bool direct_a, int parts) {
 // packing step and after each block of tiles, before the buffers are packed again). a_once
 // (packs_a_once_per_k_block, one thread): a_all holds every row block of a k block of A.
 template <typename Blocks, typename T>
-void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
-               index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, index_t k_block,
+               T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
+               index_t ldc,
                const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, T* a_all,
                T* b_packed, bool a_once, int part, int parts) {
   constexpr index_t MR = Blocks::MR, NR = Blocks::NR;
   const index_t MC = balanced_block(m, Blocks::MC, MR);
-  const index_t KC = balanced_block(k, Blocks::KC, 1);
+  // C's entries sum in k blocks k_block deep (gemm_k_block: the same on every family and thread
+  // count), and B and A are packed in blocks of as many of those as fit in the family's KC: a
+  // product asked for more blocks than KC needs (deep's 256-deep layers, two of 128) packs its
+  // operands once and runs each tile's kernel once per k block, on a tile of C still in L1,
+  // rather than passing over all of C once per k block. The bits are the same either way.
+  const index_t KC = k_block * std::max<index_t>(1, Blocks::KC / k_block);
   const index_t NC = balanced_block(n, Blocks::NC, NR);
 
   const bool direct_b = reads_b_in_place<T>(trans_b, m, n, k, ldb);
@@ -597,7 +603,14 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T al
             fill_rows<NR>(tile + j, ldc, epilogue.bias + jc + j0 + j, rows,
                           std::min(NR, cols - j));
         }
-        kernel(kc, panels, tile, ldc, alpha, tile_beta, rows, cols);
+        for (index_t p = 0; p < kc; p += k_block) {
+          PanelOperands<T> part_k = panels;
+          part_k.a += p * panels.a_k;
+          part_k.b += p * panels.b_k;
+          if (panels.b_next != nullptr) part_k.b_next += p * panels.b_k;
+          kernel(std::min(k_block, kc - p), part_k, tile, ldc, alpha, p == 0 ? tile_beta : T(1),
+                 rows, cols);
+        }
         if (finish) epilogue.finish(tile, ldc, ic + i0, jc + j0, rows, cols);
       };
       auto run_tile = [&](index_t jp, index_t ip) BACKPROP_LAMBDA_ALWAYS_INLINE {
@@ -686,9 +699,9 @@ struct PackingBuffers {
 // The blocked GEMM on m, n, k >= 1 on the team's threads (gemm_team), with this calling
 // thread's packing buffers.
 template <typename Blocks, typename T>
-void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
-                  const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                  const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
+void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, index_t k_block,
+                  T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
+                  index_t ldc, const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
                   const TeamCall& team) {
   PackingBuffers<T>& buffers = PackingBuffers<T>::of_this_thread();
   const bool a_once = packs_a_once_per_k_block<Blocks, T>(
@@ -698,8 +711,8 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
   T* const b_packed = buffers.b.reserve(std::size_t(Blocks::KC * Blocks::NC));
   team.run([&](int part, int parts) {
     // a_once only on a team of one, whatever the team OpenMP starts (a_packed has room for it)
-    gemm_team<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
-                      kernel, a_packed, b_packed, a_once && parts == 1, part, parts);
+    gemm_team<Blocks>(trans_a, trans_b, m, n, k, k_block, alpha, a, lda, b, ldb, beta, c, ldc,
+                      epilogue, kernel, a_packed, b_packed, a_once && parts == 1, part, parts);
   });
 }
 
@@ -707,17 +720,18 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
 // thread's column slab, with few column panels and A untransposed takes the in-place family.
 // An entry of C gets the same sums from every tile height, so the choice changes no bits.
 template <typename Blocks, typename T>
-void gemm_blocked_for_a(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
-                        const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
-                        index_t ldc, const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
+void gemm_blocked_for_a(bool trans_a, bool trans_b, index_t m, index_t n, index_t k,
+                        index_t k_block, T alpha, const T* a, index_t lda, const T* b,
+                        index_t ldb, T beta, T* c, index_t ldc,
+                        const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
                         const TeamCall& team) {
   using InPlace = typename InPlaceFamily<Blocks>::type;
   if (takes_in_place_family<Blocks, T>(trans_a, lda, n))
-    gemm_blocked<InPlace>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                          epilogue, kernel, team);
+    gemm_blocked<InPlace>(trans_a, trans_b, m, n, k, k_block, alpha, a, lda, b, ldb, beta, c,
+                          ldc, epilogue, kernel, team);
   else
-    gemm_blocked<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                         epilogue, kernel, team);
+    gemm_blocked<Blocks>(trans_a, trans_b, m, n, k, k_block, alpha, a, lda, b, ldb, beta, c,
+                         ldc, epilogue, kernel, team);
 }
 
 // Whether a split GEMM gives each thread whole columns of C rather than whole rows. Columns
@@ -733,8 +747,8 @@ void gemm_blocked_for_a(bool trans_a, bool trans_b, index_t m, index_t n, index_
 // (256 per line) 268 -> 254, 128 x 512 x 512 (768) 270 -> 242, 128 x 1024 x 256 (1792) 290 ->
 // 250.
 template <typename Blocks, typename T>
-bool split_by_columns(bool trans_b, index_t m, index_t n, index_t k, index_t ldb, const T* c,
-                      index_t ldc, int parts) {
+bool split_by_columns(bool trans_b, index_t m, index_t n, index_t k, index_t k_block,
+                      index_t ldb, const T* c, index_t ldc, int parts) {
   if (m > n) return false;
   constexpr std::size_t line = 64;
   static_assert(Blocks::NR * sizeof(T) % line == 0, "NR values are a whole number of lines");
@@ -744,7 +758,7 @@ bool split_by_columns(bool trans_b, index_t m, index_t n, index_t k, index_t ldb
   if (slabs_on_lines || row_panels < parts) return true;
   const index_t slab_rows = (row_panels + parts - 1) / parts * Blocks::MR;
   if (reads_b_in_place<T>(trans_b, slab_rows, n, k, ldb)) return false;
-  const double shared_lines = double(m) * double((k + Blocks::KC - 1) / Blocks::KC);
+  const double shared_lines = double(m) * double((k + k_block - 1) / k_block);
   return double(k) * double(n - m) >= double(kGemmRowSlabMaxPackingPerLine) * shared_lines;
 }
 
@@ -754,11 +768,12 @@ bool split_by_columns(bool trans_b, index_t m, index_t n, index_t k, index_t ldb
 // each entry of C gets the same sums as on one thread (whatever the tile's height): the same
 // bits.
 template <typename Blocks, typename T>
-void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
-                index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
+void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, index_t k_block,
+                T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
+                index_t ldc, const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
                 const TeamCall& team) {
-  const bool by_columns = split_by_columns<Blocks>(trans_b, m, n, k, ldb, c, ldc, team.count());
+  const bool by_columns =
+      split_by_columns<Blocks>(trans_b, m, n, k, k_block, ldb, c, ldc, team.count());
   const index_t unit = by_columns ? Blocks::NR : Blocks::MR;
   const index_t extent = by_columns ? n : m;
   const index_t units = (extent + unit - 1) / unit;
@@ -767,19 +782,28 @@ void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
     const index_t first = std::min(extent, units * part / parts * unit);
     const index_t last = std::min(extent, units * (part + 1) / parts * unit);
     if (first < last && by_columns) {
-      gemm_blocked_for_a<Blocks>(trans_a, trans_b, m, last - first, k, alpha, a, lda,
+      gemm_blocked_for_a<Blocks>(trans_a, trans_b, m, last - first, k, k_block, alpha, a, lda,
                                  trans_b ? b + first * ldb : b + first, ldb, beta, c + first,
                                  ldc, epilogue.shifted(0, first), kernel, alone);
     } else if (first < last) {
-      gemm_blocked_for_a<Blocks>(trans_a, trans_b, last - first, n, k, alpha,
+      gemm_blocked_for_a<Blocks>(trans_a, trans_b, last - first, n, k, k_block, alpha,
                                  trans_a ? a + first : a + first * lda, lda, b, ldb, beta,
                                  c + first * ldc, ldc, epilogue.shifted(first, 0), kernel, alone);
     }
   });
 }
 
+// gemm_k_split_applies for k blocks k_block deep (gemm_k_block).
+inline bool k_split_applies(index_t m, index_t k, index_t k_block, int parts) {
+  if (parts < 2 || m <= 0 || k <= 0) return false;
+  const index_t blocks = (k + k_block - 1) / k_block;
+  if (blocks < parts) return false;
+  const index_t others = blocks - Share(blocks, 0, parts).last;
+  return 4 * m * others <= k;
+}
+
 // GemmSplit::k_blocks on m, n, k >= 1: each thread of the team multiplies its share of the k
-// blocks (gemm_team's KC blocking), one block per one-thread GEMM. The first thread's blocks go
+// blocks (kc deep: gemm_k_block), one block per one-thread GEMM. The first thread's blocks go
 // straight into C, starting with the caller's beta or bias; every other block's product goes
 // into a buffer of its own. Then each thread adds those products onto its share of C's rows in
 // block order, and makes the epilogue's step there. A block's product is written as its sum
@@ -787,10 +811,10 @@ void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
 // rounding, so the same bits as on one thread. (With alpha != 1 a build that contracts alpha *
 // sum + C into one FMA would round once where this rounds twice: gemm_tiled asks alpha 1.)
 template <typename Blocks, typename T>
-void gemm_k_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
-                  const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                  const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, const TeamCall& team) {
-  const index_t kc = balanced_block(k, Blocks::KC, 1);
+void gemm_k_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, index_t kc,
+                  T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
+                  index_t ldc, const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
+                  const TeamCall& team) {
   const index_t blocks = (k + kc - 1) / kc;
   // Room for the most blocks the other threads can take: OpenMP may start fewer threads than
   // asked for (inside another parallel region, say), and then the first thread takes more.
@@ -807,13 +831,13 @@ void gemm_k_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T
       const T* a_block = trans_a ? a + k0 * lda : a + k0;
       const T* b_block = trans_b ? b + k0 : b + k0 * ldb;
       if (part == 0) {
-        gemm_blocked_for_a<Blocks>(trans_a, trans_b, m, n, depth, alpha, a_block, lda, b_block,
-                                   ldb, block == 0 ? beta : T(1), c, ldc,
+        gemm_blocked_for_a<Blocks>(trans_a, trans_b, m, n, depth, depth, alpha, a_block, lda,
+                                   b_block, ldb, block == 0 ? beta : T(1), c, ldc,
                                    block == 0 ? start : none, kernel, alone);
       } else {
-        gemm_blocked_for_a<Blocks>(trans_a, trans_b, m, n, depth, alpha, a_block, lda, b_block,
-                                   ldb, T(0), products + (block - first_blocks) * m * n, n, none,
-                                   kernel, alone);
+        gemm_blocked_for_a<Blocks>(trans_a, trans_b, m, n, depth, depth, alpha, a_block, lda,
+                                   b_block, ldb, T(0), products + (block - first_blocks) * m * n,
+                                   n, none, kernel, alone);
       }
     }
     team_barrier(parts);
@@ -848,21 +872,23 @@ auto with_tile_family(Isa isa, bool trans_a, index_t lda, index_t n, Body&& body
 // The GEMM on m, n, k >= 1 with a family of register tiles (with_tile_family) and its path's
 // micro-kernel.
 template <typename Blocks, typename T>
-void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
-                index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, GemmSplit split) {
+void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, index_t k_block,
+                T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
+                index_t ldc, const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
+                GemmSplit split) {
   const TeamCall team = gemm_team_call<T>(m, n, k);
-  if (split == GemmSplit::k_blocks && alpha == T(1) && gemm_k_split_applies(m, k, team.count()))
-    gemm_k_split<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+  if (split == GemmSplit::k_blocks && alpha == T(1) &&
+      k_split_applies(m, k, k_block, team.count()))
+    gemm_k_split<Blocks>(trans_a, trans_b, m, n, k, k_block, alpha, a, lda, b, ldb, beta, c, ldc,
                          epilogue, kernel, team);
   else if (team.count() > 1 &&
            (!Blocks::SHARE_PACKED_BLOCKS ||
             double(m) * double(n) * double(k) < double(kGemmSharedMinFlops)))
-    gemm_split<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
-                       kernel, team);
+    gemm_split<Blocks>(trans_a, trans_b, m, n, k, k_block, alpha, a, lda, b, ldb, beta, c, ldc,
+                       epilogue, kernel, team);
   else
-    gemm_blocked<Blocks>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                         epilogue, kernel, team);
+    gemm_blocked<Blocks>(trans_a, trans_b, m, n, k, k_block, alpha, a, lda, b, ldb, beta, c,
+                         ldc, epilogue, kernel, team);
 }
 
 // C = alpha * A^T B + beta * C with the narrow kernel: whole blocks of narrow.width rows split
@@ -911,7 +937,8 @@ bool gemm_splits_by_columns(bool trans_a, bool trans_b, index_t m, index_t n, in
                             index_t lda, index_t ldb, const T* c, index_t ldc, int parts) {
   // The rule gemm_split applies, with the family gemm_fused gives the call.
   return with_tile_family<T>(active_isa(), trans_a, lda, n, [&](auto family) {
-    return split_by_columns<decltype(family)>(trans_b, m, n, k, ldb, c, ldc, parts);
+    return split_by_columns<decltype(family)>(trans_b, m, n, k, gemm_k_block(k), ldb, c, ldc,
+                                              parts);
   });
 }
 template bool gemm_splits_by_columns<float>(bool, bool, index_t, index_t, index_t, index_t,
@@ -922,7 +949,7 @@ template bool gemm_splits_by_columns<double>(bool, bool, index_t, index_t, index
 template <typename T>
 void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                const GemmEpilogue<T>& given, GemmSplit split) {
+                const GemmEpilogue<T>& given, GemmSplit split, index_t min_k_blocks) {
   // C (m x n) = (bias or beta * C) + alpha * op(A) (m x k) @ op(B) (k x n), then the step
   if (m <= 0 || n <= 0) return;
   const ReadyEpilogue<T> epilogue(given);
@@ -946,29 +973,29 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
     return;
   }
   const MicroKernel<T> kernel = select_micro_kernel<T>(isa);
+  const index_t k_block = gemm_k_block(k, min_k_blocks);
   with_tile_family<T>(isa, trans_a, lda, n, [&](auto family) {
-    gemm_tiled<decltype(family)>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                                 epilogue, kernel, split);
+    gemm_tiled<decltype(family)>(trans_a, trans_b, m, n, k, k_block, alpha, a, lda, b, ldb, beta,
+                                 c, ldc, epilogue, kernel, split);
   });
 }
 
-bool gemm_k_split_applies(index_t m, index_t k, int parts) {
-  if (parts < 2 || m <= 0 || k <= 0) return false;
-  const index_t block = gemm_k_block(k);
-  const index_t blocks = (k + block - 1) / block;
-  if (blocks < parts) return false;
-  const index_t others = blocks - Share(blocks, 0, parts).last;
-  return 4 * m * others <= k;
+bool gemm_k_split_applies(index_t m, index_t k, int parts, index_t min_k_blocks) {
+  return k > 0 && k_split_applies(m, k, gemm_k_block(k, min_k_blocks), parts);
 }
 
 std::uint64_t gemm_k_split_count() { return k_split_calls.load(std::memory_order_relaxed); }
 
-index_t gemm_k_block(index_t k) {
+index_t gemm_k_block(index_t k, index_t min_blocks) {
   static_assert(GemmBlocking<float>::KC == GemmBlocking512<float>::KC &&
                     GemmBlocking<double>::KC == GemmBlocking512<double>::KC &&
                     GemmBlocking<float>::KC == GemmBlocking<double>::KC,
                 "every path and type sums in the same k blocks");
-  return k <= 0 ? 0 : balanced_block(k, GemmBlocking<float>::KC, 1);
+  if (k <= 0) return 0;
+  constexpr index_t KC = GemmBlocking<float>::KC;
+  const index_t blocks =
+      std::max((k + KC - 1) / KC, std::min(min_blocks, k / kGemmMinKBlockDepth));
+  return (k + blocks - 1) / blocks;  // balanced: 784 = 4 x 196, not 3 x 256 + 16
 }
 
 template <typename T>
@@ -1001,7 +1028,7 @@ void gemm_ref(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alp
                         index_t, T, T*, index_t);                                             \
   template void gemm_fused<T>(bool, bool, index_t, index_t, index_t, T, const T*, index_t,     \
                               const T*, index_t, T, T*, index_t, const GemmEpilogue<T>&,       \
-                              GemmSplit);                                                      \
+                              GemmSplit, index_t);                                             \
   template void gemm_ref<T>(bool, bool, index_t, index_t, index_t, T, const T*, index_t,       \
                             const T*, index_t, T, T*, index_t);
 BACKPROP_INSTANTIATE_GEMM(float)

@@ -69,6 +69,12 @@ void Workspace<T>::reserve(const NetworkSpec<T>& net, index_t rows) {
   batch_x.assign(std::size_t(cap * net.n_inputs()), T(0));
   batch_y.assign(std::size_t(cap * net.n_outputs()), T(0));
   batch_w.assign(std::size_t(cap), T(0));
+  parameter_rows.clear();
+  for (std::size_t l = 0; l < n_layers; ++l) {
+    const LayerSpec<T>& layer = net.layers[l];
+    parameter_rows.push_back({net.weight_offset(l), layer.fan_in, layer.fan_out});
+    parameter_rows.push_back({net.bias_offset(l), layer.fan_out, 1});
+  }
   capacity = cap;
 }
 
@@ -134,18 +140,32 @@ bool derivative_in_write_back(const NetworkSpec<T>& net, const Workspace<T>& ws,
   return activation_in_write_back(m * net.layers[l].fan_out) && !dropout_on(net, ws, l);
 }
 
-// How a layer's forward product X @ W splits over the threads: by k blocks (each thread its own
-// rows of W, GemmSplit::k_blocks) where gemm_k_split_applies (the blocks' products the other
-// threads add into U, m x n each, hold at most a quarter of W's k x n values); else by slabs of
-// U. The update splits the
-// weights by rows, so a column slab of U read every row of W, half of them last written by the
-// other core: tiny's forward (32 x 128 x 784, four blocks of 196) took as long on two Xeon
-// threads as on one. Two threads, samples/s, alternated medians: tiny train_step 269k / 276k ->
-// 333k / 336k, shuffled epochs 265k / 269k -> 299k / 311k; mnist's second layer (128 x 512 x
-// 512, two blocks) within the noise. The bits are the same.
+// Every forward product of a layer sums in at least this many k blocks (gemm_k_block), for any
+// batch size and thread count, so that a layer of 128 to 256 inputs, one block of KC otherwise,
+// can still split by k blocks on two threads in training (below) with the bits of one: deep's
+// 64 x 256 x 256 layers, two blocks of 128. The forward's bits are then the same for a row alone
+// and in any batch; a dense_forward kernel or gemm call sums in the fewest blocks, so its bits
+// can differ. With the update's shares by rows (train.cpp), two Xeon threads, three alternated
+// rounds, samples/s: deep epochs 51.8k / 53.1k / 52.6k -> 58.7k / 56.1k / 56.4k, train_step
+// 47.7k / 49.4k / 50.2k -> 52.2k / 54.8k / 53.1k; one thread, mnist, tiny's epochs and wide
+// within the noise. Inference pays nothing: a block of two k blocks is packed once and each
+// tile runs both while it is in L1 (gemm.cpp, gemm_team).
+constexpr index_t kLayerKBlocks = 2;
+
+// How a layer's forward product X @ W splits over the threads in training: by k blocks (each
+// thread its own rows of W, GemmSplit::k_blocks) where gemm_k_split_applies (the blocks'
+// products the other threads add into U, m x n each, hold at most a quarter of W's k x n
+// values); else by slabs of U. The update splits the weights by rows, so a column slab of U read
+// every row of W, half of them last written by the other core: tiny's forward (32 x 128 x 784,
+// four blocks of 196) took as long on two Xeon threads as on one. Two threads, samples/s,
+// alternated medians: tiny train_step 269k / 276k -> 333k / 336k, shuffled epochs 265k / 269k
+// -> 299k / 311k; mnist's second layer (128 x 512 x 512, two blocks) within the noise. The bits
+// are the same. Inference, where nothing writes W, takes slabs: the k blocks' sums only cost
+// there (two threads, rows/s: 784-128-10 on 32 rows 728k / 751k by k blocks, 883k / 921k by
+// slabs; 784-512-512-10 on 128 rows 177k / 183k, 195k / 196k).
 inline GemmSplit forward_split(index_t m, index_t k) {
-  return gemm_k_split_applies(m, k, get_num_threads()) ? GemmSplit::k_blocks
-                                                       : GemmSplit::slabs_of_c;
+  return gemm_k_split_applies(m, k, get_num_threads(), kLayerKBlocks) ? GemmSplit::k_blocks
+                                                                      : GemmSplit::slabs_of_c;
 }
 
 template <typename T>
@@ -183,7 +203,8 @@ const T* mlp_forward(const NetworkSpec<T>& net, const T* params, const T* x, ind
       if (i == 0) epilogue.bias = bias;
       gemm_fused<T>(false, false, m, layer.fan_out, width, T(1), source_rows(net, ws, x, s), width,
                     w + row * layer.fan_out, layer.fan_out, T(1), u, layer.fan_out, epilogue,
-                    forward_split(m, width));
+                    training_step >= 0 ? forward_split(m, width) : GemmSplit::slabs_of_c,
+                    kLayerKBlocks);
       row += width;
     }
     if (!hidden)

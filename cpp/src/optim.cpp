@@ -256,13 +256,34 @@ BACKPROP_ELEMENTWISE_CLONES MagnitudeScan<T> scan_magnitudes(const T* __restrict
   return {largest, signs & kSignBit<T>};
 }
 
+// Runs body(first, count) over [0, n) on the update's threads: for_each_share's contiguous
+// shares, or each thread's share of the rows of every matrix in `shares` (UpdateShares).
+template <typename Body>
+void for_each_update_share(index_t n, bool parallel, const UpdateShares& shares, Body&& body) {
+  if (shares.count == 0) {
+    for_each_share(n, parallel, body);
+    return;
+  }
+  const TeamCall team(share_count(n, parallel), false);
+  team.run([&](int part, int parts) {
+    for (std::size_t i = 0; i < shares.count; ++i) {
+      const ParameterMatrix& matrix = shares.matrices[i];
+      const Share rows(matrix.rows, part, parts);
+      if (rows.first < rows.last)
+        body(matrix.offset + rows.first * matrix.columns,
+             (rows.last - rows.first) * matrix.columns);
+    }
+  });
+}
+
 // The largest |x|: +inf if an entry is not finite, or, when `nonnegative`, if one has its sign
-// bit set (-0 too). Each thread fetches its share of `to_write`, if given, for writing.
+// bit set (-0 too). Each thread fetches its share of `to_write`, if given, for writing: the
+// share the update's writing pass gives it (`shares`).
 template <typename T>
 double largest_magnitude(const T* x, index_t n, bool parallel, bool nonnegative = false,
-                         T* to_write = nullptr) {
+                         T* to_write = nullptr, const UpdateShares& shares = {}) {
   std::atomic<FloatBits<T>> largest{0}, signs{0};
-  for_each_share(n, parallel, [&](index_t first, index_t count) {
+  for_each_update_share(n, parallel, shares, [&](index_t first, index_t count) {
     const MagnitudeScan<T> scan = scan_magnitudes(x, first, first + count, to_write);
     signs.fetch_or(scan.signs, std::memory_order_relaxed);
     FloatBits<T> seen = largest.load(std::memory_order_relaxed);
@@ -339,6 +360,15 @@ NewBounds bounds_after(const Rule<T>& rule, double P, const double* S, double G)
   return next;
 }
 
+// How one update runs: on the threads (`parallel`) or on the calling one, the threads' shares,
+// and what proves it finite without a check pass (optimizer_step).
+struct UpdatePlan {
+  bool parallel = true;
+  UpdateShares shares{};
+  UpdateBounds* bounds = nullptr;
+  GradientBound gradient{};
+};
+
 // This core's L2 cache in bytes, or 0 where the system does not say.
 long l2_cache_bytes() {
 #ifdef _SC_LEVEL2_CACHE_SIZE
@@ -378,8 +408,11 @@ bool warm_for_update(index_t n, bool parallel) {
 // deep 37.4k -> 38.3k, mnist 40.2k -> 41.9k; two threads, deep 51.1k -> 52.2k, mnist 71.4k ->
 // 73.0k, wide within the noise.
 template <typename T, OptimizerKind K, int States>
-bool proven_finite(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel,
-                   UpdateBounds* bounds, GradientBound gradient) {
+bool proven_finite(const Rule<T>& rule, T* params, const T* grads, index_t n,
+                   const UpdatePlan& plan) {
+  const bool parallel = plan.parallel;
+  UpdateBounds* const bounds = plan.bounds;
+  const GradientBound& gradient = plan.gradient;
   constexpr bool adam_like = K == OptimizerKind::adam || K == OptimizerKind::adamw;
   if (bounds == nullptr || !(K == OptimizerKind::sgd || adam_like)) return false;
   if (!bounds->known) {
@@ -397,7 +430,8 @@ bool proven_finite(const Rule<T>& rule, T* params, const T* grads, index_t n, bo
     if (next.finite) ++bounds->proven_unscanned;
   }
   if (!next.finite) {
-    const double largest = largest_magnitude(grads, n, parallel, false, warm ? params : nullptr);
+    const double largest =
+        largest_magnitude(grads, n, parallel, false, warm ? params : nullptr, plan.shares);
     next = bounds_after<T, K>(rule, bounds->params, bounds->state, largest);
   }
   if (!next.finite) {
@@ -415,19 +449,19 @@ bool proven_finite(const Rule<T>& rule, T* params, const T* grads, index_t n, bo
 // optimizer_state_count: how many of rule.v0, v1, v2 the update reads and writes. An update
 // that bounds prove finite skips the check.
 template <typename T, OptimizerKind K, int States, bool Shaped>
-bool update_pass_pair(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel,
-                      UpdateBounds* bounds, GradientBound gradient) {
+bool update_pass_pair(const Rule<T>& rule, T* params, const T* grads, index_t n,
+                      const UpdatePlan& plan) {
   // One pass over every share, writing or not; true when a new value is not finite.
   auto pass = [&](auto write) {
     std::atomic<bool> bad{false};
-    for_each_share(n, parallel, [&](index_t first, index_t count) {
+    for_each_update_share(n, plan.parallel, plan.shares, [&](index_t first, index_t count) {
       if (update_range<T, K, States, Shaped, decltype(write)::value>(rule, params, grads, first,
                                                                      first + count) != 0)
         bad.store(true, std::memory_order_relaxed);
     });
     return bad.load(std::memory_order_relaxed);
   };
-  if (!proven_finite<T, K, States>(rule, params, grads, n, parallel, bounds, gradient) &&
+  if (!proven_finite<T, K, States>(rule, params, grads, n, plan) &&
       pass(std::false_type{}))
     return false;
   // The check pass or a proof said finite: only a wrong proof gets here. Say so, rather than
@@ -452,36 +486,36 @@ constexpr bool valid_state_count(OptimizerKind kind, int states) {
 }
 
 template <typename T, OptimizerKind K, int States>
-bool update_with_states(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel,
-                        UpdateBounds* bounds, GradientBound gradient) {
+bool update_with_states(const Rule<T>& rule, T* params, const T* grads, index_t n,
+                        const UpdatePlan& plan) {
   if constexpr (valid_state_count(K, States)) {
-    return rule.shapes_gradient() ? update_pass_pair<T, K, States, true>(
-                                        rule, params, grads, n, parallel, bounds, gradient)
-                                  : update_pass_pair<T, K, States, false>(
-                                        rule, params, grads, n, parallel, bounds, gradient);
+    return rule.shapes_gradient()
+               ? update_pass_pair<T, K, States, true>(rule, params, grads, n, plan)
+               : update_pass_pair<T, K, States, false>(rule, params, grads, n, plan);
   } else {
     throw std::logic_error("optimizer state count does not fit its kind");
   }
 }
 
 template <typename T, OptimizerKind K>
-bool update_loop(const Rule<T>& rule, T* params, const T* grads, index_t n, bool parallel,
-                 UpdateBounds* bounds, GradientBound gradient) {
+bool update_loop(const Rule<T>& rule, T* params, const T* grads, index_t n,
+                 const UpdatePlan& plan) {
   switch ((rule.v0 != nullptr) + (rule.v1 != nullptr) + (rule.v2 != nullptr)) {
     case 0:
-      return update_with_states<T, K, 0>(rule, params, grads, n, parallel, bounds, gradient);
+      return update_with_states<T, K, 0>(rule, params, grads, n, plan);
     case 1:
-      return update_with_states<T, K, 1>(rule, params, grads, n, parallel, bounds, gradient);
+      return update_with_states<T, K, 1>(rule, params, grads, n, plan);
     case 2:
-      return update_with_states<T, K, 2>(rule, params, grads, n, parallel, bounds, gradient);
+      return update_with_states<T, K, 2>(rule, params, grads, n, plan);
     default:
-      return update_with_states<T, K, 3>(rule, params, grads, n, parallel, bounds, gradient);
+      return update_with_states<T, K, 3>(rule, params, grads, n, plan);
   }
 }
 
 template <typename T>
 bool run_update(T* params, const T* grads, T* const* state, index_t n, const OptimizerSpec& spec,
-                bool parallel, UpdateBounds* bounds, GradientBound gradient = {}) {
+                const UpdatePlan& plan) {
+  UpdateBounds* const bounds = plan.bounds;
   Rule<T> rule(spec, state);
   if (spec.clip_norm > 0.0) {
     // As torch.nn.utils.clip_grad_norm_: scale by clip_norm / (norm + 1e-6) when that is < 1.
@@ -495,26 +529,19 @@ bool run_update(T* params, const T* grads, T* const* state, index_t n, const Opt
   }
   switch (spec.kind) {
     case OptimizerKind::sgd:
-      return update_loop<T, OptimizerKind::sgd>(rule, params, grads, n, parallel, bounds,
-                                                gradient);
+      return update_loop<T, OptimizerKind::sgd>(rule, params, grads, n, plan);
     case OptimizerKind::adam:
-      return update_loop<T, OptimizerKind::adam>(rule, params, grads, n, parallel, bounds,
-                                                 gradient);
+      return update_loop<T, OptimizerKind::adam>(rule, params, grads, n, plan);
     case OptimizerKind::adamw:
-      return update_loop<T, OptimizerKind::adamw>(rule, params, grads, n, parallel, bounds,
-                                                  gradient);
+      return update_loop<T, OptimizerKind::adamw>(rule, params, grads, n, plan);
     case OptimizerKind::rmsprop:
-      return update_loop<T, OptimizerKind::rmsprop>(rule, params, grads, n, parallel, bounds,
-                                                    gradient);
+      return update_loop<T, OptimizerKind::rmsprop>(rule, params, grads, n, plan);
     case OptimizerKind::adagrad:
-      return update_loop<T, OptimizerKind::adagrad>(rule, params, grads, n, parallel, bounds,
-                                                    gradient);
+      return update_loop<T, OptimizerKind::adagrad>(rule, params, grads, n, plan);
     case OptimizerKind::rprop:
-      return update_loop<T, OptimizerKind::rprop>(rule, params, grads, n, parallel, bounds,
-                                                  gradient);
+      return update_loop<T, OptimizerKind::rprop>(rule, params, grads, n, plan);
     case OptimizerKind::quickprop:
-      return update_loop<T, OptimizerKind::quickprop>(rule, params, grads, n, parallel, bounds,
-                                                      gradient);
+      return update_loop<T, OptimizerKind::quickprop>(rule, params, grads, n, plan);
   }
   throw std::invalid_argument("unknown optimizer kind");
 }
@@ -541,15 +568,16 @@ int optimizer_state_count(const OptimizerSpec& spec) {
 
 template <typename T>
 bool optimizer_step(T* params, const T* grads, T* const* state, index_t n,
-                    const OptimizerSpec& spec, UpdateBounds* bounds, GradientBound gradient) {
+                    const OptimizerSpec& spec, UpdateBounds* bounds, GradientBound gradient,
+                    UpdateShares shares) {
   // params (n) updated from grads (n) and state (count x n)
-  return run_update(params, grads, state, n, spec, true, bounds, gradient);
+  return run_update(params, grads, state, n, spec, UpdatePlan{true, shares, bounds, gradient});
 }
 
 template <typename T>
 bool optimizer_step_ref(T* params, const T* grads, T* const* state, index_t n,
                         const OptimizerSpec& spec) {
-  return run_update(params, grads, state, n, spec, false, nullptr);
+  return run_update(params, grads, state, n, spec, UpdatePlan{false, {}, nullptr, {}});
 }
 
 template <typename T>
@@ -584,7 +612,7 @@ bool sgd_update(T* params, const T* grads, T* velocity, index_t n, const Optimiz
 
 #define BACKPROP_INSTANTIATE_OPTIM(T)                                                           \
   template bool optimizer_step<T>(T*, const T*, T* const*, index_t, const OptimizerSpec&,      \
-                                  UpdateBounds*, GradientBound);                               \
+                                  UpdateBounds*, GradientBound, UpdateShares);                 \
   template bool optimizer_step_ref<T>(T*, const T*, T* const*, index_t, const OptimizerSpec&);  \
   template bool sgd_update<T>(T*, const T*, T*, index_t, const OptimizerSpec&);                 \
   template double gradient_norm<T>(const T*, index_t);                                          \

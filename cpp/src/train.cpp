@@ -67,7 +67,8 @@ StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* 
   const GradientInputs<T> inputs{net, x, m, ws};
   GradientBound gradient{&GradientInputs<T>::bound, &inputs};
   gradient.weights_read_in_own_shares = mlp_forward_splits_weights_by_rows(net, m);
-  result.finite = optimizer_step(params, grads, state, n_params, opt, bounds, gradient);
+  const UpdateShares shares{ws.parameter_rows.data(), ws.parameter_rows.size()};
+  result.finite = optimizer_step(params, grads, state, n_params, opt, bounds, gradient, shares);
   return result;
 }
 

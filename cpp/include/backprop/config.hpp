@@ -220,6 +220,9 @@ constexpr index_t kGemmSharedMinFlops = index_t(1) << 27;
 // (gemm.cpp, split_by_columns).
 constexpr index_t kGemmRowSlabMaxPackingPerLine = 128;
 
+// A GEMM asked for more k blocks than KC needs (gemm_k_block's min_blocks) makes each at least
+// this deep: a shorter block would cost an extra pass over C for little work.
+constexpr index_t kGemmMinKBlockDepth = 64;
 // A one-thread GEMM on the AVX-512 tiles packs a k block of A once for every column block when
 // that block (m x KC) takes at most this many bytes (gemm.cpp, packs_a_once_per_k_block).
 constexpr index_t kGemmPackedAOnceMaxBytes = index_t(512) << 10;

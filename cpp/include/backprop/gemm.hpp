@@ -82,21 +82,27 @@ enum class GemmSplit { slabs_of_c, k_blocks };
 // threads: when there are at least as many blocks as threads, and the products of the blocks
 // the other threads take (m x n values each, held in a buffer until added into C) are at most a
 // quarter of op(B)'s k x n values.
-bool gemm_k_split_applies(index_t m, index_t k, int parts);
+bool gemm_k_split_applies(index_t m, index_t k, int parts, index_t min_k_blocks = 1);
 
 // How many GEMMs have split by k blocks in this process (for the tests).
 std::uint64_t gemm_k_split_count();
 
 // gemm with an epilogue: C = bias + alpha * op(A) @ op(B) (or beta * C + ..., without a bias),
-// then the epilogue's step on C. Bit-identical to the unfused sequence for any thread count.
+// then the epilogue's step on C. Bit-identical to the unfused sequence for any thread count,
+// with the same min_k_blocks (gemm_k_block).
 template <typename T>
 void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                const GemmEpilogue<T>& epilogue, GemmSplit split = GemmSplit::slabs_of_c);
+                const GemmEpilogue<T>& epilogue, GemmSplit split = GemmSplit::slabs_of_c,
+                index_t min_k_blocks = 1);
 
-// The k block every GEMM of this depth sums in (the last one may be shorter): the boundaries
-// a GemmSplit::k_blocks product splits op(B)'s rows at.
-index_t gemm_k_block(index_t k);
+// The k block a GEMM of depth k sums in (the last one may be shorter), on every path and
+// thread count: the fewest blocks of at most KC (config.hpp), balanced, but at least
+// min_blocks of them where each is still kGemmMinKBlockDepth deep. Those are the boundaries a
+// GemmSplit::k_blocks product splits op(B)'s rows at: a caller that wants its products split
+// that way on two threads asks for two blocks, at every size and thread count, so that C's
+// bits never depend on either.
+index_t gemm_k_block(index_t k, index_t min_blocks = 1);
 
 // The threads a GEMM of this size would run on if called now (config.hpp's thresholds). It goes
 // on record for the burst rule as such a GEMM would, one that takes no time; split, it is

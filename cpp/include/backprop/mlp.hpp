@@ -8,6 +8,7 @@
 #include "backprop/aligned_buffer.hpp"
 #include "backprop/config.hpp"
 #include "backprop/losses.hpp"
+#include "backprop/optim.hpp"
 
 namespace backprop {
 
@@ -59,6 +60,7 @@ struct Workspace {
   index_t dropout_step = -1;                  // the training step of the last forward, -1: none
   std::vector<char> grad_written;             // whether grad_post[l] holds a contribution yet
   CacheLineVector<T> batch_x, batch_y, batch_w;  // train_epoch's copy of a scattered batch
+  std::vector<ParameterMatrix> parameter_rows;   // each layer's W, then b: the update's shares
 
   void reserve(const NetworkSpec<T>& net, index_t rows);
 };
