@@ -360,6 +360,59 @@ def test_gemm_gives_the_bytes_of_its_column_blocks_multiplied_apart(gemm_isa, dt
     assert whole.tobytes() == np.hstack(parts).tobytes()
 
 
+def test_gemm_k_block_is_the_fewest_blocks_of_kc_or_the_blocks_asked_for():
+    # gemm_k_block(k, min_blocks): KC = 256 balanced (784 = 4 x 196), or min_blocks balanced
+    # blocks where each stays at least 64 deep; never more than KC deep.
+    k_block = bp._core.gemm_k_block
+    assert [k_block(k) for k in (1, 127, 256, 257, 512, 784)] == [1, 127, 256, 129, 256, 196]
+    assert [k_block(k, 2) for k in (1, 63, 64, 127, 128, 129, 200, 255, 256, 257, 784)] == \
+        [1, 63, 64, 127, 64, 65, 100, 128, 128, 129, 196]
+    assert [k_block(k, 4) for k in (255, 256, 512, 784)] == [85, 64, 128, 196]
+    with pytest.raises(ValueError, match="min_blocks"):
+        k_block(256, 0)
+
+
+# (m, n, k, min_k_blocks): one row; edge row and column counts around the tiles (a last panel
+# of half a tile, two panels, a short last row panel); k at and around the depths where a
+# single block of KC splits in two (128) and where KC itself is reached (256); more than two
+# blocks inside one block of KC (4 x 128 in 512, three of 85 in 255); and a product of more
+# column blocks than one (the AVX-512 tiles then pack each k block of A once for all of them).
+# No TN product of n <= 12 columns: alone, a block of it would take the narrow kernel.
+MIN_K_BLOCK_SHAPES = [(1, 40, 256, 2), (13, 17, 128, 2), (15, 33, 129, 2), (7, 65, 200, 2),
+                      (64, 96, 256, 2), (65, 13, 255, 2), (16, 40, 512, 4), (30, 70, 255, 4),
+                      (30, 1100, 256, 2)]
+
+
+@pytest.mark.parametrize("shape", MIN_K_BLOCK_SHAPES, ids=_shape_id)
+def test_gemm_in_more_k_blocks_gives_the_bytes_of_each_block_added_in_turn(gemm_isa, dtype,
+                                                                           threads, shape):
+    # A GEMM asked for min_k_blocks sums each k block apart and adds it onto C in order: the
+    # bytes of one gemm call per block, the first with the caller's alpha and beta, the later
+    # ones with beta 1, on any thread count (the blocks run inside one packed block of KC).
+    m, n, k, min_blocks = shape
+    depth = bp._core.gemm_k_block(k, min_blocks)
+    assert depth < k  # more than one block
+    rng = np.random.default_rng(k + n)
+    for trans_a, trans_b in TRANSPOSES:
+        A, B = _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype)
+        C = _uniform(rng, (m, n), dtype)
+        expected = C.copy()
+        for first in range(0, k, depth):
+            part = slice(first, min(k, first + depth))
+            a = np.ascontiguousarray(A[part] if trans_a else A[:, part])
+            b = np.ascontiguousarray(B[:, part] if trans_b else B[part])
+            K.gemm(a, b, trans_a=trans_a, trans_b=trans_b, alpha=0.75,
+                   beta=-0.5 if first == 0 else 1.0, out=expected)
+        for count in (1, 2):
+            threads(count)
+            got = C.copy()
+            bp._core.gemm(A, B, got, trans_a, trans_b, 0.75, -0.5, min_blocks)
+            assert got.tobytes() == expected.tobytes(), (trans_a, trans_b, count)
+        threads(1)
+        assert_allclose(got, ref.gemm(A, B, trans_a=trans_a, trans_b=trans_b, alpha=0.75,
+                                      beta=-0.5, C=C), **tolerances(dtype, k))
+
+
 @pytest.mark.parametrize("make_shape", BLOCKING_SHAPES)
 @pytest.mark.parametrize("tile_family", ["avx2", "avx512"])
 def test_gemm_ref_blocking_boundaries_match_reference(dtype, make_shape, tile_family):

@@ -719,6 +719,41 @@ def test_steps_of_256_deep_layers_split_by_two_k_blocks_with_the_bytes_of_one_th
     assert results[1] == results[0] and results[2] == results[0]
 
 
+@pytest.mark.parametrize("make_optimizer", [
+    lambda: bp.optim.SGD(lr=0.05, momentum=0.9, nesterov=True),
+    lambda: bp.optim.Adam(lr=0.01),
+    lambda: bp.optim.RMSprop(lr=0.01, momentum=0.5, centered=True),
+    lambda: bp.optim.Rprop(lr=0.01),
+], ids=["sgd-nesterov", "adam", "rmsprop-centered", "rprop"])
+def test_train_step_updates_every_parameter_as_one_flat_update_does(dtype, threads,
+                                                                    make_optimizer):
+    # train_step shares its update out by the rows of each layer's weights and bias
+    # (UpdateShares): every parameter must be updated exactly once, as optimizer.step updates
+    # the flat buffer, on any thread count. A layer of one input and one output (fewer rows
+    # than threads), a layer reading two sources, and weights of 300 rows (2^15 parameters and
+    # more, so the update splits).
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((48, 1)).astype(dtype)
+    y = rng.integers(0, 3, 48)
+    layers = [bp.Dense(1, 1, "tanh"), bp.Dense(1, 300, "relu"), bp.Dense(301, 120, "tanh",
+              inputs=[1, 2]), bp.Dense(120, 3)]
+    results = []
+    for count in (1, 2, 3):
+        threads(count)
+        stepped = bp.Network(layers, dtype=dtype, seed=1)
+        flat = bp.Network(layers, dtype=dtype, seed=1)
+        stepped_opt, flat_opt = make_optimizer(), make_optimizer()
+        for i in range(0, 48, 16):
+            stepped.train_step(X[i:i + 16], y[i:i + 16], stepped_opt)
+            _, grads = flat.loss_and_grad(X[i:i + 16], y[i:i + 16])
+            flat_opt.step(flat.params, grads)
+        assert stepped.params.tobytes() == flat.params.tobytes(), f"{count} threads"
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(stepped_opt.state, flat_opt.state))
+        results.append(stepped.params.tobytes())
+    assert results[0] != bp.Network(layers, dtype=dtype, seed=1).params.tobytes()
+    assert results[1] == results[0] and results[2] == results[0]
+
+
 def test_epoch_over_two_threads_refuses_an_overflow_in_one_weight_row(dtype, threads):
     # The first layer's weights and every bias start at 0 and only input 150 is non-zero, so of
     # the weight gradient only row 150 (entries 30000-30199 of the buffer, in the second

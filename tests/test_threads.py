@@ -62,7 +62,7 @@ def test_omp_num_threads_sets_the_default(count, tmp_path):
 # OpenMP may start fewer threads than a region asks for (here OMP_THREAD_LIMIT=1 against a
 # count of 2). Every split must then do all of the work with the threads it got: a product by k
 # blocks (tiny's first layer), slabs of C and shared blocks (on the portable path: the AVX-512
-# one keeps to slabs), and a training step.
+# one keeps to slabs), and training steps (one with 256-deep layers in two k blocks each).
 _FEWER_THREADS_SCRIPT = '''
 import numpy as np, backprop as bp
 rng = np.random.default_rng(0)
@@ -70,6 +70,7 @@ X, W = rng.uniform(-1, 1, (32, 784)), rng.uniform(-1, 1, (784, 128))
 b = rng.uniform(-1, 1, 128)
 A, B = rng.uniform(-1, 1, (300, 900)), rng.uniform(-1, 1, (900, 530))
 Xs, ys = rng.standard_normal((64, 784)), rng.integers(0, 10, 64)
+Xd = rng.standard_normal((128, 256))
 def shared_blocks():
     bp.kernels.set_gemm_isa("generic")
     try:
@@ -80,9 +81,12 @@ def run():
     net = bp.Network([784, 128, 10], dtype="float64", seed=0)
     net.fit(Xs, ys, optimizer=bp.optim.SGD(lr=0.05, momentum=0.9), epochs=1, batch_size=32,
             verbose=0)
+    deep = bp.Network([256, 256, 256, 10], dtype="float64", seed=0)
+    deep.fit(Xd, np.resize(ys, 128), optimizer=bp.optim.SGD(lr=0.05, momentum=0.9), epochs=1,
+             batch_size=64, verbose=0)
     return (bp.kernels.dense_forward(X, W, b, "relu", split="k_blocks")[1].tobytes(),
             bp.kernels.gemm(A[:100], B).tobytes(), bp.kernels.gemm(A, B).tobytes(),
-            shared_blocks(), net.params.tobytes())
+            shared_blocks(), net.params.tobytes(), deep.params.tobytes())
 bp.set_num_threads(1)
 one = run()
 bp.set_num_threads(2)
@@ -96,7 +100,7 @@ def test_splits_do_all_the_work_when_openmp_starts_fewer_threads(tmp_path):
     result = subprocess.run([sys.executable, "-c", _FEWER_THREADS_SCRIPT], env=env,
                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[True, True, True, True, True]"
+    assert result.stdout.strip() == "[True, True, True, True, True, True]"
 
 
 # -- how many threads a GEMM takes ------------------------------------------------------------

@@ -69,15 +69,20 @@ GemmOperands<T> gemm_operands(const py::array& a, const py::array& b, const py::
   return ops;
 }
 
-// out = alpha * op(A) @ op(B) + beta * out, after checking every operand.
+// out = alpha * op(A) @ op(B) + beta * out, after checking every operand; summed in at least
+// min_k_blocks k blocks (gemm_k_block; the reference ignores it).
 template <typename T>
 void run_gemm(bool reference, const py::array& a, const py::array& b, const py::array& out,
-              bool trans_a, bool trans_b, double alpha, double beta) {
+              bool trans_a, bool trans_b, double alpha, double beta, index_t min_k_blocks) {
   const GemmOperands<T> ops = gemm_operands<T>(a, b, out, trans_a, trans_b);
   py::gil_scoped_release release;
-  auto kernel = reference ? gemm_ref<T> : gemm<T>;
-  kernel(trans_a, trans_b, ops.rows, ops.cols, ops.inner, T(alpha), ops.a, a.shape(1), ops.b,
-         b.shape(1), T(beta), ops.c, ops.cols);
+  if (reference)
+    gemm_ref<T>(trans_a, trans_b, ops.rows, ops.cols, ops.inner, T(alpha), ops.a, a.shape(1),
+                ops.b, b.shape(1), T(beta), ops.c, ops.cols);
+  else
+    gemm_fused<T>(trans_a, trans_b, ops.rows, ops.cols, ops.inner, T(alpha), ops.a, a.shape(1),
+                  ops.b, b.shape(1), T(beta), ops.c, ops.cols, GemmEpilogue<T>{},
+                  GemmSplit::slabs_of_c, min_k_blocks);
 }
 
 // Whether gemm(A, B, out=out) split into `threads` slabs would give each thread whole columns
@@ -109,13 +114,15 @@ void bind_gemm(py::module_& m, const char* name, bool reference) {
   m.def(
       name,
       [reference](const py::array& a, const py::array& b, const py::array& out, bool trans_a,
-                  bool trans_b, double alpha, double beta) {
+                  bool trans_b, double alpha, double beta, index_t min_k_blocks) {
+        if (min_k_blocks < 1) fail_value("min_k_blocks must be at least 1");
         dispatch_float(out, "out", [&](auto tag) {
-          run_gemm<decltype(tag)>(reference, a, b, out, trans_a, trans_b, alpha, beta);
+          run_gemm<decltype(tag)>(reference, a, b, out, trans_a, trans_b, alpha, beta,
+                                  min_k_blocks);
         });
       },
       py::arg("A"), py::arg("B"), py::arg("out"), py::arg("trans_a"), py::arg("trans_b"),
-      py::arg("alpha"), py::arg("beta"));
+      py::arg("alpha"), py::arg("beta"), py::arg("min_k_blocks") = 1);
 }
 
 // True when h is a C-contiguous 2-D float32 or float64 array.
@@ -175,9 +182,9 @@ void bind_gemm_ready(py::module_& m) {
                                              tb ? pb.shape(0) : pb.shape(1))
                       : py::reinterpret_borrow<py::array>(out);
     if (a_double)
-      run_gemm<double>(false, pa, pb, result, ta, tb, alpha_value, beta_value);
+      run_gemm<double>(false, pa, pb, result, ta, tb, alpha_value, beta_value, 1);
     else
-      run_gemm<float>(false, pa, pb, result, ta, tb, alpha_value, beta_value);
+      run_gemm<float>(false, pa, pb, result, ta, tb, alpha_value, beta_value, 1);
     return result;
   });
 }

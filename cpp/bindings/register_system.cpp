@@ -52,6 +52,14 @@ void register_system(py::module_& m) {
         return gemm_k_split_applies(m, k, threads, min_k_blocks);
       },
       py::arg("m"), py::arg("k"), py::arg("threads"), py::arg("min_k_blocks") = 1);
+  m.def(
+      "gemm_k_block",
+      [](index_t k, index_t min_blocks) {
+        if (k < 0) fail_value("k must be non-negative");
+        if (min_blocks < 1) fail_value("min_blocks must be at least 1");
+        return gemm_k_block(k, min_blocks);
+      },
+      py::arg("k"), py::arg("min_blocks") = 1);
   m.def("gemm_k_split_count", &gemm_k_split_count);
   m.def("mlp_backward_region_count", &mlp_backward_region_count);
   m.def(

@@ -478,6 +478,8 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, inde
   // product asked for more blocks than KC needs (deep's 256-deep layers, two of 128) packs its
   // operands once and runs each tile's kernel once per k block, on a tile of C still in L1,
   // rather than passing over all of C once per k block. The bits are the same either way.
+  static_assert(Blocks::KC == GemmBlocking<float>::KC,
+                "gemm_k_block's blocks (at most KC deep) fit every family's packing buffers");
   const index_t KC = k_block * std::max<index_t>(1, Blocks::KC / k_block);
   const index_t NC = balanced_block(n, Blocks::NC, NR);
 
@@ -935,7 +937,8 @@ template int gemm_thread_count<double>(index_t, index_t, index_t);
 template <typename T>
 bool gemm_splits_by_columns(bool trans_a, bool trans_b, index_t m, index_t n, index_t k,
                             index_t lda, index_t ldb, const T* c, index_t ldc, int parts) {
-  // The rule gemm_split applies, with the family gemm_fused gives the call.
+  // The rule gemm_split applies, with the family gemm_fused gives the call, to a product of the
+  // fewest k blocks (gemm, kernels.gemm; a network's layers ask for more).
   return with_tile_family<T>(active_isa(), trans_a, lda, n, [&](auto family) {
     return split_by_columns<decltype(family)>(trans_b, m, n, k, gemm_k_block(k), ldb, c, ldc,
                                               parts);
@@ -965,9 +968,11 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
   // transposes that pack a strip, and the burst threshold, read it again: they change no bytes.)
   const Isa isa = active_isa();
   // A weight gradient with few columns (op(A) = A^T, B as stored, nothing fused) takes the
-  // narrow kernel, where the micro-kernel's tile would be mostly padding.
+  // narrow kernel, where the micro-kernel's tile would be mostly padding; it sums all of k in one
+  // chain, so not where the caller asks for k blocks.
   const NarrowKernel<T> narrow = select_narrow_kernel<T>(isa);
-  if (narrow.rows != nullptr && trans_a && !trans_b && n <= kNarrowMaxColumns &&
+  if (narrow.rows != nullptr && min_k_blocks == 1 && trans_a && !trans_b &&
+      n <= kNarrowMaxColumns &&
       epilogue.step == GemmEpilogue<T>::Step::none && epilogue.bias == nullptr) {
     gemm_narrow(narrow, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;

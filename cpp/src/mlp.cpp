@@ -143,13 +143,14 @@ bool derivative_in_write_back(const NetworkSpec<T>& net, const Workspace<T>& ws,
 // Every forward product of a layer sums in at least this many k blocks (gemm_k_block), for any
 // batch size and thread count, so that a layer of 128 to 256 inputs, one block of KC otherwise,
 // can still split by k blocks on two threads in training (below) with the bits of one: deep's
-// 64 x 256 x 256 layers, two blocks of 128. The forward's bits are then the same for a row alone
-// and in any batch; a dense_forward kernel or gemm call sums in the fewest blocks, so its bits
-// can differ. With the update's shares by rows (train.cpp), two Xeon threads, three alternated
-// rounds, samples/s: deep epochs 51.8k / 53.1k / 52.6k -> 58.7k / 56.1k / 56.4k, train_step
-// 47.7k / 49.4k / 50.2k -> 52.2k / 54.8k / 53.1k; one thread, mnist, tiny's epochs and wide
-// within the noise. Inference pays nothing: a block of two k blocks is packed once and each
-// tile runs both while it is in L1 (gemm.cpp, gemm_team).
+// 64 x 256 x 256 layers, two blocks of 128. The rule does not depend on the batch, so a row
+// alone still gets the bits it gets in any batch; but kernels.dense_forward and gemm sum in the
+// fewest blocks, so for layers of 128 to 256 inputs their bits differ from the network's. With
+// the update's shares by rows (train.cpp), two Xeon threads, three alternated rounds,
+// samples/s: deep epochs 51.8k / 53.1k / 52.6k -> 58.7k / 56.1k / 56.4k, train_step 47.7k /
+// 49.4k / 50.2k -> 52.2k / 54.8k / 53.1k; one thread, mnist, tiny's epochs and wide within the
+// noise. Inference pays nothing: a block of two k blocks is packed once and each tile runs both
+// while it is in L1 (gemm.cpp, gemm_team).
 constexpr index_t kLayerKBlocks = 2;
 
 // How a layer's forward product X @ W splits over the threads in training: by k blocks (each

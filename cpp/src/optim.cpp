@@ -571,6 +571,15 @@ bool optimizer_step(T* params, const T* grads, T* const* state, index_t n,
                     const OptimizerSpec& spec, UpdateBounds* bounds, GradientBound gradient,
                     UpdateShares shares) {
   // params (n) updated from grads (n) and state (count x n)
+  index_t covered = 0;  // the matrices must tile [0, n) in order: no entry skipped or doubled
+  for (std::size_t i = 0; i < shares.count; ++i) {
+    const ParameterMatrix& matrix = shares.matrices[i];
+    if (matrix.offset != covered || matrix.rows < 0 || matrix.columns < 0)
+      throw std::logic_error("the update's parameter matrices do not tile the buffer in order");
+    covered += matrix.rows * matrix.columns;
+  }
+  if (shares.count > 0 && covered != n)
+    throw std::logic_error("the update's parameter matrices do not cover the buffer");
   return run_update(params, grads, state, n, spec, UpdatePlan{true, shares, bounds, gradient});
 }
 

@@ -88,8 +88,9 @@ bool gemm_k_split_applies(index_t m, index_t k, int parts, index_t min_k_blocks 
 std::uint64_t gemm_k_split_count();
 
 // gemm with an epilogue: C = bias + alpha * op(A) @ op(B) (or beta * C + ..., without a bias),
-// then the epilogue's step on C. Bit-identical to the unfused sequence for any thread count,
-// with the same min_k_blocks (gemm_k_block).
+// then the epilogue's step on C. Bit-identical to the unfused sequence for any thread count.
+// min_k_blocks: C sums in at least that many k blocks (gemm_k_block), each block's sum added
+// onto C in order as a gemm call of that block alone with beta 1 would.
 template <typename T>
 void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
