@@ -9,7 +9,7 @@ import pytest
 import backprop as bp
 import reference as ref
 from backprop import Dense
-from conftest import tolerances
+from conftest import ALWAYS_IN_BURST_NS, tolerances
 
 SGD_CONFIGS = [
     {"lr": 0.1},
@@ -621,6 +621,31 @@ def test_epoch_over_consecutive_and_scattered_batches_matches_steps(weighted, dt
     batch_rows = np.diff(np.r_[0:len(ORDER_OF_MIXED_BATCHES):6, len(ORDER_OF_MIXED_BATCHES)])
     assert result["loss_sum"] == pytest.approx(float(np.dot(losses, batch_rows)), rel=1e-12)
     assert X.tobytes() == kept[0].tobytes() and Y.tobytes() == kept[1].tobytes()
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_scattered_batches_copied_inside_a_k_block_split_match_steps(dtype, threads, call_burst,
+                                                                     count):
+    # 784-64-10 in batches of 32 (and a last one of 8) from a shuffled order: the first layer
+    # splits by k blocks (every call in a burst), and each batch's rows are copied by the
+    # threads of that region (mlp_forward's pending batch), then read by all of them. The epoch
+    # must match train_step over the same rows, which reads the caller's arrays.
+    call_burst(window_ns=ALWAYS_IN_BURST_NS)
+    threads(count)
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((104, 784)).astype(dtype)
+    Y = rng.standard_normal((104, 10)).astype(dtype)
+    order = rng.permutation(104).astype(np.int64)
+    net = bp.Network([784, 64, 10], loss="mse", dtype=dtype, seed=0)
+    twin = net.copy()
+    opt, twin_opt = bp.optim.SGD(lr=0.01, momentum=0.9), bp.optim.SGD(lr=0.01, momentum=0.9)
+    splits_before = bp._core.gemm_k_split_count()
+    result = _native_epoch(net, opt, X, Y, 32, order=order)
+    assert result["batches"] == 4
+    assert bp._core.gemm_k_split_count() - splits_before == 4
+    assert _replay_steps(twin, twin_opt, X, Y, 32, order=order) == 4
+    assert net.params.tobytes() == twin.params.tobytes()
+    assert opt.state[0].tobytes() == twin_opt.state[0].tobytes()
 
 
 def test_epoch_proves_and_matches_over_two_threads(dtype, threads):

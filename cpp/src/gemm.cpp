@@ -816,7 +816,7 @@ template <typename Blocks, typename T>
 void gemm_k_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, index_t kc,
                   T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
                   index_t ldc, const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
-                  const TeamCall& team) {
+                  const TeamCall& team, const GemmPrologue& prologue) {
   const index_t blocks = (k + kc - 1) / kc;
   // Room for the most blocks the other threads can take: OpenMP may start fewer threads than
   // asked for (inside another parallel region, say), and then the first thread takes more.
@@ -828,6 +828,10 @@ void gemm_k_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, i
   team.run([&](int part, int parts) {
     const index_t first_blocks = Share(blocks, 0, parts).last;
     const Share mine(blocks, part, parts);
+    if (prologue.run != nullptr) {
+      prologue(part, parts);
+      team_barrier(parts);  // every thread reads all of A's rows
+    }
     for (index_t block = mine.first; block < mine.last; ++block) {
       const index_t k0 = block * kc, depth = std::min(kc, k - k0);
       const T* a_block = trans_a ? a + k0 * lda : a + k0;
@@ -877,13 +881,16 @@ template <typename Blocks, typename T>
 void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, index_t k_block,
                 T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
                 index_t ldc, const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
-                GemmSplit split) {
+                GemmSplit split, const GemmPrologue& prologue) {
   const TeamCall team = gemm_team_call<T>(m, n, k);
   if (split == GemmSplit::k_blocks && alpha == T(1) &&
-      k_split_applies(m, k, k_block, team.count()))
+      k_split_applies(m, k, k_block, team.count())) {
     gemm_k_split<Blocks>(trans_a, trans_b, m, n, k, k_block, alpha, a, lda, b, ldb, beta, c, ldc,
-                         epilogue, kernel, team);
-  else if (team.count() > 1 &&
+                         epilogue, kernel, team, prologue);
+    return;
+  }
+  prologue(0, 1);
+  if (team.count() > 1 &&
            (!Blocks::SHARE_PACKED_BLOCKS ||
             double(m) * double(n) * double(k) < double(kGemmSharedMinFlops)))
     gemm_split<Blocks>(trans_a, trans_b, m, n, k, k_block, alpha, a, lda, b, ldb, beta, c, ldc,
@@ -952,8 +959,10 @@ template bool gemm_splits_by_columns<double>(bool, bool, index_t, index_t, index
 template <typename T>
 void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                const GemmEpilogue<T>& given, GemmSplit split, index_t min_k_blocks) {
+                const GemmEpilogue<T>& given, GemmSplit split, index_t min_k_blocks,
+                const GemmPrologue& prologue) {
   // C (m x n) = (bias or beta * C) + alpha * op(A) (m x k) @ op(B) (k x n), then the step
+  if (m <= 0 || n <= 0 || k <= 0 || alpha == T(0)) prologue(0, 1);  // A ready all the same
   if (m <= 0 || n <= 0) return;
   const ReadyEpilogue<T> epilogue(given);
   if (k <= 0 || alpha == T(0)) {
@@ -974,6 +983,7 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
   if (narrow.rows != nullptr && min_k_blocks == 1 && trans_a && !trans_b &&
       n <= kNarrowMaxColumns &&
       epilogue.step == GemmEpilogue<T>::Step::none && epilogue.bias == nullptr) {
+    prologue(0, 1);
     gemm_narrow(narrow, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
@@ -981,7 +991,7 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
   const index_t k_block = gemm_k_block(k, min_k_blocks);
   with_tile_family<T>(isa, trans_a, lda, n, [&](auto family) {
     gemm_tiled<decltype(family)>(trans_a, trans_b, m, n, k, k_block, alpha, a, lda, b, ldb, beta,
-                                 c, ldc, epilogue, kernel, split);
+                                 c, ldc, epilogue, kernel, split, prologue);
   });
 }
 
@@ -1033,7 +1043,7 @@ void gemm_ref(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alp
                         index_t, T, T*, index_t);                                             \
   template void gemm_fused<T>(bool, bool, index_t, index_t, index_t, T, const T*, index_t,     \
                               const T*, index_t, T, T*, index_t, const GemmEpilogue<T>&,       \
-                              GemmSplit, index_t);                                             \
+                              GemmSplit, index_t, const GemmPrologue&);                        \
   template void gemm_ref<T>(bool, bool, index_t, index_t, index_t, T, const T*, index_t,       \
                             const T*, index_t, T, T*, index_t);
 BACKPROP_INSTANTIATE_GEMM(float)

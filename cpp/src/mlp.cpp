@@ -169,6 +169,17 @@ inline GemmSplit forward_split(index_t m, index_t k) {
                                                                       : GemmSplit::slabs_of_c;
 }
 
+// Copies share `part` of `parts` of a pending batch's rows into its destination (GemmPrologue):
+// contiguous rows, so that no two threads write parts of one row.
+template <typename T>
+void copy_pending_rows(const void* context, int part, int parts) {
+  const auto& batch = *static_cast<const typename Workspace<T>::PendingRows*>(context);
+  const Share mine(batch.count, part, parts);
+  for (index_t i = mine.first; i < mine.last; ++i)
+    std::copy(batch.src + batch.rows[i] * batch.width,
+              batch.src + (batch.rows[i] + 1) * batch.width, batch.dst + i * batch.width);
+}
+
 template <typename T>
 const T* source_rows(const NetworkSpec<T>& net, const Workspace<T>& ws, const T* x, int s) {
   if (s == 0) return x;
@@ -202,10 +213,24 @@ const T* mlp_forward(const NetworkSpec<T>& net, const T* params, const T* x, ind
       if (hidden && fused && i + 1 == layer.sources.size())
         epilogue = GemmEpilogue<T>::forward(nullptr, layer.act, out, layer.fan_out);
       if (i == 0) epilogue.bias = bias;
+      const GemmSplit split =
+          training_step >= 0 ? forward_split(m, width) : GemmSplit::slabs_of_c;
+      // A pending batch is copied before the first product that reads the input: inside its
+      // region when it splits by k blocks, else here (on the threads when it is large).
+      GemmPrologue copy_batch;
+      if (s == 0 && ws.pending_batch.rows != nullptr) {
+        if (split == GemmSplit::k_blocks) {
+          copy_batch = {&copy_pending_rows<T>, &ws.pending_batch};
+        } else {
+          const auto& batch = ws.pending_batch;
+          const TeamCall team(share_count(batch.count * batch.width, true), false);
+          team.run([&](int part, int parts) { copy_pending_rows<T>(&batch, part, parts); });
+        }
+      }
       gemm_fused<T>(false, false, m, layer.fan_out, width, T(1), source_rows(net, ws, x, s), width,
                     w + row * layer.fan_out, layer.fan_out, T(1), u, layer.fan_out, epilogue,
-                    training_step >= 0 ? forward_split(m, width) : GemmSplit::slabs_of_c,
-                    kLayerKBlocks);
+                    split, kLayerKBlocks, copy_batch);
+      if (s == 0) ws.pending_batch.rows = nullptr;
       row += width;
     }
     if (!hidden)

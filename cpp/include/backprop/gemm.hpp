@@ -87,6 +87,19 @@ bool gemm_k_split_applies(index_t m, index_t k, int parts, index_t min_k_blocks 
 // How many GEMMs have split by k blocks in this process (for the tests).
 std::uint64_t gemm_k_split_count();
 
+// Work that makes A ready before a GEMM reads it: run(context, part, parts) does share `part`
+// of `parts`, and the shares together do all of it. A GemmSplit::k_blocks product runs it on
+// each of its threads, which then wait for one another before they read A; any other product
+// runs it as (0, 1) before it starts. (train_epoch's shuffled batch is copied this way inside
+// the first layer's region, by both threads, instead of by the calling thread alone before it.)
+struct GemmPrologue {
+  void (*run)(const void* context, int part, int parts) = nullptr;
+  const void* context = nullptr;
+  void operator()(int part, int parts) const {
+    if (run != nullptr) run(context, part, parts);
+  }
+};
+
 // gemm with an epilogue: C = bias + alpha * op(A) @ op(B) (or beta * C + ..., without a bias),
 // then the epilogue's step on C. Bit-identical to the unfused sequence for any thread count.
 // min_k_blocks: C sums in at least that many k blocks (gemm_k_block), each block's sum added
@@ -95,7 +108,7 @@ template <typename T>
 void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
                 const GemmEpilogue<T>& epilogue, GemmSplit split = GemmSplit::slabs_of_c,
-                index_t min_k_blocks = 1);
+                index_t min_k_blocks = 1, const GemmPrologue& prologue = {});
 
 // The k block a GEMM of depth k sums in (the last one may be shorter), on every path and
 // thread count: the fewest blocks of at most KC (config.hpp), balanced, but at least

@@ -61,6 +61,15 @@ struct Workspace {
   std::vector<char> grad_written;             // whether grad_post[l] holds a contribution yet
   CacheLineVector<T> batch_x, batch_y, batch_w;  // train_epoch's copy of a scattered batch
   std::vector<ParameterMatrix> parameter_rows;   // each layer's W, then b: the update's shares
+  // train_epoch's shuffled batch, not yet copied into batch_x: `count` listed rows of src, each
+  // `width` wide. The first product that reads the input copies it at its start (mlp_forward,
+  // GemmPrologue: in a k-block split, by all its threads); rows == nullptr: none.
+  struct PendingRows {
+    const T* src = nullptr;
+    const index_t* rows = nullptr;
+    index_t count = 0, width = 0;
+    T* dst = nullptr;
+  } pending_batch;
 
   void reserve(const NetworkSpec<T>& net, index_t rows);
 };
