@@ -623,26 +623,35 @@ def test_epoch_over_consecutive_and_scattered_batches_matches_steps(weighted, dt
     assert X.tobytes() == kept[0].tobytes() and Y.tobytes() == kept[1].tobytes()
 
 
-@pytest.mark.parametrize("count", [2, 3])
+@pytest.mark.parametrize("count, in_burst, shortcut", [(2, True, False), (3, True, False),
+                                                       (2, False, False), (2, True, True)],
+                         ids=["2-threads", "3-threads", "last-batch-alone", "input-read-again"])
 def test_scattered_batches_copied_inside_a_k_block_split_match_steps(dtype, threads, call_burst,
-                                                                     count):
+                                                                     count, in_burst, shortcut):
     # 784-64-10 in batches of 32 (and a last one of 8) from a shuffled order: the first layer
-    # splits by k blocks (every call in a burst), and each batch's rows are copied by the
-    # threads of that region (mlp_forward's pending batch), then read by all of them. The epoch
-    # must match train_step over the same rows, which reads the caller's arrays.
-    call_burst(window_ns=ALWAYS_IN_BURST_NS)
+    # splits by k blocks, and each batch's rows are copied by the threads of that region
+    # (mlp_forward's pending batch), then read by all of them. Outside a burst the last batch
+    # (401k multiply-adds) runs on one thread, which copies its rows before the product; a
+    # last layer that reads the input again (a shortcut) reads the copy. The epoch must match
+    # train_step over the same rows, which reads the caller's arrays.
+    call_burst(window_ns=ALWAYS_IN_BURST_NS if in_burst else 0)
     threads(count)
     rng = np.random.default_rng(9)
     X = rng.standard_normal((104, 784)).astype(dtype)
     Y = rng.standard_normal((104, 10)).astype(dtype)
     order = rng.permutation(104).astype(np.int64)
-    net = bp.Network([784, 64, 10], loss="mse", dtype=dtype, seed=0)
+    last = bp.Dense(64 + 784, 10, inputs=[1, 0]) if shortcut else bp.Dense(64, 10)
+    net = bp.Network([bp.Dense(784, 64, "relu"), last], loss="mse", dtype=dtype, seed=0)
     twin = net.copy()
     opt, twin_opt = bp.optim.SGD(lr=0.01, momentum=0.9), bp.optim.SGD(lr=0.01, momentum=0.9)
     splits_before = bp._core.gemm_k_split_count()
     result = _native_epoch(net, opt, X, Y, 32, order=order)
     assert result["batches"] == 4
-    assert bp._core.gemm_k_split_count() - splits_before == 4
+    splits = bp._core.gemm_k_split_count() - splits_before
+    if shortcut:  # the shortcut's product (32 x 10 x 784) may split too, by path and type
+        assert splits >= 4
+    else:
+        assert splits == (4 if in_burst else 3)
     assert _replay_steps(twin, twin_opt, X, Y, 32, order=order) == 4
     assert net.params.tobytes() == twin.params.tobytes()
     assert opt.state[0].tobytes() == twin_opt.state[0].tobytes()
