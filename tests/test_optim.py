@@ -698,6 +698,25 @@ def test_epoch_with_weights_split_by_rows_proves_without_a_scan(dtype, threads):
     assert results[0] == results[1]
 
 
+def _steps_then_epoch_on_one_to_three_threads(threads, make_network, X, y, batch):
+    """For 1, 2 and 3 threads, from make_network() and SGD with momentum: train_step over X's
+    batches in order, then one fit epoch. Per count: the k-block splits the GEMMs took, and
+    (step losses, epoch losses, params, momentum, forward on X) as bytes where they are arrays."""
+    runs = []
+    for count in (1, 2, 3):
+        threads(count)
+        net = make_network()
+        opt = bp.optim.SGD(lr=0.05, momentum=0.9)
+        splits_before = bp._core.gemm_k_split_count()
+        losses = [net.train_step(X[i:i + batch], y[i:i + batch], opt)
+                  for i in range(0, len(X), batch)]
+        history = net.fit(X, y, optimizer=opt, epochs=1, batch_size=batch, verbose=0)
+        k_splits = bp._core.gemm_k_split_count() - splits_before
+        runs.append((k_splits, (losses, list(history["loss"]), net.params.tobytes(),
+                                opt.state[0].tobytes(), net.forward(X).tobytes())))
+    return runs
+
+
 @pytest.mark.parametrize("sources", [[0, 1], [1, 0]], ids=["inputs-first", "inputs-second"])
 def test_steps_whose_forward_splits_by_k_blocks_give_the_bytes_of_one_thread(dtype, threads,
                                                                              sources):
@@ -708,23 +727,16 @@ def test_steps_whose_forward_splits_by_k_blocks_give_the_bytes_of_one_thread(dty
     rng = np.random.default_rng(4)
     X = rng.standard_normal((96, 784)).astype(dtype)
     y = rng.integers(0, 10, 96)
-    results = []
-    for count in (1, 2, 3):
-        threads(count)
-        net = bp.Network([bp.Dense(784, 64, "relu"), bp.Dense(848, 96, "tanh", inputs=sources),
-                          bp.Dense(96, 10)], dtype=dtype, seed=0)
-        opt = bp.optim.SGD(lr=0.05, momentum=0.9)
-        splits_before = bp._core.gemm_k_split_count()
-        losses = [net.train_step(X[i:i + 32], y[i:i + 32], opt) for i in range(0, 96, 32)]
-        history = net.fit(X, y, optimizer=opt, epochs=1, batch_size=32, verbose=0)
-        k_splits = bp._core.gemm_k_split_count() - splits_before
-        assert k_splits == (0 if count == 1 else 2 * 6), f"{count} threads"  # 2 per step
-        results.append((losses, list(history["loss"]), net.params.tobytes(),
-                        opt.state[0].tobytes()))
-    fresh = bp.Network([bp.Dense(784, 64, "relu"), bp.Dense(848, 96, "tanh", inputs=sources),
-                        bp.Dense(96, 10)], dtype=dtype, seed=0)
+
+    def network():
+        return bp.Network([bp.Dense(784, 64, "relu"), bp.Dense(848, 96, "tanh", inputs=sources),
+                           bp.Dense(96, 10)], dtype=dtype, seed=0)
+
+    runs = _steps_then_epoch_on_one_to_three_threads(threads, network, X, y, 32)
+    assert [k_splits for k_splits, _ in runs] == [0, 2 * 6, 2 * 6]  # 2 per step
+    results = [result for _, result in runs]
     assert np.all(np.isfinite(results[0][0] + results[0][1]))
-    assert results[0][2] != fresh.params.tobytes()
+    assert results[0][2] != network().params.tobytes()
     assert results[1] == results[0] and results[2] == results[0]
 
 
@@ -737,18 +749,11 @@ def test_steps_of_256_deep_layers_split_by_two_k_blocks_with_the_bytes_of_one_th
     rng = np.random.default_rng(6)
     X = rng.standard_normal((192, 256)).astype(dtype)
     y = rng.integers(0, 2, 192)
-    results = []
-    for count in (1, 2, 3):
-        threads(count)
-        net = bp.Network([256, 256, 256, 2], activation="relu", dtype=dtype, seed=0)
-        opt = bp.optim.SGD(lr=0.05, momentum=0.9)
-        splits_before = bp._core.gemm_k_split_count()
-        losses = [net.train_step(X[i:i + 64], y[i:i + 64], opt) for i in range(0, 192, 64)]
-        history = net.fit(X, y, optimizer=opt, epochs=1, batch_size=64, verbose=0)
-        k_splits = bp._core.gemm_k_split_count() - splits_before
-        assert k_splits == (2 * 6 if count == 2 else 0), f"{count} threads"  # 2 per step
-        results.append((losses, list(history["loss"]), net.params.tobytes(),
-                        opt.state[0].tobytes(), net.forward(X).tobytes()))
+    runs = _steps_then_epoch_on_one_to_three_threads(
+        threads, lambda: bp.Network([256, 256, 256, 2], activation="relu", dtype=dtype, seed=0),
+        X, y, 64)
+    assert [k_splits for k_splits, _ in runs] == [0, 2 * 6, 0]  # 2 per step on two threads
+    results = [result for _, result in runs]
     assert np.all(np.isfinite(results[0][0] + results[0][1]))
     assert results[1] == results[0] and results[2] == results[0]
 

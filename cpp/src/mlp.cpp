@@ -49,6 +49,20 @@ void NetworkSpec<T>::resolve_sources() {
 }
 
 template <typename T>
+void copy_listed_rows(const ListedRows<T>& listed, int part, int parts) {
+  const Share mine(listed.count, part, parts);
+  for (index_t i = mine.first; i < mine.last; ++i)
+    std::copy(listed.src + listed.rows[i] * listed.width,
+              listed.src + (listed.rows[i] + 1) * listed.width, listed.dst + i * listed.width);
+}
+
+template <typename T>
+void copy_listed_rows(const ListedRows<T>& listed) {
+  const TeamCall team(share_count(listed.count * listed.width, true), false);
+  team.run([&](int part, int parts) { copy_listed_rows(listed, part, parts); });
+}
+
+template <typename T>
 void Workspace<T>::reserve(const NetworkSpec<T>& net, index_t rows) {
   if (rows <= capacity && pre.size() == net.layers.size()) return;
   const index_t cap = std::max(rows, capacity);
@@ -169,15 +183,10 @@ inline GemmSplit forward_split(index_t m, index_t k) {
                                                                       : GemmSplit::slabs_of_c;
 }
 
-// Copies share `part` of `parts` of a pending batch's rows into its destination (GemmPrologue):
-// contiguous rows, so that no two threads write parts of one row.
+// copy_listed_rows as a GemmPrologue.
 template <typename T>
 void copy_pending_rows(const void* context, int part, int parts) {
-  const auto& batch = *static_cast<const typename Workspace<T>::PendingRows*>(context);
-  const Share mine(batch.count, part, parts);
-  for (index_t i = mine.first; i < mine.last; ++i)
-    std::copy(batch.src + batch.rows[i] * batch.width,
-              batch.src + (batch.rows[i] + 1) * batch.width, batch.dst + i * batch.width);
+  copy_listed_rows(*static_cast<const ListedRows<T>*>(context), part, parts);
 }
 
 template <typename T>
@@ -219,13 +228,10 @@ const T* mlp_forward(const NetworkSpec<T>& net, const T* params, const T* x, ind
       // region when it splits by k blocks, else here (on the threads when it is large).
       GemmPrologue copy_batch;
       if (s == 0 && ws.pending_batch.rows != nullptr) {
-        if (split == GemmSplit::k_blocks) {
+        if (split == GemmSplit::k_blocks)
           copy_batch = {&copy_pending_rows<T>, &ws.pending_batch};
-        } else {
-          const auto& batch = ws.pending_batch;
-          const TeamCall team(share_count(batch.count * batch.width, true), false);
-          team.run([&](int part, int parts) { copy_pending_rows<T>(&batch, part, parts); });
-        }
+        else
+          copy_listed_rows(ws.pending_batch);
       }
       gemm_fused<T>(false, false, m, layer.fan_out, width, T(1), source_rows(net, ws, x, s), width,
                     w + row * layer.fan_out, layer.fan_out, T(1), u, layer.fan_out, epilogue,
@@ -459,6 +465,8 @@ void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const 
 #define BACKPROP_INSTANTIATE_MLP(T)                                                           \
   template struct NetworkSpec<T>;                                                             \
   template struct Workspace<T>;                                                               \
+  template void copy_listed_rows<T>(const ListedRows<T>&, int, int);                          \
+  template void copy_listed_rows<T>(const ListedRows<T>&);                                    \
   template const T* mlp_forward<T>(const NetworkSpec<T>&, const T*, const T*, index_t,         \
                                    Workspace<T>&, index_t);                                            \
   template void mlp_backward<T>(const NetworkSpec<T>&, const T*, const T*, const T*,           \

@@ -74,14 +74,6 @@ StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* 
 
 namespace {
 
-// Copies the listed rows of src (each `width` wide) into consecutive rows of dst.
-template <typename T>
-void gather_rows(T* dst, const T* src, const index_t* rows, index_t count, index_t width) {
-  parallel_for(count, count * width >= kElementwiseParallelMin, [&](index_t i) {
-    std::copy(src + rows[i] * width, src + (rows[i] + 1) * width, dst + i * width);
-  });
-}
-
 // Whether the listed rows follow one another (an unshuffled epoch's batches): the batch then
 // lies in src as it is, and the step reads it there rather than from a copy. Skipping the copy
 // made tiny's unshuffled epochs 6-12% faster on two Xeon threads (the copy ran on the calling
@@ -97,7 +89,7 @@ template <typename T>
 const T* batch_rows(T* dst, const T* src, const index_t* rows, index_t count, index_t width,
                     bool consecutive) {
   if (consecutive) return src + rows[0] * width;
-  gather_rows(dst, src, rows, count, width);
+  copy_listed_rows(ListedRows<T>{src, rows, count, width, dst});
   return dst;
 }
 

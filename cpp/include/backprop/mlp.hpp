@@ -48,6 +48,24 @@ struct NetworkSpec {
   void resolve_sources();
 };
 
+// `count` listed rows of src, each `width` values, to copy into consecutive rows of dst.
+template <typename T>
+struct ListedRows {
+  const T* src = nullptr;
+  const index_t* rows = nullptr;
+  index_t count = 0, width = 0;
+  T* dst = nullptr;
+};
+
+// Copies share `part` of `parts` of them: contiguous rows, so that no two threads write parts
+// of one row.
+template <typename T>
+void copy_listed_rows(const ListedRows<T>& listed, int part, int parts);
+
+// Copies all of them, on the threads when they are many values (kElementwiseParallelMin).
+template <typename T>
+void copy_listed_rows(const ListedRows<T>& listed);
+
 // Buffers for one batch of up to `capacity` rows, sized once and reused: every layer's
 // pre-activation U_l, output X_l and gradient with respect to X_l, and a gathered batch.
 template <typename T>
@@ -61,15 +79,10 @@ struct Workspace {
   std::vector<char> grad_written;             // whether grad_post[l] holds a contribution yet
   CacheLineVector<T> batch_x, batch_y, batch_w;  // train_epoch's copy of a scattered batch
   std::vector<ParameterMatrix> parameter_rows;   // each layer's W, then b: the update's shares
-  // train_epoch's shuffled batch, not yet copied into batch_x: `count` listed rows of src, each
-  // `width` wide. The first product that reads the input copies it at its start (mlp_forward,
-  // GemmPrologue: in a k-block split, by all its threads); rows == nullptr: none.
-  struct PendingRows {
-    const T* src = nullptr;
-    const index_t* rows = nullptr;
-    index_t count = 0, width = 0;
-    T* dst = nullptr;
-  } pending_batch;
+  // train_epoch's shuffled batch, not yet copied into batch_x. The first product that reads the
+  // input copies it at its start (mlp_forward, GemmPrologue: in a k-block split, by all its
+  // threads); rows == nullptr: none.
+  ListedRows<T> pending_batch;
 
   void reserve(const NetworkSpec<T>& net, index_t rows);
 };
