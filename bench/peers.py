@@ -9,6 +9,8 @@ method is the one in shared/BENCH.md.
     python bench/peers.py --networks wide       # or --full for all four
     python bench/peers.py --quick               # 1 round, short timings (smoke test)
     python bench/peers.py --activation tanh     # hidden layers tanh (or sigmoid), not relu
+    python bench/peers.py --data pixels         # inputs in [0, 1), as images have, not N(0, 1)
+    python bench/peers.py --ieee                # ours without flushing subnormals to zero
     python bench/peers.py --busy 1              # with one other process spinning on a CPU
 """
 
@@ -44,6 +46,8 @@ class NetworkSpec:
     n_batches: int
     label: str
     activation: str = "relu"  # of the hidden layers: one of HIDDEN_ACTIVATIONS
+    data: str = "normal"  # the inputs: one of INPUT_DATA
+    ours_ieee: bool = False  # ours in IEEE arithmetic rather than flushing subnormals (--ieee)
 
     @property
     def n_samples(self) -> int:
@@ -78,7 +82,11 @@ HIDDEN_ACTIVATIONS = ("relu", "tanh", "sigmoid")
 
 LEARNING_RATE = 0.01
 MOMENTUM = 0.9
-DATA_SEED = 0  # inputs ~ N(0, 1) and integer labels, the same arrays in every worker
+DATA_SEED = 0  # inputs and integer labels, the same arrays in every worker
+# The inputs: N(0, 1), or "pixels" in [0, 1) like an image's intensities. On pixels, ReLU units
+# die, and under momentum their weights' velocities decay into the subnormal numbers, which
+# cost an Intel CPU a microcode assist per operation unless flushed to zero (--ieee).
+INPUT_DATA = ("normal", "pixels")
 INIT_SEED = 1  # the shared He-uniform starting weights (biases 0)
 
 # Contenders in the order each round runs them. "Ours" are the first two.
@@ -105,7 +113,11 @@ def make_data(spec: NetworkSpec) -> tuple[Any, Any]:
     import numpy as np
 
     rng = np.random.default_rng(DATA_SEED)
-    X = rng.standard_normal((spec.n_samples, spec.sizes[0]), dtype=np.float32)
+    shape = (spec.n_samples, spec.sizes[0])
+    if spec.data == "pixels":
+        X = rng.random(shape, dtype=np.float32)
+    else:
+        X = rng.standard_normal(shape, dtype=np.float32)
     y = rng.integers(0, spec.sizes[-1], size=spec.n_samples).astype(np.int64)
     return X, y
 
@@ -168,6 +180,7 @@ def build_bp(spec: NetworkSpec, threads: int, per_epoch: bool) -> Contender:
     import backprop as bp
 
     bp.set_num_threads(threads)
+    bp.set_flush_denormals(not spec.ours_ieee)
     X, y = make_data(spec)
     net = bp.Network(list(spec.sizes), activation=spec.activation, loss="cross_entropy", reduction="mean",
                      dtype="float32", seed=0)
@@ -176,6 +189,7 @@ def build_bp(spec: NetworkSpec, threads: int, per_epoch: bool) -> Contender:
         layer.b[...] = b
     opt = bp.optim.SGD(lr=LEARNING_RATE, momentum=MOMENTUM)
     info = {"version": bp.__version__, "gemm_isa": bp.kernels.gemm_isa(),
+            "flush_denormals": bp.get_flush_denormals(),
             "threads": bp.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
     batches = make_batches(spec, X, y)
     if not per_epoch:
@@ -538,7 +552,8 @@ def worker(args: argparse.Namespace) -> None:
     if args.probe:
         print(json.dumps(probe(name)))
         return
-    spec = dataclasses.replace(NETWORKS[args.network_spec], activation=args.activation)
+    spec = dataclasses.replace(NETWORKS[args.network_spec], activation=args.activation,
+                               data=args.data, ours_ieee=args.ieee)
     if name == "jax" and args.threads < (os.cpu_count() or 1):
         # XLA's CPU pool sizes itself from the schedulable CPUs; pinning is its thread knob.
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.threads])
@@ -691,7 +706,9 @@ def describe_versions(probes: dict[str, dict[str, Any]]) -> str:
 
 def describe_worker_info(name: str, info: dict[str, Any]) -> str:
     if name in OURS:
-        return f"backprop threads {info.get('threads')} (OMP_NUM_THREADS={info.get('OMP_NUM_THREADS')}), GEMM path {info.get('gemm_isa')}"
+        arithmetic = "subnormals flushed to zero" if info.get("flush_denormals") else "IEEE"
+        return (f"backprop threads {info.get('threads')} (OMP_NUM_THREADS={info.get('OMP_NUM_THREADS')}), "
+                f"GEMM path {info.get('gemm_isa')}, {arithmetic}")
     if name == "torch":
         return f"torch threads {info.get('threads')}, MKL {info.get('mkl')}, oneDNN {info.get('mkldnn')}"
     if name == "jax":
@@ -748,7 +765,8 @@ def run_rounds(args: argparse.Namespace, networks: list[NetworkSpec], contenders
 
 def parent(args: argparse.Namespace) -> int:
     threads = args.threads
-    networks = [dataclasses.replace(NETWORKS[name], activation=args.activation)
+    networks = [dataclasses.replace(NETWORKS[name], activation=args.activation, data=args.data,
+                                    ours_ieee=args.ieee)
                 for name in args.networks]
     started = datetime.now(timezone.utc)
     load_before = load_text()
@@ -791,7 +809,9 @@ def parent(args: argparse.Namespace) -> int:
           f"then the median", flush=True)
 
     per_round_argv = ["--min-time", str(args.min_time), "--warmup", str(args.warmup),
-                      "--activation", args.activation]
+                      "--activation", args.activation, "--data", args.data]
+    if args.ieee:
+        per_round_argv.append("--ieee")
     runs: dict[str, dict[str, list[Optional[dict[str, Any]]]]] = {
         spec.name: {name: [] for name in contenders} for spec in networks}
     worker_notes: dict[str, str] = {}
@@ -848,7 +868,7 @@ def print_table(spec: NetworkSpec, contenders: list[str], runs: dict[str, list[O
                 peak: Optional[float], threads: int, report: dict[str, Any]) -> None:
     bound = peak * 1e9 / spec.flops_per_sample if peak else None
     print()
-    print(f"{spec.name}  {spec.label}  {spec.activation}  batch {spec.batch}  {spec.weights:,} weights  "
+    print(f"{spec.name}  {spec.label}  {spec.activation}  {spec.data} inputs  batch {spec.batch}  {spec.weights:,} weights  "
           f"{spec.flops_per_sample / 1e6:.3f} MFLOP/sample"
           + (f"  bound {bound:,.0f} samples/s" if bound else ""))
     rates = {name: [r["samples_per_s"] if r else None for r in runs[name]] for name in contenders}
@@ -953,6 +973,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 round, short timings (smoke test)")
     parser.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="relu",
                         help="of the hidden layers (default relu)")
+    parser.add_argument("--data", choices=INPUT_DATA, default="normal",
+                        help="inputs N(0, 1) (default) or pixels in [0, 1)")
+    parser.add_argument("--ieee", action="store_true",
+                        help="ours in IEEE arithmetic, not flushing subnormals to zero")
     parser.add_argument("--peak", type=float, default=None,
                         help="FMA peak in GFLOP/s (default: measured with backprop-bench --quick)")
     parser.add_argument("--busy", type=positive_int, default=0, metavar="N",

@@ -57,6 +57,14 @@ def _splits_never_pause():
     bp._core.set_call_burst_settings(*before)
 
 
+@pytest.fixture(autouse=True)
+def _flushing_restored():
+    """Training flushes subnormals to zero by default: a test that turns it off (or on) leaves
+    the default behind."""
+    yield
+    bp.set_flush_denormals(True)
+
+
 # A burst window no two calls fall outside of: every GEMM after the first is in a burst.
 ALWAYS_IN_BURST_NS = 10 ** 15
 

@@ -18,7 +18,18 @@
 namespace backprop {
 namespace {
 
-std::atomic<bool> flushing{false};
+std::atomic<bool> flushing{true};
+
+// The calling thread's bits before the outermost training call it is in; -1 outside one.
+thread_local int resting_bits = -1;
+
+#ifdef BACKPROP_HAS_MXCSR
+void set_flush_bits(unsigned mode) {
+  const unsigned now = _mm_getcsr();
+  const unsigned wanted = (now & ~kFlushSubnormalsMode) | (mode & kFlushSubnormalsMode);
+  if (wanted != now) _mm_setcsr(wanted);
+}
+#endif
 
 }  // namespace
 
@@ -58,14 +69,9 @@ std::vector<unsigned> team_float_modes(int threads) {
   return modes;
 }
 
-FloatModeScope::FloatModeScope(unsigned mode) : saved_(0u), changed_(false) {
+FloatModeScope::FloatModeScope(unsigned mode, unsigned restore_to) : restore_to_(restore_to) {
 #ifdef BACKPROP_HAS_MXCSR
-  saved_ = _mm_getcsr();
-  const unsigned wanted = (saved_ & ~kFlushSubnormalsMode) | (mode & kFlushSubnormalsMode);
-  if (wanted != saved_) {
-    _mm_setcsr(wanted);
-    changed_ = true;
-  }
+  set_flush_bits(mode);
 #else
   (void)mode;
 #endif
@@ -73,9 +79,29 @@ FloatModeScope::FloatModeScope(unsigned mode) : saved_(0u), changed_(false) {
 
 FloatModeScope::~FloatModeScope() {
 #ifdef BACKPROP_HAS_MXCSR
-  if (changed_)
-    _mm_setcsr((_mm_getcsr() & ~kFlushSubnormalsMode) | (saved_ & kFlushSubnormalsMode));
+  set_flush_bits(restore_to_);
 #endif
+}
+
+unsigned resting_float_mode() {
+  return resting_bits >= 0 ? unsigned(resting_bits) : float_mode();
+}
+
+namespace {
+
+unsigned training_mode() {
+  return flush_supported() && flush_subnormals() ? kFlushSubnormalsMode : float_mode();
+}
+
+}  // namespace
+
+TrainingFloatMode::TrainingFloatMode()
+    : outermost_(resting_bits < 0), caller_bits_(float_mode()), scope_(training_mode(), caller_bits_) {
+  if (outermost_) resting_bits = int(caller_bits_);
+}
+
+TrainingFloatMode::~TrainingFloatMode() {
+  if (outermost_) resting_bits = -1;
 }
 
 }  // namespace backprop

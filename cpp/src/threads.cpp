@@ -74,18 +74,6 @@ bool in_parallel_region() {
 #endif
 }
 
-void start_worker_threads() {
-#ifdef _OPENMP
-  const int n = get_num_threads();
-  if (n > 1) {
-    // Not an empty region: GCC drops those, and then no thread starts.
-    std::atomic<int> started{0};
-#pragma omp parallel num_threads(n)
-    started.fetch_add(1, std::memory_order_relaxed);
-  }
-#endif
-}
-
 bool openmp_enabled() {
 #ifdef _OPENMP
   return true;

@@ -10,19 +10,6 @@
 namespace backprop {
 namespace {
 
-// The floating-point mode of a training call: the caller's, or subnormals flushed to zero
-// when asked (float_mode.hpp). Before the calling thread starts flushing, OpenMP's workers are
-// started: a thread inherits its creator's mode, and a worker born flushing would flush in
-// every later parallel region of the process, other libraries' included. (Workers OpenMP adds
-// during the call, if another Python thread raises the thread count meanwhile, are born
-// flushing: backprop's own regions still set their mode, other code's would not.)
-unsigned training_float_mode() {
-  if (!flush_supported() || !flush_subnormals() || float_mode() == kFlushSubnormalsMode)
-    return float_mode();
-  start_worker_threads();
-  return kFlushSubnormalsMode;
-}
-
 // What a step's gradient came from, for the proof of its update (mlp_gradient_bound): a bound
 // only when the inputs and deltas hold fewer values than the gradient, else +inf, and the proof
 // scans the gradient. (784-16-10 at 512 rows: 423k values against 12.7k weights.)
@@ -48,7 +35,7 @@ StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* 
                       const OptimizerSpec& opt, const T* x, const T* y, const T* row_weight,
                       index_t m, Workspace<T>& ws, UpdateBounds* bounds) {
   // x (m x n_inputs), y (m x n_outputs); params, grads and each state buffer (n_params)
-  const FloatModeScope mode(training_float_mode());
+  const TrainingFloatMode mode;
   StepResult result;
   const T* y_hat = mlp_forward(net, params, x, m, ws, opt.step);  // dropout masks of this step
   const index_t n_out = net.n_outputs();
@@ -102,7 +89,7 @@ EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const
                         index_t batch_size, Workspace<T>& ws) {
   // x (n_rows x n_inputs), y (n_rows x n_outputs); order (n_order) indexes rows of both
   (void)n_rows;  // the binding has checked every entry of order against it
-  const FloatModeScope mode(training_float_mode());
+  const TrainingFloatMode mode;
   EpochResult result;
   // Between batches nothing else writes params or state (the engine's mutex is held and no
   // callback runs), so each update can start from the bounds the last one left.

@@ -1,4 +1,4 @@
-"""Flushing subnormal numbers to zero while training (off by default: IEEE arithmetic)."""
+"""Flushing subnormal numbers to zero while training (on by default, as TensorFlow and JAX do)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,27 @@ from . import _core
 
 
 def set_flush_denormals(enabled: bool) -> None:
-    """Run the native training steps with subnormal numbers flushed to zero, or not.
+    """Run the native training steps with subnormal numbers flushed to zero (the default), or
+    in IEEE arithmetic (False).
 
-    Off by default. On x86-64 CPUs that take a slow microcode assist for every operation that
-    meets a subnormal float (many Intel CPUs), a network that has learned its data so well that
-    its gradients shrink below 1.2e-38 (float32) can train several times slower; flushing them
-    to zero, as TensorFlow and JAX do, removes that cost. Results change only where a subnormal
-    value would have appeared (read or made): such a gradient becomes 0, so Rprop and Quickprop,
-    which follow a gradient's sign, leave that weight where it is. It applies to Network.train_step and to the epochs of fit and the estimators with
-    mini-batch optimizers (SGD, Adam and the like); full-batch L-BFGS and Levenberg-Marquardt,
-    Optimizer.step, kernels called directly (backprop.kernels), loss_and_grad, forward and
-    predict keep IEEE
-    arithmetic, as does the calling thread once a call returns. Every thread of a training call
-    flushes alike, so results still do not depend on the thread count. Process-wide, like
-    set_num_threads. Where the CPU has no such mode (not x86-64) this changes nothing.
+    On x86-64 CPUs that take a slow microcode assist for every operation that meets a
+    subnormal float (many Intel CPUs), IEEE arithmetic can make training many times slower. It
+    takes no exotic data: with momentum above 0.5 (SGD's 0.9, Adam's betas), the velocity of a
+    weight whose gradient has become zero, such as one of a ReLU unit that no longer fires,
+    decays into the subnormals and then stays at the smallest of them for good, since 0.9 times
+    it rounds back to it. A network of 784-128-10 trained on inputs in [0, 1) ran 7 times
+    slower from its 16th epoch on (Adam: 6 times). Flushing, as TensorFlow and JAX do by default, removes that
+    cost; PyTorch keeps IEEE arithmetic unless told (``torch.set_flush_denormal``).
+
+    Results change only where a subnormal value would have appeared (read or made): such a
+    value becomes 0, so Rprop and Quickprop, which follow a gradient's sign, leave a weight
+    whose gradient is subnormal where it is. It applies to Network.train_step and to the epochs
+    of fit and the estimators with mini-batch optimizers (SGD, Adam and the like); full-batch
+    L-BFGS and Levenberg-Marquardt, Optimizer.step, kernels called directly
+    (backprop.kernels), loss_and_grad, gradcheck, forward and predict keep IEEE arithmetic, as
+    does every thread once a call returns. Every thread of a training call flushes alike, so
+    results still do not depend on the thread count. Process-wide, like set_num_threads. Where
+    the CPU has no such mode (not x86-64) this changes nothing.
     """
     if not isinstance(enabled, bool):
         raise TypeError(f"enabled must be a bool; got {type(enabled).__name__}")

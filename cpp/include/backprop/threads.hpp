@@ -18,9 +18,6 @@ int thread_index();  // inside a parallel region: this thread's number, 0 to tea
 int team_size();     // inside a parallel region: its number of threads (1 outside)
 bool in_parallel_region();  // whether this thread runs a share of a region of 2+ threads
 bool in_forked_child();  // true after fork() in the child: kernels stay on one thread there
-// Starts OpenMP's get_num_threads() - 1 worker threads now, if they are not running yet (an
-// empty parallel region): a new thread takes its creator's floating-point mode.
-void start_worker_threads();
 
 // The share [first, last) of `count` items that part `part` of `parts` takes (a static split).
 struct Share {
@@ -55,22 +52,23 @@ class TeamCall {
 
   int count() const { return count_; }
 
-  // Runs body(part, parts) on each thread of the team, in the caller's floating-point mode; a
-  // team of one runs body(0, 1) on the calling thread with no OpenMP call at all (even a
-  // one-thread team's region ends with a system call, about a microsecond).
+  // Runs body(part, parts) on each thread of the team, in the caller's floating-point mode
+  // (the workers are then left in its resting mode, float_mode.hpp); a team of one runs
+  // body(0, 1) on the calling thread with no OpenMP call at all (even a one-thread team's
+  // region ends with a system call, about a microsecond).
   template <typename Body>
   void run(Body&& body) const {
     if (count_ <= 1) {
       body(0, 1);
       return;
     }
-    const unsigned mode = float_mode();
+    const unsigned mode = float_mode(), resting = resting_float_mode();
     opened_ns_ = burst_clock_ns();
     latest_start_ns_.store(opened_ns_);
 #pragma omp parallel num_threads(count_)
     {
       note_start();
-      const FloatModeScope caller_mode(mode);
+      const FloatModeScope caller_mode(mode, thread_index() == 0 ? mode : resting);
       body(thread_index(), team_size());
     }
   }
