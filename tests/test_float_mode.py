@@ -4,6 +4,7 @@ import platform
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -136,6 +137,43 @@ def test_a_larger_pool_after_flushed_training_does_not_flush(flushing, threads):
     # backprop's regions leave it in the bits the caller had before the call.
     _train_on_subnormal_inputs(3)
     assert list(bp._core.team_float_modes(3)) == [0, 0, 0]
+
+
+def _fit_on_subnormal_inputs():
+    # fit's epoch is one train_epoch call, whose batches are train_step calls nested in it
+    rng = np.random.default_rng(5)
+    X = (rng.standard_normal((256, 256)) * 1e-39).astype(np.float32)
+    y = rng.integers(0, 10, 256)
+    net = bp.Network([256, 512, 10], seed=3)
+    net.fit(X, y, optimizer=bp.optim.SGD(lr=0.1, momentum=0.9), epochs=1, batch_size=64,
+            verbose=0)
+
+
+@x86_64
+def test_flushed_fit_leaves_no_thread_flushing(flushing, threads):
+    # The nested steps must not take the epoch's flushing for the bits the workers rest in.
+    threads(2)
+    _fit_on_subnormal_inputs()
+    assert np.float32(1e-39) * np.float32(0.5) != 0
+    assert list(bp._core.team_float_modes(2)) == [0, 0]
+
+
+@x86_64
+def test_flushed_fit_in_another_python_thread_leaves_its_pool_unflushed(flushing, threads):
+    # Each Python thread has its own OpenMP pool and its own resting bits; three threads, so
+    # the pool grows inside the flushed call.
+    threads(3)
+    seen = {}
+
+    def train():
+        _fit_on_subnormal_inputs()
+        seen["caller computes subnormals"] = bool(np.float32(1e-39) * np.float32(0.5) != 0)
+        seen["workers"] = list(bp._core.team_float_modes(3))
+
+    worker = threading.Thread(target=train)
+    worker.start()
+    worker.join()
+    assert seen == {"caller computes subnormals": True, "workers": [0, 0, 0]}
 
 
 @x86_64

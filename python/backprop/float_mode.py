@@ -11,7 +11,8 @@ def set_flush_denormals(enabled: bool) -> None:
 
     On x86-64 CPUs that take a slow microcode assist for every operation that meets a
     subnormal float (many Intel CPUs), IEEE arithmetic can make training many times slower. It
-    takes no exotic data: with momentum above 0.5 (SGD's 0.9, Adam's betas), the velocity of a
+    takes no exotic data: with momentum above 0.5 (fit's default SGD has 0.9; Adam's betas are
+    0.9 and 0.999), the velocity of a
     weight whose gradient has become zero, such as one of a ReLU unit that no longer fires,
     decays into the subnormals and then stays at the smallest of them for good, since 0.9 times
     it rounds back to it. A network of 784-128-10 trained on inputs in [0, 1) ran 7 times
@@ -23,8 +24,9 @@ def set_flush_denormals(enabled: bool) -> None:
     whose gradient is subnormal where it is. It applies to Network.train_step and to the epochs
     of fit and the estimators with mini-batch optimizers (SGD, Adam and the like); full-batch
     L-BFGS and Levenberg-Marquardt, Optimizer.step, kernels called directly
-    (backprop.kernels), loss_and_grad, gradcheck, forward and predict keep IEEE arithmetic, as
-    does every thread once a call returns. Every thread of a training call flushes alike, so
+    (backprop.kernels), loss_and_grad, gradcheck, forward and predict keep the calling thread's
+    arithmetic (IEEE unless other code changed it), and every thread has its own again once a
+    training call returns. "IEEE arithmetic" here likewise means the calling thread's own mode. Every thread of a training call flushes alike, so
     results still do not depend on the thread count. Process-wide, like set_num_threads. Where
     the CPU has no such mode (not x86-64) this changes nothing.
     """

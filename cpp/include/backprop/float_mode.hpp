@@ -43,7 +43,8 @@ class FloatModeScope {
 };
 
 // The flush bits the workers of the calling thread's parallel regions are left with when a
-// region ends: the bits this thread had before the training call it is in, else its own. A
+// region ends: the bits this thread had before the training call it is in, else its own (so
+// outside training, workers take the caller's bits, as they had them at birth). A
 // worker that OpenMP starts inside a flushing call is born with its creator's bits, and would
 // otherwise flush in every later region of the process, other libraries' included.
 unsigned resting_float_mode();
