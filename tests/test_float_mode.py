@@ -113,6 +113,26 @@ def test_flushed_training_gives_the_same_bytes_on_any_thread_count(flushing, thr
 
 
 @x86_64
+@pytest.mark.parametrize("flush", [False, True])
+def test_optimizer_step_flushes_as_training_does(flush, threads):
+    # A loop of one's own around loss_and_grad meets the same cliff in its updates.
+    threads(2)
+    bp.set_flush_denormals(flush)
+    n = 1 << 16  # enough for the update to split over both threads
+    params = np.ones(n, np.float32)
+    optimizer = bp.optim.SGD(lr=0.1, momentum=0.9)
+    optimizer.step(params, np.zeros(n, np.float32))
+    velocity = optimizer.state_for(params)[0]
+    smallest = np.nextafter(np.float32(0), np.float32(1))
+    velocity[:] = smallest
+    optimizer.step(params, np.zeros(n, np.float32))
+    assert np.all(velocity == (0 if flush else smallest))
+    assert np.all(params == 1)
+    assert np.float32(1e-39) * np.float32(0.5) != 0  # and the caller computes subnormals again
+    assert list(bp._core.team_float_modes(2)) == [0, 0]
+
+
+@x86_64
 def test_flushed_update_reads_subnormal_state_as_zero(ieee, threads):
     # A step in IEEE arithmetic leaves subnormal velocities; the next, flushed, reads them as
     # zero on every thread of the update, whose two shares both hold first-layer weights.

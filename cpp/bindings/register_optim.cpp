@@ -2,6 +2,7 @@
 #include <string>
 #include <vector>
 
+#include "backprop/float_mode.hpp"
 #include "backprop/optim.hpp"
 #include "dispatch.hpp"
 #include "optimizer_state.hpp"
@@ -33,6 +34,8 @@ void bind_step(py::module_& m, const char* name, bool reference) {
           bool finite = false;
           {
             py::gil_scoped_release release;
+            // Optimizer.step is a training step's update: it flushes subnormals as they do.
+            const TrainingFloatMode mode;
             const index_t n = index_t(params.size());
             finite = reference ? optimizer_step_ref<T>(p, g, s.data(), n, spec)
                                : optimizer_step<T>(p, g, s.data(), n, spec);

@@ -21,12 +21,14 @@ def set_flush_denormals(enabled: bool) -> None:
 
     Results change only where a subnormal value would have appeared (read or made): such a
     value becomes 0, so Rprop and Quickprop, which follow a gradient's sign, leave a weight
-    whose gradient is subnormal where it is. It applies to Network.train_step and to the epochs
-    of fit and the estimators with mini-batch optimizers (SGD, Adam and the like); full-batch
-    L-BFGS and Levenberg-Marquardt, Optimizer.step, kernels called directly
-    (backprop.kernels), loss_and_grad, gradcheck, forward and predict keep the calling thread's
-    arithmetic (IEEE unless other code changed it), and every thread has its own again once a
-    training call returns. "IEEE arithmetic" here likewise means the calling thread's own mode. Every thread of a training call flushes alike, so
+    whose gradient is subnormal where it is. It applies to Network.train_step, to the epochs
+    of fit and the estimators with mini-batch optimizers (SGD, Adam and the like), and to
+    Optimizer.step (so a loop of your own around loss_and_grad is flushed in its updates,
+    where the cliff above lies); full-batch L-BFGS and Levenberg-Marquardt, kernels called
+    directly (backprop.kernels), loss_and_grad, gradcheck, forward and predict keep the calling
+    thread's arithmetic (IEEE unless other code changed it), and every thread has its own again
+    once a training call returns. "IEEE arithmetic" here likewise means the calling thread's
+    own mode. Every thread of a training call flushes alike, so
     results still do not depend on the thread count. Process-wide, like set_num_threads. Where
     the CPU has no such mode (not x86-64) this changes nothing.
     """

@@ -13,7 +13,8 @@ namespace backprop {
 // The x86-64 MXCSR bits for flush-to-zero (results) and denormals-are-zero (inputs).
 constexpr unsigned kFlushSubnormalsMode = 0x8040u;
 
-// Whether train_step and train_epoch run with subnormals flushed to zero; process-wide.
+// Whether train_step, train_epoch and Optimizer.step (its binding) run with subnormals flushed
+// to zero; process-wide.
 void set_flush_subnormals(bool on);
 bool flush_subnormals();
 
