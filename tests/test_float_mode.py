@@ -29,6 +29,13 @@ def ieee():
     bp.set_flush_denormals(False)
 
 
+def _subnormal_inputs(rows):
+    """Inputs of 256 values that are all subnormal (or zero), and class ids of 10."""
+    rng = np.random.default_rng(5)
+    X = (rng.standard_normal((rows, 256)) * 1e-39).astype(np.float32)
+    return X, rng.integers(0, 10, rows)
+
+
 def _train_on_subnormal_inputs(threads, steps=1, flush_from_step=0):
     """The parameters and the first layer's weight velocity after SGD steps on inputs that are
     all subnormal (or zero). The layer sizes make the GEMMs and the update run on two threads
@@ -36,9 +43,7 @@ def _train_on_subnormal_inputs(threads, steps=1, flush_from_step=0):
     before that step (0: leave it as it is)."""
     bp.set_num_threads(threads)
     net = bp.Network([256, 512, 10], seed=3)
-    rng = np.random.default_rng(5)
-    X = (rng.standard_normal((64, 256)) * 1e-39).astype(np.float32)
-    y = rng.integers(0, 10, 64)
+    X, y = _subnormal_inputs(64)
     optimizer = bp.optim.SGD(lr=0.1, momentum=0.9)
     for step in range(steps):
         if flush_from_step and step == flush_from_step:
@@ -161,9 +166,7 @@ def test_a_larger_pool_after_flushed_training_does_not_flush(flushing, threads):
 
 def _fit_on_subnormal_inputs():
     # fit's epoch is one train_epoch call, whose batches are train_step calls nested in it
-    rng = np.random.default_rng(5)
-    X = (rng.standard_normal((256, 256)) * 1e-39).astype(np.float32)
-    y = rng.integers(0, 10, 256)
+    X, y = _subnormal_inputs(256)
     net = bp.Network([256, 512, 10], seed=3)
     net.fit(X, y, optimizer=bp.optim.SGD(lr=0.1, momentum=0.9), epochs=1, batch_size=64,
             verbose=0)
@@ -200,9 +203,7 @@ def test_flushed_fit_in_another_python_thread_leaves_its_pool_unflushed(flushing
 def test_flushed_fit_reads_subnormal_inputs_as_zero(flushing, threads):
     threads(2)
     net = bp.Network([256, 512, 10], seed=3)
-    rng = np.random.default_rng(5)
-    X = (rng.standard_normal((256, 256)) * 1e-39).astype(np.float32)
-    y = rng.integers(0, 10, 256)
+    X, y = _subnormal_inputs(256)
     optimizer = bp.optim.SGD(lr=0.1, momentum=0.9)
     net.fit(X, y, optimizer=optimizer, epochs=2, batch_size=64, verbose=0)
     size = net.layers[0].W.size

@@ -23,6 +23,11 @@ std::atomic<bool> flushing{true};
 // The calling thread's bits before the outermost training call it is in; -1 outside one.
 thread_local int resting_bits = -1;
 
+// A training call's bits: flushing when asked and the build can, else the caller's.
+unsigned training_mode() {
+  return flush_supported() && flush_subnormals() ? kFlushSubnormalsMode : float_mode();
+}
+
 #ifdef BACKPROP_HAS_MXCSR
 void set_flush_bits(unsigned mode) {
   const unsigned now = _mm_getcsr();
@@ -80,6 +85,8 @@ FloatModeScope::FloatModeScope(unsigned mode, unsigned restore_to) : restore_to_
 FloatModeScope::~FloatModeScope() {
 #ifdef BACKPROP_HAS_MXCSR
   set_flush_bits(restore_to_);
+#else
+  (void)restore_to_;
 #endif
 }
 
@@ -87,16 +94,10 @@ unsigned resting_float_mode() {
   return resting_bits >= 0 ? unsigned(resting_bits) : float_mode();
 }
 
-namespace {
-
-unsigned training_mode() {
-  return flush_supported() && flush_subnormals() ? kFlushSubnormalsMode : float_mode();
-}
-
-}  // namespace
-
 TrainingFloatMode::TrainingFloatMode()
-    : outermost_(resting_bits < 0), caller_bits_(float_mode()), scope_(training_mode(), caller_bits_) {
+    : outermost_(resting_bits < 0),
+      caller_bits_(float_mode()),
+      scope_(training_mode(), caller_bits_) {
   if (outermost_) resting_bits = int(caller_bits_);
 }
 
