@@ -256,17 +256,24 @@ BACKPROP_ELEMENTWISE_CLONES MagnitudeScan<T> scan_magnitudes(const T* __restrict
   return {largest, signs & kSignBit<T>};
 }
 
+// The order in which a thread visits its shares of the matrices (UpdateShares).
+enum class MatrixOrder { first_to_last, last_to_first };
+
 // Runs body(first, count) over [0, n) on the update's threads: for_each_share's contiguous
-// shares, or each thread's share of the rows of every matrix in `shares` (UpdateShares).
+// shares, or each thread's share of the rows of every matrix in `shares` (UpdateShares), the
+// matrices in `order`.
 template <typename Body>
-void for_each_update_share(index_t n, bool parallel, const UpdateShares& shares, Body&& body) {
+void for_each_update_share(index_t n, bool parallel, const UpdateShares& shares, Body&& body,
+                           MatrixOrder order = MatrixOrder::first_to_last) {
   if (shares.count == 0) {
     for_each_share(n, parallel, body);
     return;
   }
   const TeamCall team(share_count(n, parallel), false);
   team.run([&](int part, int parts) {
-    for (std::size_t i = 0; i < shares.count; ++i) {
+    for (std::size_t visit = 0; visit < shares.count; ++visit) {
+      const std::size_t i =
+          order == MatrixOrder::first_to_last ? visit : shares.count - 1 - visit;
       const ParameterMatrix& matrix = shares.matrices[i];
       const Share rows(matrix.rows, part, parts);
       if (rows.first < rows.last)
@@ -448,25 +455,36 @@ bool proven_finite(const Rule<T>& rule, T* params, const T* grads, index_t n,
 // Checks that the whole update is finite, then makes it: all or nothing. States is
 // optimizer_state_count: how many of rule.v0, v1, v2 the update reads and writes. An update
 // that bounds prove finite skips the check.
+// After a check pass over the matrices (UpdateShares) first to last, the writing pass visits
+// them last to first: the matrices checked last are still in L2, where it finds them, and the
+// first layer's weights, which the next forward pass reads first, are the last written. Per-call
+// train_step (always checked) on two Xeon threads, samples/s, alternated medians of three
+// rounds, first to last -> last to first: deep 48.7k / 48.9k / 50.2k -> 51.7k / 50.0k / 51.0k,
+// mnist 63.4k / 61.6k / 63.8k -> 65.9k / 62.2k / 65.6k; tiny (whose update fits in L2), wide
+// and one thread within the noise. The bits are the same.
 template <typename T, OptimizerKind K, int States, bool Shaped>
 bool update_pass_pair(const Rule<T>& rule, T* params, const T* grads, index_t n,
                       const UpdatePlan& plan) {
   // One pass over every share, writing or not; true when a new value is not finite.
-  auto pass = [&](auto write) {
+  auto pass = [&](auto write, MatrixOrder order) {
     std::atomic<bool> bad{false};
-    for_each_update_share(n, plan.parallel, plan.shares, [&](index_t first, index_t count) {
-      if (update_range<T, K, States, Shaped, decltype(write)::value>(rule, params, grads, first,
-                                                                     first + count) != 0)
-        bad.store(true, std::memory_order_relaxed);
-    });
+    for_each_update_share(
+        n, plan.parallel, plan.shares,
+        [&](index_t first, index_t count) {
+          if (update_range<T, K, States, Shaped, decltype(write)::value>(rule, params, grads,
+                                                                         first,
+                                                                         first + count) != 0)
+            bad.store(true, std::memory_order_relaxed);
+        },
+        order);
     return bad.load(std::memory_order_relaxed);
   };
-  if (!proven_finite<T, K, States>(rule, params, grads, n, plan) &&
-      pass(std::false_type{}))
-    return false;
+  const bool checked = !proven_finite<T, K, States>(rule, params, grads, n, plan);
+  if (checked && pass(std::false_type{}, MatrixOrder::first_to_last)) return false;
   // The check pass or a proof said finite: only a wrong proof gets here. Say so, rather than
   // leave NaN or Inf in the weights unreported.
-  if (pass(std::true_type{}))
+  if (pass(std::true_type{},
+           checked ? MatrixOrder::last_to_first : MatrixOrder::first_to_last))
     throw std::logic_error("an optimizer update proven finite was not; the weights are invalid");
   return true;
 }
