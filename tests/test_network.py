@@ -222,8 +222,24 @@ def test_params_gradients_and_workspaces_start_on_cache_lines(dtype):
     assert net._grads.ctypes.data % 64 == 0
     assert len(opt.state) == 2 and all(state.ctypes.data % 64 == 0 for state in opt.state)
     offsets = net._engine.workspace_line_offsets()
-    assert len(offsets) == 3 * 2 + 3  # U, X, dX of both layers; the gathered X, y, weights
+    # X and dX of both layers, U of the output layer (the relu layer's output stands for its
+    # U), and the gathered X, y and weights
+    assert len(offsets) == 2 * 2 + 1 + 3
     assert offsets == [0] * len(offsets)
+
+
+@pytest.mark.parametrize("activation, kept", [("relu", 1), ("identity", 1), ("tanh", 3),
+                                              ("leaky_relu", 3)])
+def test_only_layers_whose_output_stands_for_their_sums_drop_them(activation, kept):
+    # relu(relu(u)) = relu(u) and relu'(relu(u)) = relu'(u), so a relu (or identity) hidden
+    # layer's output serves as its pre-activation U and the workspace holds no U for it; tanh
+    # and leaky_relu (whose slope may be negative) keep theirs. Three layers: two hidden, the
+    # output's U always kept.
+    net = bp.Network([6, 9, 7, 3], activation=activation, dtype=np.float64)
+    X, y = data([6, 9, 7, 3], "cross_entropy")
+    net.loss_and_grad(X, y)
+    buffers = len(net._engine.workspace_line_offsets())
+    assert buffers == kept + 2 * 3 + 3  # the Us kept; X and dX of each layer; the gathered batch
 
 
 @pytest.mark.parametrize("shape", [1, 7, (3, 5), (1000, 3)])
@@ -317,7 +333,8 @@ def test_loss_and_grad_matches_reference(name, sizes, activation, output, loss, 
     assert value == approx(net.loss(X, y), dtype)
 
 
-@pytest.mark.parametrize("activation", [["tanh", "elu"], ["relu", "sigmoid"], ["gelu", "softplus"]])
+@pytest.mark.parametrize("activation", [["tanh", "elu"], ["relu", "sigmoid"], ["gelu", "softplus"],
+                                        ["identity", "relu"]])
 @pytest.mark.parametrize("rows", [63, 64, 65])
 def test_loss_and_grad_match_reference_on_both_sides_of_the_write_back_threshold(activation, rows,
                                                                                   dtype):
@@ -339,7 +356,8 @@ def test_loss_and_grad_match_reference_on_both_sides_of_the_write_back_threshold
     np.testing.assert_allclose(grads, expected_grads, rtol=tol["rtol"], atol=tol["atol"] * scale)
 
 
-@pytest.mark.parametrize("activation", [["tanh", "elu"], ["relu", "sigmoid"], ["gelu", "softplus"]])
+@pytest.mark.parametrize("activation", [["tanh", "elu"], ["relu", "sigmoid"], ["gelu", "softplus"],
+                                        ["identity", "relu"]])
 @pytest.mark.parametrize("rows", [64, 65])
 def test_write_back_and_passes_give_the_same_bits(activation, rows, dtype):
     # 63 rows of 512 units take the write-back, 64 and 65 the passes (the test above). With

@@ -173,6 +173,12 @@ BACKPROP_ALWAYS_INLINE void for_each_tile_row(index_t rows, index_t cols, Row ro
 template <typename T, Activation K>
 BACKPROP_ELEMENTWISE_CLONES void forward_tile(T* y, index_t ldy, const T* u, index_t ldu,
                                               index_t rows, index_t cols, T alpha) {
+  if (y == u && ldy == ldu) {
+    for_each_tile_row<T>(rows, cols, [&](index_t i, index_t width) BACKPROP_LAMBDA_ALWAYS_INLINE {
+      forward_row<T, K, true>(y + i * ldy, nullptr, width, alpha);
+    });
+    return;
+  }
   for_each_tile_row<T>(rows, cols, [&](index_t i, index_t width) BACKPROP_LAMBDA_ALWAYS_INLINE {
     forward_row<T, K, false>(y + i * ldy, u + i * ldu, width, alpha);
   });
@@ -281,6 +287,10 @@ BACKPROP_SHORT_ROW_CLONES void softmax_row(T* __restrict out, const T* __restric
 }
 
 }  // namespace
+
+bool output_serves_as_pre_activation(Activation kind) {
+  return kind == Activation::identity || kind == Activation::relu;
+}
 
 template <typename T>
 T default_activation_alpha(Activation kind) {

@@ -62,6 +62,21 @@ void copy_listed_rows(const ListedRows<T>& listed) {
   team.run([&](int part, int parts) { copy_listed_rows(listed, part, parts); });
 }
 
+namespace {
+
+// Whether layer l keeps its output alone, with no U_l of its own (Workspace::pre): a hidden
+// layer whose output serves as its pre-activation. Its forward product writes the sums into
+// X_l and the activation overwrites them in place, so a step writes and reads one matrix of
+// the layer's size fewer, and the workspace holds one fewer. Deep's epochs on two Xeon
+// threads, 16 alternated rounds: faster in 11, by +2.3% in the median round (-2.4% to +7.6%);
+// tiny and mnist within the noise. The bits are the same.
+template <typename T>
+bool keeps_output_alone(const NetworkSpec<T>& net, std::size_t l) {
+  return l + 1 < net.layers.size() && output_serves_as_pre_activation(net.layers[l].act.kind);
+}
+
+}  // namespace
+
 template <typename T>
 void Workspace<T>::reserve(const NetworkSpec<T>& net, index_t rows) {
   if (rows <= capacity && pre.size() == net.layers.size()) return;
@@ -73,7 +88,10 @@ void Workspace<T>::reserve(const NetworkSpec<T>& net, index_t rows) {
   grad_written.assign(n_layers, 0);
   for (std::size_t l = 0; l < n_layers; ++l) {
     const std::size_t size = std::size_t(cap * net.layers[l].fan_out);
-    pre[l].assign(size, T(0));
+    if (keeps_output_alone(net, l))
+      pre[l] = CacheLineVector<T>();
+    else
+      pre[l].assign(size, T(0));
     post[l].assign(size, T(0));
     grad_post[l].assign(size, T(0));
   }
@@ -189,6 +207,12 @@ void copy_pending_rows(const void* context, int part, int parts) {
   copy_listed_rows(*static_cast<const ListedRows<T>*>(context), part, parts);
 }
 
+// Layer l's pre-activation U_l: its own buffer, or its output (keeps_output_alone).
+template <typename T>
+T* pre_activation(const NetworkSpec<T>& net, Workspace<T>& ws, std::size_t l) {
+  return keeps_output_alone(net, l) ? ws.post[l].data() : ws.pre[l].data();
+}
+
 template <typename T>
 const T* source_rows(const NetworkSpec<T>& net, const Workspace<T>& ws, const T* x, int s) {
   if (s == 0) return x;
@@ -208,7 +232,7 @@ const T* mlp_forward(const NetworkSpec<T>& net, const T* params, const T* x, ind
     const LayerSpec<T>& layer = net.layers[l];
     const bool hidden = l + 1 < net.layers.size();
     const T* w = params + net.weight_offset(l);
-    T* u = ws.pre[l].data();
+    T* u = pre_activation(net, ws, l);  // out itself when the layer keeps its output alone
     T* out = ws.post[l].data();
     const T* bias = params + net.bias_offset(l);
     const bool fused = activation_in_write_back(m * layer.fan_out);
@@ -256,7 +280,7 @@ template <typename T>
 GemmEpilogue<T> delta_epilogue(const NetworkSpec<T>& net, Workspace<T>& ws, std::size_t target,
                                index_t m, bool last) {
   if (!last || !derivative_in_write_back(net, ws, target, m)) return GemmEpilogue<T>{};
-  return GemmEpilogue<T>::backward(net.layers[target].act, ws.pre[target].data(),
+  return GemmEpilogue<T>::backward(net.layers[target].act, pre_activation(net, ws, target),
                                    ws.post[target].data(), net.layers[target].fan_out);
 }
 
@@ -344,7 +368,7 @@ void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_
         apply_dropout(delta, delta, m * layer.fan_out, layer.dropout,
                       layer_key(net, ws.dropout_step, l));
       if (!derivative_in_write_back(net, ws, l, m))
-        activation_backward(delta, delta, ws.pre[l].data(), ws.post[l].data(),
+        activation_backward(delta, delta, pre_activation(net, ws, l), ws.post[l].data(),
                             m * layer.fan_out, layer.act);
     }
     const T* w = params + net.weight_offset(l);

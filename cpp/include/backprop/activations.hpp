@@ -27,6 +27,12 @@ struct ActivationParams {
 template <typename T>
 T default_activation_alpha(Activation kind);
 
+// Whether f(f(u)) = f(u) and f'(f(u)) = f'(u) for every u, NaN included: identity and relu
+// (relu's derivative reads only the sign of u, which relu keeps; NaN goes to 0, whose
+// derivative is 0 too). A layer's output X = f(U) then stands for U wherever U would be read,
+// and a network keeps X alone (mlp.cpp, pre_activation).
+bool output_serves_as_pre_activation(Activation kind);
+
 // y = f(u), n elements. y may equal u (in place).
 template <typename T>
 void activation_forward(T* y, const T* u, index_t n, ActivationParams<T> act);
@@ -39,8 +45,9 @@ void activation_backward(T* du, const T* dy, const T* u, const T* y, index_t n,
 
 // The two above on a rows x cols block of row-major matrices, on the calling thread, looked up
 // once for one activation (and whether y is given): the GEMM's write-back calls them on each
-// tile of its result while the tile is in cache. The backward one works in place: du *= f'(u),
-// with u and y (y = f(u), or nullptr) of leading dimension ld.
+// tile of its result while the tile is in cache. The forward one may work in place (y == u,
+// ldy == ldu). The backward one works in place: du *= f'(u), with u and y (y = f(u), or
+// nullptr) of leading dimension ld.
 template <typename T>
 using ForwardTileFn = void (*)(T* y, index_t ldy, const T* u, index_t ldu, index_t rows,
                                index_t cols, T alpha);

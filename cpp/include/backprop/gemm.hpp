@@ -22,10 +22,11 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
 // instead of in passes of its own over C (a dense layer's bias and activation):
 // - bias (n values, or null): C starts from this row on every row, in place of beta * C, and
 //   the product adds onto it (the same sums as filling C with the bias and using beta = 1);
-// - step forward: once the sum is done, y = f(C) (m x n, leading dimension ld); C keeps the sum;
+// - step forward: once the sum is done, y = f(C) (m x n, leading dimension ld); C keeps the sum,
+//   unless y is C itself (ld == ldc), which f then overwrites;
 // - step backward: once the sum is done, C = C * f'(u), u and y = f(u) (y may be null) m x n
 //   with leading dimension ld.
-// y and u must not overlap A, B or C.
+// y and u must not overlap A, B or C, except a forward step's y that is C itself.
 template <typename T>
 struct GemmEpilogue {
   enum class Step { none, forward, backward };

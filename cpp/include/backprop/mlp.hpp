@@ -71,7 +71,9 @@ void copy_listed_rows(const ListedRows<T>& listed);
 template <typename T>
 struct Workspace {
   index_t capacity = 0;
-  std::vector<CacheLineVector<T>> pre;        // U_l, capacity x fan_out
+  // U_l, capacity x fan_out; empty for a hidden layer whose output serves as U_l
+  // (output_serves_as_pre_activation): its sums go into post[l] and f overwrites them there
+  std::vector<CacheLineVector<T>> pre;
   std::vector<CacheLineVector<T>> post;       // X_l = f(U_l); for the last layer, y_hat
   std::vector<CacheLineVector<T>> grad_post;  // dLoss/dX_l, then dLoss/dU_l in place
   std::vector<CacheLineVector<T>> dropped;    // X_l after dropout, for layers that have it
