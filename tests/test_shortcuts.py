@@ -125,3 +125,38 @@ def test_bad_inputs_lists_are_refused(inputs, error):
 def test_shortcuts_with_dense_layers_is_refused():
     with pytest.raises(ValueError, match="shortcuts=True goes with layer sizes"):
         bp.Network([Dense(2, 2), Dense(2, 1)], shortcuts=True)
+
+
+@pytest.mark.parametrize("rows, inputs, width, threads_count", [
+    (128, 100, 512, 1),  # 128 x 512 outputs a layer: the activation in a pass of its own
+    (8, 100, 512, 1),    # 8 x 512: in the write-back of the layer's last product
+    (32, 784, 128, 2),   # in training, on two threads, the products split by k blocks
+], ids=["pass", "write-back", "k-blocks"])
+def test_relu_layers_reading_two_sources_sum_both_before_the_activation(rows, inputs, width,
+                                                                        threads_count, threads):
+    # A relu layer keeps its output alone (mlp.cpp, keeps_output_alone): the sums of its
+    # products accumulate in the output's buffer, and the activation must overwrite them once,
+    # after the last product. A layer reading two sources is two products.
+    threads(threads_count)
+    net = bp.Network([Dense(inputs, width, "relu"),
+                      Dense(width + inputs, width, "relu", inputs=[1, 0]),
+                      Dense(width, 3, inputs=[2])], loss="cross_entropy", dtype="float64",
+                     seed=3)
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((rows, inputs))
+    y = rng.integers(0, 3, rows)
+    np.testing.assert_allclose(net.forward(X), _manual_forward(net, X), rtol=1e-10, atol=1e-12)
+    _, grads = net.loss_and_grad(X, y)
+    params = net.params.copy()
+    direction = rng.standard_normal(params.size)
+    step = 1e-7  # few pre-activations cross 0 (where relu bends) within it
+    net.params[...] = params + step * direction
+    up = net.loss(X, y)
+    net.params[...] = params - step * direction
+    down = net.loss(X, y)
+    net.params[...] = params
+    assert (up - down) / (2 * step) == pytest.approx(grads @ direction, rel=1e-5)
+    # The training step's own forward pass (split by k blocks where that applies) gives the
+    # same gradient.
+    net.train_step(X, y, bp.optim.SGD(lr=0.1))
+    np.testing.assert_allclose(net.params, params - 0.1 * grads, rtol=0, atol=1e-12)

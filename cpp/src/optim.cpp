@@ -458,10 +458,10 @@ bool proven_finite(const Rule<T>& rule, T* params, const T* grads, index_t n,
 // After a check pass over the matrices (UpdateShares) first to last, the writing pass visits
 // them last to first: the matrices checked last are still in L2, where it finds them, and the
 // first layer's weights, which the next forward pass reads first, are the last written. Per-call
-// train_step (always checked) on two Xeon threads, samples/s, alternated medians of three
-// rounds, first to last -> last to first: deep 48.7k / 48.9k / 50.2k -> 51.7k / 50.0k / 51.0k,
-// mnist 63.4k / 61.6k / 63.8k -> 65.9k / 62.2k / 65.6k; tiny (whose update fits in L2), wide
-// and one thread within the noise. The bits are the same.
+// train_step (always checked) on two Xeon threads, samples/s, six alternated rounds, first to
+// last -> last to first: deep 48.7k-53.2k -> 50.0k-54.1k (faster in every round, by 1.6-6.3%),
+// mnist 61.5k-65.7k -> 62.2k-66.9k (every round, by 0.2-5.1%); tiny (whose update fits in L2),
+// wide and one thread within the noise. The bits are the same.
 template <typename T, OptimizerKind K, int States, bool Shaped>
 bool update_pass_pair(const Rule<T>& rule, T* params, const T* grads, index_t n,
                       const UpdatePlan& plan) {
