@@ -122,6 +122,48 @@ def test_a_bad_usual_batch_raises_the_general_message_and_changes_nothing(dtype,
     assert net.params.tobytes() == before and opt.steps == 0
 
 
+# The fast entry scans X only after a step that came out not finite, so each rule must carry a
+# non-finite X into a refused update. The hardest case: an Inf whose hidden units all end at
+# -Inf, which the ReLU turns into 0, leaving the loss finite; only the first layer's weight
+# gradient (Inf times a zero delta: NaN) still shows it.
+REFUSING = [
+    lambda: bp.optim.SGD(lr=0.1), lambda: bp.optim.SGD(lr=0.0, momentum=0.9),
+    lambda: bp.optim.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1),
+    lambda: bp.optim.SGD(lr=0.1, clip_value=1e-3), lambda: bp.optim.SGD(lr=0.1, clip_norm=1.0),
+    lambda: bp.optim.SGD(lr=0.1, l1=0.5), lambda: bp.optim.Adam(lr=0.01),
+    lambda: bp.optim.AdamW(lr=0.01), lambda: bp.optim.RMSprop(lr=0.01, centered=True),
+    lambda: bp.optim.Adagrad(lr=0.1), lambda: bp.optim.Rprop(lr=0.01),
+    lambda: bp.optim.Quickprop(lr=0.01),
+]
+
+
+@pytest.mark.parametrize("make", REFUSING, ids=lambda make: repr(make()))
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan], ids=["Inf", "-Inf", "NaN"])
+def test_a_non_finite_x_is_refused_whatever_the_rule(dtype, make, bad):
+    net = bp.Network([bp.Dense(6, 9, "relu", dropout=0.25), bp.Dense(9, 4)], dtype=dtype, seed=1)
+    opt = make()
+    (X, y), (X2, y2) = _batches(dtype, steps=2)
+    net.train_step(X2, y2, opt)  # the state exists, and Rprop and Quickprop have a last step
+    # Row 0's hidden units all get -Inf from an Inf input: weights of the other sign.
+    column = 2
+    net.layers[0].W[column] = -1.0 if np.isnan(bad) else -np.sign(bad)
+    spoiled = X.copy()
+    spoiled[0, column] = bad
+    with np.errstate(invalid="ignore"):
+        hidden = np.maximum(spoiled.astype(np.float64) @ net.layers[0].W + net.layers[0].b, 0.0)
+    assert np.isfinite(hidden).all() == (not np.isnan(bad))  # a finite loss but for NaN
+    params, state, steps = net.params.copy(), [s.copy() for s in opt.state], opt.steps
+    assert _native(net, spoiled, y, opt) is None  # the fast entry declines it
+    assert net.params.tobytes() == params.tobytes()
+    with pytest.raises(ValueError, match=r"X contains NaN or Inf"):
+        net.train_step(spoiled, y, opt)
+    assert net.params.tobytes() == params.tobytes()
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(opt.state, state))
+    assert opt.steps == steps
+    net.train_step(X, y, opt)  # the next good batch trains
+    assert opt.steps == steps + 1
+
+
 # Each optimizer with one hyper-parameter changed between steps: train_step (reusing its native
 # record) must match loss_and_grad + Optimizer.step (which builds a new record every step).
 CHANGES = [
