@@ -191,9 +191,10 @@ void pack_panel(T* __restrict dst, const T* __restrict src, index_t w_stride, in
 constexpr index_t kPackRowGroup = 4;
 
 template <index_t W, typename T>
-BACKPROP_ELEMENTWISE_CLONES void pack_rows_into_panels(T* __restrict dst, index_t panel_size, index_t first, index_t rows,
-                           const T* __restrict src, index_t ld, index_t count,
-                           index_t last_width) {
+BACKPROP_ELEMENTWISE_CLONES void pack_rows_into_panels(T* __restrict dst, index_t panel_size,
+                                                       index_t first, index_t rows,
+                                                       const T* __restrict src, index_t ld,
+                                                       index_t count, index_t last_width) {
   const index_t full = count / W, rest = count - full * W;
   for (index_t p0 = first; p0 < first + rows; p0 += kPackRowGroup) {
     const index_t p1 = std::min(first + rows, p0 + kPackRowGroup);

@@ -99,8 +99,11 @@ void bias_grad(T* db, const T* d, index_t m, index_t n) {
   bias_grad_columns(db, d, m, n, n);
 }
 
+// Cloned per instruction set (config.hpp): the baseline's 4-wide adds took 1.3% of deep's
+// samples.
 template <typename T>
-void bias_grad_columns(T* db, const T* d, index_t m, index_t n, index_t ld) {
+BACKPROP_ELEMENTWISE_CLONES void bias_grad_columns(T* __restrict db, const T* __restrict d,
+                                                   index_t m, index_t n, index_t ld) {
   // db (n) += sum over rows of d (m x n); row order fixed, so the sum is deterministic.
   for (index_t i = 0; i < m; ++i) {
     const T* row = d + i * ld;
