@@ -122,10 +122,12 @@ def test_a_bad_usual_batch_raises_the_general_message_and_changes_nothing(dtype,
     assert net.params.tobytes() == before and opt.steps == 0
 
 
-# The fast entry scans X only after a step that came out not finite, so each rule must carry a
-# non-finite X into a refused update. The hardest case: an Inf whose hidden units all end at
-# -Inf, which the ReLU turns into 0, leaving the loss finite; only the first layer's weight
-# gradient (Inf times a zero delta: NaN) still shows it.
+# The fast entry scans X only after a step that came out not finite, so a non-finite X must
+# always make the step so. Where the loss stays finite, an activation's flat end (or dropout)
+# has absorbed every non-finite value, so the deltas behind it are 0 and the first layer's
+# weight gradient holds Inf times 0: NaN, which every rule must carry into a refused update
+# (an Inf it might clip; a NaN it must not). The hardest case: an Inf whose hidden units all
+# end at -Inf, which ReLU turns into 0.
 REFUSING = [
     lambda: bp.optim.SGD(lr=0.1), lambda: bp.optim.SGD(lr=0.0, momentum=0.9),
     lambda: bp.optim.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1),
@@ -162,6 +164,32 @@ def test_a_non_finite_x_is_refused_whatever_the_rule(dtype, make, bad):
     assert opt.steps == steps
     net.train_step(X, y, opt)  # the next good batch trains
     assert opt.steps == steps + 1
+
+
+# Activations and the infinite end of each that is finite: there the derivative must be exactly
+# 0 (else a delta times Inf is Inf, which clip_value clamps and Rprop's sign change drops).
+SATURATING = [("relu", -1.0), ("sigmoid", -1.0), ("sigmoid", 1.0), ("tanh", -1.0),
+              ("tanh", 1.0), ("elu", -1.0), ("softplus", -1.0), ("gelu", -1.0)]
+
+
+@pytest.mark.parametrize("activation, end", SATURATING, ids=lambda v: str(v))
+@pytest.mark.parametrize("make", [lambda: bp.optim.SGD(lr=0.1, clip_value=1e-3),
+                                  lambda: bp.optim.Rprop(lr=0.01)], ids=["clip_value", "Rprop"])
+def test_an_inf_in_x_is_refused_where_an_activation_saturates(dtype, activation, end, make):
+    net = bp.Network([bp.Dense(6, 9, activation), bp.Dense(9, 4)], dtype=dtype, seed=1)
+    opt = make()
+    (X, y), (X2, y2) = _batches(dtype, steps=2)
+    net.train_step(X2, y2, opt)
+    net.layers[0].W[2] = end  # row 0's units all get end x Inf
+    spoiled = X.copy()
+    spoiled[0, 2] = np.inf
+    targets = np.eye(4, dtype=dtype)[y]
+    with np.errstate(all="ignore"):
+        assert np.isfinite(net._engine.loss(net._params, spoiled, targets, None, 0))
+    params, state = net.params.copy(), [s.copy() for s in opt.state]
+    assert _native(net, spoiled, y, opt) is None
+    assert net.params.tobytes() == params.tobytes()
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(opt.state, state))
 
 
 # Each optimizer with one hyper-parameter changed between steps: train_step (reusing its native

@@ -163,10 +163,12 @@ class Engine {
   // message.
   //
   // X is scanned for NaN and Inf only after a step that came out not finite. A non-finite X
-  // always makes it so: the first layer's weight gradient X^T D then holds, in each column of X
-  // with such a value, x * d for every d (NaN for d = 0, Inf or NaN otherwise), and every rule
-  // carries that into a new weight or state value, which the update refuses. A scan up front
-  // ran on the calling thread while the others waited: 3% of tiny's samples per call.
+  // always makes it so. A non-finite x makes every first-layer pre-activation of its row NaN or
+  // Inf. If such a value reaches the logits, the loss is NaN; else dropout or an activation's
+  // finite end absorbed it, where the derivative is exactly 0, so the deltas behind it are 0 or
+  // NaN, and X^T D holds x * 0 = NaN in x's column. Every rule carries a NaN gradient into a
+  // new weight or state value (clipping keeps it), which the update refuses. A scan up front
+  // ran on the calling thread while the others waited: 3% of tiny's per-call samples.
   py::object train_step_on_class_ids(const py::array& params, const py::array& grads,
                                      const py::list& state, const OptimizerSpec& opt,
                                      const py::object& x_given, const py::object& y_given) {

@@ -190,6 +190,8 @@ void pack_panel(T* __restrict dst, const T* __restrict src, index_t w_stride, in
 // (as many read streams) lost 3-10%.
 constexpr index_t kPackRowGroup = 4;
 
+// Cloned per instruction set (config.hpp): built for the baseline alone, it copied with 16-byte
+// moves.
 template <index_t W, typename T>
 BACKPROP_ELEMENTWISE_CLONES void pack_rows_into_panels(T* __restrict dst, index_t panel_size,
                                                        index_t first, index_t rows,

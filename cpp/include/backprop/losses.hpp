@@ -44,7 +44,7 @@ template <typename T>
 void loss_backward(T* d, Loss loss, Reduction reduction, const T* u, const T* y_hat, const T* y,
                    const T* row_weight, index_t m, index_t n, const OutputSpec<T>& out);
 
-// Column sums of d (m x n) added into db (n): the bias gradient.
+// Column sums of d (m x n) added into db (n): the bias gradient. db may not overlap d.
 template <typename T>
 void bias_grad(T* db, const T* d, index_t m, index_t n);
 // The same for n columns of a d whose rows are ld apart.
