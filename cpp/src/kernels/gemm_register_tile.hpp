@@ -123,7 +123,14 @@ inline void tile_two_vectors(index_t kc, const PanelOperands<typename Ops::T>& p
   const T* b = panels.b;
   const index_t a_k = panels.a_k, b_k = panels.b_k;
   with_row_stride(panels.a_row, [&](auto r) BACKPROP_LAMBDA_ALWAYS_INLINE {
-    for (index_t p = 0; p < kc; ++p, a += a_k, b += b_k) step(a, r, b);
+    // Two k steps per pass for the tallest tiles (config.hpp, kGemmTwoStepsMinRows): the same
+    // steps in the same order, with half the loop's own instructions.
+    if constexpr (R >= kGemmTwoStepsMinRows) {
+#pragma GCC unroll 2
+      for (index_t p = 0; p < kc; ++p, a += a_k, b += b_k) step(a, r, b);
+    } else {
+      for (index_t p = 0; p < kc; ++p, a += a_k, b += b_k) step(a, r, b);
+    }
   });
   store_tile<Ops, R, 2>(acc, c, ldc, alpha, beta, mr, nr);
 }
