@@ -262,13 +262,16 @@ constexpr index_t kGemmDirectTransposedAMaxPanels512 = 4;
 constexpr index_t kGemmPrefetchCMinK = 16;
 
 // Two-vector tiles of at least this many rows run their k loop two steps per pass
-// (kernels/gemm_register_tile.hpp): the AVX-512 14-row tiles, whose loop is 44 instructions of
-// loads and FMAs for 5 of its own. Two threads, four alternated rounds, GFLOP/s, one step ->
-// two: float 1024^3 323-338 -> 330-336, 2048^3 312-337 -> 342-352, 256 x 4096 x 1024 NT
-// 297-305 -> 312-326; double 1024^3 144-154 -> 153-158, 256 x 4096 x 1024 NT 133-151 ->
-// 146-152; wide's epochs +3% in five of six rounds. On an L1-resident panel, one thread: 85% ->
-// 89% of the FMA peak. The 8-row tiles that read A in place lost by it (64 x 256 x 256 NN
-// float 267-353 -> 268-286, its TN and NT alike; four steps lost on the 14-row tiles too).
+// (kernels/gemm_register_tile.hpp): the AVX-512 14-row tiles, float and double, whose step is
+// 44 instructions of loads and FMAs; the loop's counter, compare and branch then come once per
+// two steps. Two threads, four alternated rounds (double: three), GFLOP/s, one step -> two:
+// float 1024^3 323-338 -> 330-336, 2048^3 312-337 -> 342-352, 256 x 4096 x 1024 NT 297-305 ->
+// 312-326; double 1024^3 144-154 -> 153-158, 256 x 4096 x 1024 NT 133-151 -> 146-152; wide's
+// epochs faster in five of six rounds (median +3%). On L1-resident panels, one thread: 85% ->
+// 88% of the FMA peak (four steps per pass: 86%; in products they lost, an earlier session
+// found). The 8-row tiles that read A in place lost by it (64 x 256 x 256 NN float 267-353 ->
+// 268-286, NT alike, 128 x 512 x 784 NN 278-311 -> 266-296), and the AVX2 tiles (6 rows)
+// measured the same either way.
 constexpr int kGemmTwoStepsMinRows = 9;
 
 // A transposed A read in place takes each k step from a new row of the stored matrix. Rows a

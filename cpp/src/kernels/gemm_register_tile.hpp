@@ -123,8 +123,9 @@ inline void tile_two_vectors(index_t kc, const PanelOperands<typename Ops::T>& p
   const T* b = panels.b;
   const index_t a_k = panels.a_k, b_k = panels.b_k;
   with_row_stride(panels.a_row, [&](auto r) BACKPROP_LAMBDA_ALWAYS_INLINE {
-    // Two k steps per pass for the tallest tiles (config.hpp, kGemmTwoStepsMinRows): the same
-    // steps in the same order, with half the loop's own instructions.
+    // Two k steps per pass for tiles of kGemmTwoStepsMinRows rows or more (config.hpp): the
+    // same steps in the same order, with the loop's counter and branch once per two. Two
+    // loops, as GCC 12 takes no template-dependent count in #pragma GCC unroll.
     if constexpr (R >= kGemmTwoStepsMinRows) {
 #pragma GCC unroll 2
       for (index_t p = 0; p < kc; ++p, a += a_k, b += b_k) step(a, r, b);
