@@ -389,6 +389,7 @@ def _epoch_against_checked_steps(net, opt, twin_opt, X, Y, weight, batch):
     pytest.param(bp.optim.SGD, {"lr": 0.01, "momentum": 0.9}, id="sgd-momentum"),
     pytest.param(bp.optim.SGD, {"lr": 0.01, "clip_norm": 0.5, "clip_value": 0.1, "l1": 1e-3},
                  id="sgd-clipped"),
+    pytest.param(bp.optim.SGD, {"lr": 0.01, "clip_value": 0.1, "l1": 1e-3}, id="sgd-shaped"),
     pytest.param(bp.optim.Adam, {"lr": 1e-2}, id="adam"),
     pytest.param(bp.optim.AdamW, {"lr": 1e-2, "weight_decay": 0.1}, id="adamw"),
 ])
@@ -396,7 +397,7 @@ def _epoch_against_checked_steps(net, opt, twin_opt, X, Y, weight, batch):
 def test_epoch_bounds_the_gradient_from_inputs_and_deltas(wiring, kind, config, dtype):
     # Shortcuts, a source read twice, dropout (whose scaled outputs the weight gradient reads)
     # and sample weights: every update proven without a scan of the gradient, with the bits of
-    # checked steps.
+    # checked steps. Most are proven before the backward pass and made layer by layer in it.
     net, batch = _wired(wiring, dtype)
     X, Y, weight = _weighted_rows(dtype)
     result, same = _epoch_against_checked_steps(net, kind(**config), kind(**config), X, Y, weight,
@@ -404,6 +405,12 @@ def test_epoch_bounds_the_gradient_from_inputs_and_deltas(wiring, kind, config, 
     batches = -(-len(X) // batch)
     assert result["batches"] == batches and result["failed_batch"] == -1
     assert result["proven_updates"] == result["proven_unscanned"] == batches
+    if "clip_norm" in config:  # its scale needs the whole gradient: proven after the backward
+        assert result["early_updates"] == 0
+    elif kind is bp.optim.SGD:
+        assert result["early_updates"] == batches
+    else:  # the bound on Adam's step (|a| / eps) is loose: the weights' bound grows fast
+        assert result["early_updates"] >= 1
     assert same
 
 
@@ -420,6 +427,7 @@ def test_epoch_scans_the_gradient_when_its_inputs_cannot_bound_it(dtype):
                                                 bp.optim.SGD(lr=10.0), X, Y, weight, batch)
     assert result["batches"] == 10 and result["proven_updates"] == 10
     assert result["proven_unscanned"] == 9  # batch 0, with row 0, needed the scan
+    assert 1 <= result["early_updates"] <= 9  # nor could batch 0 be proven before its backward
     assert same
 
 
@@ -428,15 +436,92 @@ def test_epoch_scans_the_gradient_when_its_inputs_cannot_bound_it(dtype):
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_gradient_bound_holds_in_every_wiring(wiring, loss, reduction, dtype):
     # With dropout on (step 3): the weight gradient reads the dropped outputs, scaled by
-    # 1 / (1 - p), and so must the bound.
+    # 1 / (1 - p), and so must the bound. The bound an early update is proven with, from the
+    # output's deltas and the weights' bound alone, holds it too, and each layer's delta bound
+    # holds that layer's deltas: it is at least the bound from the deltas themselves.
     net, _ = _wired(wiring, dtype, loss, reduction)
     X, _, weight = _weighted_rows(dtype, rows=9, seed=2)
     Y = np.eye(3, dtype=dtype)[np.arange(9) % 3]
     grads = np.empty_like(net.params)
-    bound = net._engine.gradient_bound(net.params, X, Y, grads, sample_weight=weight,
+    after = net._engine.gradient_bound(net.params, X, Y, grads, sample_weight=weight,
                                        dropout_step=3)
     assert np.isfinite(grads).all() and grads.any()
-    assert float(np.abs(grads).max()) <= bound
+    assert float(np.abs(grads).max()) <= after
+    largest_weight = float(np.abs(net.params).max())
+    again = np.empty_like(grads)
+    before = net._engine.gradient_bound_before_backward(net.params, X, Y, again, largest_weight,
+                                                        sample_weight=weight, dropout_step=3)
+    assert again.tobytes() == grads.tobytes()
+    assert after <= before < np.inf
+
+
+# Each hidden activation where its derivative is largest (alpha where it has one), and that
+# largest derivative.
+STEEPEST = {
+    "identity": (None, 0.7, 1.0),
+    "sigmoid": (None, 0.0, 0.25),
+    "tanh": (None, 0.0, 1.0),
+    "relu": (None, 0.7, 1.0),
+    "leaky_relu": (3.0, -0.7, 3.0),
+    "elu": (2.5, -1e-3, 2.5 * math.exp(-1e-3)),
+    "softplus": (None, 30.0, 1.0),
+    "gelu": (None, math.sqrt(2.0), 0.5 * math.erfc(-1.0) + math.exp(-1.0) / math.sqrt(math.pi)),
+}
+
+
+@pytest.mark.parametrize("activation", list(STEEPEST))
+def test_gradient_bound_before_backward_covers_the_steepest_derivative(activation, dtype):
+    # One unit per layer: x -> u (where f' is largest) -> f(u) -> y_hat, every weight 1 or
+    # below, so the first weight's gradient, x f'(u) (y_hat - y), is the largest. The bound
+    # must hold it, and stay within the slack derivative_bound allows (sigmoid's 1 for 1/4).
+    alpha, u, steepest = STEEPEST[activation]
+    net = bp.Network([Dense(1, 1, activation, alpha=alpha), Dense(1, 1)], output="identity",
+                     loss="mse", reduction="sum", dtype=dtype, seed=0)
+    x = 1000.0
+    net.params[...] = 0.0
+    net.layers[0].W[...] = u / x
+    net.layers[1].W[...] = 1.0
+    X, Y = np.full((1, 1), x, dtype), np.full((1, 1), -1.0, dtype)
+    grads = np.empty_like(net.params)
+    bound = net._engine.gradient_bound_before_backward(net.params, X, Y, grads, 1.0)
+    largest = float(np.abs(grads).max())
+    assert largest == pytest.approx(abs(float(grads[0])))
+    assert abs(float(grads[0])) == pytest.approx(
+        x * steepest * abs(float(net.predict(X)[0, 0]) + 1.0), rel=1e-3)
+    assert largest <= bound <= largest * 4.01
+
+
+def test_gradient_bound_before_backward_refuses_an_infinite_pre_activation(dtype):
+    # A sigmoid unit whose sum overflows to +inf gives a finite output (1), so a finite loss;
+    # the derivative reads U, and no bound is claimed.
+    net = bp.Network([Dense(1, 1, "sigmoid"), Dense(1, 1)], output="identity", loss="mse",
+                     dtype=dtype, seed=0)
+    net.params[...] = 0.0
+    net.layers[0].W[...] = np.finfo(dtype).max / 2
+    net.layers[1].W[...] = 1.0
+    X, Y = np.full((1, 1), 4.0, dtype), np.zeros((1, 1), dtype)
+    grads = np.empty_like(net.params)
+    assert np.isfinite(net.loss(X, Y))
+    assert net._engine.gradient_bound_before_backward(net.params, X, Y, grads, 1.0) == np.inf
+
+
+def test_gradient_bound_before_backward_refuses_an_infinite_output_that_dropout_hides(dtype):
+    # Unit 0 of the hidden layer is +inf; a step whose mask drops it passes the next layer a
+    # 0 there and gives a finite loss, but its derivative still reads the +inf: no bound.
+    net = bp.Network([Dense(1, 2, "identity", dropout=0.5), Dense(2, 1)], output="identity",
+                     loss="mse", dtype=dtype, seed=0)
+    net.params[...] = 0.0
+    net.layers[0].W[...] = [[np.finfo(dtype).max / 2, 1.0]]
+    net.layers[1].W[...] = 1.0
+    X, Y = np.full((1, 1), 4.0, dtype), np.zeros((1, 1), dtype)
+    grads = np.empty_like(net.params)
+    steps = [step for step in range(64)
+             if np.isfinite(net._engine.loss(net.params, X, Y, dropout_step=step))]
+    assert steps and len(steps) < 64  # some masks drop unit 0, others keep it
+    for step in steps[:4]:
+        bound = net._engine.gradient_bound_before_backward(net.params, X, Y, grads, 1.0,
+                                                           dropout_step=step)
+        assert bound == np.inf
 
 
 def test_gradient_bound_reads_the_outputs_dropout_scaled(dtype):

@@ -439,6 +439,51 @@ def test_backward_in_one_region_gives_the_bytes_of_one_thread(gemm_isa, dtype, t
     assert results[1] == results[2]
 
 
+@pytest.mark.parametrize("wiring", ["chain", "dropout", "shortcut", "narrow"])
+def test_early_update_in_one_region_gives_the_bytes_of_checked_steps(gemm_isa, dtype, threads,
+                                                                     call_burst, wiring):
+    # A native epoch proves each SGD update before its backward pass and makes it layer by
+    # layer inside the backward regions, each thread the rows of W it has read and whose
+    # gradient it wrote (slabs off even splits: 288, 250 and 900 rows). Weights and velocity
+    # on one and two threads must be the bytes of train_steps, which check each update after
+    # the whole backward pass.
+    call_burst(window_ns=60 * 10**9)
+
+    def network():
+        if wiring != "narrow":
+            return _one_region_network(wiring, dtype)
+        # _one_region_network's narrow one has more activations than weights, so its updates
+        # are proven after the backward pass; here the second thread has no rows of W2 either
+        layers = [bp.Dense(2000, 20, "tanh"), bp.Dense(20, 1000, "relu"), bp.Dense(1000, 1000)]
+        return bp.Network(layers, output="identity", loss="mse", dtype=dtype, seed=3)
+
+    rng = np.random.default_rng(6)
+    narrow = wiring == "narrow"
+    X = rng.standard_normal((192, 2000 if narrow else 96)).astype(dtype)
+    Y = (rng.standard_normal((192, 1000)) if narrow
+         else np.eye(10)[rng.integers(0, 10, 192)]).astype(dtype)
+    order = rng.permutation(192).astype(np.int64)
+    single_source = {"chain": 4, "dropout": 3, "shortcut": 2, "narrow": 3}[wiring]
+    results = {}
+    for n in (1, 2):
+        threads(n)
+        net = network()
+        opt = bp.optim.SGD(lr=0.01, momentum=0.9)
+        before = bp._core.mlp_backward_region_count()
+        result = net._engine.train_epoch(net.params, net._grads, opt.state_for(net.params),
+                                         opt.native_spec(), X, Y, order, 64)
+        assert bp._core.mlp_backward_region_count() - before == (n - 1) * 3 * single_source
+        assert result["batches"] == result["early_updates"] == 3
+        results[n] = (net.params.tobytes(), opt.state[0].tobytes())
+    twin = network()
+    twin_opt = bp.optim.SGD(lr=0.01, momentum=0.9)
+    for start in range(0, 192, 64):
+        rows = order[start:start + 64]
+        twin.train_step(X[rows], Y[rows], twin_opt)
+    assert results[1] == results[2] == (twin.params.tobytes(), twin_opt.state[0].tobytes())
+    assert not np.array_equal(twin.params, network().params)
+
+
 @pytest.mark.parametrize("given, expected", [
     ({}, "10000"),
     ({"GOMP_SPINCOUNT": "5"}, "5"),

@@ -102,7 +102,8 @@ class Engine {
   double loss_and_grad(const py::array& params, const py::array& x, const py::array& y,
                        const py::array& grads, const py::object& sample_weight,
                        index_t dropout_step) {
-    return loss_and_grad_with_bound(params, x, y, grads, sample_weight, dropout_step, nullptr);
+    return loss_and_grad_with_bound(params, x, y, grads, sample_weight, dropout_step, nullptr,
+                                    nullptr);
   }
 
   // loss_and_grad, returning the bound on the gradient's magnitudes that a training step proves
@@ -111,14 +112,26 @@ class Engine {
                         const py::array& grads, const py::object& sample_weight,
                         index_t dropout_step) {
     double bound = 0.0;
-    loss_and_grad_with_bound(params, x, y, grads, sample_weight, dropout_step, &bound);
+    loss_and_grad_with_bound(params, x, y, grads, sample_weight, dropout_step, &bound, nullptr);
+    return bound;
+  }
+
+  // The same with the bound an early update is proven with, before the backward pass
+  // (mlp_gradient_bound_before_backward), for weights of magnitude at most weight_bound.
+  double gradient_bound_before_backward(const py::array& params, const py::array& x,
+                                        const py::array& y, const py::array& grads,
+                                        double weight_bound, const py::object& sample_weight,
+                                        index_t dropout_step) {
+    double bound = 0.0;
+    loss_and_grad_with_bound(params, x, y, grads, sample_weight, dropout_step, &bound,
+                             &weight_bound);
     return bound;
   }
 
   double loss_and_grad_with_bound(const py::array& params, const py::array& x,
                                   const py::array& y, const py::array& grads,
                                   const py::object& sample_weight, index_t dropout_step,
-                                  double* bound) {
+                                  double* bound, const double* weight_bound) {
     const T* p = check_params(params);
     const index_t m = check_rows(x, "X", spec_.n_inputs());
     const T* py_ = check_targets(y, m);
@@ -130,8 +143,12 @@ class Engine {
     const T* y_hat = mlp_forward(spec_, p, px, m, workspace_, dropout_step);
     const double value = loss_forward(spec_.loss, spec_.reduction, workspace_.pre.back().data(),
                                       y_hat, py_, pw, m, spec_.n_outputs(), spec_.output);
-    mlp_backward(spec_, p, px, py_, pw, m, workspace_, g);
-    if (bound != nullptr) *bound = mlp_gradient_bound(spec_, px, m, workspace_);
+    mlp_output_delta(spec_, py_, pw, m, workspace_);
+    if (weight_bound != nullptr)
+      *bound = mlp_gradient_bound_before_backward(spec_, px, m, workspace_, *weight_bound);
+    mlp_backprop(spec_, p, px, m, workspace_, g);
+    if (bound != nullptr && weight_bound == nullptr)
+      *bound = mlp_gradient_bound(spec_, px, m, workspace_);
     return value;
   }
 
@@ -242,6 +259,7 @@ class Engine {
     out["failed_batch"] = result.failed_batch;
     out["proven_updates"] = result.proven_updates;
     out["proven_unscanned"] = result.proven_unscanned;
+    out["early_updates"] = result.early_updates;
     return out;
   }
 
@@ -372,6 +390,10 @@ void bind_engine(py::module_& m, const char* name) {
            py::arg("dropout_step") = index_t(-1))
       .def("gradient_bound", &Engine<T>::gradient_bound, py::arg("params"), py::arg("X"),
            py::arg("y"), py::arg("grads"), py::arg("sample_weight") = py::none(),
+           py::arg("dropout_step") = index_t(-1))
+      .def("gradient_bound_before_backward", &Engine<T>::gradient_bound_before_backward,
+           py::arg("params"), py::arg("X"), py::arg("y"), py::arg("grads"),
+           py::arg("weight_bound"), py::arg("sample_weight") = py::none(),
            py::arg("dropout_step") = index_t(-1))
       .def("train_step", &Engine<T>::train_step, py::arg("params"), py::arg("grads"),
            py::arg("state"), py::arg("optimizer"), py::arg("X"), py::arg("y"),

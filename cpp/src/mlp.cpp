@@ -101,6 +101,8 @@ void Workspace<T>::reserve(const NetworkSpec<T>& net, index_t rows) {
   batch_x.assign(std::size_t(cap * net.n_inputs()), T(0));
   batch_y.assign(std::size_t(cap * net.n_outputs()), T(0));
   batch_w.assign(std::size_t(cap), T(0));
+  input_bound.assign(n_layers, 0.0);
+  delta_bound.assign(n_layers, 0.0);
   parameter_rows.clear();
   for (std::size_t l = 0; l < n_layers; ++l) {
     const LayerSpec<T>& layer = net.layers[l];
@@ -315,10 +317,14 @@ static_assert(kSlabColumns % GemmBlocking512<float>::NR == 0 &&
 // 56.0k-59.3k. The first layer's weight and bias gradients in one region too (no dX): deep's
 // epochs 43.2k-44.9k -> 44.4k-45.2k, train_step 40.3k-41.4k -> 41.4k-41.8k, tiny's +1%,
 // mnist's within the noise.
+// With an early update (EarlyUpdate), each thread then updates the rows of W whose gradient it
+// has just written (when there is a dX, the rows it read for its columns of dX) and its
+// columns of b: no other thread reads or writes them in the region.
 template <typename T>
 bool backward_in_one_region(const T* source, index_t width, const T* delta, index_t m,
                             index_t fan_out, const T* w, T* dw, T* db, T beta, T* dx,
-                            const GemmEpilogue<T>& epilogue) {
+                            const GemmEpilogue<T>& epilogue, const EarlyUpdate<T>* update,
+                            index_t w_offset, index_t b_offset) {
   const double work = double(m) * double(width) * double(fan_out);
   if (get_num_threads() < 2 || work < double(gemm_burst_min_flops<T>()) ||
       work >= double(kGemmSharedMinFlops))
@@ -328,29 +334,37 @@ bool backward_in_one_region(const T* source, index_t width, const T* delta, inde
   backward_regions.fetch_add(1, std::memory_order_relaxed);
   const index_t slabs = (width + kSlabColumns - 1) / kSlabColumns;
   team.run([&](int part, int parts) {
-    // beta 0: each row of dW is written exactly once
-    const Share rows(width, part, parts);
-    if (rows.first < rows.last)
-      gemm<T>(true, false, rows.last - rows.first, fan_out, m, T(1), source + rows.first, width,
-              delta, fan_out, T(0), dw + rows.first * fan_out, fan_out);
+    const Share mine(slabs, part, parts);
+    const index_t first = std::min(width, mine.first * kSlabColumns);
+    const index_t last = std::min(width, mine.last * kSlabColumns);
+    // beta 0: each row of dW is written exactly once. With an early update, the rows of W this
+    // thread reads for dX, so that it may update them: no other thread reads them.
+    const Share even_rows(width, part, parts);
+    const bool rows_of_dx = update != nullptr && dx != nullptr;
+    const index_t row_first = rows_of_dx ? first : even_rows.first;
+    const index_t row_last = rows_of_dx ? last : even_rows.last;
+    if (row_first < row_last)
+      gemm<T>(true, false, row_last - row_first, fan_out, m, T(1), source + row_first, width,
+              delta, fan_out, T(0), dw + row_first * fan_out, fan_out);
     const Share columns(fan_out, part, parts);
     std::fill(db + columns.first, db + columns.last, T(0));
     bias_grad_columns(db + columns.first, delta + columns.first, m,
                       columns.last - columns.first, fan_out);
-    const Share mine(slabs, part, parts);
-    const index_t first = std::min(width, mine.first * kSlabColumns);
-    const index_t last = std::min(width, mine.last * kSlabColumns);
     if (dx != nullptr && first < last)
       gemm_fused<T>(false, true, m, last - first, fan_out, T(1), delta, fan_out,
                     w + first * fan_out, fan_out, beta, dx + first, width,
                     epilogue.shifted(0, first));
+    if (update != nullptr) {
+      update->write(w_offset + row_first * fan_out, (row_last - row_first) * fan_out);
+      update->write(b_offset + columns.first, columns.last - columns.first);
+    }
   });
   return true;
 }
 
 template <typename T>
 void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_t m,
-                  Workspace<T>& ws, T* grads) {
+                  Workspace<T>& ws, T* grads, const EarlyUpdate<T>* update) {
   // from D_L in grad_post.back(), for l from L down: D_l = dLoss/dX_l * f'(U_l) (in place);
   // dW_l = [X_s]^T D_l; db_l = colsum(D_l); dLoss/dX_s += D_l W_s^T for each source layer s
   const std::size_t n_layers = net.layers.size();
@@ -388,7 +402,8 @@ void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_
       if (backward_in_one_region(source_rows(net, ws, x, only_source),
                                  net.source_width(only_source), delta, m, layer.fan_out, w,
                                  grads + net.weight_offset(l), grads + net.bias_offset(l), beta,
-                                 dx, epilogue)) {
+                                 dx, epilogue, update, net.weight_offset(l),
+                                 net.bias_offset(l))) {
         if (only_source > 0) ws.grad_written[std::size_t(only_source - 1)] = 1;
         continue;
       }
@@ -422,30 +437,134 @@ void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_
       std::fill(db, db + layer.fan_out, T(0));
       bias_grad(db, delta, m, layer.fan_out);
     }
+    // The layer's products have read W for the last time in this step: W and b (consecutive
+    // in the buffer) may take their update.
+    if (update != nullptr)
+      update->write_on_threads(net.weight_offset(l), layer.fan_in * layer.fan_out + layer.fan_out);
   }
 }
 
+namespace {
+
+constexpr double kInfinity = std::numeric_limits<double>::infinity();
+constexpr double kSlack = 1.0 + 1e-5;  // above a few roundings in float: (1 + 2^-24)^20
+
+// The unit roundoff of T.
 template <typename T>
-double mlp_gradient_bound(const NetworkSpec<T>& net, const T* x, index_t m,
-                          const Workspace<T>& ws) {
-  constexpr double kInfinity = std::numeric_limits<double>::infinity();
-  const double u = 0.5 * double(std::numeric_limits<T>::epsilon());
-  const double rounding = 1.0 - double(m + 5) * u;
-  if (!(rounding >= 0.5)) return kInfinity;
-  double largest = 0.0;
+constexpr double unit_roundoff() {
+  return 0.5 * double(std::numeric_limits<T>::epsilon());
+}
+
+// Records in ws.input_bound each layer's largest input (at least 1, the bias's) over its sources
+// as its products read them: +inf when one is not finite.
+template <typename T>
+void record_layer_inputs(const NetworkSpec<T>& net, const T* x, index_t m, Workspace<T>& ws) {
   for (std::size_t l = 0; l < net.layers.size(); ++l) {
-    const LayerSpec<T>& layer = net.layers[l];
-    const double delta = largest_magnitude(ws.grad_post[l].data(), m * layer.fan_out);
-    double input = 1.0;  // the bias's
-    for (const int s : layer.sources)
+    double input = 1.0;
+    for (const int s : net.layers[l].sources)
       input = std::max(input,
                        largest_magnitude(source_rows(net, ws, x, s), m * net.source_width(s)));
-    const double term = delta * input;  // NaN when Inf meets 0
+    ws.input_bound[l] = input;
+  }
+}
+
+// A bound on every gradient entry from the largest product of a layer's largest input and
+// largest delta (mlp_gradient_bound's documentation says why).
+template <typename T>
+double gradient_bound_from(index_t m, double largest) {
+  const double rounding = 1.0 - double(m + 5) * unit_roundoff<T>();
+  if (!(rounding >= 0.5) || std::isnan(largest)) return kInfinity;
+  const double underflow = 0.5 * double(std::numeric_limits<T>::denorm_min());
+  return (largest + underflow) * double(m) / rounding;
+}
+
+// How many terms the sums into layer l's dLoss/dX_l add over all its readers: each reading adds
+// fan_out products to the sum so far.
+template <typename T>
+index_t reader_terms(const NetworkSpec<T>& net, std::size_t l) {
+  index_t terms = 0;
+  for (std::size_t later = l + 1; later < net.layers.size(); ++later)
+    for (const int s : net.layers[later].sources)
+      if (std::size_t(s) == l + 1) terms += net.layers[later].fan_out + 1;
+  return terms;
+}
+
+// The largest |derivative| a hidden activation's kernels give for a finite U and f(U)
+// (activations.cpp): gelu's is 1.129 (at u = sqrt 2; rounded up to 1.2 for its approximations);
+// relu, identity and leaky_relu select 1 or alpha; elu's y + alpha lies between 0 and alpha;
+// sigmoid's y (1 - y), tanh's 1 - y^2 and softplus's sigmoid(u) are at most 1 up to a rounding.
+template <typename T>
+double derivative_bound(const ActivationParams<T>& act) {
+  if (act.kind == Activation::gelu) return 1.2;
+  return std::max(1.0, std::abs(double(act.alpha)));
+}
+
+}  // namespace
+
+template <typename T>
+double mlp_gradient_bound(const NetworkSpec<T>& net, const T* x, index_t m, Workspace<T>& ws) {
+  record_layer_inputs(net, x, m, ws);
+  return mlp_gradient_bound_from_deltas(net, m, ws);
+}
+
+template <typename T>
+double mlp_gradient_bound_from_deltas(const NetworkSpec<T>& net, index_t m,
+                                      const Workspace<T>& ws) {
+  double largest = 0.0;
+  for (std::size_t l = 0; l < net.layers.size(); ++l) {
+    const double delta = largest_magnitude(ws.grad_post[l].data(), m * net.layers[l].fan_out);
+    const double term = delta * ws.input_bound[l];  // NaN when Inf meets 0
     if (std::isnan(term)) return kInfinity;
     largest = std::max(largest, term);
   }
-  const double underflow = 0.5 * double(std::numeric_limits<T>::denorm_min());
-  return (largest + underflow) * double(m) / rounding;
+  return gradient_bound_from<T>(m, largest);
+}
+
+template <typename T>
+double mlp_gradient_bound_before_backward(const NetworkSpec<T>& net, const T* x, index_t m,
+                                          Workspace<T>& ws, double weight_bound) {
+  const std::size_t n_layers = net.layers.size();
+  const double u = unit_roundoff<T>();
+  const double underflow = double(std::numeric_limits<T>::denorm_min());
+  record_layer_inputs(net, x, m, ws);
+  std::fill(ws.delta_bound.begin(), ws.delta_bound.end(), 0.0);
+  ws.delta_bound.back() = largest_magnitude(ws.grad_post.back().data(), m * net.n_outputs());
+  double largest = 0.0;
+  for (std::size_t l = n_layers; l-- > 0;) {
+    const LayerSpec<T>& layer = net.layers[l];
+    double& delta = ws.delta_bound[l];  // on entry, of dLoss/dX_l from the layers that read it
+    if (l + 1 < n_layers && first_consumer(net, l) < n_layers) {
+      // The derivative reads U_l and X_l. X_l as its readers took it is finite (their input
+      // bounds, checked above); with dropout they took the dropped copy, so check X_l itself.
+      const index_t count = m * layer.fan_out;
+      const T* u_l = pre_activation(net, ws, l);
+      const T* x_l = ws.post[l].data();
+      if (dropout_on(net, ws, l) && !std::isfinite(largest_magnitude(x_l, count)))
+        return kInfinity;
+      if (u_l != x_l && !std::isfinite(largest_magnitude(u_l, count))) return kInfinity;
+      // delta holds the exact sum of the readers' products' magnitudes (below). Their products
+      // and the sums into dLoss/dX_l, in any order and blocking, and each reader's sum added to
+      // the last ones' (beta 1), round each product through at most k additions, k the terms
+      // over all readers: within a factor 1 / (1 - k u); + 5 covers this arithmetic in double.
+      const double rounding = 1.0 - double(reader_terms(net, l) + 5) * u;
+      if (!(rounding >= 0.5)) return kInfinity;
+      // Then the mask's scale (rounded to T) and the derivative, each product rounded once:
+      // (1 + u)^3 is well inside kSlack, and the smallest subnormal covers both where they
+      // underflow.
+      const double scale = dropout_on(net, ws, l) ? 1.0 / (1.0 - layer.dropout) : 1.0;
+      delta = delta * kSlack * scale * derivative_bound(layer.act) / rounding + underflow;
+    }
+    const double term = delta * ws.input_bound[l];
+    if (std::isnan(term)) return kInfinity;
+    largest = std::max(largest, term);
+    // dLoss/dX_s += D_l W_s^T: fan_out products, each at most delta x weight_bound, plus the
+    // smallest subnormal for the absolute rounding of a product and a sum that underflow.
+    for (const int s : layer.sources)
+      if (s > 0)
+        ws.delta_bound[std::size_t(s - 1)] +=
+            double(layer.fan_out) * (delta * weight_bound + underflow);
+  }
+  return gradient_bound_from<T>(m, largest);
 }
 
 template <typename T>
@@ -477,12 +596,18 @@ std::uint64_t mlp_backward_region_count() {
 }
 
 template <typename T>
-void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const T* y,
-                  const T* row_weight, index_t m, Workspace<T>& ws, T* grads) {
-  // D_L = dLoss/dU_L, then backpropagated through every layer into grads
+void mlp_output_delta(const NetworkSpec<T>& net, const T* y, const T* row_weight, index_t m,
+                      Workspace<T>& ws) {
   const LayerSpec<T>& last = net.layers.back();
   loss_backward(ws.grad_post.back().data(), net.loss, net.reduction, ws.pre.back().data(),
                 ws.post.back().data(), y, row_weight, m, last.fan_out, net.output);
+}
+
+template <typename T>
+void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const T* y,
+                  const T* row_weight, index_t m, Workspace<T>& ws, T* grads) {
+  // D_L = dLoss/dU_L, then backpropagated through every layer into grads
+  mlp_output_delta(net, y, row_weight, m, ws);
   mlp_backprop(net, params, x, m, ws, grads);
 }
 
@@ -495,10 +620,16 @@ void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const 
                                    Workspace<T>&, index_t);                                            \
   template void mlp_backward<T>(const NetworkSpec<T>&, const T*, const T*, const T*,           \
                                 const T*, index_t, Workspace<T>&, T*);                        \
+  template void mlp_output_delta<T>(const NetworkSpec<T>&, const T*, const T*, index_t,        \
+                                    Workspace<T>&);                                             \
   template void mlp_backprop<T>(const NetworkSpec<T>&, const T*, const T*, index_t,             \
-                                Workspace<T>&, T*);                                             \
+                                Workspace<T>&, T*, const EarlyUpdate<T>*);                      \
   template double mlp_gradient_bound<T>(const NetworkSpec<T>&, const T*, index_t,               \
-                                        const Workspace<T>&);                                   \
+                                        Workspace<T>&);                                         \
+  template double mlp_gradient_bound_from_deltas<T>(const NetworkSpec<T>&, index_t,             \
+                                                    const Workspace<T>&);                       \
+  template double mlp_gradient_bound_before_backward<T>(const NetworkSpec<T>&, const T*,        \
+                                                        index_t, Workspace<T>&, double);        \
   template index_t mlp_gradient_bound_reads<T>(const NetworkSpec<T>&, index_t);              \
   template bool mlp_forward_splits_weights_by_rows<T>(const NetworkSpec<T>&, index_t);
 BACKPROP_INSTANTIATE_MLP(float)

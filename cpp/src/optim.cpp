@@ -406,6 +406,18 @@ bool warm_for_update(index_t n, bool parallel) {
   return share_bytes <= 0.5 * double(l2_cache_bytes());
 }
 
+// Measures the bounds (UpdateBounds) on the parameters and on the state an sgd, adam or adamw
+// update reads; a second moment with a sign bit set counts as unbounded.
+template <typename T, OptimizerKind K>
+void measure_bounds(const Rule<T>& rule, const T* params, index_t n, bool parallel,
+                    UpdateBounds& bounds) {
+  constexpr bool adam_like = K == OptimizerKind::adam || K == OptimizerKind::adamw;
+  bounds.params = largest_magnitude(params, n, parallel);
+  bounds.state[0] = rule.v0 != nullptr ? largest_magnitude(rule.v0, n, parallel) : 0.0;
+  bounds.state[1] = rule.v1 != nullptr ? largest_magnitude(rule.v1, n, parallel, adam_like) : 0.0;
+  bounds.known = true;
+}
+
 // Whether bounds prove this update finite, moving them past it when they do (sgd, adam,
 // adamw; the other kinds always check). The gradient's bound comes from `gradient` if that
 // proves it, else from a scan of the gradient; but when the scan would fetch the weights for
@@ -422,12 +434,7 @@ bool proven_finite(const Rule<T>& rule, T* params, const T* grads, index_t n,
   const GradientBound& gradient = plan.gradient;
   constexpr bool adam_like = K == OptimizerKind::adam || K == OptimizerKind::adamw;
   if (bounds == nullptr || !(K == OptimizerKind::sgd || adam_like)) return false;
-  if (!bounds->known) {
-    bounds->params = largest_magnitude(params, n, parallel);
-    bounds->state[0] = States > 0 ? largest_magnitude(rule.v0, n, parallel) : 0.0;
-    bounds->state[1] = States > 1 ? largest_magnitude(rule.v1, n, parallel, adam_like) : 0.0;
-    bounds->known = true;
-  }
+  if (!bounds->known) measure_bounds<T, K>(rule, params, n, parallel, *bounds);
   const bool warm =
       !gradient.weights_read_in_own_shares && warm_for_update<T, K, States>(n, parallel);
   NewBounds next;
@@ -564,6 +571,52 @@ bool run_update(T* params, const T* grads, T* const* state, index_t n, const Opt
   throw std::invalid_argument("unknown optimizer kind");
 }
 
+// EarlyUpdate's writer of [first, end) for one kind, state count and gradient shaping.
+template <typename T, OptimizerKind K, int States, bool Shaped>
+int write_early_range(const OptimizerSpec& spec, T* const* state, T* params, const T* grads,
+                      index_t first, index_t end) {
+  const Rule<T> rule(spec, state);  // a few roundings (and Adam's two powers) per piece
+  return update_range<T, K, States, Shaped, true>(rule, params, grads, first, end);
+}
+
+// EarlyUpdate's move of the bounds past an update whose gradient is at most `gradient`.
+template <typename T, OptimizerKind K>
+bool move_bounds(const OptimizerSpec& spec, T* const* state, UpdateBounds& bounds,
+                 double gradient) {
+  const NewBounds next = bounds_after<T, K>(Rule<T>(spec, state), bounds.params, bounds.state,
+                                            gradient);
+  if (!next.finite) return false;
+  bounds.params = next.params;
+  bounds.state[0] = next.state[0];
+  bounds.state[1] = next.state[1];
+  return true;
+}
+
+// The writer for a rule's state count and shaping, or nullptr where the kind has no such
+// count (valid_state_count).
+template <typename T, OptimizerKind K, int States>
+auto early_writer(bool shaped) -> int (*)(const OptimizerSpec&, T* const*, T*, const T*,
+                                          index_t, index_t) {
+  if constexpr (valid_state_count(K, States)) {
+    return shaped ? &write_early_range<T, K, States, true>
+                  : &write_early_range<T, K, States, false>;
+  } else {
+    return nullptr;
+  }
+}
+
+template <typename T, OptimizerKind K>
+auto early_writer(const Rule<T>& rule) {
+  switch ((rule.v0 != nullptr) + (rule.v1 != nullptr)) {
+    case 0:
+      return early_writer<T, K, 0>(rule.shapes_gradient());
+    case 1:
+      return early_writer<T, K, 1>(rule.shapes_gradient());
+    default:
+      return early_writer<T, K, 2>(rule.shapes_gradient());
+  }
+}
+
 }  // namespace
 
 int optimizer_state_count(const OptimizerSpec& spec) {
@@ -637,13 +690,75 @@ bool sgd_update(T* params, const T* grads, T* velocity, index_t n, const Optimiz
   return optimizer_step(params, grads, state, n, sgd);
 }
 
+template <typename T>
+bool EarlyUpdate<T>::prove(T* params, const T* grads, T* const* state, index_t n,
+                           const OptimizerSpec& spec, UpdateBounds& bounds,
+                           double (*gradient_bound)(const void*, double), const void* context) {
+  range_ = nullptr;
+  move_ = nullptr;
+  failed_.store(false, std::memory_order_relaxed);
+  if (spec.clip_norm > 0.0) return false;
+  const Rule<T> rule(spec, state);
+  auto try_kind = [&](auto kind) {
+    constexpr OptimizerKind K = decltype(kind)::value;
+    if (!bounds.known) measure_bounds<T, K>(rule, params, n, true, bounds);
+    proof_bound_ = gradient_bound(context, bounds.params);
+    if (!bounds_after<T, K>(rule, bounds.params, bounds.state, proof_bound_).finite)
+      return false;
+    range_ = early_writer<T, K>(rule);
+    move_ = &move_bounds<T, K>;
+    return range_ != nullptr;
+  };
+  using Sgd = std::integral_constant<OptimizerKind, OptimizerKind::sgd>;
+  using Adam = std::integral_constant<OptimizerKind, OptimizerKind::adam>;
+  using AdamW = std::integral_constant<OptimizerKind, OptimizerKind::adamw>;
+  const bool proven = spec.kind == OptimizerKind::sgd     ? try_kind(Sgd{})
+                      : spec.kind == OptimizerKind::adam  ? try_kind(Adam{})
+                      : spec.kind == OptimizerKind::adamw ? try_kind(AdamW{})
+                                                          : false;  // the others always check
+  if (!proven) return false;
+  spec_ = spec;
+  const int count = optimizer_state_count(spec);
+  for (int i = 0; i < 3; ++i) state_[i] = i < count ? state[i] : nullptr;
+  params_ = params;
+  grads_ = grads;
+  bounds_ = &bounds;
+  return true;
+}
+
+template <typename T>
+void EarlyUpdate<T>::write(index_t first, index_t count) const {
+  if (range_(spec_, state_, params_, grads_, first, first + count) != 0)
+    failed_.store(true, std::memory_order_relaxed);
+}
+
+template <typename T>
+void EarlyUpdate<T>::write_on_threads(index_t first, index_t count) const {
+  for_each_share(count, true, [&](index_t share, index_t length) {
+    write(first + share, length);
+  });
+}
+
+template <typename T>
+void EarlyUpdate<T>::finish(double gradient_bound) {
+  if (failed_.load(std::memory_order_relaxed))
+    throw std::logic_error("an optimizer update proven finite was not; the weights are invalid");
+  // The proof's bound moves them finitely, so the smaller one does too; measured again if not.
+  if (!move_(spec_, state_, *bounds_, std::min(proof_bound_, gradient_bound)))
+    bounds_->known = false;
+  ++bounds_->proven;
+  ++bounds_->proven_unscanned;
+  ++bounds_->early;
+}
+
 #define BACKPROP_INSTANTIATE_OPTIM(T)                                                           \
   template bool optimizer_step<T>(T*, const T*, T* const*, index_t, const OptimizerSpec&,      \
                                   UpdateBounds*, GradientBound, UpdateShares);                 \
   template bool optimizer_step_ref<T>(T*, const T*, T* const*, index_t, const OptimizerSpec&);  \
   template bool sgd_update<T>(T*, const T*, T*, index_t, const OptimizerSpec&);                 \
   template double gradient_norm<T>(const T*, index_t);                                          \
-  template double largest_magnitude<T>(const T*, index_t);
+  template double largest_magnitude<T>(const T*, index_t);                                     \
+  template class EarlyUpdate<T>;
 BACKPROP_INSTANTIATE_OPTIM(float)
 BACKPROP_INSTANTIATE_OPTIM(double)
 #undef BACKPROP_INSTANTIATE_OPTIM

@@ -81,6 +81,8 @@ struct Workspace {
   std::vector<char> grad_written;             // whether grad_post[l] holds a contribution yet
   CacheLineVector<T> batch_x, batch_y, batch_w;  // train_epoch's copy of a scattered batch
   std::vector<ParameterMatrix> parameter_rows;   // each layer's W, then b: the update's shares
+  std::vector<double> input_bound;  // each layer's largest input in this step (record_layer_inputs)
+  std::vector<double> delta_bound;  // bounds on the layers' deltas before the backward pass
   // train_epoch's shuffled batch, not yet copied into batch_x. The first product that reads the
   // input copies it at its start (mlp_forward, GemmPrologue: in a k-block split, by all its
   // threads); rows == nullptr: none.
@@ -109,12 +111,20 @@ template <typename T>
 void mlp_backward(const NetworkSpec<T>& net, const T* params, const T* x, const T* y,
                   const T* row_weight, index_t m, Workspace<T>& ws, T* grads);
 
+// The output delta D_L = dLoss/dU_L (m x n_outputs) into ws.grad_post.back(): mlp_backward's
+// first step.
+template <typename T>
+void mlp_output_delta(const NetworkSpec<T>& net, const T* y, const T* row_weight, index_t m,
+                      Workspace<T>& ws);
+
 // The backward pass from a given output delta: ws.grad_post.back() holds dLoss/dU_L (m x
 // n_outputs) on entry; on return ws.grad_post[l] holds dLoss/dU_l for every layer, and the
 // parameter gradient is written into grads unless grads is nullptr (Jacobians need only deltas).
+// With `update` (proven, over params and grads), each layer's W and b take their update as
+// soon as the layer's products have read W for the last time, while they are in cache.
 template <typename T>
 void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_t m,
-                  Workspace<T>& ws, T* grads);
+                  Workspace<T>& ws, T* grads, const EarlyUpdate<T>* update = nullptr);
 
 // How many layers' backward steps have run as one parallel region in this process (mlp.cpp,
 // backward_in_one_region; for the tests).
@@ -127,9 +137,29 @@ std::uint64_t mlp_backward_region_count();
 // plus half the smallest subnormal per product (gradual underflow rounds absolutely), and in
 // any order rounding makes a sum at most a factor 1 / (1 - m u) larger; (m + 5) u also covers
 // the bound's own arithmetic in double.
+// It records each layer's largest input in ws.input_bound, for mlp_gradient_bound_from_deltas.
 template <typename T>
-double mlp_gradient_bound(const NetworkSpec<T>& net, const T* x, index_t m,
-                          const Workspace<T>& ws);
+double mlp_gradient_bound(const NetworkSpec<T>& net, const T* x, index_t m, Workspace<T>& ws);
+
+// The same bound from the deltas and the inputs recorded by the last mlp_gradient_bound or
+// mlp_gradient_bound_before_backward on these rows.
+template <typename T>
+double mlp_gradient_bound_from_deltas(const NetworkSpec<T>& net, index_t m,
+                                      const Workspace<T>& ws);
+
+// Before mlp_backprop, with D_L in place (mlp_output_delta): a bound on every gradient entry the
+// backward pass will write, for weights of magnitude at most weight_bound, so that an update can
+// be proven finite before its gradient exists (EarlyUpdate). Each layer's delta is bounded from
+// its readers': a sum of fan_out products of a delta and a weight, through dropout's scale and
+// a derivative of at most derivative_bound (mlp.cpp), given that the layer's U and X are finite
+// (checked here); then the gradient as mlp_gradient_bound bounds it. +inf when a value read is
+// not finite or the rounding cannot be bounded. The bound grows by a factor of about
+// fan_out x weight_bound per layer, far above the gradient (whose deltas add with random signs),
+// but for deep networks of moderate weights still well inside float32. Records the inputs as
+// mlp_gradient_bound does.
+template <typename T>
+double mlp_gradient_bound_before_backward(const NetworkSpec<T>& net, const T* x, index_t m,
+                                          Workspace<T>& ws, double weight_bound);
 
 // How many values mlp_gradient_bound reads for m rows (a source read by several layers counts
 // once for each).

@@ -1,6 +1,7 @@
 // Optimizer updates over a flat parameter buffer, with state buffers of the same layout.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 
 #include "backprop/config.hpp"
@@ -62,6 +63,7 @@ struct UpdateBounds {
   double state[2] = {0.0, 0.0};  // sgd: momentum; adam, adamw: first and second moments
   index_t proven = 0;            // updates made without a check pass
   index_t proven_unscanned = 0;  // of those, proven with a GradientBound (no scan for the largest)
+  index_t early = 0;             // of those, made piece by piece (EarlyUpdate)
 };
 
 // A bound on the magnitudes of an update's gradient that costs less to find than a scan of the
@@ -114,6 +116,47 @@ bool optimizer_step(T* params, const T* grads, T* const* state, index_t n,
 template <typename T>
 bool optimizer_step_ref(T* params, const T* grads, T* const* state, index_t n,
                         const OptimizerSpec& spec);
+
+// An sgd, adam or adamw update proven finite before its gradient exists, from bounds on the
+// old values and a bound on the gradient to come, then written piece by piece as the gradient
+// is: train_step updates each layer in its backward pass, while the layer's weights and
+// gradient are still in cache, rather than in a pass over every buffer after it. All or
+// nothing still holds: a piece is written only after prove() has found every new value of the
+// whole update finite. The bits are those of optimizer_step.
+template <typename T>
+class EarlyUpdate {
+ public:
+  // Whether `bounds` (measured first when unknown) prove every new value finite for any
+  // gradient of magnitude at most gradient_bound(context, bounds.params), a bound given the
+  // weights' bound. False, leaving bounds valid, for the other kinds, with clip_norm (whose
+  // scale needs the whole gradient), or when they do not. params, grads and the state buffers
+  // (n each) must outlive the writes.
+  bool prove(T* params, const T* grads, T* const* state, index_t n, const OptimizerSpec& spec,
+             UpdateBounds& bounds, double (*gradient_bound)(const void*, double),
+             const void* context);
+  // Writes the update of entries [first, first + count), whose gradients must be final: on the
+  // calling thread (one thread's share inside a parallel region), or split over the threads.
+  void write(index_t first, index_t count) const;
+  void write_on_threads(index_t first, index_t count) const;
+  // After every entry has been written once: throws std::logic_error when a new value was not
+  // finite after all (a wrong proof; the weights are then invalid), else moves the bounds past
+  // the update with the smaller of the proof's gradient bound and `gradient_bound` (a bound on
+  // the gradient as written, usually far tighter).
+  void finish(double gradient_bound);
+
+ private:
+  using RangeFn = int (*)(const OptimizerSpec&, T* const*, T*, const T*, index_t, index_t);
+  using MoveFn = bool (*)(const OptimizerSpec&, T* const*, UpdateBounds&, double);
+  RangeFn range_ = nullptr;  // set by a successful prove()
+  MoveFn move_ = nullptr;
+  OptimizerSpec spec_;
+  T* state_[3] = {nullptr, nullptr, nullptr};
+  T* params_ = nullptr;
+  const T* grads_ = nullptr;
+  UpdateBounds* bounds_ = nullptr;
+  double proof_bound_ = 0.0;
+  mutable std::atomic<bool> failed_{false};
+};
 
 // The largest |x| of n entries, +inf when one is Inf or NaN; split over the threads when n is
 // large.
