@@ -491,6 +491,33 @@ def test_gradient_bound_before_backward_covers_the_steepest_derivative(activatio
     assert largest <= bound <= largest * 4.01
 
 
+@pytest.mark.parametrize("wiring", ["dropout", "read-twice"])
+def test_gradient_bound_before_backward_counts_dropout_and_every_reading(wiring, dtype):
+    # One identity unit between the input and the output, every weight 1: the first weight's
+    # gradient is x (y_hat - y) times dropout's scale (10 for p = 0.9, on a step that keeps the
+    # unit), or twice that when the output reads the unit twice. The bound must hold it; one
+    # that missed the scale or a reading would be 10 or 2 times too small.
+    if wiring == "dropout":
+        layers = [Dense(1, 1, "identity", dropout=0.9), Dense(1, 1)]
+    else:
+        layers = [Dense(1, 1, "identity"), Dense(2, 1, inputs=[1, 1])]
+    net = bp.Network(layers, output="identity", loss="mse", reduction="sum", dtype=dtype, seed=0)
+    net.params[...] = 0.0
+    for layer in net.layers:
+        layer.W[...] = 1.0
+    X, Y = np.full((1, 1), 1000.0, dtype), np.zeros((1, 1), dtype)
+    grads = np.empty_like(net.params)
+    for step in range(200):  # a step whose mask keeps the unit
+        bound = net._engine.gradient_bound_before_backward(net.params, X, Y, grads, 1.0,
+                                                           dropout_step=step)
+        if grads[0] != 0:
+            break
+    expected = 1000.0 * 1000.0 * (10.0 if wiring == "dropout" else 2.0) ** 2
+    assert float(grads[0]) == pytest.approx(expected, rel=1e-5)
+    assert float(np.abs(grads).max()) == float(grads[0])
+    assert grads[0] <= bound <= grads[0] * 1.001
+
+
 def test_gradient_bound_before_backward_refuses_an_infinite_pre_activation(dtype):
     # A sigmoid unit whose sum overflows to +inf gives a finite output (1), so a finite loss;
     # the derivative reads U, and no bound is claimed.

@@ -180,11 +180,12 @@ bool derivative_in_write_back(const NetworkSpec<T>& net, const Workspace<T>& ws,
 // 64 x 256 x 256 layers, two blocks of 128. The rule does not depend on the batch, so a row
 // alone still gets the bits it gets in any batch; but kernels.dense_forward and gemm sum in the
 // fewest blocks, so for layers of 128 to 256 inputs their bits differ from the network's. With
-// the update's shares by rows (train.cpp), two Xeon threads, three alternated rounds,
-// samples/s: deep epochs 51.8k / 53.1k / 52.6k -> 58.7k / 56.1k / 56.4k, train_step 47.7k /
-// 49.4k / 50.2k -> 52.2k / 54.8k / 53.1k; one thread, mnist, tiny's epochs and wide within the
-// noise. Inference pays nothing: a block of two k blocks is packed once and each tile runs both
-// while it is in L1 (gemm.cpp, gemm_team).
+// the update's shares by rows (train.cpp; an early update takes its backward region's rows, for
+// deep the same halves), two Xeon threads, three alternated rounds, samples/s: deep epochs
+// 51.8k / 53.1k / 52.6k -> 58.7k / 56.1k / 56.4k, train_step 47.7k / 49.4k / 50.2k -> 52.2k /
+// 54.8k / 53.1k; one thread, mnist, tiny's epochs and wide within the noise. Inference pays
+// nothing: a block of two k blocks is packed once and each tile runs both while it is in L1
+// (gemm.cpp, gemm_team).
 constexpr index_t kLayerKBlocks = 2;
 
 // How a layer's forward product X @ W splits over the threads in training: by k blocks (each
@@ -333,6 +334,9 @@ bool backward_in_one_region(const T* source, index_t width, const T* delta, inde
   if (team.count() < 2) return false;
   backward_regions.fetch_add(1, std::memory_order_relaxed);
   const index_t slabs = (width + kSlabColumns - 1) / kSlabColumns;
+  // A dX of fewer slabs than threads would leave a thread no rows of dW to write and update:
+  // the update then comes after the region, split evenly.
+  const bool update_in_region = update != nullptr && (dx == nullptr || slabs >= team.count());
   team.run([&](int part, int parts) {
     const Share mine(slabs, part, parts);
     const index_t first = std::min(width, mine.first * kSlabColumns);
@@ -340,7 +344,7 @@ bool backward_in_one_region(const T* source, index_t width, const T* delta, inde
     // beta 0: each row of dW is written exactly once. With an early update, the rows of W this
     // thread reads for dX, so that it may update them: no other thread reads them.
     const Share even_rows(width, part, parts);
-    const bool rows_of_dx = update != nullptr && dx != nullptr;
+    const bool rows_of_dx = update_in_region && dx != nullptr;
     const index_t row_first = rows_of_dx ? first : even_rows.first;
     const index_t row_last = rows_of_dx ? last : even_rows.last;
     if (row_first < row_last)
@@ -354,11 +358,13 @@ bool backward_in_one_region(const T* source, index_t width, const T* delta, inde
       gemm_fused<T>(false, true, m, last - first, fan_out, T(1), delta, fan_out,
                     w + first * fan_out, fan_out, beta, dx + first, width,
                     epilogue.shifted(0, first));
-    if (update != nullptr) {
+    if (update_in_region) {
       update->write(w_offset + row_first * fan_out, (row_last - row_first) * fan_out);
       update->write(b_offset + columns.first, columns.last - columns.first);
     }
   });
+  if (update != nullptr && !update_in_region)
+    update->write_on_threads(w_offset, width * fan_out + fan_out);  // W, then b
   return true;
 }
 
@@ -542,17 +548,18 @@ double mlp_gradient_bound_before_backward(const NetworkSpec<T>& net, const T* x,
       if (dropout_on(net, ws, l) && !std::isfinite(largest_magnitude(x_l, count)))
         return kInfinity;
       if (u_l != x_l && !std::isfinite(largest_magnitude(u_l, count))) return kInfinity;
-      // delta holds the exact sum of the readers' products' magnitudes (below). Their products
+      // delta bounds the exact sum of the readers' products' magnitudes (below). Those products
       // and the sums into dLoss/dX_l, in any order and blocking, and each reader's sum added to
       // the last ones' (beta 1), round each product through at most k additions, k the terms
       // over all readers: within a factor 1 / (1 - k u); + 5 covers this arithmetic in double.
       const double rounding = 1.0 - double(reader_terms(net, l) + 5) * u;
       if (!(rounding >= 0.5)) return kInfinity;
       // Then the mask's scale (rounded to T) and the derivative, each product rounded once:
-      // (1 + u)^3 is well inside kSlack, and the smallest subnormal covers both where they
-      // underflow.
+      // (1 + u)^3 is well inside kSlack; where they underflow, the first product's absolute
+      // error, times the derivative, and the second's stay below (1 + derivative) subnormals.
       const double scale = dropout_on(net, ws, l) ? 1.0 / (1.0 - layer.dropout) : 1.0;
-      delta = delta * kSlack * scale * derivative_bound(layer.act) / rounding + underflow;
+      const double derivative = derivative_bound(layer.act);
+      delta = delta * kSlack * scale * derivative / rounding + (1.0 + derivative) * underflow;
     }
     const double term = delta * ws.input_bound[l];
     if (std::isnan(term)) return kInfinity;

@@ -397,7 +397,9 @@ long l2_cache_bytes() {
 // square root and a division per weight) lost 3% with it. Off too when the step's products read
 // each weight on the thread that updates it (GradientBound::weights_read_in_own_shares): tiny's
 // forward split by k blocks, its shuffled epochs on two Xeon threads ran 306k / 307k / 311k
-// samples/s with the scan and 337k / 332k / 333k without (alternated medians).
+// samples/s with the scan and 337k / 332k / 333k without (alternated medians). (Measured before
+// epochs made their SGD updates early, in the backward pass, where they are proven: this now
+// serves the updates proven after it.)
 template <typename T, OptimizerKind K, int States>
 bool warm_for_update(index_t n, bool parallel) {
   const int threads = share_count(n, parallel);
@@ -697,6 +699,7 @@ bool EarlyUpdate<T>::prove(T* params, const T* grads, T* const* state, index_t n
   range_ = nullptr;
   move_ = nullptr;
   failed_.store(false, std::memory_order_relaxed);
+  written_.store(0, std::memory_order_relaxed);
   if (spec.clip_norm > 0.0) return false;
   const Rule<T> rule(spec, state);
   auto try_kind = [&](auto kind) {
@@ -723,6 +726,7 @@ bool EarlyUpdate<T>::prove(T* params, const T* grads, T* const* state, index_t n
   params_ = params;
   grads_ = grads;
   bounds_ = &bounds;
+  n_ = n;
   return true;
 }
 
@@ -730,6 +734,7 @@ template <typename T>
 void EarlyUpdate<T>::write(index_t first, index_t count) const {
   if (range_(spec_, state_, params_, grads_, first, first + count) != 0)
     failed_.store(true, std::memory_order_relaxed);
+  written_.fetch_add(count, std::memory_order_relaxed);
 }
 
 template <typename T>
@@ -743,6 +748,8 @@ template <typename T>
 void EarlyUpdate<T>::finish(double gradient_bound) {
   if (failed_.load(std::memory_order_relaxed))
     throw std::logic_error("an optimizer update proven finite was not; the weights are invalid");
+  if (written_.load(std::memory_order_relaxed) != n_)
+    throw std::logic_error("an early optimizer update did not write every parameter once");
   // The proof's bound moves them finitely, so the smaller one does too; measured again if not.
   if (!move_(spec_, state_, *bounds_, std::min(proof_bound_, gradient_bound)))
     bounds_->known = false;

@@ -19,10 +19,13 @@ struct GradientInputs {
   const T* x;
   index_t m;
   Workspace<T>& ws;
+  mutable bool inputs_recorded = false;
 
   static double bound(const void* context) {
     const GradientInputs& inputs = *static_cast<const GradientInputs*>(context);
     if (!inputs.cheaper_than_a_scan()) return std::numeric_limits<double>::infinity();
+    if (inputs.inputs_recorded)
+      return mlp_gradient_bound_from_deltas(inputs.net, inputs.m, inputs.ws);
     return mlp_gradient_bound(inputs.net, inputs.x, inputs.m, inputs.ws);
   }
 
@@ -30,6 +33,7 @@ struct GradientInputs {
   // the weights' bound.
   static double bound_before_backward(const void* context, double weight_bound) {
     const GradientInputs& inputs = *static_cast<const GradientInputs*>(context);
+    inputs.inputs_recorded = true;  // in ws.input_bound, for bound() if the proof fails
     return mlp_gradient_bound_before_backward(inputs.net, inputs.x, inputs.m, inputs.ws,
                                               weight_bound);
   }

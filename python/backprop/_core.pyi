@@ -109,6 +109,11 @@ class _Engine:
     def gradient_bound(self, params: npt.NDArray[Any], X: npt.NDArray[Any], y: npt.NDArray[Any],
                        grads: npt.NDArray[Any], sample_weight: Optional[npt.NDArray[Any]] = None,
                        dropout_step: int = -1) -> float: ...
+    def gradient_bound_before_backward(self, params: npt.NDArray[Any], X: npt.NDArray[Any],
+                                       y: npt.NDArray[Any], grads: npt.NDArray[Any],
+                                       weight_bound: float,
+                                       sample_weight: Optional[npt.NDArray[Any]] = None,
+                                       dropout_step: int = -1) -> float: ...
     def train_step(self, params: npt.NDArray[Any], grads: npt.NDArray[Any],
                    state: list[npt.NDArray[Any]], optimizer: OptimizerSpec, X: npt.NDArray[Any],
                    y: npt.NDArray[Any],

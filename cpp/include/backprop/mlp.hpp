@@ -152,7 +152,9 @@ double mlp_gradient_bound_from_deltas(const NetworkSpec<T>& net, index_t m,
 // be proven finite before its gradient exists (EarlyUpdate). Each layer's delta is bounded from
 // its readers': a sum of fan_out products of a delta and a weight, through dropout's scale and
 // a derivative of at most derivative_bound (mlp.cpp), given that the layer's U and X are finite
-// (checked here); then the gradient as mlp_gradient_bound bounds it. +inf when a value read is
+// (checked here: U where the layer keeps it apart, X through its readers' inputs, or itself
+// under dropout, whose zeros would hide it from them); then the gradient as mlp_gradient_bound
+// bounds it. +inf when a value read is
 // not finite or the rounding cannot be bounded. The bound grows by a factor of about
 // fan_out x weight_bound per layer, far above the gradient (whose deltas add with random signs),
 // but for deep networks of moderate weights still well inside float32. Records the inputs as
@@ -162,7 +164,8 @@ double mlp_gradient_bound_before_backward(const NetworkSpec<T>& net, const T* x,
                                           Workspace<T>& ws, double weight_bound);
 
 // How many values mlp_gradient_bound reads for m rows (a source read by several layers counts
-// once for each).
+// once for each); mlp_gradient_bound_before_backward reads these too, and the U (or X) of the
+// layers whose U is kept apart (not relu or identity) or that have dropout.
 template <typename T>
 index_t mlp_gradient_bound_reads(const NetworkSpec<T>& net, index_t m);
 

@@ -62,7 +62,8 @@ struct UpdateBounds {
   double params = 0.0;
   double state[2] = {0.0, 0.0};  // sgd: momentum; adam, adamw: first and second moments
   index_t proven = 0;            // updates made without a check pass
-  index_t proven_unscanned = 0;  // of those, proven with a GradientBound (no scan for the largest)
+  index_t proven_unscanned = 0;  // of those, proven without a scan of the gradient: with a
+                                 // GradientBound, or by EarlyUpdate
   index_t early = 0;             // of those, made piece by piece (EarlyUpdate)
 };
 
@@ -93,7 +94,8 @@ struct ParameterMatrix {
 // columns, and the forward's k-block split reads W by rows near them), so each thread updates
 // what is already in its own cache. deep on two Xeon threads, with its forward
 // split by k blocks, train_step 46.2k / 46.7k -> 47.4k / 48.8k samples/s (alternated medians)
-// against one share of the flat buffer per thread.
+// against one share of the flat buffer per thread. (An epoch's early update, EarlyUpdate, writes
+// each layer in its backward pass instead, each thread the rows of dW it wrote there.)
 struct UpdateShares {
   const ParameterMatrix* matrices = nullptr;
   std::size_t count = 0;
@@ -139,9 +141,10 @@ class EarlyUpdate {
   void write(index_t first, index_t count) const;
   void write_on_threads(index_t first, index_t count) const;
   // After every entry has been written once: throws std::logic_error when a new value was not
-  // finite after all (a wrong proof; the weights are then invalid), else moves the bounds past
-  // the update with the smaller of the proof's gradient bound and `gradient_bound` (a bound on
-  // the gradient as written, usually far tighter).
+  // finite after all (a wrong proof; the weights are then invalid) or when the writes did not
+  // add up to n entries, else moves the bounds past the update with the smaller of the proof's
+  // gradient bound and `gradient_bound` (a bound on the gradient as written, usually far
+  // tighter).
   void finish(double gradient_bound);
 
  private:
@@ -155,7 +158,9 @@ class EarlyUpdate {
   const T* grads_ = nullptr;
   UpdateBounds* bounds_ = nullptr;
   double proof_bound_ = 0.0;
+  index_t n_ = 0;
   mutable std::atomic<bool> failed_{false};
+  mutable std::atomic<index_t> written_{0};  // entries written so far
 };
 
 // The largest |x| of n entries, +inf when one is Inf or NaN; split over the threads when n is

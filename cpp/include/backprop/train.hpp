@@ -29,6 +29,7 @@ struct EpochResult {
   index_t failed_batch = -1; // index of the batch whose loss was not finite, or -1
   index_t proven_updates = 0;  // updates whose bounds made the check pass unnecessary
   index_t proven_unscanned = 0;  // of those, proven from the layers' inputs and deltas alone
+                                 // (after the backward pass, or before it for early updates)
   index_t early_updates = 0;     // of those, made layer by layer in the backward pass
 };
 
