@@ -154,11 +154,10 @@ double mlp_gradient_bound_from_deltas(const NetworkSpec<T>& net, index_t m,
 // a derivative of at most derivative_bound (mlp.cpp), given that the layer's U and X are finite
 // (checked here: U where the layer keeps it apart, X through its readers' inputs, or itself
 // under dropout, whose zeros would hide it from them); then the gradient as mlp_gradient_bound
-// bounds it. +inf when a value read is
-// not finite or the rounding cannot be bounded. The bound grows by a factor of about
-// fan_out x weight_bound per layer, far above the gradient (whose deltas add with random signs),
-// but for deep networks of moderate weights still well inside float32. Records the inputs as
-// mlp_gradient_bound does.
+// bounds it. +inf when a value read is not finite or the rounding cannot be bounded. The bound
+// grows by a factor of about fan_out x weight_bound per layer, far above the gradient (whose
+// deltas add with random signs), but for deep networks of moderate weights still well inside
+// float32. Records the inputs as mlp_gradient_bound does.
 template <typename T>
 double mlp_gradient_bound_before_backward(const NetworkSpec<T>& net, const T* x, index_t m,
                                           Workspace<T>& ws, double weight_bound);
