@@ -539,7 +539,8 @@ double mlp_gradient_bound_before_backward(const NetworkSpec<T>& net, const T* x,
   for (std::size_t l = n_layers; l-- > 0;) {
     const LayerSpec<T>& layer = net.layers[l];
     double& delta = ws.delta_bound[l];  // on entry, of dLoss/dX_l from the layers that read it
-    if (l + 1 < n_layers && first_consumer(net, l) < n_layers) {
+    const index_t terms = reader_terms(net, l);  // 0: no layer reads it, and its delta is 0
+    if (l + 1 < n_layers && terms > 0) {
       // The derivative reads U_l and X_l. X_l as its readers took it is finite (their input
       // bounds, checked above); with dropout they took the dropped copy, so check X_l itself.
       const index_t count = m * layer.fan_out;
@@ -552,7 +553,7 @@ double mlp_gradient_bound_before_backward(const NetworkSpec<T>& net, const T* x,
       // and the sums into dLoss/dX_l, in any order and blocking, and each reader's sum added to
       // the last ones' (beta 1), round each product through at most k additions, k the terms
       // over all readers: within a factor 1 / (1 - k u); + 5 covers this arithmetic in double.
-      const double rounding = 1.0 - double(reader_terms(net, l) + 5) * u;
+      const double rounding = 1.0 - double(terms + 5) * u;
       if (!(rounding >= 0.5)) return kInfinity;
       // Then the mask's scale (rounded to T) and the derivative, each product rounded once:
       // (1 + u)^3 is well inside kSlack; where they underflow, the first product's absolute

@@ -408,6 +408,13 @@ bool warm_for_update(index_t n, bool parallel) {
   return share_bytes <= 0.5 * double(l2_cache_bytes());
 }
 
+// Moves the carried bounds past an update that `next` bounds.
+inline void move_past(const NewBounds& next, UpdateBounds& bounds) {
+  bounds.params = next.params;
+  bounds.state[0] = next.state[0];
+  bounds.state[1] = next.state[1];
+}
+
 // Measures the bounds (UpdateBounds) on the parameters and on the state an sgd, adam or adamw
 // update reads; a second moment with a sign bit set counts as unbounded.
 template <typename T, OptimizerKind K>
@@ -454,9 +461,7 @@ bool proven_finite(const Rule<T>& rule, T* params, const T* grads, index_t n,
     bounds->known = false;  // checked instead; measured again before the next update
     return false;
   }
-  bounds->params = next.params;
-  bounds->state[0] = next.state[0];
-  bounds->state[1] = next.state[1];
+  move_past(next, *bounds);
   ++bounds->proven;
   return true;
 }
@@ -588,9 +593,7 @@ bool move_bounds(const OptimizerSpec& spec, T* const* state, UpdateBounds& bound
   const NewBounds next = bounds_after<T, K>(Rule<T>(spec, state), bounds.params, bounds.state,
                                             gradient);
   if (!next.finite) return false;
-  bounds.params = next.params;
-  bounds.state[0] = next.state[0];
-  bounds.state[1] = next.state[1];
+  move_past(next, bounds);
   return true;
 }
 
