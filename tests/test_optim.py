@@ -248,6 +248,34 @@ def test_train_step_refuses_an_update_that_overflows(dtype):
     assert all(not state.any() for state in opt.state)
 
 
+@pytest.mark.parametrize("layer", [0, 1])
+@pytest.mark.parametrize("kind, config", [
+    pytest.param(bp.optim.SGD, {"lr": 10.0, "momentum": 0.9}, id="sgd"),
+    pytest.param(bp.optim.Adam, {"lr": 10.0, "weight_decay": 1.0}, id="adam-l2"),
+])
+def test_train_step_refuses_an_update_that_overflows_in_one_layer_and_changes_no_layer(
+        layer, kind, config, dtype):
+    # One layer's first state buffer near the largest float: its new value, and the new weight,
+    # overflow there, while every other layer's update is finite. train_step checks each
+    # layer's update in its backward pass, the last layer first; whichever layer fails, no
+    # weight and no state of any layer may change.
+    net = bp.Network([6, 8, 3], activation="tanh", dtype=dtype, seed=2)
+    opt = kind(**config)
+    state = opt.state_for(net.params)
+    big = np.finfo(dtype).max / 2
+    offset = 0 if layer == 0 else net.layers[0].W.size + net.layers[0].b.size
+    state[0][offset:offset + net.layers[layer].W.size] = big
+    before = [net.params.tobytes()] + [buffer.tobytes() for buffer in state]
+    rng = np.random.default_rng(1)
+    with pytest.raises(FloatingPointError, match="unchanged"):
+        net.train_step(rng.standard_normal((5, 6)).astype(dtype), rng.integers(0, 3, 5), opt)
+    assert [net.params.tobytes()] + [buffer.tobytes() for buffer in opt.state] == before
+    state[0][...] = 0  # the same step from ordinary state is made
+    net.train_step(rng.standard_normal((5, 6)).astype(dtype), rng.integers(0, 3, 5), opt)
+    assert net.params.tobytes() != before[0]
+
+
+
 # -- sgd epochs that skip the check pass ---------------------------------------------------------
 # Inside one train_epoch call, bounds on |params| and |momentum| carried from update to update
 # and the gradients' largest magnitude can prove an sgd update finite; it then skips its check
@@ -383,6 +411,42 @@ def _epoch_against_checked_steps(net, opt, twin_opt, X, Y, weight, batch):
     same = net.params.tobytes() == twin.params.tobytes() and all(
         mine.tobytes() == theirs.tobytes() for mine, theirs in zip(opt.state, twin_opt.state))
     return result, same
+
+
+STEP_RULES = [
+    pytest.param(bp.optim.SGD, {"lr": 0.01, "momentum": 0.9}, id="sgd-momentum"),
+    pytest.param(bp.optim.SGD, {"lr": 0.01}, id="sgd"),
+    pytest.param(bp.optim.SGD, {"lr": 0.01, "momentum": 0.9, "nesterov": True, "clip_value": 0.1,
+                                "l1": 1e-3}, id="sgd-shaped"),
+    pytest.param(bp.optim.Adam, {"lr": 1e-2, "weight_decay": 0.1}, id="adam-l2"),
+    pytest.param(bp.optim.AdamW, {"lr": 1e-2, "weight_decay": 0.1}, id="adamw"),
+    # checked after the backward pass: clip_norm's scale needs the whole gradient, and the
+    # other kinds are not taken layer by layer
+    pytest.param(bp.optim.SGD, {"lr": 0.01, "clip_norm": 0.5}, id="sgd-clip-norm"),
+    pytest.param(bp.optim.RMSprop, {"lr": 1e-2, "momentum": 0.5}, id="rmsprop"),
+]
+
+
+@pytest.mark.parametrize("kind, config", STEP_RULES)
+@pytest.mark.parametrize("wiring", list(WIRED))
+def test_train_step_gives_the_bits_of_loss_and_grad_then_step(wiring, kind, config, dtype):
+    # train_step checks each layer's update as its backward pass reaches it and then writes them
+    # all; loss_and_grad and the optimizer's step check and write the whole update after the
+    # gradient. Shortcuts, a source read twice, dropout (the step's masks) and sample weights:
+    # weights and state the same bits after every batch.
+    net, batch = _wired(wiring, dtype)
+    twin = net.copy()
+    X, Y, weight = _weighted_rows(dtype)
+    opt, twin_opt = kind(**config), kind(**config)
+    for start in range(0, len(X), batch):
+        rows = slice(start, start + batch)
+        net.train_step(X[rows], Y[rows], opt, sample_weight=weight[rows])
+        _, grads = twin.loss_and_grad(X[rows], Y[rows], sample_weight=weight[rows],
+                                      dropout_step=twin_opt.steps)
+        twin_opt.step(twin.params, grads)
+        assert net.params.tobytes() == twin.params.tobytes()
+        assert [a.tobytes() for a in opt.state] == [b.tobytes() for b in twin_opt.state]
+    assert not np.array_equal(net.params, _wired(wiring, dtype)[0].params)
 
 
 @pytest.mark.parametrize("kind, config", [

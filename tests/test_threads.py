@@ -502,6 +502,43 @@ def test_early_update_in_one_region_gives_the_bytes_of_checked_steps(gemm_isa, d
     assert not np.array_equal(twin.params, network().params)
 
 
+@pytest.mark.parametrize("optimizer", list(EARLY_OPTIMIZERS))
+@pytest.mark.parametrize("wiring", ["chain", "dropout", "shortcut", "narrow"])
+def test_train_step_checks_in_one_region_with_the_bytes_of_a_separate_update(
+        gemm_isa, dtype, threads, call_burst, wiring, optimizer):
+    # A train_step on its own (no bounds carried from the last) checks each layer's update in
+    # its backward region, each thread the rows of W it has read and whose gradient it wrote,
+    # then writes the whole update in one pass. Weights and optimizer state on one and two
+    # threads must be the bytes of loss_and_grad followed by the optimizer's own step, which
+    # checks the whole update after the backward pass.
+    call_burst(window_ns=60 * 10**9)
+    rng = np.random.default_rng(7)
+    narrow = wiring == "narrow"
+    X = rng.standard_normal((192, 1000 if narrow else 96)).astype(dtype)
+    y = rng.standard_normal((192, 1)).astype(dtype) if narrow else rng.integers(0, 10, 192)
+    single_source = {"chain": 4, "dropout": 3, "shortcut": 2, "narrow": 3}[wiring]
+    kind, config = EARLY_OPTIMIZERS[optimizer]
+    results = {}
+    for n in (1, 2):
+        threads(n)
+        net = _one_region_network(wiring, dtype)
+        opt = kind(**config)
+        before = bp._core.mlp_backward_region_count()
+        for start in range(0, 192, 64):
+            net.train_step(X[start:start + 64], y[start:start + 64], opt)
+        assert bp._core.mlp_backward_region_count() - before == (n - 1) * 3 * single_source
+        results[n] = [net.params.tobytes()] + [buffer.tobytes() for buffer in opt.state]
+    twin = _one_region_network(wiring, dtype)
+    twin_opt = kind(**config)
+    for start in range(0, 192, 64):
+        _, grads = twin.loss_and_grad(X[start:start + 64], y[start:start + 64],
+                                      dropout_step=twin_opt.steps)
+        twin_opt.step(twin.params, grads)
+    assert results[1] == results[2]
+    assert results[1] == [twin.params.tobytes()] + [buffer.tobytes() for buffer in twin_opt.state]
+    assert not np.array_equal(twin.params, _one_region_network(wiring, dtype).params)
+
+
 @pytest.mark.parametrize("given, expected", [
     ({}, "10000"),
     ({"GOMP_SPINCOUNT": "5"}, "5"),

@@ -318,9 +318,9 @@ static_assert(kSlabColumns % GemmBlocking512<float>::NR == 0 &&
 // 56.0k-59.3k. The first layer's weight and bias gradients in one region too (no dX): deep's
 // epochs 43.2k-44.9k -> 44.4k-45.2k, train_step 40.3k-41.4k -> 41.4k-41.8k, tiny's +1%,
 // mnist's within the noise.
-// With an early update (EarlyUpdate), each thread then updates the rows of W whose gradient it
-// has just written (when there is a dX, the rows it read for its columns of dX) and its
-// columns of b: no other thread reads or writes them in the region.
+// With an early update (EarlyUpdate), each thread then takes the update of the rows of W whose
+// gradient it has just written (when there is a dX, the rows it read for its columns of dX) and
+// of its columns of b: no other thread reads or writes them in the region.
 template <typename T>
 bool backward_in_one_region(const T* source, index_t width, const T* delta, index_t m,
                             index_t fan_out, const T* w, T* dw, T* db, T beta, T* dx,
@@ -359,12 +359,12 @@ bool backward_in_one_region(const T* source, index_t width, const T* delta, inde
                     w + first * fan_out, fan_out, beta, dx + first, width,
                     epilogue.shifted(0, first));
     if (update_in_region) {
-      update->write(w_offset + row_first * fan_out, (row_last - row_first) * fan_out);
-      update->write(b_offset + columns.first, columns.last - columns.first);
+      update->take(w_offset + row_first * fan_out, (row_last - row_first) * fan_out);
+      update->take(b_offset + columns.first, columns.last - columns.first);
     }
   });
   if (update != nullptr && !update_in_region)
-    update->write_on_threads(w_offset, width * fan_out + fan_out);  // W, then b
+    update->take_on_threads(w_offset, width * fan_out + fan_out);  // W, then b
   return true;
 }
 
@@ -446,7 +446,7 @@ void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_
     // The layer's products have read W for the last time in this step: W and b (consecutive
     // in the buffer) may take their update.
     if (update != nullptr)
-      update->write_on_threads(net.weight_offset(l), layer.fan_in * layer.fan_out + layer.fan_out);
+      update->take_on_threads(net.weight_offset(l), layer.fan_in * layer.fan_out + layer.fan_out);
   }
 }
 

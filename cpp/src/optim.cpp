@@ -374,6 +374,7 @@ struct UpdatePlan {
   UpdateShares shares{};
   UpdateBounds* bounds = nullptr;
   GradientBound gradient{};
+  bool checked = false;  // every new value found finite already: the writing pass alone
 };
 
 // This core's L2 cache in bytes, or 0 where the system does not say.
@@ -468,14 +469,15 @@ bool proven_finite(const Rule<T>& rule, T* params, const T* grads, index_t n,
 
 // Checks that the whole update is finite, then makes it: all or nothing. States is
 // optimizer_state_count: how many of rule.v0, v1, v2 the update reads and writes. An update
-// that bounds prove finite skips the check.
+// that bounds prove finite skips the check, as does one checked already (plan.checked).
 // After a check pass over the matrices (UpdateShares) first to last, the writing pass visits
 // them last to first: the matrices checked last are still in L2, where it finds them, and the
 // first layer's weights, which the next forward pass reads first, are the last written. Per-call
-// train_step (always checked) on two Xeon threads, samples/s, six alternated rounds, first to
-// last -> last to first: deep 48.7k-53.2k -> 50.0k-54.1k (faster in every round, by 1.6-6.3%),
-// mnist 61.5k-65.7k -> 62.2k-66.9k (every round, by 0.2-5.1%); tiny (whose update fits in L2),
-// wide and one thread within the noise. The bits are the same.
+// train_step (then checked in this pass; now in its backward pass, train.cpp) on two Xeon
+// threads, samples/s, six alternated rounds, first to last -> last to first: deep 48.7k-53.2k
+// -> 50.0k-54.1k (faster in every round, by 1.6-6.3%), mnist 61.5k-65.7k -> 62.2k-66.9k (every
+// round, by 0.2-5.1%); tiny (whose update fits in L2), wide and one thread within the noise.
+// The bits are the same.
 template <typename T, OptimizerKind K, int States, bool Shaped>
 bool update_pass_pair(const Rule<T>& rule, T* params, const T* grads, index_t n,
                       const UpdatePlan& plan) {
@@ -493,13 +495,15 @@ bool update_pass_pair(const Rule<T>& rule, T* params, const T* grads, index_t n,
         order);
     return bad.load(std::memory_order_relaxed);
   };
-  const bool checked = !proven_finite<T, K, States>(rule, params, grads, n, plan);
-  if (checked && pass(std::false_type{}, MatrixOrder::first_to_last)) return false;
-  // The check pass or a proof said finite: only a wrong proof gets here. Say so, rather than
-  // leave NaN or Inf in the weights unreported.
+  // A check pass first, unless the update was checked already or bounds prove it finite.
+  const bool check_pass =
+      !plan.checked && !proven_finite<T, K, States>(rule, params, grads, n, plan);
+  if (check_pass && pass(std::false_type{}, MatrixOrder::first_to_last)) return false;
+  // A check or a proof said finite: only a wrong one gets here. Say so, rather than leave NaN
+  // or Inf in the weights unreported.
   if (pass(std::true_type{},
-           checked ? MatrixOrder::last_to_first : MatrixOrder::first_to_last))
-    throw std::logic_error("an optimizer update proven finite was not; the weights are invalid");
+           check_pass ? MatrixOrder::last_to_first : MatrixOrder::first_to_last))
+    throw std::logic_error("an optimizer update found finite was not; the weights are invalid");
   return true;
 }
 
@@ -578,12 +582,13 @@ bool run_update(T* params, const T* grads, T* const* state, index_t n, const Opt
   throw std::invalid_argument("unknown optimizer kind");
 }
 
-// EarlyUpdate's writer of [first, end) for one kind, state count and gradient shaping.
-template <typename T, OptimizerKind K, int States, bool Shaped>
-int write_early_range(const OptimizerSpec& spec, T* const* state, T* params, const T* grads,
-                      index_t first, index_t end) {
+// EarlyUpdate's writer (or, without Write, checker) of [first, end) for one kind, state count
+// and gradient shaping.
+template <typename T, OptimizerKind K, int States, bool Shaped, bool Write>
+int take_early_range(const OptimizerSpec& spec, T* const* state, T* params, const T* grads,
+                     index_t first, index_t end) {
   const Rule<T> rule(spec, state);  // a few roundings (and Adam's two powers) per piece
-  return update_range<T, K, States, Shaped, true>(rule, params, grads, first, end);
+  return update_range<T, K, States, Shaped, Write>(rule, params, grads, first, end);
 }
 
 // EarlyUpdate's move of the bounds past an update whose gradient is at most `gradient`.
@@ -597,28 +602,28 @@ bool move_bounds(const OptimizerSpec& spec, T* const* state, UpdateBounds& bound
   return true;
 }
 
-// The writer for a rule's state count and shaping, or nullptr where the kind has no such
-// count (valid_state_count).
-template <typename T, OptimizerKind K, int States>
-auto early_writer(bool shaped) -> int (*)(const OptimizerSpec&, T* const*, T*, const T*,
-                                          index_t, index_t) {
+// The writer (or checker) for a rule's state count and shaping, or nullptr where the kind has
+// no such count (valid_state_count).
+template <typename T, OptimizerKind K, bool Write, int States>
+auto early_taker(bool shaped) -> int (*)(const OptimizerSpec&, T* const*, T*, const T*,
+                                         index_t, index_t) {
   if constexpr (valid_state_count(K, States)) {
-    return shaped ? &write_early_range<T, K, States, true>
-                  : &write_early_range<T, K, States, false>;
+    return shaped ? &take_early_range<T, K, States, true, Write>
+                  : &take_early_range<T, K, States, false, Write>;
   } else {
     return nullptr;
   }
 }
 
-template <typename T, OptimizerKind K>
-auto early_writer(const Rule<T>& rule) {
+template <typename T, OptimizerKind K, bool Write>
+auto early_taker(const Rule<T>& rule) {
   switch ((rule.v0 != nullptr) + (rule.v1 != nullptr)) {
     case 0:
-      return early_writer<T, K, 0>(rule.shapes_gradient());
+      return early_taker<T, K, Write, 0>(rule.shapes_gradient());
     case 1:
-      return early_writer<T, K, 1>(rule.shapes_gradient());
+      return early_taker<T, K, Write, 1>(rule.shapes_gradient());
     default:
-      return early_writer<T, K, 2>(rule.shapes_gradient());
+      return early_taker<T, K, Write, 2>(rule.shapes_gradient());
   }
 }
 
@@ -666,6 +671,12 @@ bool optimizer_step_ref(T* params, const T* grads, T* const* state, index_t n,
 }
 
 template <typename T>
+void optimizer_step_checked(T* params, const T* grads, T* const* state, index_t n,
+                            const OptimizerSpec& spec, UpdateShares shares) {
+  run_update(params, grads, state, n, spec, UpdatePlan{true, shares, nullptr, {}, true});
+}
+
+template <typename T>
 double largest_magnitude(const T* x, index_t n) {
   return largest_magnitude(x, n, true);
 }
@@ -696,24 +707,38 @@ bool sgd_update(T* params, const T* grads, T* velocity, index_t n, const Optimiz
 }
 
 template <typename T>
+void EarlyUpdate<T>::start(RangeFn range, T* params, const T* grads, T* const* state, index_t n,
+                           const OptimizerSpec& spec) {
+  range_ = range;
+  spec_ = spec;
+  const int count = optimizer_state_count(spec);
+  for (int i = 0; i < 3; ++i) state_[i] = i < count ? state[i] : nullptr;
+  params_ = params;
+  grads_ = grads;
+  n_ = n;
+  failed_.store(false, std::memory_order_relaxed);
+  taken_.store(0, std::memory_order_relaxed);
+}
+
+template <typename T>
 bool EarlyUpdate<T>::prove(T* params, const T* grads, T* const* state, index_t n,
                            const OptimizerSpec& spec, UpdateBounds& bounds,
                            double (*gradient_bound)(const void*, double), const void* context) {
   range_ = nullptr;
   move_ = nullptr;
-  failed_.store(false, std::memory_order_relaxed);
-  written_.store(0, std::memory_order_relaxed);
+  bounds_ = nullptr;
   if (spec.clip_norm > 0.0) return false;
   const Rule<T> rule(spec, state);
+  RangeFn writer = nullptr;
   auto try_kind = [&](auto kind) {
     constexpr OptimizerKind K = decltype(kind)::value;
     if (!bounds.known) measure_bounds<T, K>(rule, params, n, true, bounds);
     proof_bound_ = gradient_bound(context, bounds.params);
     if (!bounds_after<T, K>(rule, bounds.params, bounds.state, proof_bound_).finite)
       return false;
-    range_ = early_writer<T, K>(rule);
+    writer = early_taker<T, K, true>(rule);
     move_ = &move_bounds<T, K>;
-    return range_ != nullptr;
+    return writer != nullptr;
   };
   using Sgd = std::integral_constant<OptimizerKind, OptimizerKind::sgd>;
   using Adam = std::integral_constant<OptimizerKind, OptimizerKind::adam>;
@@ -723,27 +748,40 @@ bool EarlyUpdate<T>::prove(T* params, const T* grads, T* const* state, index_t n
                       : spec.kind == OptimizerKind::adamw ? try_kind(AdamW{})
                                                           : false;  // the others always check
   if (!proven) return false;
-  spec_ = spec;
-  const int count = optimizer_state_count(spec);
-  for (int i = 0; i < 3; ++i) state_[i] = i < count ? state[i] : nullptr;
-  params_ = params;
-  grads_ = grads;
+  start(writer, params, grads, state, n, spec);
   bounds_ = &bounds;
-  n_ = n;
   return true;
 }
 
 template <typename T>
-void EarlyUpdate<T>::write(index_t first, index_t count) const {
-  if (range_(spec_, state_, params_, grads_, first, first + count) != 0)
-    failed_.store(true, std::memory_order_relaxed);
-  written_.fetch_add(count, std::memory_order_relaxed);
+bool EarlyUpdate<T>::check(T* params, const T* grads, T* const* state, index_t n,
+                           const OptimizerSpec& spec) {
+  range_ = nullptr;
+  move_ = nullptr;
+  bounds_ = nullptr;
+  if (spec.clip_norm > 0.0) return false;  // its scale needs the whole gradient
+  const Rule<T> rule(spec, state);
+  const RangeFn checker =
+      spec.kind == OptimizerKind::sgd     ? early_taker<T, OptimizerKind::sgd, false>(rule)
+      : spec.kind == OptimizerKind::adam  ? early_taker<T, OptimizerKind::adam, false>(rule)
+      : spec.kind == OptimizerKind::adamw ? early_taker<T, OptimizerKind::adamw, false>(rule)
+                                          : nullptr;
+  if (checker == nullptr) return false;
+  start(checker, params, grads, state, n, spec);
+  return true;
 }
 
 template <typename T>
-void EarlyUpdate<T>::write_on_threads(index_t first, index_t count) const {
+void EarlyUpdate<T>::take(index_t first, index_t count) const {
+  if (range_(spec_, state_, params_, grads_, first, first + count) != 0)
+    failed_.store(true, std::memory_order_relaxed);
+  taken_.fetch_add(count, std::memory_order_relaxed);
+}
+
+template <typename T>
+void EarlyUpdate<T>::take_on_threads(index_t first, index_t count) const {
   for_each_share(count, true, [&](index_t share, index_t length) {
-    write(first + share, length);
+    take(first + share, length);
   });
 }
 
@@ -751,7 +789,7 @@ template <typename T>
 void EarlyUpdate<T>::finish(double gradient_bound) {
   if (failed_.load(std::memory_order_relaxed))
     throw std::logic_error("an optimizer update proven finite was not; the weights are invalid");
-  if (written_.load(std::memory_order_relaxed) != n_)
+  if (!covered())
     throw std::logic_error("an early optimizer update did not write every parameter once");
   // The proof's bound moves them finitely, so the smaller one does too; measured again if not.
   if (!move_(spec_, state_, *bounds_, std::min(proof_bound_, gradient_bound)))
@@ -761,10 +799,19 @@ void EarlyUpdate<T>::finish(double gradient_bound) {
   ++bounds_->early;
 }
 
+template <typename T>
+bool EarlyUpdate<T>::all_finite() const {
+  if (!covered())
+    throw std::logic_error("an early optimizer check did not visit every parameter once");
+  return !failed_.load(std::memory_order_relaxed);
+}
+
 #define BACKPROP_INSTANTIATE_OPTIM(T)                                                           \
   template bool optimizer_step<T>(T*, const T*, T* const*, index_t, const OptimizerSpec&,      \
                                   UpdateBounds*, GradientBound, UpdateShares);                 \
   template bool optimizer_step_ref<T>(T*, const T*, T* const*, index_t, const OptimizerSpec&);  \
+  template void optimizer_step_checked<T>(T*, const T*, T* const*, index_t, const OptimizerSpec&, \
+                                          UpdateShares);                                        \
   template bool sgd_update<T>(T*, const T*, T*, index_t, const OptimizerSpec&);                 \
   template double gradient_norm<T>(const T*, index_t);                                          \
   template double largest_magnitude<T>(const T*, index_t);                                     \

@@ -77,12 +77,28 @@ StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* 
     early.finish(mlp_gradient_bound_from_deltas(net, m, ws));
     return result;
   }
+  const UpdateShares shares{ws.parameter_rows.data(), ws.parameter_rows.size()};
+  // Without carried bounds (a train_step called on its own, whose buffers anything may have
+  // written since the last), each layer's update is checked in the backward pass, while its
+  // weights and gradient are in cache, and then written in one pass if every new value is
+  // finite, rather than checked in a pass of its own over every buffer after the backward
+  // pass. The bits are the same. Per-call steps, samples/s, medians of alternated rounds: one
+  // build with either path, two Xeon threads, deep 57.8k -> 60.2k, mnist 70.1k -> 71.2k
+  // (faster in every round), one thread deep 34.6k -> 35.7k; against the last build, ten
+  // rounds, deep +1.3%, mnist +0.9%; tiny and wide within the noise. The writing pass goes
+  // from the first matrix to the last: the one the check took last is the first layer's,
+  // still in cache (the other order gained nothing).
+  if (bounds == nullptr && early.check(params, grads, state, n_params, opt)) {
+    mlp_backprop(net, params, x, m, ws, grads, &early);
+    result.finite = early.all_finite();
+    if (result.finite) optimizer_step_checked(params, grads, state, n_params, opt, shares);
+    return result;
+  }
   mlp_backprop(net, params, x, m, ws, grads);
   // Else the optimizer proves or checks the update after the backward pass, and writes nothing
   // when it would not be finite, keeping the last good weights.
   GradientBound gradient{&GradientInputs<T>::bound, &inputs};
   gradient.weights_read_in_own_shares = mlp_forward_splits_weights_by_rows(net, m);
-  const UpdateShares shares{ws.parameter_rows.data(), ws.parameter_rows.size()};
   result.finite = optimizer_step(params, grads, state, n_params, opt, bounds, gradient, shares);
   return result;
 }

@@ -120,8 +120,9 @@ void mlp_output_delta(const NetworkSpec<T>& net, const T* y, const T* row_weight
 // The backward pass from a given output delta: ws.grad_post.back() holds dLoss/dU_L (m x
 // n_outputs) on entry; on return ws.grad_post[l] holds dLoss/dU_l for every layer, and the
 // parameter gradient is written into grads unless grads is nullptr (Jacobians need only deltas).
-// With `update` (proven, over params and grads), each layer's W and b take their update as
-// soon as the layer's products have read W for the last time, while they are in cache.
+// With `update` (over params and grads, proven or checked), each layer's W and b take their
+// update as soon as the layer's products have read W for the last time, while they are in
+// cache: written if proven, else checked.
 template <typename T>
 void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_t m,
                   Workspace<T>& ws, T* grads, const EarlyUpdate<T>* update = nullptr);

@@ -119,12 +119,23 @@ template <typename T>
 bool optimizer_step_ref(T* params, const T* grads, T* const* state, index_t n,
                         const OptimizerSpec& spec);
 
-// An sgd, adam or adamw update proven finite before its gradient exists, from bounds on the
-// old values and a bound on the gradient to come, then written piece by piece as the gradient
-// is: train_step updates each layer in its backward pass, while the layer's weights and
-// gradient are still in cache, rather than in a pass over every buffer after it. All or
-// nothing still holds: a piece is written only after prove() has found every new value of the
-// whole update finite. The bits are those of optimizer_step.
+// optimizer_step's writing pass alone, for an update whose every new value has been found
+// finite already (EarlyUpdate::check, then all_finite). Throws std::logic_error if one is not
+// after all.
+template <typename T>
+void optimizer_step_checked(T* params, const T* grads, T* const* state, index_t n,
+                            const OptimizerSpec& spec, UpdateShares shares = {});
+
+// An sgd, adam or adamw update taken piece by piece in the backward pass, as each layer's
+// gradient becomes final, while the layer's weights and gradient are still in cache:
+// - proven finite before its gradient exists (prove), from bounds on the old values and a
+//   bound on the gradient to come, each piece is written as it is taken (an epoch's updates);
+// - or each piece is checked as it is taken (check): its new values are computed and not
+//   written, and after the pass optimizer_step_checked writes them all if every one was finite
+//   (train_step without carried bounds), in place of optimizer_step's check pass over every
+//   buffer after the backward pass.
+// All or nothing holds either way: nothing is written unless every new value of the whole
+// update is known to be finite. The bits are those of optimizer_step.
 template <typename T>
 class EarlyUpdate {
  public:
@@ -136,21 +147,28 @@ class EarlyUpdate {
   bool prove(T* params, const T* grads, T* const* state, index_t n, const OptimizerSpec& spec,
              UpdateBounds& bounds, double (*gradient_bound)(const void*, double),
              const void* context);
-  // Writes the update of entries [first, first + count), whose gradients must be final: on the
-  // calling thread (one thread's share inside a parallel region), or split over the threads.
-  void write(index_t first, index_t count) const;
-  void write_on_threads(index_t first, index_t count) const;
-  // After every entry has been written once: throws std::logic_error when a new value was not
-  // finite after all (a wrong proof; the weights are then invalid) or when the writes did not
-  // add up to n entries, else moves the bounds past the update with the smaller of the proof's
-  // gradient bound and `gradient_bound` (a bound on the gradient as written, usually far
-  // tighter).
+  // Whether the update can be checked piece by piece instead (sgd, adam and adamw without
+  // clip_norm; false for the others). Arguments as for prove().
+  bool check(T* params, const T* grads, T* const* state, index_t n, const OptimizerSpec& spec);
+  // Takes the update of entries [first, first + count), whose gradients must be final: writes
+  // it (proven) or checks it (checked), on the calling thread (one thread's share inside a
+  // parallel region), or split over the threads.
+  void take(index_t first, index_t count) const;
+  void take_on_threads(index_t first, index_t count) const;
+  // A proven update, after every entry has been taken once: throws std::logic_error when a new
+  // value was not finite after all (a wrong proof; the weights are then invalid) or when the
+  // pieces did not add up to n entries, else moves the bounds past the update with the smaller
+  // of the proof's gradient bound and `gradient_bound` (a bound on the gradient as written,
+  // usually far tighter).
   void finish(double gradient_bound);
+  // A checked update, after every entry has been taken once: whether every new value was
+  // finite. Throws std::logic_error when the pieces did not add up to n entries.
+  bool all_finite() const;
 
  private:
   using RangeFn = int (*)(const OptimizerSpec&, T* const*, T*, const T*, index_t, index_t);
   using MoveFn = bool (*)(const OptimizerSpec&, T* const*, UpdateBounds&, double);
-  RangeFn range_ = nullptr;  // set by a successful prove()
+  RangeFn range_ = nullptr;  // set by a successful prove() or check()
   MoveFn move_ = nullptr;
   OptimizerSpec spec_;
   T* state_[3] = {nullptr, nullptr, nullptr};
@@ -159,8 +177,12 @@ class EarlyUpdate {
   UpdateBounds* bounds_ = nullptr;
   double proof_bound_ = 0.0;
   index_t n_ = 0;
-  mutable std::atomic<bool> failed_{false};
-  mutable std::atomic<index_t> written_{0};  // entries written so far
+  // Readies the update's buffers and counters for its pieces; `range` writes or checks one.
+  void start(RangeFn range, T* params, const T* grads, T* const* state, index_t n,
+             const OptimizerSpec& spec);
+  bool covered() const { return taken_.load(std::memory_order_relaxed) == n_; }
+  mutable std::atomic<bool> failed_{false};  // a piece had a new value that was not finite
+  mutable std::atomic<index_t> taken_{0};    // entries taken so far
 };
 
 // The largest |x| of n entries, +inf when one is Inf or NaN; split over the threads when n is
