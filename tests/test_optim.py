@@ -255,10 +255,10 @@ def test_train_step_refuses_an_update_that_overflows(dtype):
 ])
 def test_train_step_refuses_an_update_that_overflows_in_one_layer_and_changes_no_layer(
         layer, kind, config, dtype):
-    # One layer's first state buffer near the largest float: its new value, and the new weight,
-    # overflow there, while every other layer's update is finite. train_step checks each
-    # layer's update in its backward pass, the last layer first; whichever layer fails, no
-    # weight and no state of any layer may change.
+    # One layer's first state buffer near half the largest float: its new value stays finite,
+    # but times lr 10 the new weights overflow there, while every other layer's update is
+    # finite. train_step checks each layer's update in its backward pass, the last layer first;
+    # whichever layer fails, no weight and no state of any layer may change.
     net = bp.Network([6, 8, 3], activation="tanh", dtype=dtype, seed=2)
     opt = kind(**config)
     state = opt.state_for(net.params)
@@ -440,6 +440,7 @@ def test_train_step_gives_the_bits_of_loss_and_grad_then_step(wiring, kind, conf
     opt, twin_opt = kind(**config), kind(**config)
     for start in range(0, len(X), batch):
         rows = slice(start, start + batch)
+        net._grads.fill(np.nan)  # every entry is written before its check: an early one sees NaN
         net.train_step(X[rows], Y[rows], opt, sample_weight=weight[rows])
         _, grads = twin.loss_and_grad(X[rows], Y[rows], sample_weight=weight[rows],
                                       dropout_step=twin_opt.steps)

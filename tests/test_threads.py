@@ -456,8 +456,9 @@ def test_early_update_in_one_region_gives_the_bytes_of_checked_steps(gemm_isa, d
     # A native epoch proves each update before its backward pass and makes it layer by layer
     # inside the backward regions, each thread the rows of W it has read and whose gradient it
     # wrote (slabs off even splits: 288, 250 and 900 rows). Weights and optimizer state on one
-    # and two threads must be the bytes of train_steps, which check each update after the whole
-    # backward pass.
+    # and two threads must be the bytes of train_steps, which check each update in the same
+    # regions and write it after the backward pass (the next test holds those to loss_and_grad
+    # and the optimizer's own step).
     call_burst(window_ns=60 * 10**9)
 
     def network():
@@ -525,6 +526,8 @@ def test_train_step_checks_in_one_region_with_the_bytes_of_a_separate_update(
         opt = kind(**config)
         before = bp._core.mlp_backward_region_count()
         for start in range(0, 192, 64):
+            # every entry is written before its check: a check that ran early would see NaN
+            net._grads.fill(np.nan)
             net.train_step(X[start:start + 64], y[start:start + 64], opt)
         assert bp._core.mlp_backward_region_count() - before == (n - 1) * 3 * single_source
         results[n] = [net.params.tobytes()] + [buffer.tobytes() for buffer in opt.state]
@@ -537,6 +540,42 @@ def test_train_step_checks_in_one_region_with_the_bytes_of_a_separate_update(
     assert results[1] == results[2]
     assert results[1] == [twin.params.tobytes()] + [buffer.tobytes() for buffer in twin_opt.state]
     assert not np.array_equal(twin.params, _one_region_network(wiring, dtype).params)
+
+
+@pytest.mark.parametrize("where", ["second-slab-row", "last-bias", "after-region"])
+@pytest.mark.parametrize("kind", [bp.optim.SGD, bp.optim.Adam])
+def test_train_step_refuses_an_overflow_checked_in_a_region_and_changes_nothing(
+        gemm_isa, dtype, threads, call_burst, where, kind):
+    # A train_step on its own checks each layer's update inside the backward regions. One
+    # weight's update overflows (its first state buffer near the largest float, lr 10): in a row
+    # of W1 the second thread checks, in the last bias column of W2's layer, or in the narrow
+    # network's second layer, whose 20 rows are checked after its region. On one and two
+    # threads the step must raise and leave every weight and state value as it was.
+    call_burst(window_ns=60 * 10**9)
+    narrow = where == "after-region"
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((64, 1000 if narrow else 96)).astype(dtype)
+    y = rng.standard_normal((64, 1)).astype(dtype) if narrow else rng.integers(0, 10, 64)
+    for n in (1, 2):
+        threads(n)
+        net = _one_region_network("narrow" if narrow else "chain", dtype)
+        opt = kind(lr=10.0, **({"momentum": 0.9} if kind is bp.optim.SGD else {}))
+        state = opt.state_for(net.params)
+        layer = net.layers[1]
+        w_offset = net.layers[0].W.size + net.layers[0].b.size
+        if where == "second-slab-row":  # the last row of W2: the second thread's slab
+            index = w_offset + layer.W.size - 1
+        elif where == "last-bias":
+            index = w_offset + layer.W.size + layer.b.size - 1
+        else:  # a row of the narrow layer's W, checked after its region
+            index = w_offset + 7 * layer.W.shape[1] + 3
+        state[0][index] = np.finfo(dtype).max / 2
+        before = [net.params.tobytes()] + [buffer.tobytes() for buffer in state]
+        regions = bp._core.mlp_backward_region_count()
+        with pytest.raises(FloatingPointError, match="unchanged"):
+            net.train_step(X, y, opt)
+        assert bp._core.mlp_backward_region_count() - regions == (n - 1) * (3 if narrow else 4)
+        assert [net.params.tobytes()] + [buffer.tobytes() for buffer in opt.state] == before
 
 
 @pytest.mark.parametrize("given, expected", [

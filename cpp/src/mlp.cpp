@@ -320,7 +320,8 @@ static_assert(kSlabColumns % GemmBlocking512<float>::NR == 0 &&
 // mnist's within the noise.
 // With an early update (EarlyUpdate), each thread then takes the update of the rows of W whose
 // gradient it has just written (when there is a dX, the rows it read for its columns of dX) and
-// of its columns of b: no other thread reads or writes them in the region.
+// of its columns of b: a proven update writes them, which no other thread reads or writes in the
+// region; a checked one reads them while they are in this thread's cache.
 template <typename T>
 bool backward_in_one_region(const T* source, index_t width, const T* delta, index_t m,
                             index_t fan_out, const T* w, T* dw, T* db, T beta, T* dx,
@@ -342,7 +343,8 @@ bool backward_in_one_region(const T* source, index_t width, const T* delta, inde
     const index_t first = std::min(width, mine.first * kSlabColumns);
     const index_t last = std::min(width, mine.last * kSlabColumns);
     // beta 0: each row of dW is written exactly once. With an early update, the rows of W this
-    // thread reads for dX, so that it may update them: no other thread reads them.
+    // thread reads for dX, so that it may update them (no other thread reads them) or check
+    // them while they are in its cache.
     const Share even_rows(width, part, parts);
     const bool rows_of_dx = update_in_region && dx != nullptr;
     const index_t row_first = rows_of_dx ? first : even_rows.first;

@@ -9,7 +9,8 @@ namespace backprop {
 struct StepResult {
   double loss = 0.0;        // the batch's reduced loss, before the update
   index_t correct = 0;      // correct rows (entries for binary_cross_entropy), before the update
-  bool finite = true;       // false: the loss or the update was NaN or Inf; nothing was changed
+  bool finite = true;       // false: the loss or the update was NaN or Inf; params and state
+                            // were not changed (grads may have been)
 };
 
 // Forward, loss, backward and one optimizer update on m rows. grads is overwritten.
