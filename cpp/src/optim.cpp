@@ -475,10 +475,9 @@ bool proven_finite(const Rule<T>& rule, T* params, const T* grads, index_t n,
 // first layer's weights, which the next forward pass reads first, are the last written. Per-call
 // train_step (then checked in this pass; now, for sgd, adam and adamw without clip_norm, in its
 // backward pass: train.cpp) on two Xeon threads, samples/s, six alternated rounds, first to
-// last -> last to first: deep 48.7k-53.2k
-// -> 50.0k-54.1k (faster in every round, by 1.6-6.3%), mnist 61.5k-65.7k -> 62.2k-66.9k (every
-// round, by 0.2-5.1%); tiny (whose update fits in L2), wide and one thread within the noise.
-// The bits are the same.
+// last -> last to first: deep 48.7k-53.2k -> 50.0k-54.1k (faster in every round, by
+// 1.6-6.3%), mnist 61.5k-65.7k -> 62.2k-66.9k (every round, by 0.2-5.1%); tiny (whose update
+// fits in L2), wide and one thread within the noise. The bits are the same.
 template <typename T, OptimizerKind K, int States, bool Shaped>
 bool update_pass_pair(const Rule<T>& rule, T* params, const T* grads, index_t n,
                       const UpdatePlan& plan) {

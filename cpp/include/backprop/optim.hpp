@@ -87,15 +87,14 @@ struct ParameterMatrix {
 
 // How an update's passes divide the parameters between the threads. By default each thread
 // takes one contiguous share of the flat buffer. Given the matrices that make up the buffer
-// (in order, covering it exactly: optimizer_step and optimizer_step_checked check), each thread
-// takes its share of the
-// rows of every one (Share): train_step lists each layer's weights (fan_in rows) and bias
-// (fan_out rows of one), whose rows the step's products mostly read and wrote on that same
-// thread (a single-source layer's backward region writes dW by those rows and db by those
-// columns, and the forward's k-block split reads W by rows near them), so each thread updates
-// what is already in its own cache. deep on two Xeon threads, with its forward
-// split by k blocks, train_step 46.2k / 46.7k -> 47.4k / 48.8k samples/s (alternated medians)
-// against one share of the flat buffer per thread. (An epoch's early update, EarlyUpdate, writes
+// (in order, covering it exactly: optimizer_step and optimizer_step_checked check), each
+// thread takes its share of the rows of every one (Share): train_step lists each layer's
+// weights (fan_in rows) and bias (fan_out rows of one), whose rows the step's products mostly
+// read and wrote on that same thread (a single-source layer's backward region writes dW by
+// those rows and db by those columns, and the forward's k-block split reads W by rows near
+// them), so each thread updates what is already in its own cache. deep on two Xeon threads,
+// with its forward split by k blocks, train_step 46.2k / 46.7k -> 47.4k / 48.8k samples/s
+// (alternated medians) against one share of the flat buffer per thread. (An epoch's early update, EarlyUpdate, writes
 // each layer in its backward pass instead, each thread the rows of dW it wrote there; a
 // train_step on its own checks them there, then writes by these shares.)
 struct UpdateShares {
