@@ -267,13 +267,14 @@ def test_train_step_refuses_an_update_that_overflows_in_one_layer_and_changes_no
     state[0][offset:offset + net.layers[layer].W.size] = big
     before = [net.params.tobytes()] + [buffer.tobytes() for buffer in state]
     rng = np.random.default_rng(1)
+    checked = bp._core.train_step_checked_in_backward_count()
     with pytest.raises(FloatingPointError, match="unchanged"):
         net.train_step(rng.standard_normal((5, 6)).astype(dtype), rng.integers(0, 3, 5), opt)
+    assert bp._core.train_step_checked_in_backward_count() == checked + 1
     assert [net.params.tobytes()] + [buffer.tobytes() for buffer in opt.state] == before
-    state[0][...] = 0  # the same step from ordinary state is made
+    state[0][...] = 0  # from ordinary state a step is made
     net.train_step(rng.standard_normal((5, 6)).astype(dtype), rng.integers(0, 3, 5), opt)
     assert net.params.tobytes() != before[0]
-
 
 
 # -- sgd epochs that skip the check pass ---------------------------------------------------------
@@ -438,6 +439,7 @@ def test_train_step_gives_the_bits_of_loss_and_grad_then_step(wiring, kind, conf
     twin = net.copy()
     X, Y, weight = _weighted_rows(dtype)
     opt, twin_opt = kind(**config), kind(**config)
+    checked = bp._core.train_step_checked_in_backward_count()
     for start in range(0, len(X), batch):
         rows = slice(start, start + batch)
         net._grads.fill(np.nan)  # every entry is written before its check: an early one sees NaN
@@ -448,6 +450,9 @@ def test_train_step_gives_the_bits_of_loss_and_grad_then_step(wiring, kind, conf
         assert net.params.tobytes() == twin.params.tobytes()
         assert [a.tobytes() for a in opt.state] == [b.tobytes() for b in twin_opt.state]
     assert not np.array_equal(net.params, _wired(wiring, dtype)[0].params)
+    taken = kind in (bp.optim.SGD, bp.optim.Adam, bp.optim.AdamW) and "clip_norm" not in config
+    steps = -(-len(X) // batch)
+    assert bp._core.train_step_checked_in_backward_count() - checked == (steps if taken else 0)
 
 
 @pytest.mark.parametrize("kind, config", [

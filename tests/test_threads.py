@@ -525,11 +525,13 @@ def test_train_step_checks_in_one_region_with_the_bytes_of_a_separate_update(
         net = _one_region_network(wiring, dtype)
         opt = kind(**config)
         before = bp._core.mlp_backward_region_count()
+        checked = bp._core.train_step_checked_in_backward_count()
         for start in range(0, 192, 64):
             # every entry is written before its check: a check that ran early would see NaN
             net._grads.fill(np.nan)
             net.train_step(X[start:start + 64], y[start:start + 64], opt)
         assert bp._core.mlp_backward_region_count() - before == (n - 1) * 3 * single_source
+        assert bp._core.train_step_checked_in_backward_count() - checked == 3
         results[n] = [net.params.tobytes()] + [buffer.tobytes() for buffer in opt.state]
     twin = _one_region_network(wiring, dtype)
     twin_opt = kind(**config)
@@ -547,9 +549,10 @@ def test_train_step_checks_in_one_region_with_the_bytes_of_a_separate_update(
 def test_train_step_refuses_an_overflow_checked_in_a_region_and_changes_nothing(
         gemm_isa, dtype, threads, call_burst, where, kind):
     # A train_step on its own checks each layer's update inside the backward regions. One
-    # weight's update overflows (its first state buffer near the largest float, lr 10): in a row
-    # of W1 the second thread checks, in the last bias column of W2's layer, or in the narrow
-    # network's second layer, whose 20 rows are checked after its region. On one and two
+    # weight's update overflows (its first state buffer near half the largest float, lr 10): in
+    # the last row of the second layer's W, which the second thread checks, in that layer's last
+    # bias column, or in the narrow network's second layer, whose 20 rows are checked after its
+    # region. On one and two
     # threads the step must raise and leave every weight and state value as it was.
     call_burst(window_ns=60 * 10**9)
     narrow = where == "after-region"
@@ -572,9 +575,11 @@ def test_train_step_refuses_an_overflow_checked_in_a_region_and_changes_nothing(
         state[0][index] = np.finfo(dtype).max / 2
         before = [net.params.tobytes()] + [buffer.tobytes() for buffer in state]
         regions = bp._core.mlp_backward_region_count()
+        checked = bp._core.train_step_checked_in_backward_count()
         with pytest.raises(FloatingPointError, match="unchanged"):
             net.train_step(X, y, opt)
         assert bp._core.mlp_backward_region_count() - regions == (n - 1) * (3 if narrow else 4)
+        assert bp._core.train_step_checked_in_backward_count() == checked + 1
         assert [net.params.tobytes()] + [buffer.tobytes() for buffer in opt.state] == before
 
 

@@ -12,6 +12,7 @@
 #include "backprop/losses.hpp"
 #include "backprop/mlp.hpp"
 #include "backprop/threads.hpp"
+#include "backprop/train.hpp"
 #include "register.hpp"
 #include "validate.hpp"
 
@@ -62,6 +63,7 @@ void register_system(py::module_& m) {
       py::arg("k"), py::arg("min_blocks") = 1);
   m.def("gemm_k_split_count", &gemm_k_split_count);
   m.def("mlp_backward_region_count", &mlp_backward_region_count);
+  m.def("train_step_checked_in_backward_count", &train_step_checked_in_backward_count);
   m.def(
       "gemm_burst_min_flops",
       [](bool double_precision) {

@@ -582,9 +582,17 @@ bool run_update(T* params, const T* grads, T* const* state, index_t n, const Opt
   throw std::invalid_argument("unknown optimizer kind");
 }
 
+// Whether EarlyUpdate takes an update of this spec piece by piece: sgd, adam and adamw, without
+// clip_norm (whose scale needs the whole gradient).
+bool taken_early(const OptimizerSpec& spec) {
+  const bool kind = spec.kind == OptimizerKind::sgd || spec.kind == OptimizerKind::adam ||
+                    spec.kind == OptimizerKind::adamw;
+  return kind && spec.clip_norm <= 0.0;
+}
+
 // EarlyUpdate's writer (or, without Write, checker) of [first, end) for one kind, state count
 // and gradient shaping.
-template <typename T, OptimizerKind K, int States, bool Shaped, bool Write>
+template <typename T, OptimizerKind K, bool Write, int States, bool Shaped>
 int take_early_range(const OptimizerSpec& spec, T* const* state, T* params, const T* grads,
                      index_t first, index_t end) {
   const Rule<T> rule(spec, state);  // a few roundings (and Adam's two powers) per piece
@@ -608,8 +616,8 @@ template <typename T, OptimizerKind K, bool Write, int States>
 auto early_taker(bool shaped) -> int (*)(const OptimizerSpec&, T* const*, T*, const T*,
                                          index_t, index_t) {
   if constexpr (valid_state_count(K, States)) {
-    return shaped ? &take_early_range<T, K, States, true, Write>
-                  : &take_early_range<T, K, States, false, Write>;
+    return shaped ? &take_early_range<T, K, Write, States, true>
+                  : &take_early_range<T, K, Write, States, false>;
   } else {
     return nullptr;
   }
@@ -683,8 +691,8 @@ template <typename T>
 void optimizer_step_checked(T* params, const T* grads, T* const* state, index_t n,
                             const OptimizerSpec& spec, UpdateShares shares) {
   require_shares_tile(shares, n);
-  // The check (EarlyUpdate::check) takes no clip_norm: its scale needs the whole gradient.
-  if (spec.clip_norm > 0.0 ||
+  // Only what EarlyUpdate::check takes can have been checked: refused before any write.
+  if (!taken_early(spec) ||
       !run_update(params, grads, state, n, spec, UpdatePlan{true, shares, nullptr, {}, true}))
     throw std::logic_error("an optimizer update was written as checked without its check");
 }
@@ -740,7 +748,7 @@ bool EarlyUpdate<T>::prove(T* params, const T* grads, T* const* state, index_t n
   range_ = nullptr;
   move_ = nullptr;
   bounds_ = nullptr;
-  if (spec.clip_norm > 0.0) return false;
+  if (!taken_early(spec)) return false;
   const Rule<T> rule(spec, state);
   RangeFn writer = nullptr;
   auto try_kind = [&](auto kind) {
@@ -756,10 +764,9 @@ bool EarlyUpdate<T>::prove(T* params, const T* grads, T* const* state, index_t n
   using Sgd = std::integral_constant<OptimizerKind, OptimizerKind::sgd>;
   using Adam = std::integral_constant<OptimizerKind, OptimizerKind::adam>;
   using AdamW = std::integral_constant<OptimizerKind, OptimizerKind::adamw>;
-  const bool proven = spec.kind == OptimizerKind::sgd     ? try_kind(Sgd{})
-                      : spec.kind == OptimizerKind::adam  ? try_kind(Adam{})
-                      : spec.kind == OptimizerKind::adamw ? try_kind(AdamW{})
-                                                          : false;  // the others always check
+  const bool proven = spec.kind == OptimizerKind::sgd    ? try_kind(Sgd{})
+                      : spec.kind == OptimizerKind::adam ? try_kind(Adam{})
+                                                         : try_kind(AdamW{});
   if (!proven) return false;
   start(writer, params, grads, state, n, spec);
   bounds_ = &bounds;
@@ -772,13 +779,12 @@ bool EarlyUpdate<T>::check(T* params, const T* grads, T* const* state, index_t n
   range_ = nullptr;
   move_ = nullptr;
   bounds_ = nullptr;
-  if (spec.clip_norm > 0.0) return false;  // its scale needs the whole gradient
+  if (!taken_early(spec)) return false;
   const Rule<T> rule(spec, state);
   const RangeFn checker =
-      spec.kind == OptimizerKind::sgd     ? early_taker<T, OptimizerKind::sgd, false>(rule)
-      : spec.kind == OptimizerKind::adam  ? early_taker<T, OptimizerKind::adam, false>(rule)
-      : spec.kind == OptimizerKind::adamw ? early_taker<T, OptimizerKind::adamw, false>(rule)
-                                          : nullptr;
+      spec.kind == OptimizerKind::sgd    ? early_taker<T, OptimizerKind::sgd, false>(rule)
+      : spec.kind == OptimizerKind::adam ? early_taker<T, OptimizerKind::adam, false>(rule)
+                                         : early_taker<T, OptimizerKind::adamw, false>(rule);
   if (checker == nullptr) return false;
   start(checker, params, grads, state, n, spec);
   return true;

@@ -94,9 +94,9 @@ struct ParameterMatrix {
 // those rows and db by those columns, and the forward's k-block split reads W by rows near
 // them), so each thread updates what is already in its own cache. deep on two Xeon threads,
 // with its forward split by k blocks, train_step 46.2k / 46.7k -> 47.4k / 48.8k samples/s
-// (alternated medians) against one share of the flat buffer per thread. (An epoch's early update, EarlyUpdate, writes
-// each layer in its backward pass instead, each thread the rows of dW it wrote there; a
-// train_step on its own checks them there, then writes by these shares.)
+// (alternated medians) against one share of the flat buffer per thread. (An epoch's early
+// update, EarlyUpdate, writes each layer in its backward pass instead, each thread the rows of
+// dW it wrote there; a train_step on its own checks them there, then writes by these shares.)
 struct UpdateShares {
   const ParameterMatrix* matrices = nullptr;
   std::size_t count = 0;

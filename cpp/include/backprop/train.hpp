@@ -1,6 +1,8 @@
 // The native training engine: one mini-batch step, and a whole shuffled epoch, each in one call.
 #pragma once
 
+#include <cstdint>
+
 #include "backprop/mlp.hpp"
 #include "backprop/optim.hpp"
 
@@ -21,6 +23,10 @@ template <typename T>
 StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* state,
                       const OptimizerSpec& opt, const T* x, const T* y, const T* row_weight,
                       index_t m, Workspace<T>& ws, UpdateBounds* bounds = nullptr);
+
+// How many train_steps in this process have checked their update in the backward pass
+// (EarlyUpdate::check; for the tests).
+std::uint64_t train_step_checked_in_backward_count();
 
 struct EpochResult {
   double loss_sum = 0.0;     // sum over batches of (batch loss x rows, or batch loss for sum)
