@@ -590,6 +590,30 @@ bool taken_early(const OptimizerSpec& spec) {
   return kind && spec.clip_norm <= 0.0;
 }
 
+// body(kind) with the kind, as a type, of an update taken_early takes.
+template <typename Body>
+auto with_early_kind(OptimizerKind kind, Body&& body) {
+  using Sgd = std::integral_constant<OptimizerKind, OptimizerKind::sgd>;
+  using Adam = std::integral_constant<OptimizerKind, OptimizerKind::adam>;
+  using AdamW = std::integral_constant<OptimizerKind, OptimizerKind::adamw>;
+  return kind == OptimizerKind::sgd    ? body(Sgd{})
+         : kind == OptimizerKind::adam ? body(Adam{})
+                                       : body(AdamW{});
+}
+
+// Throws std::logic_error unless the matrices tile [0, n) in order: no entry skipped or doubled.
+void require_shares_tile(const UpdateShares& shares, index_t n) {
+  index_t covered = 0;
+  for (std::size_t i = 0; i < shares.count; ++i) {
+    const ParameterMatrix& matrix = shares.matrices[i];
+    if (matrix.offset != covered || matrix.rows < 0 || matrix.columns < 0)
+      throw std::logic_error("the update's parameter matrices do not tile the buffer in order");
+    covered += matrix.rows * matrix.columns;
+  }
+  if (shares.count > 0 && covered != n)
+    throw std::logic_error("the update's parameter matrices do not cover the buffer");
+}
+
 // EarlyUpdate's writer (or, without Write, checker) of [first, end) for one kind, state count
 // and gradient shaping.
 template <typename T, OptimizerKind K, bool Write, int States, bool Shaped>
@@ -654,23 +678,6 @@ int optimizer_state_count(const OptimizerSpec& spec) {
   }
   return 0;
 }
-
-namespace {
-
-// Throws std::logic_error unless the matrices tile [0, n) in order: no entry skipped or doubled.
-void require_shares_tile(const UpdateShares& shares, index_t n) {
-  index_t covered = 0;
-  for (std::size_t i = 0; i < shares.count; ++i) {
-    const ParameterMatrix& matrix = shares.matrices[i];
-    if (matrix.offset != covered || matrix.rows < 0 || matrix.columns < 0)
-      throw std::logic_error("the update's parameter matrices do not tile the buffer in order");
-    covered += matrix.rows * matrix.columns;
-  }
-  if (shares.count > 0 && covered != n)
-    throw std::logic_error("the update's parameter matrices do not cover the buffer");
-}
-
-}  // namespace
 
 template <typename T>
 bool optimizer_step(T* params, const T* grads, T* const* state, index_t n,
@@ -761,13 +768,7 @@ bool EarlyUpdate<T>::prove(T* params, const T* grads, T* const* state, index_t n
     move_ = &move_bounds<T, K>;
     return writer != nullptr;
   };
-  using Sgd = std::integral_constant<OptimizerKind, OptimizerKind::sgd>;
-  using Adam = std::integral_constant<OptimizerKind, OptimizerKind::adam>;
-  using AdamW = std::integral_constant<OptimizerKind, OptimizerKind::adamw>;
-  const bool proven = spec.kind == OptimizerKind::sgd    ? try_kind(Sgd{})
-                      : spec.kind == OptimizerKind::adam ? try_kind(Adam{})
-                                                         : try_kind(AdamW{});
-  if (!proven) return false;
+  if (!with_early_kind(spec.kind, try_kind)) return false;
   start(writer, params, grads, state, n, spec);
   bounds_ = &bounds;
   return true;
@@ -781,10 +782,9 @@ bool EarlyUpdate<T>::check(T* params, const T* grads, T* const* state, index_t n
   bounds_ = nullptr;
   if (!taken_early(spec)) return false;
   const Rule<T> rule(spec, state);
-  const RangeFn checker =
-      spec.kind == OptimizerKind::sgd    ? early_taker<T, OptimizerKind::sgd, false>(rule)
-      : spec.kind == OptimizerKind::adam ? early_taker<T, OptimizerKind::adam, false>(rule)
-                                         : early_taker<T, OptimizerKind::adamw, false>(rule);
+  const RangeFn checker = with_early_kind(spec.kind, [&](auto kind) {
+    return early_taker<T, decltype(kind)::value, false>(rule);
+  });
   if (checker == nullptr) return false;
   start(checker, params, grads, state, n, spec);
   return true;
