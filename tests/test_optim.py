@@ -484,6 +484,46 @@ def test_epoch_bounds_the_gradient_from_inputs_and_deltas(wiring, kind, config, 
     assert same
 
 
+def test_early_updates_carry_the_largest_values_they_wrote_as_the_next_bounds(dtype):
+    # A weight far above the rest, on an input that is always 0, halves at every update (lr *
+    # weight_decay = 0.5). Bounds moved by the update's formula could only grow, by half per
+    # update, until after about 57 updates they proved nothing (and the buffers were measured
+    # again). The early updates' bounds are the largest values they wrote: all 100 updates are
+    # proven before their backward pass and made in it, with the bits of checked steps.
+    net, batch = _wired("plain", dtype)
+    X, Y, weight = _weighted_rows(dtype, rows=100 * batch)
+    X[:, 0] = 0.0
+    net.layers[0].W[0, 3] = np.finfo(dtype).max / 1e12
+    result, same = _epoch_against_checked_steps(
+        net, bp.optim.SGD(lr=0.5, weight_decay=1.0), bp.optim.SGD(lr=0.5, weight_decay=1.0), X,
+        Y, weight, batch)
+    assert result["batches"] == 100 and result["failed_batch"] == -1
+    assert result["proven_updates"] == result["early_updates"] == 100
+    assert net.layers[0].W[0, 3] == np.finfo(dtype).max / 1e12 / 2.0**100
+    assert same
+
+
+@pytest.mark.parametrize("kind, config", [
+    pytest.param(bp.optim.SGD, {"lr": 0.05, "momentum": 0.9}, id="sgd-momentum"),
+    pytest.param(bp.optim.SGD, {"lr": 0.05}, id="sgd"),
+    pytest.param(bp.optim.Adam, {"lr": 1e-3}, id="adam"),
+])
+def test_epoch_after_an_early_update_carries_the_largest_values_it_wrote(kind, config, dtype,
+                                                                         threads):
+    # The bounds the epoch ends with are exactly the largest magnitudes in the parameters and
+    # in the state the proof reads (sgd: the momentum; adam: both moments), on one and two
+    # threads, whose pieces of the update each found their own.
+    net, batch = _wired("plain", dtype)
+    X, Y, weight = _weighted_rows(dtype)
+    for count in (1, 2):
+        threads(count)
+        opt = kind(**config)
+        result = _native_epoch(net, opt, X, Y, batch, weight)
+        assert result["batches"] == 10 and result["early_updates"] >= 1
+        largest = [float(np.abs(buffer).max()) for buffer in [net.params, *opt.state]]
+        assert result["bounds"] == tuple(largest + [0.0] * (3 - len(largest))), f"{count} threads"
+
+
 def test_epoch_scans_the_gradient_when_its_inputs_cannot_bound_it(dtype):
     # Row 0 has a huge input but weight 0, so its delta is 0 and the gradient stays small; the
     # bound from the inputs and deltas (rows x largest input x largest delta) is huge, and

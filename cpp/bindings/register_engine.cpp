@@ -260,6 +260,7 @@ class Engine {
     out["proven_updates"] = result.proven_updates;
     out["proven_unscanned"] = result.proven_unscanned;
     out["early_updates"] = result.early_updates;
+    out["bounds"] = py::make_tuple(result.bounds[0], result.bounds[1], result.bounds[2]);
     return out;
   }
 

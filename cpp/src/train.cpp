@@ -79,7 +79,7 @@ StepResult train_step(const NetworkSpec<T>& net, T* params, T* grads, T* const* 
       early.prove(params, grads, state, n_params, opt, *bounds,
                   &GradientInputs<T>::bound_before_backward, &inputs)) {
     mlp_backprop(net, params, x, m, ws, grads, &early);
-    early.finish(mlp_gradient_bound_from_deltas(net, m, ws));
+    early.finish();
     return result;
   }
   const UpdateShares shares{ws.parameter_rows.data(), ws.parameter_rows.size()};
@@ -177,6 +177,11 @@ EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const
     result.correct += step.correct;
     result.rows += rows;
     result.batches += 1;
+  }
+  if (bounds.known) {
+    result.bounds[0] = bounds.params;
+    result.bounds[1] = bounds.state[0];
+    result.bounds[2] = bounds.state[1];
   }
   return result;
 }

@@ -5,6 +5,7 @@
 #include <cstddef>
 
 #include "backprop/config.hpp"
+#include "backprop/float_bits.hpp"
 
 namespace backprop {
 
@@ -127,6 +128,15 @@ template <typename T>
 void optimizer_step_checked(T* params, const T* grads, T* const* state, index_t n,
                             const OptimizerSpec& spec, UpdateShares shares = {});
 
+// The largest magnitudes among the values an update wrote, as their bits with the sign cleared
+// (float_bits.hpp: non-negative floats order as their bits do, and an integer max vectorizes
+// where a float max does not), and the OR of the second state buffer's sign bits.
+template <typename T>
+struct WrittenMagnitudes {
+  FloatBits<T> params = 0, state0 = 0, state1 = 0;
+  FloatBits<T> state1_signs = 0;
+};
+
 // An sgd, adam or adamw update taken piece by piece in the backward pass, as each layer's
 // gradient becomes final, while the layer's weights and gradient are still in cache:
 // - proven finite before its gradient exists (prove), from bounds on the old values and a
@@ -158,25 +168,22 @@ class EarlyUpdate {
   void take_on_threads(index_t first, index_t count) const;
   // A proven update, after every entry has been taken once: throws std::logic_error when a new
   // value was not finite after all (a wrong proof; the weights are then invalid) or when the
-  // pieces did not add up to n entries, else moves the bounds past the update with the smaller
-  // of the proof's gradient bound and `gradient_bound` (a bound on the gradient as written,
-  // usually far tighter).
-  void finish(double gradient_bound);
+  // pieces did not add up to n entries, else sets the bounds to the largest magnitudes the
+  // pieces wrote: exact, found as they were written, with no scan of the gradient.
+  void finish();
   // A checked update, after every entry has been taken once: whether every new value was
   // finite. Throws std::logic_error when the pieces did not add up to n entries.
   bool all_finite() const;
 
  private:
-  using RangeFn = int (*)(const OptimizerSpec&, T* const*, T*, const T*, index_t, index_t);
-  using MoveFn = bool (*)(const OptimizerSpec&, T* const*, UpdateBounds&, double);
+  using RangeFn = int (*)(const OptimizerSpec&, T* const*, T*, const T*, index_t, index_t,
+                          WrittenMagnitudes<T>*);
   RangeFn range_ = nullptr;  // set by a successful prove() or check()
-  MoveFn move_ = nullptr;
   OptimizerSpec spec_;
   T* state_[3] = {nullptr, nullptr, nullptr};
   T* params_ = nullptr;
   const T* grads_ = nullptr;
   UpdateBounds* bounds_ = nullptr;
-  double proof_bound_ = 0.0;
   index_t n_ = 0;
   // Readies the update's buffers and counters for its pieces; `range` writes or checks one.
   void start(RangeFn range, T* params, const T* grads, T* const* state, index_t n,
@@ -184,6 +191,9 @@ class EarlyUpdate {
   bool covered() const { return taken_.load(std::memory_order_relaxed) == n_; }
   mutable std::atomic<bool> failed_{false};  // a piece had a new value that was not finite
   mutable std::atomic<index_t> taken_{0};    // entries taken so far
+  // What the pieces wrote so far (a proven update's), merged over the threads.
+  mutable std::atomic<FloatBits<T>> written_params_{0}, written_state0_{0}, written_state1_{0};
+  mutable std::atomic<FloatBits<T>> written_state1_signs_{0};
 };
 
 // The largest |x| of n entries, +inf when one is Inf or NaN; split over the threads when n is
