@@ -20,7 +20,24 @@ BACKPROP_ELEMENTWISE_CLONES bool range_is_finite(const T* x, index_t n) {
   return bad == 0;
 }
 
+// The largest of n magnitudes' bits, as integer maxima, which vectorize.
+template <typename T>
+BACKPROP_ELEMENTWISE_CLONES FloatBits<T> row_largest_bits(const T* x, index_t n) {
+  FloatBits<T> largest = 0;
+  for (index_t i = 0; i < n; ++i)
+    largest = std::max(largest, FloatBits<T>(bits_of(x[i]) & ~kSignBit<T>));
+  return largest;
+}
+
 }  // namespace
+
+template <typename T>
+FloatBits<T> largest_magnitude_bits(const T* x, index_t ld, index_t rows, index_t cols) {
+  if (ld == cols) return row_largest_bits(x, rows * cols);
+  FloatBits<T> largest = 0;
+  for (index_t i = 0; i < rows; ++i) largest = std::max(largest, row_largest_bits(x + i * ld, cols));
+  return largest;
+}
 
 template <typename T>
 bool all_finite(const T* x, index_t n) {
@@ -61,6 +78,9 @@ bool one_hot(T* out, const std::int64_t* ids, index_t n, index_t classes) {
   return true;
 }
 
+template FloatBits<float> largest_magnitude_bits<float>(const float*, index_t, index_t, index_t);
+template FloatBits<double> largest_magnitude_bits<double>(const double*, index_t, index_t,
+                                                          index_t);
 template bool all_finite<float>(const float*, index_t);
 template bool all_finite<double>(const double*, index_t);
 template bool one_hot<float>(float*, const std::int64_t*, index_t, index_t);

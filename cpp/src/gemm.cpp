@@ -19,6 +19,7 @@
 #endif
 
 #include "backprop/aligned_buffer.hpp"
+#include "backprop/checks.hpp"
 #include "backprop/gemm_micro_kernel.hpp"
 #include "backprop/threads.hpp"
 
@@ -301,11 +302,15 @@ struct ReadyEpilogue : GemmEpilogue<T> {
   // The step on the finished rows x cols block of C at (row, col).
   void finish(T* c, index_t ldc, index_t row, index_t col, index_t rows, index_t cols) const {
     const index_t at = row * this->ld + col;
-    if (forward_tile != nullptr)
-      forward_tile(this->y + at, this->ld, c, ldc, rows, cols, this->act.alpha);
-    else if (backward_tile != nullptr)
+    if (forward_tile != nullptr) {
+      T* const y = this->y + at;
+      forward_tile(y, this->ld, c, ldc, rows, cols, this->act.alpha);
+      if (this->largest_output != nullptr)
+        raise_to(*this->largest_output, largest_magnitude_bits(y, this->ld, rows, cols));
+    } else if (backward_tile != nullptr) {
       backward_tile(c, ldc, this->u + at, this->y != nullptr ? this->y + at : nullptr, this->ld,
                     rows, cols, this->act.alpha);
+    }
   }
 };
 

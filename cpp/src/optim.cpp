@@ -272,15 +272,6 @@ BACKPROP_ELEMENTWISE_CLONES MagnitudeScan<T> scan_magnitudes(const T* __restrict
   return {largest, signs & kSignBit<T>};
 }
 
-// largest = max(largest, value), for threads that merge what they found.
-template <typename Bits>
-void raise_to(std::atomic<Bits>& largest, Bits value) {
-  Bits seen = largest.load(std::memory_order_relaxed);
-  while (value > seen &&
-         !largest.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
-  }
-}
-
 // The order in which a thread visits its shares of the matrices (UpdateShares).
 enum class MatrixOrder { first_to_last, last_to_first };
 

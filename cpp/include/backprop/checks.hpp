@@ -5,12 +5,18 @@
 #include <cstdint>
 
 #include "backprop/config.hpp"
+#include "backprop/float_bits.hpp"
 
 namespace backprop {
 
 // True when none of x[0:n] is NaN or Inf.
 template <typename T>
 bool all_finite(const T* x, index_t n);
+
+// The largest magnitude in a rows x cols block of a row-major matrix (leading dimension ld), as
+// its bits with the sign cleared (float_bits.hpp): Inf and NaN above every finite value.
+template <typename T>
+FloatBits<T> largest_magnitude_bits(const T* x, index_t ld, index_t rows, index_t cols);
 
 struct IdRange {
   std::int64_t lowest, highest;  // 0 and -1 when there are no ids

@@ -2,6 +2,7 @@
 // that vectorize as integer ORs and maxima, with no branch and no float compare.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -43,6 +44,15 @@ inline double magnitude_from_bits(FloatBits<T> bits) {
   bits &= ~kSignBit<T>;
   if ((bits & kExponentBits<T>) == kExponentBits<T>) return std::numeric_limits<double>::infinity();
   return double(float_from_bits<T>(bits));
+}
+
+// largest = max(largest, value): how threads merge the largest magnitudes they found.
+template <typename Bits>
+void raise_to(std::atomic<Bits>& largest, Bits value) {
+  Bits seen = largest.load(std::memory_order_relaxed);
+  while (value > seen &&
+         !largest.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
+  }
 }
 
 }  // namespace backprop

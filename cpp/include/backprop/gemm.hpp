@@ -1,10 +1,12 @@
 // General matrix multiply on row-major matrices: C = alpha * op(A) @ op(B) + beta * C.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "backprop/activations.hpp"
 #include "backprop/config.hpp"
+#include "backprop/float_bits.hpp"
 
 namespace backprop {
 
@@ -36,6 +38,11 @@ struct GemmEpilogue {
   T* y = nullptr;        // forward: written; backward: read
   const T* u = nullptr;  // backward: the pre-activation
   index_t ld = 0;
+  // Forward: when set, each thread raises it to the largest magnitude it wrote into y (as bits
+  // with the sign cleared: float_bits.hpp), on each block right after its step, while the block
+  // is in cache: a training step's bound on the next layer's inputs (mlp.cpp), without a scan
+  // of y on one thread after the product.
+  std::atomic<FloatBits<T>>* largest_output = nullptr;
 
   // A dense layer's forward: C = bias + product, y = f(C) (ld: y's leading dimension).
   static GemmEpilogue forward(const T* bias, ActivationParams<T> act, T* y, index_t ld) {

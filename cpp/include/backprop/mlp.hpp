@@ -82,6 +82,9 @@ struct Workspace {
   CacheLineVector<T> batch_x, batch_y, batch_w;  // train_epoch's copy of a scattered batch
   std::vector<ParameterMatrix> parameter_rows;   // each layer's W, then b: the update's shares
   std::vector<double> input_bound;  // each layer's largest input in this step (record_layer_inputs)
+  // Each layer's largest output as a training forward's write-back found it (mlp_forward), or
+  // -1 where it did not (the output then is scanned when a bound needs it).
+  std::vector<double> output_bound;
   std::vector<double> delta_bound;  // bounds on the layers' deltas before the backward pass
   // train_epoch's shuffled batch, not yet copied into batch_x. The first product that reads the
   // input copies it at its start (mlp_forward, GemmPrologue: in a k-block split, by all its
