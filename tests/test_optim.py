@@ -696,24 +696,27 @@ def test_gradient_bound_counts_what_underflow_rounds_up(dtype):
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
-def test_gradient_bounds_read_the_hidden_outputs_the_forward_recorded(activation, dtype, threads):
+@pytest.mark.parametrize("rows, width", [(64, 256), (128, 512)], ids=["write-back", "pass"])
+def test_gradient_bounds_read_the_hidden_outputs_the_forward_recorded(rows, width, activation,
+                                                                      dtype, threads):
     # In a training forward (a dropout step given; no layer has dropout) each thread records the
-    # largest hidden output its write-back wrote (relu's in place of the sums, tanh's beside
-    # them), and the bounds read those rather than scanning the outputs; inference's forward
-    # records nothing, and they scan. The bounds must be the same, to the bit, with an outlier
-    # in any row, on one thread and on two (where deep's 64 x 256 x 256 layers split by k
-    # blocks, and each thread writes its rows).
+    # largest hidden output it wrote, in the product's write-back (relu's in place of the sums,
+    # tanh's beside them) or, for layers of 2^15 outputs and more, in the activation's pass; the
+    # bounds read those rather than scanning the outputs. Inference's forward records nothing,
+    # and they scan. The bounds must be the same, to the bit, with an outlier in any row, on one
+    # thread and on two (where deep's 64 x 256 x 256 layers split by k blocks, and each thread
+    # writes its rows).
     rng = np.random.default_rng(5)
-    X = rng.standard_normal((64, 256)).astype(dtype)
+    X = rng.standard_normal((rows, 256)).astype(dtype)
     X[:, 7] = 0.0
-    Y = np.eye(10, dtype=dtype)[np.arange(64) % 10]
-    net = bp.Network([256, 256, 256, 10], activation=activation, loss="cross_entropy",
+    Y = np.eye(10, dtype=dtype)[np.arange(rows) % 10]
+    net = bp.Network([256, width, width, 10], activation=activation, loss="cross_entropy",
                      dtype=dtype, seed=1)
     net.layers[0].W[7] *= 1e4  # input 7 makes its row's hidden outputs the largest
     for count in (1, 2):
         threads(count)
-        for row in (0, 40, 63):
-            X[row, 7] = 1.0 + row / 64
+        for row in (0, rows * 5 // 8, rows - 1):
+            X[row, 7] = 1.0 + row / rows
             grads = np.empty_like(net.params)
             scanned = net._engine.gradient_bound(net.params, X, Y, grads)
             recorded = net._engine.gradient_bound(net.params, X, Y, grads, dropout_step=0)

@@ -1,6 +1,7 @@
 // Activation forward and derivative kernels, and the row-wise softmax.
 #include "backprop/activations.hpp"
 #include "backprop/branch_free_math.hpp"
+#include "backprop/checks.hpp"
 #include "backprop/threads.hpp"
 
 #include <algorithm>
@@ -194,17 +195,18 @@ BACKPROP_ELEMENTWISE_CLONES void backward_tile(T* du, index_t ldd, const T* u, c
 }
 
 template <typename T, Activation K, bool InPlace>
-void forward_blocks(T* y, const T* u, index_t n, T alpha) {
+void forward_blocks(T* y, const T* u, index_t n, T alpha, std::atomic<FloatBits<T>>* largest) {
   for_each_share(n, true, [&](index_t first, index_t count) {
     forward_range<T, K, InPlace>(y + first, InPlace ? nullptr : u + first, count, alpha);
+    if (largest != nullptr) raise_to(*largest, largest_magnitude_bits(y + first, count, 1, count));
   });
 }
 
 // y either is u (in place) or does not overlap it.
 template <typename T, Activation K>
-void forward_loop(T* y, const T* u, index_t n, T alpha) {
-  if (y == u) return forward_blocks<T, K, true>(y, u, n, alpha);
-  forward_blocks<T, K, false>(y, u, n, alpha);
+void forward_loop(T* y, const T* u, index_t n, T alpha, std::atomic<FloatBits<T>>* largest) {
+  if (y == u) return forward_blocks<T, K, true>(y, u, n, alpha, largest);
+  forward_blocks<T, K, false>(y, u, n, alpha, largest);
 }
 
 template <typename T, Activation K, bool InPlace, bool HasY>
@@ -249,7 +251,9 @@ void dispatch(Activation kind, Args... args) {
 
 template <typename T, Activation K>
 struct ForwardLoop {
-  static void run(T* y, const T* u, index_t n, T alpha) { forward_loop<T, K>(y, u, n, alpha); }
+  static void run(T* y, const T* u, index_t n, T alpha, std::atomic<FloatBits<T>>* largest) {
+    forward_loop<T, K>(y, u, n, alpha, largest);
+  }
 };
 
 template <typename T, Activation K>
@@ -300,9 +304,10 @@ T default_activation_alpha(Activation kind) {
 }
 
 template <typename T>
-void activation_forward(T* y, const T* u, index_t n, ActivationParams<T> act) {
+void activation_forward(T* y, const T* u, index_t n, ActivationParams<T> act,
+                        std::atomic<FloatBits<T>>* largest) {
   // y (n) = f(u (n))
-  dispatch<T, ForwardLoop>(act.kind, y, u, n, act.alpha);
+  dispatch<T, ForwardLoop>(act.kind, y, u, n, act.alpha, largest);
 }
 
 template <typename T>
@@ -377,7 +382,8 @@ void softmax_backward(T* du, const T* dp, const T* p, index_t m, index_t n) {
 
 #define BACKPROP_INSTANTIATE_ACTIVATIONS(T)                                                   \
   template T default_activation_alpha<T>(Activation);                                         \
-  template void activation_forward<T>(T*, const T*, index_t, ActivationParams<T>);            \
+  template void activation_forward<T>(T*, const T*, index_t, ActivationParams<T>,              \
+                                      std::atomic<FloatBits<T>>*);                            \
   template void activation_backward<T>(T*, const T*, const T*, const T*, index_t,             \
                                        ActivationParams<T>);                                  \
   template ForwardTileFn<T> forward_tile_function<T>(Activation);                              \

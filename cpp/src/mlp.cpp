@@ -240,15 +240,15 @@ const T* mlp_forward(const NetworkSpec<T>& net, const T* params, const T* x, ind
     T* out = ws.post[l].data();
     const T* bias = params + net.bias_offset(l);
     const bool fused = activation_in_write_back(m * layer.fan_out);
-    // A training step's hidden output fused into the write-back: each thread records the
-    // largest value it writes, for the proof of the update (record_layer_inputs), instead of a
-    // scan of X_l on one thread after the forward pass, half of it from the other core's cache.
-    // Deep's step on two Xeon threads: the proof 21.3 -> 6.2 us. With the early update's exact
-    // bounds (optim.cpp, EarlyUpdate::finish), against the build before both, deep's epochs
-    // +4.3% (six alternated rounds, paired median; +0.9% to +5.0%); mnist (whose activations
-    // take a pass of their own) and tiny within the noise. The bits are the same.
+    // A training step's hidden output: each thread records the largest value it writes, in the
+    // product's write-back or in the activation's pass, for the proof of the update
+    // (record_layer_inputs), instead of a scan of X_l on one thread after the forward pass,
+    // half of it from the other core's cache. Two Xeon threads: deep's proof 21.3 -> 6.2 us a
+    // step; with the early update's exact bounds (optim.cpp, EarlyUpdate::finish), deep's epochs
+    // +4.3% against the build before both (six alternated rounds, paired median), tiny within
+    // the noise; the activation's pass recording, mnist +1.0%. The bits are the same.
     std::atomic<FloatBits<T>> largest_output{0};
-    const bool records = training_step >= 0 && hidden && fused;
+    const bool records = training_step >= 0 && hidden;
     ws.output_bound[l] = -1.0;
     index_t row = 0;  // first row of W that the current source multiplies
     for (std::size_t i = 0; i < layer.sources.size(); ++i) {
@@ -279,12 +279,13 @@ const T* mlp_forward(const NetworkSpec<T>& net, const T* params, const T* x, ind
       if (s == 0) ws.pending_batch.rows = nullptr;
       row += width;
     }
-    if (records)
-      ws.output_bound[l] = magnitude_from_bits<T>(largest_output.load(std::memory_order_relaxed));
     if (!hidden)
       output_forward(out, u, m, layer.fan_out, net.output);
     else if (!fused)
-      activation_forward(out, u, m * layer.fan_out, layer.act);
+      activation_forward(out, u, m * layer.fan_out, layer.act,
+                         records ? &largest_output : nullptr);
+    if (records)
+      ws.output_bound[l] = magnitude_from_bits<T>(largest_output.load(std::memory_order_relaxed));
     if (dropout_on(net, ws, l))
       apply_dropout(ws.dropped[l].data(), out, m * layer.fan_out, layer.dropout,
                     layer_key(net, training_step, l));

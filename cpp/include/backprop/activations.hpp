@@ -1,7 +1,10 @@
 // Elementwise activations and their derivatives, and the softmax used as an output.
 #pragma once
 
+#include <atomic>
+
 #include "backprop/config.hpp"
+#include "backprop/float_bits.hpp"
 
 namespace backprop {
 
@@ -33,9 +36,12 @@ T default_activation_alpha(Activation kind);
 // and a network keeps X alone (mlp.cpp, pre_activation).
 bool output_serves_as_pre_activation(Activation kind);
 
-// y = f(u), n elements. y may equal u (in place).
+// y = f(u), n elements. y may equal u (in place). When `largest` is set, each thread raises it
+// to the largest magnitude it wrote (as bits with the sign cleared: float_bits.hpp), scanning
+// its share of y right after writing it, while it is in cache.
 template <typename T>
-void activation_forward(T* y, const T* u, index_t n, ActivationParams<T> act);
+void activation_forward(T* y, const T* u, index_t n, ActivationParams<T> act,
+                        std::atomic<FloatBits<T>>* largest = nullptr);
 
 // du = dy * f'(u), n elements. y = f(u) when the caller kept it (cheaper derivatives for
 // sigmoid, tanh, elu), or nullptr to recompute it. du may equal dy (in place).
