@@ -1,4 +1,4 @@
-// Finiteness test and one-hot targets (checks.hpp).
+// Finiteness test, largest magnitudes and one-hot targets (checks.hpp).
 #include "backprop/checks.hpp"
 #include "backprop/float_bits.hpp"
 #include "backprop/threads.hpp"
@@ -20,12 +20,14 @@ BACKPROP_ELEMENTWISE_CLONES bool range_is_finite(const T* x, index_t n) {
   return bad == 0;
 }
 
-// The largest of n magnitudes' bits, as integer maxima, which vectorize.
+// The largest magnitude's bits in a block, as integer maxima, which vectorize.
 template <typename T>
-BACKPROP_ELEMENTWISE_CLONES FloatBits<T> row_largest_bits(const T* x, index_t n) {
+BACKPROP_ELEMENTWISE_CLONES FloatBits<T> block_largest_bits(const T* x, index_t ld,
+                                                            index_t rows, index_t cols) {
   FloatBits<T> largest = 0;
-  for (index_t i = 0; i < n; ++i)
-    largest = std::max(largest, FloatBits<T>(bits_of(x[i]) & ~kSignBit<T>));
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t j = 0; j < cols; ++j)
+      largest = std::max(largest, FloatBits<T>(bits_of(x[i * ld + j]) & ~kSignBit<T>));
   return largest;
 }
 
@@ -33,10 +35,9 @@ BACKPROP_ELEMENTWISE_CLONES FloatBits<T> row_largest_bits(const T* x, index_t n)
 
 template <typename T>
 FloatBits<T> largest_magnitude_bits(const T* x, index_t ld, index_t rows, index_t cols) {
-  if (ld == cols) return row_largest_bits(x, rows * cols);
-  FloatBits<T> largest = 0;
-  for (index_t i = 0; i < rows; ++i) largest = std::max(largest, row_largest_bits(x + i * ld, cols));
-  return largest;
+  // A contiguous block as one row, so that the loop runs full vectors to its end.
+  if (ld == cols) return block_largest_bits(x, rows * cols, index_t(1), rows * cols);
+  return block_largest_bits(x, ld, rows, cols);
 }
 
 template <typename T>

@@ -242,11 +242,11 @@ const T* mlp_forward(const NetworkSpec<T>& net, const T* params, const T* x, ind
     const bool fused = activation_in_write_back(m * layer.fan_out);
     // A training step's hidden output: each thread records the largest value it writes, in the
     // product's write-back or in the activation's pass, for the proof of the update
-    // (record_layer_inputs), instead of a scan of X_l on one thread after the forward pass,
-    // half of it from the other core's cache. Two Xeon threads: deep's proof 21.3 -> 6.2 us a
-    // step; with the early update's exact bounds (optim.cpp, EarlyUpdate::finish), deep's epochs
-    // +4.3% against the build before both (six alternated rounds, paired median), tiny within
-    // the noise; the activation's pass recording, mnist +1.0%. The bits are the same.
+    // (record_layer_inputs), instead of a scan of X_l after the forward pass (on the calling
+    // thread alone below 2^15 values) that reads half of it from the other core's cache. Two
+    // Xeon threads: deep's proof 21.3 -> 6.2 us a step, mnist's 28.7 -> 16.2 us; epochs, six
+    // alternated rounds, paired medians, mnist +1.0% for the activation's pass (deep's gain,
+    // with the early update's exact bounds, in bench/RESULTS.md). The bits are the same.
     std::atomic<FloatBits<T>> largest_output{0};
     const bool records = training_step >= 0 && hidden;
     ws.output_bound[l] = -1.0;

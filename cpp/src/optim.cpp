@@ -201,7 +201,7 @@ struct Rule {
 };
 
 // The update over [begin, end), written when Write; 1 when any result is not finite, else 0.
-// With Track (and Write), `written` gets the largest magnitudes written. The buffers never
+// With Track (and Write), `written` (required then) gets the largest magnitudes written. The buffers never
 // overlap (the bindings refuse aliases): restrict, and a local copy of the rule that no store
 // can change, let the compiler keep the constants in registers. Cloned per instruction set and
 // chosen at load time; contraction stays off, so all clones round alike.

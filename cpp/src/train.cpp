@@ -130,6 +130,13 @@ const T* batch_rows(T* dst, const T* src, const index_t* rows, index_t count, in
   return dst;
 }
 
+// EpochResult::bounds from the bounds the last update left.
+void report_bounds(const UpdateBounds& bounds, EpochResult& result) {
+  result.bounds[0] = bounds.known ? bounds.params : -1.0;
+  result.bounds[1] = bounds.known ? bounds.state[0] : -1.0;
+  result.bounds[2] = bounds.known ? bounds.state[1] : -1.0;
+}
+
 }  // namespace
 
 template <typename T>
@@ -168,6 +175,7 @@ EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const
     result.proven_updates = bounds.proven;
     result.proven_unscanned = bounds.proven_unscanned;
     result.early_updates = bounds.early;
+    report_bounds(bounds, result);
     if (!step.finite) {
       result.failed_batch = result.batches;
       return result;
@@ -177,11 +185,6 @@ EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const
     result.correct += step.correct;
     result.rows += rows;
     result.batches += 1;
-  }
-  if (bounds.known) {
-    result.bounds[0] = bounds.params;
-    result.bounds[1] = bounds.state[0];
-    result.bounds[2] = bounds.state[1];
   }
   return result;
 }

@@ -1,5 +1,6 @@
-// Checks and conversions of the data a training call reads, in one vectorized pass each (the
-// NumPy equivalents cost about 10 us on a 32 x 784 batch, as much as a small layer's GEMM).
+// Checks and conversions of the data a training call reads and writes, in one vectorized pass
+// each (the NumPy equivalents cost about 10 us on a 32 x 784 batch, as much as a small layer's
+// GEMM).
 #pragma once
 
 #include <cstdint>

@@ -82,8 +82,9 @@ struct Workspace {
   CacheLineVector<T> batch_x, batch_y, batch_w;  // train_epoch's copy of a scattered batch
   std::vector<ParameterMatrix> parameter_rows;   // each layer's W, then b: the update's shares
   std::vector<double> input_bound;  // each layer's largest input in this step (record_layer_inputs)
-  // Each layer's largest output as a training forward's write-back found it (mlp_forward), or
-  // -1 where it did not (the output then is scanned when a bound needs it).
+  // Each hidden layer's largest output as a training forward's threads wrote it, in the
+  // product's write-back or the activation's pass (mlp_forward), or -1 where it was not
+  // recorded (the output then is scanned when a bound needs it).
   std::vector<double> output_bound;
   std::vector<double> delta_bound;  // bounds on the layers' deltas before the backward pass
   // train_epoch's shuffled batch, not yet copied into batch_x. The first product that reads the
@@ -168,7 +169,9 @@ double mlp_gradient_bound_before_backward(const NetworkSpec<T>& net, const T* x,
 
 // How many values mlp_gradient_bound reads for m rows (a source read by several layers counts
 // once for each); mlp_gradient_bound_before_backward reads these too, and the U (or X) of the
-// layers whose U is kept apart (not relu or identity) or that have dropout.
+// layers whose U is kept apart (not relu or identity) or that have dropout. Hidden outputs a
+// training forward recorded (Workspace::output_bound) count as read, though they are not
+// scanned: the count stays an upper bound on the cost, as train.cpp's choice needs.
 template <typename T>
 index_t mlp_gradient_bound_reads(const NetworkSpec<T>& net, index_t m);
 

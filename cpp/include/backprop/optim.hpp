@@ -169,7 +169,9 @@ class EarlyUpdate {
   // A proven update, after every entry has been taken once: throws std::logic_error when a new
   // value was not finite after all (a wrong proof; the weights are then invalid) or when the
   // pieces did not add up to n entries, else sets the bounds to the largest magnitudes the
-  // pieces wrote: exact, found as they were written, with no scan of the gradient.
+  // pieces wrote: exact, found as they were written, with no scan of the deltas or the
+  // gradient. Exact only because the pieces tile [0, n), each entry taken once: the callers'
+  // shares do (mlp.cpp), and covered() checks their count.
   void finish();
   // A checked update, after every entry has been taken once: whether every new value was
   // finite. Throws std::logic_error when the pieces did not add up to n entries.

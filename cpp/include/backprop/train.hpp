@@ -38,8 +38,8 @@ struct EpochResult {
   index_t proven_unscanned = 0;  // of those, proven from the layers' inputs and deltas alone
                                  // (after the backward pass, or before it for early updates)
   index_t early_updates = 0;     // of those, made layer by layer in the backward pass
-  // The bounds carried past the last update (UpdateBounds: parameters, then the state the
-  // proof reads), or all -1 when the next update would measure them first.
+  // The bounds carried past the last update made (UpdateBounds: parameters, then the state
+  // the proof reads), or all -1 when the next update would measure them first.
   double bounds[3] = {-1.0, -1.0, -1.0};
 };
 
