@@ -201,10 +201,10 @@ struct Rule {
 };
 
 // The update over [begin, end), written when Write; 1 when any result is not finite, else 0.
-// With Track (and Write), `written` (required then) gets the largest magnitudes written. The buffers never
-// overlap (the bindings refuse aliases): restrict, and a local copy of the rule that no store
-// can change, let the compiler keep the constants in registers. Cloned per instruction set and
-// chosen at load time; contraction stays off, so all clones round alike.
+// With Track (and Write), `written` (required then) gets the largest magnitudes written. The
+// buffers never overlap (the bindings refuse aliases): restrict, and a local copy of the rule
+// that no store can change, let the compiler keep the constants in registers. Cloned per
+// instruction set and chosen at load time; contraction stays off, so all clones round alike.
 template <typename T, OptimizerKind K, int States, bool Shaped, bool Write, bool Track = false>
 BACKPROP_ELEMENTWISE_CLONES int update_range(const Rule<T>& shared_rule, T* __restrict params,
                                              const T* __restrict grads, index_t begin,
@@ -231,7 +231,10 @@ BACKPROP_ELEMENTWISE_CLONES int update_range(const Rule<T>& shared_rule, T* __re
       }
     }
   }
-  if constexpr (Track) *written = {largest_p, largest_0, largest_1, signs_1 & kSignBit<T>};
+  if constexpr (Track) {
+    const bool negative_1 = (signs_1 & kSignBit<T>) != 0;  // unbounded, as measure_bounds says
+    *written = {largest_p, largest_0, negative_1 ? kExponentBits<T> : largest_1};
+  }
   return bad;
 }
 
@@ -749,8 +752,7 @@ void EarlyUpdate<T>::start(RangeFn range, T* params, const T* grads, T* const* s
   n_ = n;
   failed_.store(false, std::memory_order_relaxed);
   taken_.store(0, std::memory_order_relaxed);
-  for (auto* written : {&written_params_, &written_state0_, &written_state1_,
-                        &written_state1_signs_})
+  for (auto* written : {&written_params_, &written_state0_, &written_state1_})
     written->store(0, std::memory_order_relaxed);
 }
 
@@ -801,7 +803,6 @@ void EarlyUpdate<T>::take(index_t first, index_t count) const {
     raise_to(written_params_, written.params);
     raise_to(written_state0_, written.state0);
     raise_to(written_state1_, written.state1);
-    written_state1_signs_.fetch_or(written.state1_signs, std::memory_order_relaxed);
   }
   taken_.fetch_add(count, std::memory_order_relaxed);
 }
@@ -823,14 +824,10 @@ void EarlyUpdate<T>::finish() {
   // largest, as exact as a scan of the buffers (measure_bounds) would find, for no pass of
   // their own. (Moving the bounds by bounds_after with a bound on the gradient instead needed
   // a scan of every layer's delta after the backward pass: 18-20 us of a step of deep or mnist
-  // on two threads, on the calling thread alone.) A second moment with a sign bit set counts
-  // as unbounded, as measure_bounds counts it.
+  // on two threads, on the calling thread alone.)
   bounds_->params = magnitude_from_bits<T>(written_params_.load(std::memory_order_relaxed));
   bounds_->state[0] = magnitude_from_bits<T>(written_state0_.load(std::memory_order_relaxed));
-  bounds_->state[1] =
-      written_state1_signs_.load(std::memory_order_relaxed) != 0
-          ? std::numeric_limits<double>::infinity()
-          : magnitude_from_bits<T>(written_state1_.load(std::memory_order_relaxed));
+  bounds_->state[1] = magnitude_from_bits<T>(written_state1_.load(std::memory_order_relaxed));
   ++bounds_->proven;
   ++bounds_->proven_unscanned;
   ++bounds_->early;

@@ -130,11 +130,11 @@ void optimizer_step_checked(T* params, const T* grads, T* const* state, index_t 
 
 // The largest magnitudes among the values an update wrote, as their bits with the sign cleared
 // (float_bits.hpp: non-negative floats order as their bits do, and an integer max vectorizes
-// where a float max does not), and the OR of the second state buffer's sign bits.
+// where a float max does not). A second state buffer (Adam's second moment) with a sign bit set
+// counts as unbounded, as measure_bounds counts it: state1 then holds Inf's bits.
 template <typename T>
 struct WrittenMagnitudes {
   FloatBits<T> params = 0, state0 = 0, state1 = 0;
-  FloatBits<T> state1_signs = 0;
 };
 
 // An sgd, adam or adamw update taken piece by piece in the backward pass, as each layer's
@@ -195,7 +195,6 @@ class EarlyUpdate {
   mutable std::atomic<index_t> taken_{0};    // entries taken so far
   // What the pieces wrote so far (a proven update's), merged over the threads.
   mutable std::atomic<FloatBits<T>> written_params_{0}, written_state0_{0}, written_state1_{0};
-  mutable std::atomic<FloatBits<T>> written_state1_signs_{0};
 };
 
 // The largest |x| of n entries, +inf when one is Inf or NaN; split over the threads when n is
