@@ -167,6 +167,18 @@ def test_history_of_a_classifier_with_validation(dtype):
         assert history["val_accuracy"][epoch] == np.mean(y_hat.argmax(axis=1) == yv)
 
 
+def test_training_accuracy_takes_the_first_of_tied_outputs(dtype):
+    # All weights zero: every output is the same, and the prediction is the first class (as
+    # argmax), whose rows alone count as correct. The full batch's accuracy is that of the
+    # weights the epoch started from.
+    X, y = classification_data(7)
+    net = bp.Network(SIZES, activation="tanh", dtype=dtype, seed=3)
+    net.params[...] = 0
+    history = net.fit(X, y, optimizer=bp.optim.SGD(lr=0.1), epochs=1, batch_size=None, verbose=0)
+    assert 0 < np.mean(y == 0) < 1
+    assert history["accuracy"][0] == np.mean(y == 0)
+
+
 def test_history_of_a_regressor_and_zero_epochs():
     rng = np.random.default_rng(0)
     X, Y = rng.standard_normal((12, 3)), rng.standard_normal((12, 1))

@@ -984,6 +984,26 @@ def test_loss_of_huge_logits_is_finite(dtype, loss, output, reduction):
         _check_loss(dtype, loss, output, reduction, u, _targets(rng, u.shape, kind, dtype))
 
 
+# The cross-entropy takes its rows' log-sum-exps several at a time: 51 rows of 10 classes, 64 of
+# one, and one row of more than 256 in blocks of 512 values. Each row's loss must be the one it
+# gets alone, wherever it falls in a block.
+@pytest.mark.parametrize("shape", [(50, 10), (51, 10), (52, 10), (103, 10), (63, 1), (64, 1),
+                                   (65, 1), (3, 300), (2, 512), (3, 513), (2, 1025)],
+                         ids=_shape_id)
+def test_cross_entropy_rows_in_any_block_give_their_own_loss(dtype, shape):
+    rng = np.random.default_rng(sum(shape))
+    u = (rng.standard_normal(shape) * 4).astype(dtype)
+    y = _targets(rng, shape, "soft", dtype)
+    total = K.loss(u, y, "cross_entropy", reduction="sum")
+    added = 0.0
+    for i in range(shape[0]):  # the rows' losses added in order, as the kernel does
+        added += K.loss(u[i:i + 1], y[i:i + 1], "cross_entropy", reduction="sum")
+    assert total == added
+    # computed in double whatever the dtype
+    assert total == pytest.approx(ref.loss_value("cross_entropy", "softmax", u, y, "sum"),
+                                  rel=1e-12)
+
+
 @pytest.mark.parametrize("loss", ref.LOSSES)
 def test_loss_output_defaults_to_the_losses_own(dtype, loss):
     default = {"mse": "identity", "binary_cross_entropy": "sigmoid", "cross_entropy": "softmax"}
