@@ -930,6 +930,34 @@ def test_scattered_batches_copied_inside_a_k_block_split_match_steps(dtype, thre
     assert opt.state[0].tobytes() == twin_opt.state[0].tobytes()
 
 
+@pytest.mark.parametrize("inputs, count, in_burst", [(784, 2, True), (784, 3, True), (784, 1, True),
+                                                   (100, 2, True), (784, 2, False)],
+                         ids=["k-blocks", "3-threads", "1-thread", "slabs", "last-batch-alone"])
+def test_a_scattered_batch_records_its_largest_input_as_it_is_copied(dtype, threads, call_burst,
+                                                                     inputs, count, in_burst):
+    # The threads that copy a shuffled batch (inside the first layer's k-block region, or before
+    # a product split by slabs; outside a burst the last batch of 8 rows runs on one thread)
+    # record its largest magnitude, which the proof reads in place of a scan of the batch. It
+    # must be the batch's largest wherever that lies: the first, a middle or the last row, the
+    # first, a middle or the last column.
+    call_burst(window_ns=ALWAYS_IN_BURST_NS if in_burst else 0)
+    threads(count)
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((104, inputs)).astype(dtype)
+    Y = rng.standard_normal((104, 10)).astype(dtype)
+    order = rng.permutation(104).astype(np.int64)
+    last = order[96:]  # the last batch
+    for row, column, value in ((last[0], 0, 9.5), (last[3], inputs // 2, -7.0),
+                               (last[-1], inputs - 1, -11.25)):
+        X_try = X.copy()
+        X_try[row, column] = value
+        net = bp.Network([inputs, 64, 10], loss="mse", dtype=dtype, seed=0)
+        result = _native_epoch(net, bp.optim.SGD(lr=0.01, momentum=0.9), X_try, Y, 32,
+                               order=order)
+        assert result["batches"] == result["proven_updates"] == 4
+        assert result["input_bound"] == abs(value), f"row {row}, column {column}"
+
+
 def test_epoch_proves_and_matches_over_two_threads(dtype, threads):
     # Enough parameters (over 2^15) that the scans and the update split over the threads.
     rng = np.random.default_rng(3)

@@ -261,6 +261,7 @@ class Engine {
     out["proven_unscanned"] = result.proven_unscanned;
     out["early_updates"] = result.early_updates;
     out["bounds"] = py::make_tuple(result.bounds[0], result.bounds[1], result.bounds[2]);
+    out["input_bound"] = result.input_bound;
     return out;
   }
 

@@ -170,12 +170,14 @@ EpochResult train_epoch(const NetworkSpec<T>& net, T* params, T* grads, T* const
     const T* batch_w = nullptr;
     if (weight != nullptr)
       batch_w = batch_rows(ws.batch_w.data(), weight, batch, rows, index_t(1), in_place);
+    const index_t proven_before = bounds.proven;
     const StepResult step = train_step(net, params, grads, state, opt, batch_x, batch_y, batch_w,
                                        rows, ws, &bounds);
     result.proven_updates = bounds.proven;
     result.proven_unscanned = bounds.proven_unscanned;
     result.early_updates = bounds.early;
     report_bounds(bounds, result);
+    if (bounds.proven > proven_before) result.input_bound = ws.input_bound[0];
     if (!step.finite) {
       result.failed_batch = result.batches;
       return result;

@@ -1,12 +1,14 @@
 // A fully connected network over one flat parameter buffer: forward, loss and backward.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
 #include "backprop/activations.hpp"
 #include "backprop/aligned_buffer.hpp"
 #include "backprop/config.hpp"
+#include "backprop/float_bits.hpp"
 #include "backprop/losses.hpp"
 #include "backprop/optim.hpp"
 
@@ -55,6 +57,8 @@ struct ListedRows {
   const index_t* rows = nullptr;
   index_t count = 0, width = 0;
   T* dst = nullptr;
+  // When set, each share raises it to the largest magnitude it copied (as bits, float_bits.hpp).
+  std::atomic<FloatBits<T>>* largest = nullptr;
 };
 
 // Copies share `part` of `parts` of them: contiguous rows, so that no two threads write parts
@@ -86,6 +90,9 @@ struct Workspace {
   // product's write-back or the activation's pass (mlp_forward), or -1 where it was not
   // recorded (the output then is scanned when a bound needs it).
   std::vector<double> output_bound;
+  // The largest magnitude in the batch this step's forward copied into batch_x (pending_batch),
+  // recorded as it was copied (+inf for NaN or Inf), or -1 (the input then is scanned).
+  double batch_bound = -1.0;
   std::vector<double> delta_bound;  // bounds on the layers' deltas before the backward pass
   // train_epoch's shuffled batch, not yet copied into batch_x. The first product that reads the
   // input copies it at its start (mlp_forward, GemmPrologue: in a k-block split, by all its

@@ -41,6 +41,9 @@ struct EpochResult {
   // The bounds carried past the last update made (UpdateBounds: parameters, then the state
   // the proof reads), or all -1 when the next update would measure them first.
   double bounds[3] = {-1.0, -1.0, -1.0};
+  // The bound on the first layer's inputs (Workspace::input_bound) that the proof of the last
+  // proven batch read, or -1 when none was proven (for the tests).
+  double input_bound = -1.0;
 };
 
 // Every mini-batch of the rows in `order` (a permutation of, or subset of, 0..n_rows-1),
