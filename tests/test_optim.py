@@ -930,11 +930,14 @@ def test_scattered_batches_copied_inside_a_k_block_split_match_steps(dtype, thre
     assert opt.state[0].tobytes() == twin_opt.state[0].tobytes()
 
 
-@pytest.mark.parametrize("inputs, count, in_burst", [(784, 2, True), (784, 3, True), (784, 1, True),
-                                                   (100, 2, True), (784, 2, False)],
-                         ids=["k-blocks", "3-threads", "1-thread", "slabs", "last-batch-alone"])
+@pytest.mark.parametrize("inputs, count, in_burst, shortcut",
+                         [(784, 2, True, False), (784, 3, True, False), (784, 1, True, False),
+                          (100, 2, True, False), (784, 2, False, False), (784, 2, True, True)],
+                         ids=["k-blocks", "3-threads", "1-thread", "slabs", "last-batch-alone",
+                              "input-read-again"])
 def test_a_scattered_batch_records_its_largest_input_as_it_is_copied(dtype, threads, call_burst,
-                                                                     inputs, count, in_burst):
+                                                                     inputs, count, in_burst,
+                                                                     shortcut):
     # The threads that copy a shuffled batch (inside the first layer's k-block region, or before
     # a product split by slabs; outside a burst the last batch of 8 rows runs on one thread)
     # record its largest magnitude, which the proof reads in place of a scan of the batch. It
@@ -951,9 +954,17 @@ def test_a_scattered_batch_records_its_largest_input_as_it_is_copied(dtype, thre
                                (last[-1], inputs - 1, -11.25)):
         X_try = X.copy()
         X_try[row, column] = value
-        net = bp.Network([inputs, 64, 10], loss="mse", dtype=dtype, seed=0)
+        last_layer = bp.Dense(64 + inputs, 10, inputs=[1, 0]) if shortcut else bp.Dense(64, 10)
+        net = bp.Network([bp.Dense(inputs, 64, "relu"), last_layer], loss="mse", dtype=dtype,
+                         seed=0)
+        splits_before = bp._core.gemm_k_split_count()
         result = _native_epoch(net, bp.optim.SGD(lr=0.01, momentum=0.9), X_try, Y, 32,
                                order=order)
+        splits = bp._core.gemm_k_split_count() - splits_before
+        if count > 1 and inputs == 784 and not shortcut:  # the copy inside a k-block region
+            assert splits == (4 if in_burst else 3)
+        elif inputs == 100:
+            assert splits == 0
         assert result["batches"] == result["proven_updates"] == 4
         assert result["input_bound"] == abs(value), f"row {row}, column {column}"
 

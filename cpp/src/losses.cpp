@@ -31,7 +31,8 @@ inline index_t log_sum_exp_rows(index_t n) {
 }
 
 // lse[r] = log sum_j e^(u_rj) in double for `rows` rows of n (at most log_sum_exp_rows(n)), from
-// the row's largest value (NaN or Inf anywhere gives NaN); each row's exps add up in order.
+// the row's largest value (NaN or +Inf anywhere gives NaN; a -Inf adds 0, and a row of them
+// gives NaN); each row's exps add up in order.
 // An empty row gives 0: it is only ever multiplied by an empty sum of targets.
 template <typename T>
 void log_sum_exps(const T* u, index_t rows, index_t n, double* lse) {

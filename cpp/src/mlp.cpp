@@ -502,7 +502,8 @@ constexpr double unit_roundoff() {
 template <typename T>
 double largest_source_value(const NetworkSpec<T>& net, const Workspace<T>& ws, const T* x,
                             index_t m, int s) {
-  if (s == 0 && ws.batch_bound >= 0.0) return ws.batch_bound;
+  // (the copy's only when the products read it: a forward that threw would leave a stale one)
+  if (s == 0 && ws.batch_bound >= 0.0 && x == ws.batch_x.data()) return ws.batch_bound;
   if (s > 0) {
     const std::size_t l = std::size_t(s - 1);
     if (ws.output_bound[l] >= 0.0 && !dropout_on(net, ws, l)) return ws.output_bound[l];

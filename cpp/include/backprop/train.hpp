@@ -41,8 +41,9 @@ struct EpochResult {
   // The bounds carried past the last update made (UpdateBounds: parameters, then the state
   // the proof reads), or all -1 when the next update would measure them first.
   double bounds[3] = {-1.0, -1.0, -1.0};
-  // The bound on the first layer's inputs (Workspace::input_bound) that the proof of the last
-  // proven batch read, or -1 when none was proven (for the tests).
+  // Workspace::input_bound[0] after the last proven batch, or -1 when none was: the largest of
+  // the first layer's inputs and 1 (the bias's) that its proof read, when the proof read the
+  // inputs (for the tests).
   double input_bound = -1.0;
 };
 
