@@ -27,7 +27,7 @@ BACKPROP_ELEMENTWISE_CLONES FloatBits<T> block_largest_bits(const T* x, index_t 
   FloatBits<T> largest = 0;
   for (index_t i = 0; i < rows; ++i)
     for (index_t j = 0; j < cols; ++j)
-      largest = std::max(largest, FloatBits<T>(bits_of(x[i * ld + j]) & ~kSignBit<T>));
+      largest = std::max(largest, magnitude_bits(x[i * ld + j]));
   return largest;
 }
 

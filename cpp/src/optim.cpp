@@ -221,13 +221,12 @@ BACKPROP_ELEMENTWISE_CLONES int update_range(const Rule<T>& shared_rule, T* __re
     bad |= rule.template apply<K, States, Shaped, Write>(params, grads, s0, s1, s2, i) ? 0 : 1;
     if constexpr (Track) {
       // The values just stored, still in registers.
-      largest_p = std::max(largest_p, FloatBits<T>(bits_of(params[i]) & ~kSignBit<T>));
+      largest_p = std::max(largest_p, magnitude_bits(params[i]));
       if constexpr (States > 0)
-        largest_0 = std::max(largest_0, FloatBits<T>(bits_of(s0[i]) & ~kSignBit<T>));
+        largest_0 = std::max(largest_0, magnitude_bits(s0[i]));
       if constexpr (States > 1) {
-        const FloatBits<T> bits = bits_of(s1[i]);
-        largest_1 = std::max(largest_1, FloatBits<T>(bits & ~kSignBit<T>));
-        signs_1 |= bits;
+        largest_1 = std::max(largest_1, magnitude_bits(s1[i]));
+        signs_1 |= bits_of(s1[i]);
       }
     }
   }

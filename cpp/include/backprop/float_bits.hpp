@@ -36,6 +36,12 @@ inline T float_from_bits(FloatBits<T> bits) {
   return value;
 }
 
+// x's bits with the sign cleared: the integers that order magnitudes (below).
+template <typename T>
+inline FloatBits<T> magnitude_bits(T x) {
+  return bits_of(x) & ~kSignBit<T>;
+}
+
 // The magnitude a float's bits with the sign cleared stand for, as a double: +inf for Inf and
 // for NaN (all exponent bits set). The largest of many such bit patterns, as integers, is the
 // bits of the largest magnitude: non-negative floats order as their bits do.
