@@ -503,6 +503,45 @@ def test_early_update_in_one_region_gives_the_bytes_of_checked_steps(gemm_isa, d
     assert not np.array_equal(twin.params, network().params)
 
 
+@pytest.mark.parametrize("optimizer", ["sgd-momentum", "sgd-shaped", "adamw"])
+def test_an_early_update_takes_each_threads_gradient_rows_from_its_own_buffer(
+        gemm_isa, dtype, threads, call_burst, optimizer):
+    # An update proven before the backward pass reads each thread's rows of a layer's weight
+    # gradient from a buffer of that thread's own, where its product wrote them, and the grads
+    # buffer is not written there. Filled with NaN, that buffer must keep NaN in those rows on
+    # two threads and must not reach the weights: they and the optimizer's state must be the
+    # bytes of one thread's epoch, which runs no region and writes the whole gradient.
+    call_burst(window_ns=60 * 10**9)
+    # the output layer's products (64 x 256 x 3) are too small to split: no region
+    layers = [bp.Dense(96, 256, "relu"), bp.Dense(256, 256, "tanh"), bp.Dense(256, 3)]
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((192, 96)).astype(dtype)
+    Y = np.eye(3, dtype=dtype)[rng.integers(0, 3, 192)]
+    order = rng.permutation(192).astype(np.int64)
+    kind, config = EARLY_OPTIMIZERS[optimizer]
+    results, in_own_buffers, unwritten, early = {}, {}, {}, {}
+    for n in (1, 2):
+        threads(n)
+        net = bp.Network(layers, dtype=dtype, seed=3)
+        opt = kind(**config)
+        net._grads.fill(np.nan)
+        before = bp._core.mlp_thread_gradient_count()
+        result = net._engine.train_epoch(net.params, net._grads, opt.state_for(net.params),
+                                         opt.native_spec(), X, Y, order, 64)
+        in_own_buffers[n] = bp._core.mlp_thread_gradient_count() - before
+        unwritten[n] = int(np.isnan(net._grads).sum())
+        early[n] = result["early_updates"]
+        assert result["batches"] == 3
+        results[n] = [net.params.tobytes()] + [buffer.tobytes() for buffer in opt.state]
+    assert early[1] == early[2] >= 1
+    # each early update: both threads' rows of the first two layers' weight gradients
+    assert in_own_buffers == {1: 0, 2: 4 * early[2]}
+    assert unwritten[1] == 0
+    assert unwritten[2] > 0
+    assert results[1] == results[2]
+    assert np.all(np.isfinite(np.frombuffer(results[2][0], dtype)))
+
+
 @pytest.mark.parametrize("optimizer", list(EARLY_OPTIMIZERS))
 @pytest.mark.parametrize("wiring", ["chain", "dropout", "shortcut", "narrow"])
 def test_train_step_checks_in_one_region_with_the_bytes_of_a_separate_update(

@@ -63,6 +63,7 @@ void register_system(py::module_& m) {
       py::arg("k"), py::arg("min_blocks") = 1);
   m.def("gemm_k_split_count", &gemm_k_split_count);
   m.def("mlp_backward_region_count", &mlp_backward_region_count);
+  m.def("mlp_thread_gradient_count", &mlp_thread_gradient_count);
   m.def("train_step_checked_in_backward_count", &train_step_checked_in_backward_count);
   m.def(
       "gemm_burst_min_flops",

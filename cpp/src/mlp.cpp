@@ -320,8 +320,34 @@ GemmEpilogue<T> delta_epilogue(const NetworkSpec<T>& net, Workspace<T>& ws, std:
                                    ws.post[target].data(), net.layers[target].fan_out);
 }
 
-// How many layers' backward steps have run in one region (mlp_backward_region_count).
+// This thread's buffer for `count` values of a weight gradient (backward_in_one_region), grown
+// once and reused by every layer and step.
+template <typename T>
+T* thread_gradient_buffer(index_t count) {
+  thread_local AlignedBuffer<T> buffer;
+  return buffer.reserve(std::size_t(count));
+}
+
+// Whether a thread's rows of a layer's weight gradient go to its own buffer instead of the
+// grads buffer: when the update writes them as it takes them, so nothing reads them after, and
+// they are small enough to stay in this core's L2 cache (kThreadGradientMaxBytes) until the
+// update reads them. The grads buffer's lines are then neither fetched for writing nor written
+// back each step. Epochs on two Xeon threads, alternated rounds against the build before: deep
+// (each thread's rows 128 KiB) faster in 16 of 18, median about +3% (-2.8% to +8.8%); in a
+// build timing each phase, its step 1,186-1,224 -> 1,123-1,159 us, the weight gradients'
+// products 4-10% faster. mnist (its second layer's rows 512 KiB) and tiny (200 KiB) within the
+// noise. The bits are the same.
+template <typename T>
+bool gradient_in_thread_buffer(const EarlyUpdate<T>* update, index_t count) {
+  return update != nullptr && update->writes_as_taken() &&
+         count * index_t(sizeof(T)) <= kThreadGradientMaxBytes;
+}
+
+// How many layers' backward steps have run in one region (mlp_backward_region_count), and
+// how many threads' rows of a weight gradient went to their own buffers
+// (mlp_thread_gradient_count).
 std::atomic<std::uint64_t> backward_regions{0};
+std::atomic<std::uint64_t> thread_gradients{0};
 
 // A multiple of every tile family's NR (config.hpp): column slabs that start on it give each
 // entry of C the panels, and so the sums, of the whole product.
@@ -382,9 +408,14 @@ bool backward_in_one_region(const T* source, index_t width, const T* delta, inde
     const bool rows_of_dx = update_in_region && dx != nullptr;
     const index_t row_first = rows_of_dx ? first : even_rows.first;
     const index_t row_last = rows_of_dx ? last : even_rows.last;
+    const index_t dw_count = (row_last - row_first) * fan_out;
+    const bool own_buffer =
+        update_in_region && dw_count > 0 && gradient_in_thread_buffer(update, dw_count);
+    T* const dw_rows = own_buffer ? thread_gradient_buffer<T>(dw_count) : dw + row_first * fan_out;
+    if (own_buffer) thread_gradients.fetch_add(1, std::memory_order_relaxed);
     if (row_first < row_last)
       gemm<T>(true, false, row_last - row_first, fan_out, m, T(1), source + row_first, width,
-              delta, fan_out, T(0), dw + row_first * fan_out, fan_out);
+              delta, fan_out, T(0), dw_rows, fan_out);
     const Share columns(fan_out, part, parts);
     std::fill(db + columns.first, db + columns.last, T(0));
     bias_grad_columns(db + columns.first, delta + columns.first, m,
@@ -394,7 +425,7 @@ bool backward_in_one_region(const T* source, index_t width, const T* delta, inde
                     w + first * fan_out, fan_out, beta, dx + first, width,
                     epilogue.shifted(0, first));
     if (update_in_region) {
-      update->take(w_offset + row_first * fan_out, (row_last - row_first) * fan_out);
+      update->take(w_offset + row_first * fan_out, dw_count, own_buffer ? dw_rows : nullptr);
       update->take(b_offset + columns.first, columns.last - columns.first);
     }
   });
@@ -650,6 +681,10 @@ index_t mlp_gradient_bound_reads(const NetworkSpec<T>& net, index_t m) {
 
 std::uint64_t mlp_backward_region_count() {
   return backward_regions.load(std::memory_order_relaxed);
+}
+
+std::uint64_t mlp_thread_gradient_count() {
+  return thread_gradients.load(std::memory_order_relaxed);
 }
 
 template <typename T>

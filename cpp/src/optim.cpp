@@ -794,10 +794,19 @@ bool EarlyUpdate<T>::check(T* params, const T* grads, T* const* state, index_t n
 }
 
 template <typename T>
-void EarlyUpdate<T>::take(index_t first, index_t count) const {
+void EarlyUpdate<T>::take(index_t first, index_t count, const T* gradient) const {
   WrittenMagnitudes<T> written;
-  if (range_(spec_, state_, params_, grads_, first, first + count, &written) != 0)
-    failed_.store(true, std::memory_order_relaxed);
+  int bad = 0;
+  if (gradient == nullptr) {
+    bad = range_(spec_, state_, params_, grads_, first, first + count, &written);
+  } else {
+    // The range from its first entry on, so that entry i of the piece is gradient[i].
+    T* const state[3] = {state_[0] ? state_[0] + first : nullptr,
+                         state_[1] ? state_[1] + first : nullptr,
+                         state_[2] ? state_[2] + first : nullptr};
+    bad = range_(spec_, state, params_ + first, gradient, 0, count, &written);
+  }
+  if (bad != 0) failed_.store(true, std::memory_order_relaxed);
   if (bounds_ != nullptr) {  // proven: the piece was written
     raise_to(written_params_, written.params);
     raise_to(written_state0_, written.state0);

@@ -294,6 +294,10 @@ constexpr index_t kElementwiseBlock = 1 << 14;
 // 2.6% of tiny's 8.5 ms epoch on those rows), 60000 x 784 9.8 -> 5.7 ms, 2^18 values 16.5 ->
 // 9.7 us. A batch's own check (mnist's 128 x 784: 6.6 us) stays on the calling thread.
 constexpr index_t kFiniteScanParallelMin = index_t(1) << 18;
+// A thread's rows of a weight gradient that an early update writes as it takes them go to a
+// buffer of the thread's own, not to the grads buffer, up to this many bytes (mlp.cpp,
+// gradient_in_thread_buffer): half the L2 cache of the smaller cores (1 MiB on Zen 5).
+constexpr index_t kThreadGradientMaxBytes = index_t(512) << 10;
 
 }  // namespace backprop
 

@@ -141,6 +141,10 @@ void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_
 // How many layers' backward steps have run as one parallel region in this process (mlp.cpp,
 // backward_in_one_region; for the tests).
 std::uint64_t mlp_backward_region_count();
+// How many threads' rows of a weight gradient went to the thread's own buffer instead of the
+// grads buffer, for an update that writes them as it takes them (mlp.cpp,
+// gradient_in_thread_buffer; for the tests).
+std::uint64_t mlp_thread_gradient_count();
 
 // After mlp_backward on the same m rows of x: a bound on the magnitude of every entry it wrote
 // into grads, from the layers' inputs and deltas (+inf when one is not finite, or m is too

@@ -163,9 +163,14 @@ class EarlyUpdate {
   bool check(T* params, const T* grads, T* const* state, index_t n, const OptimizerSpec& spec);
   // Takes the update of entries [first, first + count), whose gradients must be final: writes
   // it (proven) or checks it (checked), on the calling thread (one thread's share inside a
-  // parallel region), or split over the threads.
-  void take(index_t first, index_t count) const;
+  // parallel region), or split over the threads. The gradients are read from the grads buffer
+  // prove() or check() was given, or, when `gradient` is set, from gradient[0, count): a
+  // proven update's caller may leave the buffer unwritten (writes_as_taken).
+  void take(index_t first, index_t count, const T* gradient = nullptr) const;
   void take_on_threads(index_t first, index_t count) const;
+  // Whether each piece is written as it is taken (proven), so that nothing reads its gradient
+  // afterwards; a checked update reads the grads buffer again when it writes.
+  bool writes_as_taken() const { return bounds_ != nullptr; }
   // A proven update, after every entry has been taken once: throws std::logic_error when a new
   // value was not finite after all (a wrong proof; the weights are then invalid) or when the
   // pieces did not add up to n entries, else sets the bounds to the largest magnitudes the
