@@ -335,7 +335,7 @@ T* thread_gradient_buffer(index_t count) {
 // back each step. Epochs on two Xeon threads, alternated rounds against the build before: deep
 // (each thread's rows 128 KiB) faster in 16 of 18, median about +3% (-2.8% to +8.8%); in a
 // build timing each phase, its step 1,186-1,224 -> 1,123-1,159 us, the weight gradients'
-// products 4-10% faster. mnist (its second layer's rows 512 KiB) and tiny (200 KiB) within the
+// products 4-10% faster. mnist (its second layer's rows 512 KiB) and tiny (196 KiB) within the
 // noise. The bits are the same.
 template <typename T>
 bool gradient_in_thread_buffer(const EarlyUpdate<T>* update, index_t count) {
@@ -380,7 +380,8 @@ static_assert(kSlabColumns % GemmBlocking512<float>::NR == 0 &&
 // With an early update (EarlyUpdate), each thread then takes the update of the rows of W whose
 // gradient it has just written (when there is a dX, the rows it read for its columns of dX) and
 // of its columns of b: a proven update writes them, which no other thread reads or writes in the
-// region; a checked one reads them while they are in this thread's cache.
+// region; a checked one reads them while they are in this thread's cache. A proven update's
+// rows of dW may go to the thread's own buffer instead of dw (gradient_in_thread_buffer).
 template <typename T>
 bool backward_in_one_region(const T* source, index_t width, const T* delta, index_t m,
                             index_t fan_out, const T* w, T* dw, T* db, T beta, T* dx,

@@ -795,6 +795,9 @@ bool EarlyUpdate<T>::check(T* params, const T* grads, T* const* state, index_t n
 
 template <typename T>
 void EarlyUpdate<T>::take(index_t first, index_t count, const T* gradient) const {
+  // A checked update writes later, from the grads buffer: its gradient must be there.
+  if (gradient != nullptr && bounds_ == nullptr)
+    throw std::logic_error("a checked update's gradient must be in the grads buffer");
   WrittenMagnitudes<T> written;
   int bad = 0;
   if (gradient == nullptr) {

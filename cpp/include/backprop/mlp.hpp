@@ -133,7 +133,9 @@ void mlp_output_delta(const NetworkSpec<T>& net, const T* y, const T* row_weight
 // parameter gradient is written into grads unless grads is nullptr (Jacobians need only deltas).
 // With `update` (over params and grads, proven or checked), each layer's W and b take their
 // update as soon as the layer's products have read W for the last time, while they are in
-// cache: written if proven, else checked.
+// cache: written if proven, else checked. A proven update may take a thread's rows of dW from
+// the thread's own buffer (mlp.cpp, gradient_in_thread_buffer), leaving those rows of grads
+// unwritten: nothing reads them after a proven update.
 template <typename T>
 void mlp_backprop(const NetworkSpec<T>& net, const T* params, const T* x, index_t m,
                   Workspace<T>& ws, T* grads, const EarlyUpdate<T>* update = nullptr);

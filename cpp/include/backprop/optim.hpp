@@ -165,7 +165,8 @@ class EarlyUpdate {
   // it (proven) or checks it (checked), on the calling thread (one thread's share inside a
   // parallel region), or split over the threads. The gradients are read from the grads buffer
   // prove() or check() was given, or, when `gradient` is set, from gradient[0, count): a
-  // proven update's caller may leave the buffer unwritten (writes_as_taken).
+  // proven update's caller may leave the buffer unwritten (writes_as_taken; a checked update
+  // given one throws std::logic_error, since it writes later from the buffer).
   void take(index_t first, index_t count, const T* gradient = nullptr) const;
   void take_on_threads(index_t first, index_t count) const;
   // Whether each piece is written as it is taken (proven), so that nothing reads its gradient

@@ -15,7 +15,8 @@ struct StepResult {
                             // were not changed (grads may have been)
 };
 
-// Forward, loss, backward and one optimizer update on m rows. grads is overwritten.
+// Forward, loss, backward and one optimizer update on m rows. grads is scratch: overwritten,
+// except the rows of W a proven update (bounds) took from a thread's own buffer (mlp_backprop).
 // row_weight (m) scales each sample's loss, or nullptr for 1.
 // A non-finite loss leaves params and state untouched (finite = false). bounds: as
 // optimizer_step's, for a caller that alone writes params and state between steps.
