@@ -798,18 +798,14 @@ void EarlyUpdate<T>::take(index_t first, index_t count, const T* gradient) const
   // A checked update writes later, from the grads buffer: its gradient must be there.
   if (gradient != nullptr && bounds_ == nullptr)
     throw std::logic_error("a checked update's gradient must be in the grads buffer");
+  // Every buffer from the piece's first entry on, so that its entry i is gradient[i] when given.
+  const T* const piece_gradient = gradient != nullptr ? gradient : grads_ + first;
+  T* const state[3] = {state_[0] ? state_[0] + first : nullptr,
+                       state_[1] ? state_[1] + first : nullptr,
+                       state_[2] ? state_[2] + first : nullptr};
   WrittenMagnitudes<T> written;
-  int bad = 0;
-  if (gradient == nullptr) {
-    bad = range_(spec_, state_, params_, grads_, first, first + count, &written);
-  } else {
-    // The range from its first entry on, so that entry i of the piece is gradient[i].
-    T* const state[3] = {state_[0] ? state_[0] + first : nullptr,
-                         state_[1] ? state_[1] + first : nullptr,
-                         state_[2] ? state_[2] + first : nullptr};
-    bad = range_(spec_, state, params_ + first, gradient, 0, count, &written);
-  }
-  if (bad != 0) failed_.store(true, std::memory_order_relaxed);
+  if (range_(spec_, state, params_ + first, piece_gradient, 0, count, &written) != 0)
+    failed_.store(true, std::memory_order_relaxed);
   if (bounds_ != nullptr) {  // proven: the piece was written
     raise_to(written_params_, written.params);
     raise_to(written_state0_, written.state0);
