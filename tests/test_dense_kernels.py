@@ -140,18 +140,20 @@ def test_dense_forward_split_by_k_blocks_gives_the_bytes_of_one_thread(gemm_isa,
 
 def test_k_blocks_split_where_the_products_are_small_beside_the_weights():
     # gemm_k_split_applies: as many k blocks (KC = 256, balanced) as threads, and the other
-    # threads' blocks' products (m x n each) at most a quarter of op(B) (k x n): 4 m others <= k.
+    # threads' blocks' products (m x n each) at most a third of op(B) (k x n): 3 m others <= k.
     applies = bp._core.gemm_k_split_applies
     assert applies(32, 784, 2) and applies(32, 784, 3)  # 4 blocks of 196: 2, then 3, others
-    assert applies(98, 784, 2) and not applies(99, 784, 2)  # 4 x 98 x 2 = 784
+    assert applies(130, 784, 2) and not applies(131, 784, 2)  # 3 x 130 x 2 = 780 <= 784
+    assert applies(128, 784, 2) and not applies(128, 784, 3)  # mnist's first layer: 2 others
     assert not applies(1, 256, 2) and not applies(1, 512, 3)  # fewer blocks than threads
-    assert applies(128, 512, 2) and not applies(129, 512, 2)
+    assert applies(170, 512, 2) and not applies(171, 512, 2)
     assert not applies(32, 784, 1) and not applies(0, 784, 2) and not applies(32, 0, 2)
     # A network's layers ask for two blocks at least (min_k_blocks), each 64 deep or more: a
-    # 256-deep product of 64 rows then splits in two blocks of 128, one of 65 rows does not
-    # (4 x 65 > 256), and under 128 deep there is one block.
+    # 256-deep product of 64 rows then splits in two blocks of 128, one of 86 rows does not
+    # (3 x 86 > 256), and under 128 deep there is one block.
     assert applies(64, 256, 2, 2) and not applies(64, 256, 2)
-    assert not applies(65, 256, 2, 2) and not applies(64, 256, 3, 2)
+    assert applies(85, 256, 2, 2) and not applies(86, 256, 2, 2)
+    assert not applies(64, 256, 3, 2)
     assert applies(32, 128, 2, 2) and not applies(1, 127, 2, 2)
     assert applies(32, 784, 2, 2) == applies(32, 784, 2)  # KC's four blocks are already two
     with pytest.raises(ValueError, match="min_k_blocks"):

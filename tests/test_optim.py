@@ -1052,6 +1052,24 @@ def test_steps_whose_forward_splits_by_k_blocks_give_the_bytes_of_one_thread(dty
     assert results[1] == results[0] and results[2] == results[0]
 
 
+def test_steps_of_128_rows_through_784_inputs_split_by_k_blocks_with_the_bytes_of_one_thread(
+        dtype, threads):
+    # mnist's first layer: 128 rows through 784 inputs, four k blocks of 196. On two threads the
+    # other thread's two blocks' products (2 x 128 x n) are under a third of W's 784 x n values,
+    # so the product splits by k blocks; on three threads (three blocks of another thread's) it
+    # splits by slabs. The second layer (32 deep) is one block. Every count gives the bytes of one.
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((256, 784)).astype(dtype)
+    y = rng.integers(0, 10, 256)
+    runs = _steps_then_epoch_on_one_to_three_threads(
+        threads, lambda: bp.Network([784, 32, 10], activation="relu", dtype=dtype, seed=0),
+        X, y, 128)
+    assert [k_splits for k_splits, _ in runs] == [0, 2 * 2, 0]  # 1 per step on two threads
+    results = [result for _, result in runs]
+    assert np.all(np.isfinite(results[0][0] + results[0][1]))
+    assert results[1] == results[0] and results[2] == results[0]
+
+
 def test_steps_of_256_deep_layers_split_by_two_k_blocks_with_the_bytes_of_one_thread(dtype,
                                                                                     threads):
     # deep's shape: 64 rows through layers of 256 inputs, one k block of KC, which a layer sums

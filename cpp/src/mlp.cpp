@@ -196,7 +196,7 @@ constexpr index_t kLayerKBlocks = 2;
 
 // How a layer's forward product X @ W splits over the threads in training: by k blocks (each
 // thread its own rows of W, GemmSplit::k_blocks) where gemm_k_split_applies (the blocks'
-// products the other threads add into U, m x n each, hold at most a quarter of W's k x n
+// products the other threads add into U, m x n each, hold at most a third of W's k x n
 // values); else by slabs of U. The update splits the weights by rows, so a column slab of U read
 // every row of W, half of them last written by the other core: tiny's forward (32 x 128 x 784,
 // four blocks of 196) took as long on two Xeon threads as on one. Two threads, samples/s,

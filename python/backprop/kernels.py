@@ -138,7 +138,7 @@ def dense_forward(X: Any, W: Any, b: Any = None, activation: str = "identity", *
     most) to another, and the blocks' products are added into U in order. It is taken only
     with as many blocks as threads and when the other threads' block products (one X.shape[0]
     x W.shape[1] buffer each, kept by the calling thread for later calls) hold at most a
-    quarter of W's values; else the product splits by slabs. The bytes are the same either way,
+    third of W's values; else the product splits by slabs. The bytes are the same either way,
     NaN included.
     """
     if split not in DENSE_SPLITS:

@@ -88,8 +88,8 @@ enum class GemmSplit { slabs_of_c, k_blocks };
 
 // Whether a GemmSplit::k_blocks product of m rows and depth k splits by k blocks on `parts`
 // threads: when there are at least as many blocks as threads, and the products of the blocks
-// the other threads take (m x n values each, held in a buffer until added into C) are at most a
-// quarter of op(B)'s k x n values.
+// the other threads take (m x n values each, held in a buffer until added into C) are at most
+// 1 / kGemmKSplitMaxShare (a third) of op(B)'s k x n values.
 bool gemm_k_split_applies(index_t m, index_t k, int parts, index_t min_k_blocks = 1);
 
 // How many GEMMs have split by k blocks in this process (for the tests).
