@@ -704,7 +704,7 @@ def test_gradient_bound_counts_what_underflow_rounds_up(dtype):
 RECORDING_PATHS = {
     # 64 x 256 x 256: split by k blocks on two threads, each thread writing its rows of X_l
     "k-blocks": (64, [256, 256, 256, 10], {}),
-    # 64 x 256 x 128 (k under 4 m): split into column slabs, the step on each tile
+    # 64 x 256 x 128 (k under 3 m): split into column slabs, the step on each tile
     "slabs": (64, [128, 256, 256, 10], {}),
     # 128 x 512: 2^16 outputs, the activation in a pass of its own over X_l
     "pass": (128, [256, 512, 512, 10], {}),
@@ -1056,7 +1056,7 @@ def test_steps_of_128_rows_through_784_inputs_split_by_k_blocks_with_the_bytes_o
         dtype, threads):
     # mnist's first layer: 128 rows through 784 inputs, four k blocks of 196. On two threads the
     # other thread's two blocks' products (2 x 128 x n) are under a third of W's 784 x n values,
-    # so the product splits by k blocks; on three threads (three blocks of another thread's) it
+    # so the product splits by k blocks; on three threads (the other threads' three blocks) it
     # splits by slabs. The second layer (32 deep) is one block. Every count gives the bytes of one.
     rng = np.random.default_rng(8)
     X = rng.standard_normal((256, 784)).astype(dtype)
@@ -1064,7 +1064,7 @@ def test_steps_of_128_rows_through_784_inputs_split_by_k_blocks_with_the_bytes_o
     runs = _steps_then_epoch_on_one_to_three_threads(
         threads, lambda: bp.Network([784, 32, 10], activation="relu", dtype=dtype, seed=0),
         X, y, 128)
-    assert [k_splits for k_splits, _ in runs] == [0, 2 * 2, 0]  # 1 per step on two threads
+    assert [k_splits for k_splits, _ in runs] == [0, 1 * 4, 0]  # 1 per step on two threads
     results = [result for _, result in runs]
     assert np.all(np.isfinite(results[0][0] + results[0][1]))
     assert results[1] == results[0] and results[2] == results[0]

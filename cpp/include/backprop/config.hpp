@@ -213,7 +213,7 @@ constexpr index_t gemm_parallel_min_flops() {
 // A GemmSplit::k_blocks product splits by k blocks only while the block products the other
 // threads hold (m x n values each) come to at most 1 / kGemmKSplitMaxShare of op(B)'s k x n
 // values (gemm.cpp, k_split_applies, where the choice of a third is measured).
-constexpr index_t kGemmKSplitMaxShare = 3;
+constexpr index_t kGemmKSplitMaxShare = 3;  // the products: at most a third of op(B)
 
 // From this many multiply-adds on, threads share the packed blocks (barriers, no duplicated
 // packing) on the families that take it (SHARE_PACKED_BLOCKS); below it each thread runs its
