@@ -301,8 +301,8 @@ constexpr index_t kElementwiseBlock = 1 << 14;
 constexpr index_t kFiniteScanParallelMin = index_t(1) << 18;
 // A thread's rows of a weight gradient that an early update writes as it takes them go to a
 // buffer of the thread's own, not to the grads buffer, up to this many bytes (mlp.cpp,
-// gradient_in_thread_buffer): a quarter of the Xeon's 2 MiB L2 and half of Zen 5's 1 MiB, where
-// it was measured; on a 512 KiB L2 (Zen 2) it would fill the cache (not measured there).
+// gradient_in_thread_buffer): a quarter of the Xeon's 2 MiB L2, where it was measured. It
+// would be half of Zen 5's 1 MiB L2 and all of Zen 2's 512 KiB (measured on neither).
 constexpr index_t kThreadGradientMaxBytes = index_t(512) << 10;
 
 }  // namespace backprop
