@@ -63,25 +63,28 @@ def _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype):
 # A is read in place (DIRECT_A_PANELS, kGemmDirectAMaxPanels), copied from
 # cpp/include/backprop/config.hpp (GemmBlocking, and GemmBlocking512 for the avx512 path); ITEM
 # is the dtype's size in bytes and LANES the values in one vector of the path. A GEMM that reads
-# A in place runs tiles of MR_IN_PLACE rows and blocks of MC_IN_PLACE (GemmBlocking512InPlaceA);
-# the AVX-512 kernel also has tiles of 4 and 8 rows, for panels of that few rows. A transposed
+# A in place runs tiles of MR_IN_PLACE rows and blocks of MC_IN_PLACE; on the AVX-512 path
+# (GemmBlocking512InPlaceA) it cuts each block into panels of 14, CUT (8) and CUT / 2 (4) rows
+# where it can, each read in place (a block of an odd number of rows, or of 2, 6 or 10, keeps a
+# lower last panel, packed); the AVX-512 kernel's tiles of 4 and 8 rows also run the last panels
+# of a packed A that are that low. A transposed
 # A is read in place up to DIRECT_AT_PANELS column panels (kGemmDirectTransposedAMaxPanels512).
 _SHARED_LIMITS = {"DIRECT": 64, "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 1024,
                   "DIRECT_A_PANELS": 16}
 _BLOCKING_256 = {
     np.dtype(np.float32): {"MR": 6, "NR": 16, "MC": 144, "KC": 256, "NC": 4080, "ITEM": 4,
-                           "LANES": 8, "MR_IN_PLACE": 6, "MC_IN_PLACE": 144,
+                           "LANES": 8, "MR_IN_PLACE": 6, "MC_IN_PLACE": 144, "CUT": 0,
                            "DIRECT_AT_PANELS": 16, **_SHARED_LIMITS},
     np.dtype(np.float64): {"MR": 6, "NR": 8, "MC": 96, "KC": 256, "NC": 4080, "ITEM": 8,
-                           "LANES": 4, "MR_IN_PLACE": 6, "MC_IN_PLACE": 96,
+                           "LANES": 4, "MR_IN_PLACE": 6, "MC_IN_PLACE": 96, "CUT": 0,
                            "DIRECT_AT_PANELS": 16, **_SHARED_LIMITS},
 }
 _BLOCKING_512 = {
     np.dtype(np.float32): {"MR": 14, "NR": 32, "MC": 140, "KC": 256, "NC": 1024, "ITEM": 4,
-                           "LANES": 16, "MR_IN_PLACE": 8, "MC_IN_PLACE": 144,
+                           "LANES": 16, "MR_IN_PLACE": 14, "MC_IN_PLACE": 140, "CUT": 8,
                            "DIRECT_AT_PANELS": 4, **_SHARED_LIMITS},
     np.dtype(np.float64): {"MR": 14, "NR": 16, "MC": 112, "KC": 256, "NC": 512, "ITEM": 8,
-                           "LANES": 8, "MR_IN_PLACE": 8, "MC_IN_PLACE": 96,
+                           "LANES": 8, "MR_IN_PLACE": 14, "MC_IN_PLACE": 112, "CUT": 8,
                            "DIRECT_AT_PANELS": 4, **_SHARED_LIMITS},
 }
 
@@ -144,6 +147,18 @@ BLOCKING_SHAPES = [
     pytest.param(lambda b: (b["MC_IN_PLACE"], 37, 29), id="MC_IN_PLACE"),
     pytest.param(lambda b: (b["MC_IN_PLACE"] + 1, 37, 29), id="MC_IN_PLACE+1"),
     pytest.param(lambda b: (2 * b["MC_IN_PLACE"] + 1, 37, 29), id="2MC_IN_PLACE+1"),
+    # ... on the AVX-512 path, blocks cut into panels of 14, 8 and 4 rows read in place (on the
+    # 6-row tiles, panels of 6 and 5 rows, or a last one packed): 14 + 14 + 4 rows; four of 14
+    # and one of 8, the last column panel one vector wide; 136 rows across a k block (float:
+    # eight of 14 and three of 8); MC_IN_PLACE + 30 rows in two balanced blocks, the second
+    # ending in two panels of 8; 10 rows cannot be cut, and keep a packed last panel.
+    pytest.param(lambda b: (2 * b["MR_IN_PLACE"] + 4, 2 * b["NR"] + 3, 31), id="cut,2MR+4"),
+    pytest.param(lambda b: (4 * b["MR_IN_PLACE"] + 8, b["NR"] + b["LANES"] - 1, 33),
+                 id="cut,4MR+8,NR+LANES-1"),
+    pytest.param(lambda b: (8 * b["MR_IN_PLACE"] + 24, 3 * b["NR"], b["KC"] + 1),
+                 id="cut,8MR+24,KC+1"),
+    pytest.param(lambda b: (b["MC_IN_PLACE"] + 30, 37, 29), id="cut,MC_IN_PLACE+30"),
+    pytest.param(lambda b: (10, 2 * b["NR"] + 3, 31), id="cut,10rows"),
     # ... with more, A is packed in panels of MR rows: the row blocks, and a last row panel of
     # each tile height's rows and one more (AVX-512: 4, 8 and 14 rows; the 6-row tiles cut most
     # of these blocks into panels of 6 and 5 rows), one vector wide too.
@@ -587,6 +602,9 @@ def test_gemm_bytes_in_a_burst_do_not_depend_on_thread_count(gemm_isa, dtype, th
     pytest.param(lambda b: (b["MR"] + 3, 5 * b["NR"], 17), id="pairs,3rows"),
     pytest.param(lambda b: (5 * b["MR"] + 2, 4 * b["NR"] + 1, b["KC"] + 1), id="cut"),
     pytest.param(lambda b: (2 * b["MR"] + 3, 5 * b["NR"], 17), id="cut,3rows"),
+    # A read in place in panels of 14, 8 and 4 rows on the AVX-512 path (9 x 14 + 8 + 8 + 4 =
+    # 146 rows, in blocks of 84 and 62), and panels of 6 and 5 on the 6-row tiles.
+    pytest.param(lambda b: (9 * b["MR_IN_PLACE"] + 20, 2 * b["NR"] + 1, 33), id="cut,in-place"),
     # A^T with rows 4 KiB apart is packed (A-4KiB above), while the rows cut out of it are read
     # in place: a row's bits do not depend on the tile family either.
     pytest.param(lambda b: (4096 // b["ITEM"], 2 * b["NR"] + 1, 33), id="A-4KiB"),

@@ -359,9 +359,9 @@ bool read_a_in_place(bool trans_a, index_t lda, index_t n) {
 }
 
 // The tile family of a GEMM that reads an untransposed A in place: the family's own, except on
-// the AVX-512 path, whose 14-row tiles would need an address register per row of A there
-// (config.hpp, GemmBlocking512InPlaceA). A transposed A has each k step's values side by side,
-// at constant offsets, and the 14-row tiles read it in place themselves.
+// the AVX-512 path, which cuts such an A's blocks into panels of 14, 8 and 4 rows, each read in
+// place (config.hpp, GemmBlocking512InPlaceA). A transposed A has each k step's values side by
+// side, at constant offsets, and the family's own tiles read it in place.
 template <typename Blocks>
 struct InPlaceFamily {
   using type = Blocks;
@@ -399,33 +399,76 @@ TeamCall gemm_team_call(index_t m, index_t n, index_t k) {
 // operands on cache lines: 64 x 256 x 256 (ten panels of 6 rows and one of 4 -> nine of 6 and
 // two of 5) 85-94 -> 96-99, 32 x 128 x 784 (6, 6, 6, 6, 6, 2 -> 6, 6, 5, 5, 5, 5) 89-91 ->
 // 91-94, 32 x 10 x 128 34 -> 39, 32 x 128 x 10 NT 40 -> 44. Each panel keeps its MR-row slot in
-// the packing buffer.
+// the packing buffer. A family whose kernels read A in place in tiles of CUT_MR and CUT_MR / 2
+// rows as well as MR (GemmBlocking512InPlaceA: 14, 8 and 4) cuts a block into panels of those
+// heights where it can, and reads every one in place (config.hpp); its panels may then outnumber
+// the buffer's slots, but none is packed.
 template <typename Blocks>
 class RowPanels {
  public:
-  RowPanels(index_t rows, bool may_split) : rows_(rows), count_((rows + MR - 1) / MR) {
-    const index_t short_panels = count_ * MR - rows;
-    tall_ = may_split && SHORT_MR > 0 && short_panels > 0 && rows >= SHORT_MR * count_
-                ? count_ - short_panels
-                : count_;
+  RowPanels(index_t rows, bool may_split) : rows_(rows) {
+    counts_[0] = (rows + MR - 1) / MR;
+    if (!may_split) return;
+    if constexpr (CUT_MR > 0) {
+      cut_into_lower_tiles();
+    } else if constexpr (SHORT_MR > 0) {
+      const index_t short_panels = counts_[0] * MR - rows;
+      if (short_panels > 0 && rows >= SHORT_MR * counts_[0]) {
+        counts_[1] = short_panels;
+        counts_[0] -= short_panels;
+        heights_[1] = SHORT_MR;
+      }
+    }
   }
-  index_t count() const { return count_; }
+  index_t count() const { return counts_[0] + counts_[1] + counts_[2]; }
   index_t first_row(index_t panel) const {
-    return panel <= tall_ ? panel * MR : tall_ * MR + (panel - tall_) * SHORT_MR;
+    index_t first = 0;
+    for (int group = 0; group < 3; ++group) {
+      if (panel <= counts_[group]) return first + panel * heights_[group];
+      first += counts_[group] * heights_[group];
+      panel -= counts_[group];
+    }
+    return first;
   }
   index_t height(index_t panel) const {
-    return std::min(panel < tall_ ? MR : SHORT_MR, rows_ - first_row(panel));
+    int group = 0;
+    for (index_t later = panel; group < 2 && later >= counts_[group]; ++group)
+      later -= counts_[group];
+    return std::min(heights_[group], rows_ - first_row(panel));
   }
   // Whether the family's kernels read exactly this many rows of A: a panel that high can be
   // read in place; a lower one is packed with zero rows below it.
   static bool tile_height(index_t rows) {
-    return rows == MR || (SHORT_MR > 0 && rows == SHORT_MR);
+    return rows == MR || (SHORT_MR > 0 && rows == SHORT_MR) ||
+           (CUT_MR > 0 && (rows == CUT_MR || rows == CUT_MR / 2));
   }
 
  private:
-  static constexpr index_t MR = Blocks::MR, SHORT_MR = Blocks::SHORT_MR;
+  static constexpr index_t MR = Blocks::MR, SHORT_MR = Blocks::SHORT_MR, CUT_MR = Blocks::CUT_MR;
   static_assert(SHORT_MR == 0 || SHORT_MR == MR - 1, "a short tile is one row lower, or none");
-  index_t rows_, count_, tall_;
+  static_assert(SHORT_MR == 0 || CUT_MR == 0, "a family cuts its blocks one way");
+  static_assert(CUT_MR == 0 || (CUT_MR < MR && CUT_MR % 2 == 0), "lower tiles of 8 and 4");
+
+  // Panels of MR rows, as many as leave a multiple of CUT_MR / 2 rows, then of CUT_MR rows and
+  // at most one of CUT_MR / 2: none lower than a tile, none packed. A block with no such cut (an
+  // odd number of rows, or 2, 6 or 10) keeps its panels of MR and a lower last one.
+  void cut_into_lower_tiles() {
+    constexpr index_t low = CUT_MR / 2;
+    for (index_t tall = rows_ / MR; tall >= 0 && tall > rows_ / MR - low; --tall) {
+      const index_t rest = rows_ - tall * MR;
+      if (rest % low != 0) continue;
+      counts_[0] = tall;
+      counts_[1] = rest / CUT_MR;
+      counts_[2] = rest % CUT_MR / low;
+      heights_[1] = CUT_MR;
+      heights_[2] = low;
+      return;
+    }
+  }
+
+  index_t rows_;
+  index_t counts_[3] = {0, 0, 0};  // panels of heights_[0], then [1], then [2]
+  index_t heights_[3] = {MR, MR, MR};
 };
 
 // Waits for the other threads of the team; a team of one runs no OpenMP call at all, since

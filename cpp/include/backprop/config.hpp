@@ -68,14 +68,16 @@ struct GemmBlocking512;
 // 4096 x 4096 x 256 TN 131-136 -> 143-147, 256 x 4096 x 4096 NT 121-127 -> 131-132; wide's
 // epochs 1,692-1,701 -> 1,725-1,754 samples/s. NC 1 MiB alone, row panels fastest: within the
 // noise; column panels fastest with NC 4064 (4 MiB of float B, past L2): 256 x 4096 x 1024 NT
-// float 264-273 -> 245-258. The 8-row in-place tiles (mnist's and deep's products) lost by it
-// (deep's epochs -5%, mnist's -2%: each B panel streamed is 32 KiB per 8 rows, not 14), so they
-// keep row panels fastest. A family that shares packed blocks splits a block's tiles between
+// float 264-273 -> 245-258. The 8-row tiles that read A in place then (mnist's and deep's
+// products) lost by it (deep's epochs -5%, mnist's -2%: each B panel streamed is 32 KiB per 8
+// rows, not 14), so they kept row panels fastest; the 14-row ones that replaced them
+// (GemmBlocking512InPlaceA) take column panels fastest. A family that shares packed blocks splits a block's tiles between
 // threads by column panels (gemm_team packs B to match), so it keeps row panels fastest.
 template <>
 struct GemmBlocking<float> {
   static constexpr index_t MR = 6;
   static constexpr index_t SHORT_MR = 5;
+  static constexpr index_t CUT_MR = 0;
   static constexpr index_t NR = 16;
   static constexpr index_t MC = 144;
   static constexpr index_t KC = 256;
@@ -90,6 +92,7 @@ template <>
 struct GemmBlocking<double> {
   static constexpr index_t MR = 6;
   static constexpr index_t SHORT_MR = 5;
+  static constexpr index_t CUT_MR = 0;
   static constexpr index_t NR = 8;
   static constexpr index_t MC = 96;
   static constexpr index_t KC = 256;
@@ -104,6 +107,7 @@ template <>
 struct GemmBlocking512<float> {
   static constexpr index_t MR = 14;
   static constexpr index_t SHORT_MR = 0;
+  static constexpr index_t CUT_MR = 0;
   static constexpr index_t NR = 32;
   static constexpr index_t MC = 140;
   static constexpr index_t KC = 256;
@@ -118,6 +122,7 @@ template <>
 struct GemmBlocking512<double> {
   static constexpr index_t MR = 14;
   static constexpr index_t SHORT_MR = 0;
+  static constexpr index_t CUT_MR = 0;
   static constexpr index_t NR = 16;
   static constexpr index_t MC = 112;
   static constexpr index_t KC = 256;
@@ -128,27 +133,25 @@ struct GemmBlocking512<double> {
   static constexpr bool COLUMN_PANELS_FASTEST = true;
 };
 
-// A GEMM that reads A in place (see kGemmDirectAMaxPanels) takes 8-row tiles on the AVX-512 path:
-// each row of such a panel needs an address register of its own, and at 14 rows x86-64 has too
-// few, so the offsets spill to the stack (128 x 512 x 784 float, one thread: 148 -> 142 GFLOP/s;
-// 128 x 10 x 512 double 42 -> 37).
+// A GEMM that reads A in place (see kGemmDirectAMaxPanels) on the AVX-512 path: the same 14-row
+// tiles, and each block of rows cut into panels of 14, CUT_MR = 8 and 4 rows where it can be
+// (gemm.cpp, RowPanels), so that no panel is packed: 128 = 8 x 14 + 8 + 8, 64 = 4 x 14 + 8,
+// 32 = 2 x 14 + 4. Each row of a panel read in place is an addressing mode off three row
+// pointers and two strides (kernels/gemm_register_tile.hpp, InPlaceRows14); with an address
+// register per row, 14 rows had spilled them to the stack and 8-row tiles were faster. Against
+// those 8-row tiles (run row panels fastest), two threads, two alternated rounds, float GFLOP/s:
+// 64 x 256 x 256 split by k blocks (deep's layers) 208-212 -> 250-258, 32 x 128 x 784 by k
+// blocks (tiny's) 205-226 -> 229-244, 128 x 512 x 784 by k blocks 287-290 -> 290-305, 128 x 512 x
+// 512 NT 274-291 -> 282-299, 256 x 1024 x 1024 282-284 -> 300; one thread, 128 x 10 x 512
+// 64-69 -> 70-71, 64 x 10 x 256 67-70 -> 70-74, 32 x 10 x 128 58-61 -> 55-58 (its last panel
+// of 4 rows). Double, against the same blocks of 8-row tiles: 64 x 256 x 256 by k blocks
+// 111-118 -> 118-124, 32 x 128 x 784 111-115 -> 122-127, the rest within the noise. Training on
+// two threads, epochs, four alternated rounds, samples/s: deep +3.6% to +6.6% (4 of 4), mnist
+// +3.2% to +3.8% in 3 of 4 (-3.7%); train_step deep faster in 3 of 4 (median +5%), mnist 4 of 4
+// (+1.2% to +3.8%). The bits are the same: a row's sums do not depend on its tile's height.
 template <typename T>
-struct GemmBlocking512InPlaceA;
-
-template <>
-struct GemmBlocking512InPlaceA<float> : GemmBlocking512<float> {
-  static constexpr index_t MR = 8;
-  static constexpr index_t MC = 144;
-  static constexpr bool SHARE_PACKED_BLOCKS = false;  // as the 14-row tiles (not measured apart)
-  static constexpr bool COLUMN_PANELS_FASTEST = false;
-};
-
-template <>
-struct GemmBlocking512InPlaceA<double> : GemmBlocking512<double> {
-  static constexpr index_t MR = 8;
-  static constexpr index_t MC = 96;
-  static constexpr bool SHARE_PACKED_BLOCKS = false;  // as the 14-row tiles (not measured apart)
-  static constexpr bool COLUMN_PANELS_FASTEST = false;
+struct GemmBlocking512InPlaceA : GemmBlocking512<T> {
+  static constexpr index_t CUT_MR = 8;
 };
 
 // Below this many float multiply-adds (about 20 us of one core) a GEMM called on its own runs

@@ -90,10 +90,11 @@ struct Avx512Double {
   }
 };
 
-// Tiles of GemmBlocking512's MR rows, or 8 (GemmBlocking512InPlaceA's MR) or 4 for a panel of
-// that few rows.
+// Tiles of GemmBlocking512's MR rows, or of GemmBlocking512InPlaceA's CUT_MR or CUT_MR / 2 (8 or
+// 4) for a panel of that few rows.
 template <typename Ops>
-using Avx512Kernel = RegisterTileKernel<Ops, 4, GemmBlocking512InPlaceA<typename Ops::T>::MR,
+using Avx512Kernel = RegisterTileKernel<Ops, GemmBlocking512InPlaceA<typename Ops::T>::CUT_MR / 2,
+                                        GemmBlocking512InPlaceA<typename Ops::T>::CUT_MR,
                                         GemmBlocking512<typename Ops::T>::MR>;
 
 }  // namespace

@@ -86,14 +86,89 @@ inline void prefetch_tile(const typename Ops::T* c, index_t ldc, index_t mr,
   }
 }
 
-// Runs steps(r) with the A panel's row stride r: a compile-time 1 for a packed panel (or a
-// transposed A read in place), whose row offsets are then constants, not registers.
-template <typename Steps>
-BACKPROP_ALWAYS_INLINE void with_row_stride(index_t a_row, Steps&& steps) {
-  if (a_row == 1)
-    steps(std::integral_constant<index_t, 1>{});
-  else
-    steps(a_row);
+// The A panel's column at the current k step, entry i at rows(i), and rows.next() to move to the
+// following step. Its rows lie a compile-time 1 apart in a packed panel (or a transposed A read
+// in place), so their offsets are constants, not registers; an A read in place has its rows
+// `stride` values apart.
+template <typename T, typename Stride>
+class PanelRows {
+ public:
+  PanelRows(const T* a, Stride stride, index_t k_step) : a_(a), stride_(stride), k_step_(k_step) {}
+  BACKPROP_ALWAYS_INLINE T operator()(int i) const { return a_[i * stride_]; }
+  BACKPROP_ALWAYS_INLINE void next() { a_ += k_step_; }
+
+ private:
+  const T* a_;
+  Stride stride_;
+  index_t k_step_;
+};
+
+// The 14 rows of an A panel read in place (config.hpp, GemmBlocking512InPlaceA): as a[i * stride],
+// GCC keeps the 13 row offsets in registers of their own, and x86-64 has too few for them beside
+// the tile. Here each row is one addressing mode, a row pointer plus a stride times 1, 2, 4 or 8:
+// pointers at rows 0, 3 and 10, strides s and 3s, five registers. The empty asm in next() hides
+// them from the optimizer at every step, or it would hoist each row's offset into a register again.
+template <typename T>
+class InPlaceRows14 {
+ public:
+  static constexpr int kRows = 14;
+  InPlaceRows14(const T* a, index_t stride)
+      : s_(stride * index_t(sizeof(T))),
+        s3_(3 * s_),
+        row0_(reinterpret_cast<const char*>(a)),
+        row3_(row0_ + s3_),
+        row10_(row0_ + 10 * s_) {}
+  BACKPROP_ALWAYS_INLINE T operator()(int i) const {
+    switch (i) {
+      case 0: return at(row0_, 0);
+      case 1: return at(row0_, s_);
+      case 2: return at(row0_, 2 * s_);
+      case 3: return at(row3_, 0);
+      case 4: return at(row0_, 4 * s_);
+      case 5: return at(row3_, 2 * s_);
+      case 6: return at(row3_, s3_);
+      case 7: return at(row3_, 4 * s_);
+      case 8: return at(row0_, 8 * s_);
+      case 9: return at(row3_, 2 * s3_);
+      case 10: return at(row10_, 0);
+      case 11: return at(row3_, 8 * s_);
+      case 12: return at(row0_, 4 * s3_);
+      default: return at(row10_, s3_);  // row 13
+    }
+  }
+  // A read in place steps along its rows, one value per k step.
+  BACKPROP_ALWAYS_INLINE void next() {
+    row0_ += sizeof(T);
+    row3_ += sizeof(T);
+    row10_ += sizeof(T);
+#if defined(__GNUC__)
+    asm("" : "+r"(row0_), "+r"(row3_), "+r"(row10_), "+r"(s_), "+r"(s3_));
+#endif
+  }
+
+ private:
+  static BACKPROP_ALWAYS_INLINE T at(const char* row, index_t offset) {
+    return *reinterpret_cast<const T*>(row + offset);
+  }
+  index_t s_, s3_;
+  const char* row0_;
+  const char* row3_;
+  const char* row10_;
+};
+
+// Runs steps(rows) with the R-row A panel's rows (PanelRows, or InPlaceRows14 for 14 rows read in
+// place).
+template <typename T, int R, typename Steps>
+BACKPROP_ALWAYS_INLINE void with_panel_rows(const PanelOperands<T>& panels, Steps&& steps) {
+  if (panels.a_row == 1) {
+    steps(PanelRows<T, std::integral_constant<index_t, 1>>(panels.a, {}, panels.a_k));
+    return;
+  }
+  if constexpr (R == InPlaceRows14<T>::kRows) {
+    steps(InPlaceRows14<T>(panels.a, panels.a_row));  // a_k is 1: along a stored row
+  } else {
+    steps(PanelRows<T, index_t>(panels.a, panels.a_row, panels.a_k));
+  }
 }
 
 // C[0:mr, 0:nr] = alpha * A panel (R x kc) @ B panel (kc rows of two vectors) + beta * C, mr <= R.
@@ -107,30 +182,29 @@ inline void tile_two_vectors(index_t kc, const PanelOperands<typename Ops::T>& p
   V acc[R][2];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = Ops::zero();
-  // One k step: entry i of the A column at a0[i * r].
-  auto step = [&](const T* a0, auto r, const T* b) BACKPROP_LAMBDA_ALWAYS_INLINE {
+  // One k step: the A column's entries rows(i) times the B row at b.
+  auto step = [&](const auto& rows, const T* b) BACKPROP_LAMBDA_ALWAYS_INLINE {
     const V b0 = Ops::load(b);
     const V b1 = Ops::load(b + W);
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
-      const V ai = Ops::splat(a0[i * r]);
+      const V ai = Ops::splat(rows(i));
       acc[i][0] = Ops::fmadd(ai, b0, acc[i][0]);
       acc[i][1] = Ops::fmadd(ai, b1, acc[i][1]);
     }
   };
   prefetch_tile<Ops>(c, ldc, mr, beta, kc);
-  const T* a = panels.a;
   const T* b = panels.b;
-  const index_t a_k = panels.a_k, b_k = panels.b_k;
-  with_row_stride(panels.a_row, [&](auto r) BACKPROP_LAMBDA_ALWAYS_INLINE {
+  const index_t b_k = panels.b_k;
+  with_panel_rows<T, R>(panels, [&](auto rows) BACKPROP_LAMBDA_ALWAYS_INLINE {
     // Two k steps per pass for tiles of kGemmTwoStepsMinRows rows or more (config.hpp): the
     // same steps in the same order, with the loop's counter and branch once per two. Two
     // loops, as GCC 12 takes no template-dependent count in #pragma GCC unroll.
     if constexpr (R >= kGemmTwoStepsMinRows) {
 #pragma GCC unroll 2
-      for (index_t p = 0; p < kc; ++p, a += a_k, b += b_k) step(a, r, b);
+      for (index_t p = 0; p < kc; ++p, rows.next(), b += b_k) step(rows, b);
     } else {
-      for (index_t p = 0; p < kc; ++p, a += a_k, b += b_k) step(a, r, b);
+      for (index_t p = 0; p < kc; ++p, rows.next(), b += b_k) step(rows, b);
     }
   });
   store_tile<Ops, R, 2>(acc, c, ldc, alpha, beta, mr, nr);
@@ -153,16 +227,15 @@ inline void tile_two_panels(index_t kc, const PanelOperands<typename Ops::T>& pa
   for (int i = 0; i < R; ++i) left[i][0] = left[i][1] = right[i][0] = right[i][1] = Ops::zero();
   prefetch_tile<Ops>(c, ldc, R, beta, kc);
   prefetch_tile<Ops>(c + 2 * W, ldc, R, beta, kc);
-  const T* a = panels.a;
   const T* b = panels.b;
   const T* b_next = panels.b_next;
-  const index_t a_k = panels.a_k, b_k = panels.b_k;
+  const index_t b_k = panels.b_k;
   // Each B vector is loaded once and meets the R broadcasts of A: 4 R accumulators, R
   // broadcasts and one B vector live at a time (16 registers on AVX2 at R = 3).
-  auto step = [&](const T* a0, auto r, const T* b0, const T* b1) BACKPROP_LAMBDA_ALWAYS_INLINE {
+  auto step = [&](const auto& rows, const T* b0, const T* b1) BACKPROP_LAMBDA_ALWAYS_INLINE {
     V ai[R];
 #pragma GCC unroll 4
-    for (int i = 0; i < R; ++i) ai[i] = Ops::splat(a0[i * r]);
+    for (int i = 0; i < R; ++i) ai[i] = Ops::splat(rows(i));
     auto multiply = [&](V (&acc)[R][2], int v, const T* row) BACKPROP_LAMBDA_ALWAYS_INLINE {
       const V bv = Ops::load(row + v * W);
 #pragma GCC unroll 4
@@ -173,8 +246,8 @@ inline void tile_two_panels(index_t kc, const PanelOperands<typename Ops::T>& pa
     multiply(right, 0, b1);
     multiply(right, 1, b1);
   };
-  with_row_stride(panels.a_row, [&](auto r) BACKPROP_LAMBDA_ALWAYS_INLINE {
-    for (index_t p = 0; p < kc; ++p, a += a_k, b += b_k, b_next += b_k) step(a, r, b, b_next);
+  with_panel_rows<T, R>(panels, [&](auto rows) BACKPROP_LAMBDA_ALWAYS_INLINE {
+    for (index_t p = 0; p < kc; ++p, rows.next(), b += b_k, b_next += b_k) step(rows, b, b_next);
   });
   store_tile<Ops, R, 2>(left, c, ldc, alpha, beta, R, 2 * W);
   store_tile<Ops, R, 2>(right, c + 2 * W, ldc, alpha, beta, R, 2 * W);
@@ -207,30 +280,28 @@ inline void tile_one_vector(index_t kc, const PanelOperands<typename Ops::T>& pa
   V even[R], odd[R];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) even[i] = odd[i] = Ops::zero();
-  const T* a = panels.a;
   const T* b = panels.b;
-  const index_t a_k = panels.a_k, b_k = panels.b_k;
+  const index_t b_k = panels.b_k;
   // One k step into the accumulators x (a last panel is zero padded to a whole vector).
-  auto step = [&](const T* a0, auto r, const T* b0, V (&x)[R]) BACKPROP_LAMBDA_ALWAYS_INLINE {
+  auto step = [&](const auto& rows, const T* b0, V (&x)[R]) BACKPROP_LAMBDA_ALWAYS_INLINE {
     const V bv = Ops::load(b0);
 #pragma GCC unroll 16
-    for (int i = 0; i < R; ++i) x[i] = Ops::fmadd(Ops::splat(a0[i * r]), bv, x[i]);
+    for (int i = 0; i < R; ++i) x[i] = Ops::fmadd(Ops::splat(rows(i)), bv, x[i]);
   };
-  // The pointers move on after each step, so both steps address A's rows alike (with a + a_k
+  // The rows move on after each step, so both steps address A's rows alike (with a + a_k
   // in the odd step GCC kept twice the row offsets, and spilled them).
-  auto all_steps = [&](auto r) BACKPROP_LAMBDA_ALWAYS_INLINE {
+  with_panel_rows<T, R>(panels, [&](auto rows) BACKPROP_LAMBDA_ALWAYS_INLINE {
     index_t p = 0;
     for (; p + 1 < kc; p += 2) {
-      step(a, r, b, even);
-      a += a_k;
+      step(rows, b, even);
+      rows.next();
       b += b_k;
-      step(a, r, b, odd);
-      a += a_k;
+      step(rows, b, odd);
+      rows.next();
       b += b_k;
     }
-    if (p < kc) step(a, r, b, even);
-  };
-  with_row_stride(panels.a_row, all_steps);
+    if (p < kc) step(rows, b, even);
+  });
   V acc[R][1];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) acc[i][0] = Ops::add(even[i], odd[i]);
