@@ -140,7 +140,7 @@ struct GemmBlocking512<double> {
 // pointers and two strides (kernels/gemm_register_tile.hpp, InPlaceRows14); with an address
 // register per row, 14 rows had spilled them to the stack and 8-row tiles were faster. Against
 // those 8-row tiles (run row panels fastest), two threads, two alternated rounds, float GFLOP/s:
-// 64 x 256 x 256 split by k blocks (deep's layers) 208-212 -> 250-258, 32 x 128 x 784 by k
+// 64 x 256 x 256 split by k blocks (deep's layers) 209-212 -> 250-258, 32 x 128 x 784 by k
 // blocks (tiny's) 205-226 -> 229-244, 128 x 512 x 784 by k blocks 287-290 -> 290-305, 128 x 512 x
 // 512 NT 274-291 -> 282-299, 256 x 1024 x 1024 282-284 -> 300; one thread, 128 x 10 x 512
 // 64-69 -> 70-71, 64 x 10 x 256 67-70 -> 70-74, 32 x 10 x 128 58-61 -> 55-58 (its last panel
