@@ -73,18 +73,18 @@ _SHARED_LIMITS = {"DIRECT": 64, "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 1
                   "DIRECT_A_PANELS": 16}
 _BLOCKING_256 = {
     np.dtype(np.float32): {"MR": 6, "NR": 16, "MC": 144, "KC": 256, "NC": 4080, "ITEM": 4,
-                           "LANES": 8, "MR_IN_PLACE": 6, "MC_IN_PLACE": 144, "CUT": 0,
+                           "LANES": 8, "MR_IN_PLACE": 6, "MC_IN_PLACE": 144,
                            "DIRECT_AT_PANELS": 16, **_SHARED_LIMITS},
     np.dtype(np.float64): {"MR": 6, "NR": 8, "MC": 96, "KC": 256, "NC": 4080, "ITEM": 8,
-                           "LANES": 4, "MR_IN_PLACE": 6, "MC_IN_PLACE": 96, "CUT": 0,
+                           "LANES": 4, "MR_IN_PLACE": 6, "MC_IN_PLACE": 96,
                            "DIRECT_AT_PANELS": 16, **_SHARED_LIMITS},
 }
 _BLOCKING_512 = {
     np.dtype(np.float32): {"MR": 14, "NR": 32, "MC": 140, "KC": 256, "NC": 1024, "ITEM": 4,
-                           "LANES": 16, "MR_IN_PLACE": 14, "MC_IN_PLACE": 140, "CUT": 8,
+                           "LANES": 16, "MR_IN_PLACE": 14, "MC_IN_PLACE": 140,
                            "DIRECT_AT_PANELS": 4, **_SHARED_LIMITS},
     np.dtype(np.float64): {"MR": 14, "NR": 16, "MC": 112, "KC": 256, "NC": 512, "ITEM": 8,
-                           "LANES": 8, "MR_IN_PLACE": 14, "MC_IN_PLACE": 112, "CUT": 8,
+                           "LANES": 8, "MR_IN_PLACE": 14, "MC_IN_PLACE": 112,
                            "DIRECT_AT_PANELS": 4, **_SHARED_LIMITS},
 }
 
@@ -129,9 +129,10 @@ BLOCKING_SHAPES = [
     pytest.param(lambda b: (2 * b["MR"] + 1, b["NR"] + b["LANES"] + 1, 31), id="NR+LANES+1"),
     pytest.param(lambda b: (b["MR"] + 1, b["LANES"], 1), id="LANES,k=1"),
     pytest.param(lambda b: (19, b["NR"] + b["LANES"] - 1, b["KC"] + 1), id="NR+LANES-1,KC+1"),
-    # A last row panel of one to four rows (A read in place: panels of MR_IN_PLACE rows; on the
-    # 6-row tiles most of these blocks are cut into panels of 6 and 5 rows instead): full and
-    # partial column panels, odd and even k, and across a k block; a block of 4 rows alone.
+    # A last row panel of one to four rows beyond whole panels of MR_IN_PLACE rows, A read in
+    # place (on the 6-row tiles most of these blocks are cut into panels of 6 and 5 rows instead,
+    # and on the AVX-512 ones those of an even number of rows into panels of 14, 8 and 4): full
+    # and partial column panels, odd and even k, and across a k block; a block of 4 rows alone.
     pytest.param(lambda b: (2 * b["MR_IN_PLACE"] + 2, 2 * b["NR"], 31), id="2MR+2,2NR"),
     pytest.param(lambda b: (2 * b["MR_IN_PLACE"] + 1, 2 * b["NR"] - 3, 32), id="2MR+1,2NR-3"),
     pytest.param(lambda b: (b["MR_IN_PLACE"] + 2, b["NR"] + b["LANES"] + 1, b["KC"] + 1),

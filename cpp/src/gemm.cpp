@@ -406,11 +406,14 @@ TeamCall gemm_team_call(index_t m, index_t n, index_t k) {
 template <typename Blocks>
 class RowPanels {
  public:
-  RowPanels(index_t rows, bool may_split) : rows_(rows) {
+  // may_split: whether the rows may be cut (not an A^T packed along its rows); in_place: whether
+  // A is read in place, as the cut into lower tiles needs (its panels may outnumber the packing
+  // buffer's slots).
+  RowPanels(index_t rows, bool may_split, bool in_place) : rows_(rows) {
     counts_[0] = (rows + MR - 1) / MR;
     if (!may_split) return;
     if constexpr (CUT_MR > 0) {
-      cut_into_lower_tiles();
+      if (in_place) cut_into_lower_tiles();
     } else if constexpr (SHORT_MR > 0) {
       const index_t short_panels = counts_[0] * MR - rows;
       if (short_panels > 0 && rows >= SHORT_MR * counts_[0]) {
@@ -583,7 +586,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, inde
       // -> 311-321, 256 x 4096 x 4096 268-284 -> 298-302, 1024^3 288-298 -> 306-313; double
       // 256 x 4096 x 1024 130-133 -> 134-140. The bits are the same.
       const index_t first_panels =
-          RowPanels<Blocks>(std::min(MC, m), direct_a || !trans_a).count();
+          RowPanels<Blocks>(std::min(MC, m), direct_a || !trans_a, direct_a).count();
       const Share first_tiles(n_panels * first_panels, part, parts);
       const index_t p0 = (first_tiles.first + first_panels - 1) / first_panels;
       const index_t p1 = (first_tiles.last + first_panels - 1) / first_panels;
@@ -601,7 +604,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, inde
       const index_t mc = std::min(MC, m - ic);
       // An A^T packed along its rows (pack_rows_into_panels) fills uniform MR-row panels: its
       // blocks are not cut.
-      const RowPanels<Blocks> row_panels(mc, direct_a || !trans_a);
+      const RowPanels<Blocks> row_panels(mc, direct_a || !trans_a, direct_a);
       const index_t m_panels = row_panels.count();
       const index_t last_rows = row_panels.height(m_panels - 1);
       // With a_once, each row block keeps its own place in a_all, packed at the first column
@@ -787,6 +790,14 @@ void gemm_blocked_for_a(bool trans_a, bool trans_b, index_t m, index_t n, index_
                          ldc, epilogue, kernel, team);
 }
 
+// The rows a split GEMM's row slabs come in: whole row panels, or on a family that cuts its
+// blocks into lower tiles, the lowest tile's rows, so that an even split stays even and each
+// slab is still cut whole (config.hpp, GemmBlocking512InPlaceA: 128 rows as 64 and 64).
+template <typename Blocks>
+constexpr index_t row_slab_unit() {
+  return Blocks::CUT_MR > 0 ? Blocks::CUT_MR / 2 : Blocks::MR;
+}
+
 // Whether a split GEMM gives each thread whole columns of C rather than whole rows. Columns
 // pack the shorter operand A twice (once per thread) when m <= n. But a column slab starts on
 // an NR boundary, and when that is not a cache line of C (NumPy's own arrays start 16 bytes
@@ -807,9 +818,10 @@ bool split_by_columns(bool trans_b, index_t m, index_t n, index_t k, index_t k_b
   static_assert(Blocks::NR * sizeof(T) % line == 0, "NR values are a whole number of lines");
   const bool slabs_on_lines = reinterpret_cast<std::uintptr_t>(c) % line == 0 &&
                               std::size_t(ldc) * sizeof(T) % line == 0;
-  const index_t row_panels = (m + Blocks::MR - 1) / Blocks::MR;
-  if (slabs_on_lines || row_panels < parts) return true;
-  const index_t slab_rows = (row_panels + parts - 1) / parts * Blocks::MR;
+  const index_t unit = row_slab_unit<Blocks>();
+  const index_t row_units = (m + unit - 1) / unit;
+  if (slabs_on_lines || row_units < parts) return true;
+  const index_t slab_rows = (row_units + parts - 1) / parts * unit;
   if (reads_b_in_place<T>(trans_b, slab_rows, n, k, ldb)) return false;
   const double shared_lines = double(m) * double((k + k_block - 1) / k_block);
   return double(k) * double(n - m) >= double(kGemmRowSlabMaxPackingPerLine) * shared_lines;
@@ -817,9 +829,9 @@ bool split_by_columns(bool trans_b, index_t m, index_t n, index_t k, index_t k_b
 
 // Each thread computes its own slab of C (whole columns, or whole rows: split_by_columns) with
 // a one-thread GEMM: no barrier inside, at the cost of packing the shared
-// operand once per thread. Column slabs start on NR boundaries and row slabs on MR ones, so
-// each entry of C gets the same sums as on one thread (whatever the tile's height): the same
-// bits.
+// operand once per thread. Column slabs start on NR boundaries and row slabs on multiples of
+// row_slab_unit, so each entry of C gets the same sums as on one thread (whatever the tile's
+// height): the same bits.
 template <typename Blocks, typename T>
 void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, index_t k_block,
                 T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
@@ -827,7 +839,7 @@ void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, ind
                 const TeamCall& team) {
   const bool by_columns =
       split_by_columns<Blocks>(trans_b, m, n, k, k_block, ldb, c, ldc, team.count());
-  const index_t unit = by_columns ? Blocks::NR : Blocks::MR;
+  const index_t unit = by_columns ? Blocks::NR : row_slab_unit<Blocks>();
   const index_t extent = by_columns ? n : m;
   const index_t units = (extent + unit - 1) / unit;
   const TeamCall& alone = TeamCall::one_thread();

@@ -71,8 +71,9 @@ struct GemmBlocking512;
 // float 264-273 -> 245-258. The 8-row tiles that read A in place then (mnist's and deep's
 // products) lost by it (deep's epochs -5%, mnist's -2%: each B panel streamed is 32 KiB per 8
 // rows, not 14), so they kept row panels fastest; the 14-row ones that replaced them
-// (GemmBlocking512InPlaceA) take column panels fastest. A family that shares packed blocks splits a block's tiles between
-// threads by column panels (gemm_team packs B to match), so it keeps row panels fastest.
+// (GemmBlocking512InPlaceA) gained by it (measured there). A family that shares packed blocks
+// splits a block's tiles between threads by column panels (gemm_team packs B to match), so it
+// keeps row panels fastest.
 template <>
 struct GemmBlocking<float> {
   static constexpr index_t MR = 6;
@@ -136,9 +137,16 @@ struct GemmBlocking512<double> {
 // A GEMM that reads A in place (see kGemmDirectAMaxPanels) on the AVX-512 path: the same 14-row
 // tiles, and each block of rows cut into panels of 14, CUT_MR = 8 and 4 rows where it can be
 // (gemm.cpp, RowPanels), so that no panel is packed: 128 = 8 x 14 + 8 + 8, 64 = 4 x 14 + 8,
-// 32 = 2 x 14 + 4. Each row of a panel read in place is an addressing mode off three row
+// 32 = 2 x 14 + 4. Each row of a 14-row panel read in place is an addressing mode off three row
 // pointers and two strides (kernels/gemm_register_tile.hpp, InPlaceRows14); with an address
-// register per row, 14 rows had spilled them to the stack and 8-row tiles were faster. Against
+// register per row, 14 rows had spilled them to the stack and 8-row tiles were faster. Column
+// panels fastest, as the packed 14-row tiles, against row panels fastest (both 14 rows, before
+// the cut): 128 x 512 x 512 NN one thread 149 -> 153-160, deep's 64 x 256 x 256 by k blocks
+// 218-226 -> 232-239, 128 x 512 x 784 by k blocks 281-285 -> 291-299, 128 x 512 x 512 NT
+// 282-287 -> 273-283. A split by rows gives each thread a multiple of CUT_MR / 2 rows (gemm.cpp,
+// row_slab_unit): 128 rows as 64 and 64, each slab cut whole, where units of 14 gave 70 and 58
+// and the larger slab packed a B that 64 rows read in place (128 x 10 x 512, two threads, 111-115
+// -> 95 GFLOP/s). Against
 // those 8-row tiles (run row panels fastest), two threads, two alternated rounds, float GFLOP/s:
 // 64 x 256 x 256 split by k blocks (deep's layers) 209-212 -> 250-258, 32 x 128 x 784 by k
 // blocks (tiny's) 205-226 -> 229-244, 128 x 512 x 784 by k blocks 287-290 -> 290-305, 128 x 512 x

@@ -156,8 +156,8 @@ class InPlaceRows14 {
   const char* row10_;
 };
 
-// Runs steps(rows) with the R-row A panel's rows (PanelRows, or InPlaceRows14 for 14 rows read in
-// place).
+// Runs steps(rows) with the R-row A panel's rows (PanelRows, or InPlaceRows14 for 14 rows of an
+// untransposed A read in place: one value per k step along each stored row).
 template <typename T, int R, typename Steps>
 BACKPROP_ALWAYS_INLINE void with_panel_rows(const PanelOperands<T>& panels, Steps&& steps) {
   if (panels.a_row == 1) {
@@ -165,10 +165,12 @@ BACKPROP_ALWAYS_INLINE void with_panel_rows(const PanelOperands<T>& panels, Step
     return;
   }
   if constexpr (R == InPlaceRows14<T>::kRows) {
-    steps(InPlaceRows14<T>(panels.a, panels.a_row));  // a_k is 1: along a stored row
-  } else {
-    steps(PanelRows<T, index_t>(panels.a, panels.a_row, panels.a_k));
+    if (panels.a_k == 1) {
+      steps(InPlaceRows14<T>(panels.a, panels.a_row));
+      return;
+    }
   }
+  steps(PanelRows<T, index_t>(panels.a, panels.a_row, panels.a_k));
 }
 
 // C[0:mr, 0:nr] = alpha * A panel (R x kc) @ B panel (kc rows of two vectors) + beta * C, mr <= R.
@@ -288,8 +290,9 @@ inline void tile_one_vector(index_t kc, const PanelOperands<typename Ops::T>& pa
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) x[i] = Ops::fmadd(Ops::splat(rows(i)), bv, x[i]);
   };
-  // The rows move on after each step, so both steps address A's rows alike (with a + a_k
-  // in the odd step GCC kept twice the row offsets, and spilled them).
+  // The rows move on after each step, so both steps address A's rows alike (with the odd
+  // step's rows one k step ahead of the even one's, GCC kept twice the row offsets, and
+  // spilled them).
   with_panel_rows<T, R>(panels, [&](auto rows) BACKPROP_LAMBDA_ALWAYS_INLINE {
     index_t p = 0;
     for (; p + 1 < kc; p += 2) {
