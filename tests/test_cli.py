@@ -1,6 +1,7 @@
 """The command line, run as a user would: `python -m backprop ...` in a subprocess."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -112,6 +113,27 @@ def test_bench_quick():
     assert result.returncode == 0, result.stderr
     assert "GFLOP/s" in result.stdout
     assert "Traceback" not in result.stderr
+    _check_paired_peak_report(result.stdout)
+
+
+def _check_paired_peak_report(text):
+    # The 1024^3 rounds beside the peak loop: each round's %peak is its gemm over its peak, and
+    # the summary is the median of the rounds, with their range.
+    rounds_line = re.search(r"peak / gemm / %peak:((?: [0-9.]+/[0-9.]+/[0-9.]+%)+)", text)
+    assert rounds_line, text
+    rounds = [tuple(float(v) for v in item.rstrip("%").split("/"))
+              for item in rounds_line.group(1).split()]
+    assert len(rounds) == 3  # --quick
+    for peak, gemm, percent in rounds:
+        assert peak > 0 and gemm > 0
+        assert percent == pytest.approx(100 * gemm / peak, rel=0.01, abs=0.11)  # printed rounded
+    summary = re.search(r"1024\^3 float32 at ([0-9.]+)% of the FMA peak beside it \(median of 3 "
+                        r"rounds; ([0-9.]+)% - ([0-9.]+)%\)", text)
+    assert summary, text
+    median, low, high = (float(v) for v in summary.groups())
+    percents = sorted(p for _, _, p in rounds)
+    assert median == pytest.approx(percents[1], abs=0.11)
+    assert (low, high) == (pytest.approx(percents[0], abs=0.11), pytest.approx(percents[2], abs=0.11))
 
 
 def test_bench_passes_a_bad_option_on_and_fails_cleanly():
