@@ -25,6 +25,7 @@
 #include <immintrin.h>
 #endif
 
+#include "backprop/call_burst.hpp"
 #include "backprop/config.hpp"
 #include "backprop/gemm.hpp"
 #include "backprop/gemm_micro_kernel.hpp"
@@ -499,6 +500,26 @@ Timing time_calls(const std::function<void()>& f, double min_total, int min_samp
   return timing;
 }
 
+// Late-thread pauses (call_burst.hpp) that began while `measure` ran. A pause runs every split on
+// one thread for up to a second: a row timed in one reads about one core's share of the peak,
+// like a slow kernel, unless it says so (a busy 2-vCPU Zen 3 once gave two rows at 45% of its
+// two-thread peak, between rows at 80-87%, before this was counted). After one this waits a
+// second, so that the pause cannot spill into the next measurement unseen.
+std::int64_t pauses_during(const std::function<void()>& measure) {
+  const std::int64_t before = backprop::late_thread_pauses();
+  measure();
+  const std::int64_t pauses = backprop::late_thread_pauses() - before;
+  if (pauses > 0) std::this_thread::sleep_for(std::chrono::seconds(1));
+  return pauses;
+}
+
+// Appended to a row whose measurement saw `pauses` of them.
+std::string pause_note(std::int64_t pauses) {
+  if (pauses == 0) return "";
+  return "  (" + std::to_string(pauses) + " late-thread pause" + (pauses == 1 ? "" : "s") +
+         ": ran on one thread part of the time)";
+}
+
 // ---------------------------------------------------------------------------------------------
 // GEMM table
 
@@ -595,12 +616,15 @@ void bench_gemm_table(const Options& opt, const PeakTable& peaks, int threads) {
     };
 
     const double flops = 2.0 * double(m) * double(n) * double(k);
-    const Timing fast = time_calls(
-        [&] {
-          backprop::gemm<T>(s.trans_a, s.trans_b, m, n, k, T(1), a.data(), lda, b.data(), ldb,
-                            T(0), c.data(), ldc);
-        },
-        min_total, 3, min_sample);
+    Timing fast;
+    const std::int64_t pauses = pauses_during([&] {
+      fast = time_calls(
+          [&] {
+            backprop::gemm<T>(s.trans_a, s.trans_b, m, n, k, T(1), a.data(), lda, b.data(), ldb,
+                              T(0), c.data(), ldc);
+          },
+          min_total, 3, min_sample);
+    });
     const double fast_gflops = flops / fast.median_seconds / 1e9;
 
     // Rounding scale of the sampled entries (also the double-precision check for big shapes).
@@ -647,11 +671,11 @@ void bench_gemm_table(const Options& opt, const PeakTable& peaks, int threads) {
       std::snprintf(ref_text, sizeof ref_text, "%9s", "-");
       std::snprintf(ratio_text, sizeof ratio_text, "%8s", "-");
     }
-    std::printf("  %-24s %5lld %5lld %5lld %2s %9.1f %s %s %5.1f%% %9.2e %9.2e %5s %s\n",
+    std::printf("  %-24s %5lld %5lld %5lld %2s %9.1f %s %s %5.1f%% %9.2e %9.2e %5s %s%s\n",
                 s.label.c_str(), static_cast<long long>(m), static_cast<long long>(n),
                 static_cast<long long>(k), op, fast_gflops, ref_text, ratio_text,
                 100.0 * fast_gflops / peak, max_diff, tol, ok ? "ok" : "FAIL",
-                run_ref ? "gemm_ref" : "f64 dot");
+                run_ref ? "gemm_ref" : "f64 dot", pause_note(pauses).c_str());
     std::fflush(stdout);
   }
   std::printf("\n");
@@ -684,24 +708,34 @@ void bench_paired_peak(const PeakTable& peaks, int threads, bool quick) {
               ">= 3 samples of >= %.2f s);\n  GFLOP/s per round, peak / gemm / %%peak:",
               path->name, rounds, peak_run, threads, threads == 1 ? "" : "s", gemm_sample);
   std::vector<double> ratios;
+  int paused_rounds = 0;
   for (int round = 0; round < rounds; ++round) {
     const double peak = measure_fma_peak(path->loop_f32, path->lanes_f32, threads, peak_run, 3);
-    const Timing gemm = time_calls(
-        [&] {
-          backprop::gemm<float>(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f,
-                                c.data(), n);
-        },
-        6 * gemm_sample, 3, gemm_sample);
+    Timing gemm;
+    const std::int64_t pauses = pauses_during([&] {
+      gemm = time_calls(
+          [&] {
+            backprop::gemm<float>(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f,
+                                  c.data(), n);
+          },
+          6 * gemm_sample, 3, gemm_sample);
+    });
     const double gflops = flops / gemm.fastest_seconds / 1e9;
     ratios.push_back(gflops / peak);
-    std::printf(" %.1f/%.1f/%.1f%%", peak, gflops, 100.0 * gflops / peak);
+    paused_rounds += pauses > 0 ? 1 : 0;
+    std::printf(" %.1f/%.1f/%.1f%%%s", peak, gflops, 100.0 * gflops / peak, pauses > 0 ? "*" : "");
     std::fflush(stdout);
   }
   std::printf("\n  1024^3 float32 at %.1f%% of the FMA peak beside it (median of %d rounds; "
-              "%.1f%% - %.1f%%)\n\n",
+              "%.1f%% - %.1f%%)\n",
               100.0 * median(ratios), rounds,
               100.0 * *std::min_element(ratios.begin(), ratios.end()),
               100.0 * *std::max_element(ratios.begin(), ratios.end()));
+  if (paused_rounds > 0)
+    std::printf("  * %d round%s saw a late-thread pause (another process took a core; the "
+                "product ran on one thread part of the time)\n",
+                paused_rounds, paused_rounds == 1 ? "" : "s");
+  std::printf("\n");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -845,23 +879,25 @@ void bench_training_table(const Options& opt, const PeakTable& peaks, int thread
     const long steps = std::max(1L, long(std::ceil(min_timing / per_step)));
 
     std::vector<double> rates;
-    for (int t = 0; t < kTimings; ++t) {
-      restart();
-      start = seconds_now();
-      for (long s = 0; s < steps; ++s) step();
-      rates.push_back(double(steps * batch) / (seconds_now() - start));
-    }
+    const std::int64_t pauses = pauses_during([&] {
+      for (int t = 0; t < kTimings; ++t) {
+        restart();
+        start = seconds_now();
+        for (long s = 0; s < steps; ++s) step();
+        rates.push_back(double(steps * batch) / (seconds_now() - start));
+      }
+    });
     const double rate = median(rates);
     const double bound = peak * 1e9 / flops_per_sample;
     char spread[64];
     std::snprintf(spread, sizeof spread, "%.0f [%.0f - %.0f]", rate,
                   *std::min_element(rates.begin(), rates.end()),
                   *std::max_element(rates.begin(), rates.end()));
-    std::printf("  %-6s %-22s %5lld %10lld %9.3f %11ld %23s %7.1f %11.0f %5.1f%% %.4f -> %.4f\n",
+    std::printf("  %-6s %-22s %5lld %10lld %9.3f %11ld %23s %7.1f %11.0f %5.1f%% %.4f -> %.4f%s\n",
                 nc.name.c_str(), describe_sizes(nc.sizes).c_str(), static_cast<long long>(batch),
                 static_cast<long long>(n_params), flops_per_sample / 1e6, steps, spread,
                 rate * flops_per_sample / 1e9, bound, 100.0 * rate / bound, first_loss,
-                last_loss);
+                last_loss, pause_note(pauses).c_str());
     if (non_finite > 0)
       std::printf("  WARNING: %ld steps of %s had a non-finite loss and skipped their update; "
                   "its rate is not a valid measurement\n",
