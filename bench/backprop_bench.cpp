@@ -915,6 +915,7 @@ void bench_training_table(const Options& opt, const PeakTable& peaks, int thread
 struct RateStats {
   double median = 0.0, min = 0.0, max = 0.0;
   long calls_per_timing = 0;
+  std::int64_t pauses = 0;  // late-thread pauses that began in the timings (pauses_during)
 };
 
 RateStats measure_rate(const std::function<void()>& call, index_t rows, double min_timing) {
@@ -929,12 +930,14 @@ RateStats measure_rate(const std::function<void()>& call, index_t rows, double m
   RateStats stats;
   stats.calls_per_timing = std::max(1L, long(std::ceil(min_timing / per_call)));
   std::vector<double> rates;
-  for (int t = 0; t < kTimings; ++t) {
-    start = seconds_now();
-    for (long c = 0; c < stats.calls_per_timing; ++c) call();
-    rates.push_back(double(stats.calls_per_timing) * double(rows) /
-                    std::max(seconds_now() - start, 1e-12));
-  }
+  stats.pauses = pauses_during([&] {
+    for (int t = 0; t < kTimings; ++t) {
+      start = seconds_now();
+      for (long c = 0; c < stats.calls_per_timing; ++c) call();
+      rates.push_back(double(stats.calls_per_timing) * double(rows) /
+                      std::max(seconds_now() - start, 1e-12));
+    }
+  });
   stats.median = median(rates);
   stats.min = *std::min_element(rates.begin(), rates.end());
   stats.max = *std::max_element(rates.begin(), rates.end());
@@ -1070,9 +1073,9 @@ int bench_model(const Options& opt, const std::string& path, const backprop::Mod
   const RateStats inference = measure_rate(
       [&] { backprop::mlp_forward<T>(net, model.params.data(), x.data(), rows, ws); }, rows,
       min_timing);
-  std::printf("  %-9s %-48s %10.0f samples/s [%.0f - %.0f], %ld calls per timing\n",
-              "inference", "backprop::mlp_forward",
-              inference.median, inference.min, inference.max, inference.calls_per_timing);
+  std::printf("  %-9s %-48s %10.0f samples/s [%.0f - %.0f], %ld calls per timing%s\n",
+              "inference", "backprop::mlp_forward", inference.median, inference.min,
+              inference.max, inference.calls_per_timing, pause_note(inference.pauses).c_str());
   std::fflush(stdout);
 
   // Training changes the weights: it runs on a copy, after the checksum.
@@ -1107,10 +1110,11 @@ int bench_model(const Options& opt, const std::string& path, const backprop::Mod
         last_loss = result.loss;
       },
       rows, min_timing);
-  std::printf("  %-9s %-48s %10.0f samples/s [%.0f - %.0f], %ld calls per timing\n"
+  std::printf("  %-9s %-48s %10.0f samples/s [%.0f - %.0f], %ld calls per timing%s\n"
               "            targets %s; loss %s (%s) %.6g -> %.6g over %ld steps\n",
               "training", "backprop::train_step, SGD momentum 0.9 lr 0.01", training.median,
               training.min, training.max, training.calls_per_timing,
+              pause_note(training.pauses).c_str(),
               one_hot ? "one-hot of class i % n_outputs" : "0.5 everywhere",
               backprop::loss_name(net.loss), backprop::reduction_name(net.reduction), first_loss,
               last_loss, long(sgd.step));
