@@ -65,8 +65,8 @@ void print_usage(std::FILE* out) {
                "\n"
                "Measures the FMA peak of this CPU, backprop::gemm against that peak and against\n"
                "backprop::gemm_ref, and backprop::train_step samples/s against the FLOP bound.\n"
-               "float32 1024^3 is also timed in rounds, each beside a run of the peak loop, and\n"
-               "the median of its ratios to the peak of its round printed.\n"
+               "float32 1024^3 is also timed in rounds, each right after a run of the peak loop,\n"
+               "and the median of the rounds' ratios printed (not with --dtype f64).\n"
                "\n"
                "  --threads N   threads for every kernel (backprop::set_num_threads); default:\n"
                "                OMP_NUM_THREADS, else all cores\n"
@@ -500,17 +500,18 @@ Timing time_calls(const std::function<void()>& f, double min_total, int min_samp
   return timing;
 }
 
-// Late-thread pauses (call_burst.hpp) that began while `measure` ran. A pause runs every split on
-// one thread for up to a second: a row timed in one reads about one core's share of the peak,
-// like a slow kernel, unless it says so (a busy 2-vCPU Zen 3 once gave two rows at 45% of its
-// two-thread peak, between rows at 80-87%, before this was counted). After one this waits a
-// second, so that the pause cannot spill into the next measurement unseen.
+// Runs `measure` (a warm-up and its timings) and returns how many late-thread pauses
+// (call_burst.hpp) began during it. A pause runs every split on one thread for up to a second:
+// a row timed in one reads about one core's share of the peak, like a slow kernel, unless it
+// says so (a busy 2-vCPU Zen 3 once gave two rows at 45% of its two-thread peak, between rows
+// at 80-87%, before this was counted). A pause still running from an earlier measurement is
+// waited out first, so that each measurement starts with its splits on.
 std::int64_t pauses_during(const std::function<void()>& measure) {
+  const std::int64_t left_ns = backprop::late_thread_pause_left_ns();
+  if (left_ns > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(left_ns + 1'000'000));
   const std::int64_t before = backprop::late_thread_pauses();
   measure();
-  const std::int64_t pauses = backprop::late_thread_pauses() - before;
-  if (pauses > 0) std::this_thread::sleep_for(std::chrono::seconds(1));
-  return pauses;
+  return backprop::late_thread_pauses() - before;
 }
 
 // Appended to a row whose measurement saw `pauses` of them.
@@ -686,8 +687,8 @@ void bench_gemm_table(const Options& opt, const PeakTable& peaks, int threads) {
 // busy 2-vCPU Zen 3 the two-thread peak read 154 to 202 GFLOP/s in runs minutes apart, and the
 // table's 1024^3 row 69% to 83% of it. So each round times the peak loop and then the product,
 // back to back, and takes their ratio; the median of the rounds is the figure to quote. Each
-// side counts its fastest short run of the round, the one a burst of other work missed, so
-// neither side is favoured.
+// side counts its fastest of three short runs in the round, the one a burst of other work
+// missed, so neither side is favoured. (The table's rows take their median sample instead.)
 void bench_paired_peak(const PeakTable& peaks, int threads, bool quick) {
   const FmaPath* path = nullptr;
   const std::vector<FmaPath> paths = available_fma_paths();
@@ -705,10 +706,14 @@ void bench_paired_peak(const PeakTable& peaks, int threads, bool quick) {
   const double flops = 2.0 * double(n) * double(n) * double(n);
   std::printf("GEMM float32 1024^3 NN against the %s FMA peak, side by side: %d rounds, each the "
               "peak loop (best of 3 runs of ~%.2f s) on %d thread%s, then the product (fastest of "
-              ">= 3 samples of >= %.2f s);\n  GFLOP/s per round, peak / gemm / %%peak:",
+              "3 samples of >= %.2f s);\n  GFLOP/s per round, peak / gemm / %%peak:",
               path->name, rounds, peak_run, threads, threads == 1 ? "" : "s", gemm_sample);
-  std::vector<double> ratios;
-  int paused_rounds = 0;
+  // Rounds set aside (marked *): a late-thread pause began in the product's timing, or the peak
+  // loop reached under 80% of `threads` times the one-thread peak, so another process held a
+  // core (print_peaks warns of the same) and the ratio compares two crowded runs.
+  const double crowded_below = threads > 1 ? 0.8 * double(threads) * peaks.reference.f32_one : 0.0;
+  std::vector<double> ratios, set_aside;
+  int paused_rounds = 0, crowded_rounds = 0;
   for (int round = 0; round < rounds; ++round) {
     const double peak = measure_fma_peak(path->loop_f32, path->lanes_f32, threads, peak_run, 3);
     Timing gemm;
@@ -718,23 +723,32 @@ void bench_paired_peak(const PeakTable& peaks, int threads, bool quick) {
             backprop::gemm<float>(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f,
                                   c.data(), n);
           },
-          6 * gemm_sample, 3, gemm_sample);
+          0.0, 3, gemm_sample);
     });
     const double gflops = flops / gemm.fastest_seconds / 1e9;
-    ratios.push_back(gflops / peak);
+    const bool crowded = peak < crowded_below;
     paused_rounds += pauses > 0 ? 1 : 0;
-    std::printf(" %.1f/%.1f/%.1f%%%s", peak, gflops, 100.0 * gflops / peak, pauses > 0 ? "*" : "");
+    crowded_rounds += crowded ? 1 : 0;
+    const bool aside = pauses > 0 || crowded;
+    (aside ? set_aside : ratios).push_back(gflops / peak);
+    std::printf(" %.1f/%.1f/%.1f%%%s", peak, gflops, 100.0 * gflops / peak, aside ? "*" : "");
     std::fflush(stdout);
   }
-  std::printf("\n  1024^3 float32 at %.1f%% of the FMA peak beside it (median of %d rounds; "
+  // The summary leaves the rounds set aside out, unless every round was.
+  const bool left_out = !ratios.empty() && !set_aside.empty();
+  if (ratios.empty()) ratios = set_aside;
+  std::printf("\n  1024^3 float32 at %.1f%% of the FMA peak beside it (median of %zu rounds; "
               "%.1f%% - %.1f%%)\n",
-              100.0 * median(ratios), rounds,
+              100.0 * median(ratios), ratios.size(),
               100.0 * *std::min_element(ratios.begin(), ratios.end()),
               100.0 * *std::max_element(ratios.begin(), ratios.end()));
-  if (paused_rounds > 0)
-    std::printf("  * %d round%s saw a late-thread pause (another process took a core; the "
-                "product ran on one thread part of the time)\n",
-                paused_rounds, paused_rounds == 1 ? "" : "s");
+  if (!set_aside.empty())
+    std::printf("  * %zu round%s%s: %d saw a late-thread pause (the product ran on one thread part "
+                "of the time), %d had a peak loop under 80%% of %d times the one-thread peak "
+                "(another process took a core)\n",
+                set_aside.size(), set_aside.size() == 1 ? "" : "s",
+                left_out ? " left out of the median and range" : " (every round: all kept)",
+                paused_rounds, crowded_rounds, threads);
   std::printf("\n");
 }
 
@@ -867,19 +881,19 @@ void bench_training_table(const Options& opt, const PeakTable& peaks, int thread
       std::fill(velocity.begin(), velocity.end(), T(0));
     };
 
-    // Warm-up: at least 3 steps and a tenth of a timing, which also sizes the timed runs.
-    restart();
-    double start = seconds_now();
-    long warm_steps = 0;
-    do {
-      step();
-      ++warm_steps;
-    } while (warm_steps < 3 || seconds_now() - start < 0.2 * min_timing);
-    const double per_step = (seconds_now() - start) / double(warm_steps);
-    const long steps = std::max(1L, long(std::ceil(min_timing / per_step)));
-
     std::vector<double> rates;
+    long steps = 0;
     const std::int64_t pauses = pauses_during([&] {
+      // Warm-up: at least 3 steps and a fifth of a timing, which also sizes the timed runs.
+      restart();
+      double start = seconds_now();
+      long warm_steps = 0;
+      do {
+        step();
+        ++warm_steps;
+      } while (warm_steps < 3 || seconds_now() - start < 0.2 * min_timing);
+      const double per_step = (seconds_now() - start) / double(warm_steps);
+      steps = std::max(1L, long(std::ceil(min_timing / per_step)));
       for (int t = 0; t < kTimings; ++t) {
         restart();
         start = seconds_now();
@@ -915,22 +929,22 @@ void bench_training_table(const Options& opt, const PeakTable& peaks, int thread
 struct RateStats {
   double median = 0.0, min = 0.0, max = 0.0;
   long calls_per_timing = 0;
-  std::int64_t pauses = 0;  // late-thread pauses that began in the timings (pauses_during)
+  std::int64_t pauses = 0;  // late-thread pauses that began in the warm-up or timings
 };
 
 RateStats measure_rate(const std::function<void()>& call, index_t rows, double min_timing) {
   constexpr int kTimings = 5;
-  double start = seconds_now();
-  long warm_calls = 0;
-  do {
-    call();
-    ++warm_calls;
-  } while (warm_calls < 3 || seconds_now() - start < 0.2 * min_timing);
-  const double per_call = std::max((seconds_now() - start) / double(warm_calls), 1e-9);
   RateStats stats;
-  stats.calls_per_timing = std::max(1L, long(std::ceil(min_timing / per_call)));
   std::vector<double> rates;
   stats.pauses = pauses_during([&] {
+    double start = seconds_now();
+    long warm_calls = 0;
+    do {
+      call();
+      ++warm_calls;
+    } while (warm_calls < 3 || seconds_now() - start < 0.2 * min_timing);
+    const double per_call = std::max((seconds_now() - start) / double(warm_calls), 1e-9);
+    stats.calls_per_timing = std::max(1L, long(std::ceil(min_timing / per_call)));
     for (int t = 0; t < kTimings; ++t) {
       start = seconds_now();
       for (long c = 0; c < stats.calls_per_timing; ++c) call();

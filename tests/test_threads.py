@@ -163,15 +163,37 @@ def test_a_third_late_split_in_a_row_pauses_every_split(threads, call_burst):
     call_burst(window_ns=ALWAYS_IN_BURST_NS, late_start_ns=0, pause_ns=ALWAYS_IN_BURST_NS)
     count = lambda work: bp._core.gemm_thread_count(1, 1, work, False)
     pauses = bp._core.late_thread_pauses()
+    assert bp._core.late_thread_pause_left_ns() == 0
     # The first split's threads were not known to be awake: it is not judged. The next three
     # are late.
     assert [count(2 ** 20) for _ in range(4)] == [2, 2, 2, 2]
     assert [count(2 ** 17), count(2 ** 20), count(2 ** 27)] == [1, 1, 1]
     assert bp._core.late_thread_pauses() == pauses + 1
-    call_burst(pause_ns=0)  # a pause of 0 never pauses
+    assert 0 < bp._core.late_thread_pause_left_ns() <= ALWAYS_IN_BURST_NS
+    call_burst(pause_ns=0)  # a pause of 0 never pauses (and the change ends the last one)
+    assert bp._core.late_thread_pause_left_ns() == 0
     assert [count(2 ** 20) for _ in range(4)] == [2, 2, 2, 2]
     call_burst(late_start_ns=10 ** 9, pause_ns=ALWAYS_IN_BURST_NS)  # no call starts 1 s late
     assert [count(2 ** 20) for _ in range(4)] == [2, 2, 2, 2]
+
+
+# A pause says how long it has left (a benchmark waits it out), and runs down on the clock.
+def test_a_pause_reports_the_time_it_has_left(threads, call_burst):
+    threads(2)
+    pause_ns = 1_000_000_000  # long enough that a busy host cannot end it before the checks
+    call_burst(window_ns=ALWAYS_IN_BURST_NS, late_start_ns=0, pause_ns=pause_ns)
+    count = lambda work: bp._core.gemm_thread_count(1, 1, work, False)
+    assert [count(2 ** 20) for _ in range(4)] == [2, 2, 2, 2]  # not judged, then late three times
+    started = time.monotonic_ns()
+    left = bp._core.late_thread_pause_left_ns()
+    assert 0 < left <= pause_ns
+    time.sleep(0.05)
+    later = bp._core.late_thread_pause_left_ns()
+    assert 0 < later <= left - (time.monotonic_ns() - started) + 10_000_000
+    assert count(2 ** 20) == 1  # still paused
+    time.sleep(later / 1e9 + 0.01)
+    assert bp._core.late_thread_pause_left_ns() == 0
+    assert count(2 ** 20) == 2
 
 
 # A real split notes when its threads start: the last to start does so less than a second, and

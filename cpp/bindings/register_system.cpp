@@ -37,6 +37,7 @@ void register_system(py::module_& m) {
       },
       py::arg("window_ns"), py::arg("late_start_ns"), py::arg("pause_ns"));
   m.def("late_thread_pauses", &late_thread_pauses);
+  m.def("late_thread_pause_left_ns", &late_thread_pause_left_ns);
   m.def(
       "gemm_thread_count",
       [](index_t m, index_t n, index_t k, bool double_precision) {

@@ -96,6 +96,11 @@ void end_split_call(const BurstCall& call, std::int64_t latest_start_delay_ns) {
 
 std::int64_t late_thread_pauses() { return pauses.load(std::memory_order_relaxed); }
 
+std::int64_t late_thread_pause_left_ns() {
+  const std::int64_t left = paused_until_ns.load(std::memory_order_relaxed) - burst_clock_ns();
+  return left > 0 ? left : 0;
+}
+
 CallBurstSettings call_burst_settings() {
   return {window_ns.load(std::memory_order_relaxed), late_start_ns.load(std::memory_order_relaxed),
           pause_ns.load(std::memory_order_relaxed)};

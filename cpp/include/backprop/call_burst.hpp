@@ -33,6 +33,10 @@ void end_split_call(const BurstCall& call, std::int64_t latest_start_delay_ns);
 // How many times a late thread has paused splits in this process (for benchmarks and tests).
 std::int64_t late_thread_pauses();
 
+// How long the current pause has left to run, in nanoseconds; 0 when splits are not paused (a
+// benchmark waits it out, so that its next measurement does not start on one thread).
+std::int64_t late_thread_pause_left_ns();
+
 // The clock of the rule, in nanoseconds (steady).
 std::int64_t burst_clock_ns();
 
