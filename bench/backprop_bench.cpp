@@ -500,15 +500,20 @@ Timing time_calls(const std::function<void()>& f, double min_total, int min_samp
   return timing;
 }
 
-// Runs `measure` (a warm-up and its timings) and returns how many late-thread pauses
-// (call_burst.hpp) began during it. A pause runs every split on one thread for up to a second:
-// a row timed in one reads about one core's share of the peak, like a slow kernel, unless it
-// says so (a busy 2-vCPU Zen 3 once gave two rows at 45% of its two-thread peak, between rows
-// at 80-87%, before this was counted). A pause still running from an earlier measurement is
-// waited out first, so that each measurement starts with its splits on.
-std::int64_t pauses_during(const std::function<void()>& measure) {
+// Sleeps until a late-thread pause (call_burst.hpp) still running has ended, so that the next
+// measurement starts with its splits on.
+void wait_out_pause() {
   const std::int64_t left_ns = backprop::late_thread_pause_left_ns();
   if (left_ns > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(left_ns + 1'000'000));
+}
+
+// Runs `measure` (a warm-up and its timings), after any pause still running, and returns how
+// many late-thread pauses began during it. A pause runs every split on one thread for up to a
+// second: a row timed in one reads about one core's share of the peak, like a slow kernel,
+// unless it says so (a busy 2-vCPU Zen 3 once gave two rows at 45% of its two-thread peak,
+// between rows at 80-87%, before this was counted).
+std::int64_t pauses_during(const std::function<void()>& measure) {
+  wait_out_pause();
   const std::int64_t before = backprop::late_thread_pauses();
   measure();
   return backprop::late_thread_pauses() - before;
@@ -685,7 +690,7 @@ void bench_gemm_table(const Options& opt, const PeakTable& peaks, int threads) {
 // The float32 1024^3 product against the FMA peak, measured side by side. On a shared machine
 // the peak taken at the start and a product timed later can meet different neighbours: on a
 // busy 2-vCPU Zen 3 the two-thread peak read 154 to 202 GFLOP/s in runs minutes apart, and the
-// table's 1024^3 row 69% to 83% of it. So each round times the peak loop and then the product,
+// table's 1024^3 row 45% to 83% of it. So each round times the peak loop and then the product,
 // back to back, and takes their ratio; the median of the rounds is the figure to quote. Each
 // side counts its fastest of three short runs in the round, the one a burst of other work
 // missed, so neither side is favoured. (The table's rows take their median sample instead.)
@@ -711,10 +716,12 @@ void bench_paired_peak(const PeakTable& peaks, int threads, bool quick) {
   // Rounds set aside (marked *): a late-thread pause began in the product's timing, or the peak
   // loop reached under 80% of `threads` times the one-thread peak, so another process held a
   // core (print_peaks warns of the same) and the ratio compares two crowded runs.
-  const double crowded_below = threads > 1 ? 0.8 * double(threads) * peaks.reference.f32_one : 0.0;
+  const double crowded_below =
+      threads > 1 ? 0.8 * double(threads) * peaks.reference.f32_one : 0.0;
   std::vector<double> ratios, set_aside;
   int paused_rounds = 0, crowded_rounds = 0;
   for (int round = 0; round < rounds; ++round) {
+    wait_out_pause();  // before the peak loop: the product follows it at once
     const double peak = measure_fma_peak(path->loop_f32, path->lanes_f32, threads, peak_run, 3);
     Timing gemm;
     const std::int64_t pauses = pauses_during([&] {
