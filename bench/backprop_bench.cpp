@@ -762,6 +762,46 @@ void bench_paired_peak(const PeakTable& peaks, int threads, bool quick) {
 // ---------------------------------------------------------------------------------------------
 // Training table
 
+// Samples/s of `call` (which handles `rows` rows): a warm-up of at least 3 calls and a fifth of
+// a timing, then kRateTimings timings of at least min_timing seconds each; `restart`, when
+// given, runs before the warm-up and before each timing (outside the timed span).
+constexpr int kRateTimings = 5;
+
+struct RateStats {
+  double median = 0.0, min = 0.0, max = 0.0;
+  long calls_per_timing = 0;
+  std::int64_t pauses = 0;  // late-thread pauses that began in the warm-up or timings
+};
+
+RateStats measure_rate(const std::function<void()>& call, index_t rows, double min_timing,
+                       const std::function<void()>& restart = {}) {
+  RateStats stats;
+  std::vector<double> rates;
+  stats.pauses = pauses_during([&] {
+    if (restart) restart();
+    double start = seconds_now();
+    long warm_calls = 0;
+    do {
+      call();
+      ++warm_calls;
+    } while (warm_calls < 3 || seconds_now() - start < 0.2 * min_timing);
+    const double per_call = std::max((seconds_now() - start) / double(warm_calls), 1e-9);
+    stats.calls_per_timing = std::max(1L, long(std::ceil(min_timing / per_call)));
+    for (int t = 0; t < kRateTimings; ++t) {
+      if (restart) restart();
+      start = seconds_now();
+      for (long c = 0; c < stats.calls_per_timing; ++c) call();
+      rates.push_back(double(stats.calls_per_timing) * double(rows) /
+                      std::max(seconds_now() - start, 1e-12));
+    }
+  });
+  stats.median = median(rates);
+  stats.min = *std::min_element(rates.begin(), rates.end());
+  stats.max = *std::max_element(rates.begin(), rates.end());
+  return stats;
+}
+
+
 struct NetworkCase {
   std::string name;
   std::vector<index_t> sizes;
@@ -799,7 +839,6 @@ template <typename T>
 void bench_training_table(const Options& opt, const PeakTable& peaks, int threads) {
   const double peak = sizeof(T) == 4 ? peaks.reference.f32_all : peaks.reference.f64_all;
   const double min_timing = opt.quick ? 0.05 : 0.5;
-  constexpr int kTimings = 5;
 
   std::printf("Training step %s: backprop::train_step = forward, softmax cross-entropy (mean), "
               "backward, SGD momentum 0.9 lr 0.01;\n"
@@ -809,7 +848,7 @@ void bench_training_table(const Options& opt, const PeakTable& peaks, int thread
               "from the initial weights;\n"
               "  FLOPs/sample = 4 P1 + 6 (P - P1) (P weights, P1 in layer 1); bound = measured "
               "%s FMA peak, %s, %d thread%s (%.1f GFLOP/s) / FLOPs per sample.\n",
-              dtype_name<T>(), threads, threads == 1 ? "" : "s", kTimings, min_timing,
+              dtype_name<T>(), threads, threads == 1 ? "" : "s", kRateTimings, min_timing,
               peaks.reference.name.c_str(), dtype_name<T>(),
               threads, threads == 1 ? "" : "s", peak);
   std::printf("  %-6s %-22s %5s %10s %9s %11s %23s %7s %11s %6s %s\n", "net", "layers", "batch",
@@ -888,37 +927,17 @@ void bench_training_table(const Options& opt, const PeakTable& peaks, int thread
       std::fill(velocity.begin(), velocity.end(), T(0));
     };
 
-    std::vector<double> rates;
-    long steps = 0;
-    const std::int64_t pauses = pauses_during([&] {
-      // Warm-up: at least 3 steps and a fifth of a timing, which also sizes the timed runs.
-      restart();
-      double start = seconds_now();
-      long warm_steps = 0;
-      do {
-        step();
-        ++warm_steps;
-      } while (warm_steps < 3 || seconds_now() - start < 0.2 * min_timing);
-      const double per_step = (seconds_now() - start) / double(warm_steps);
-      steps = std::max(1L, long(std::ceil(min_timing / per_step)));
-      for (int t = 0; t < kTimings; ++t) {
-        restart();
-        start = seconds_now();
-        for (long s = 0; s < steps; ++s) step();
-        rates.push_back(double(steps * batch) / (seconds_now() - start));
-      }
-    });
-    const double rate = median(rates);
+    const RateStats timed = measure_rate(step, batch, min_timing, restart);
+    const double rate = timed.median;
+    const long steps = timed.calls_per_timing;
     const double bound = peak * 1e9 / flops_per_sample;
     char spread[64];
-    std::snprintf(spread, sizeof spread, "%.0f [%.0f - %.0f]", rate,
-                  *std::min_element(rates.begin(), rates.end()),
-                  *std::max_element(rates.begin(), rates.end()));
+    std::snprintf(spread, sizeof spread, "%.0f [%.0f - %.0f]", rate, timed.min, timed.max);
     std::printf("  %-6s %-22s %5lld %10lld %9.3f %11ld %23s %7.1f %11.0f %5.1f%% %.4f -> %.4f%s\n",
                 nc.name.c_str(), describe_sizes(nc.sizes).c_str(), static_cast<long long>(batch),
                 static_cast<long long>(n_params), flops_per_sample / 1e6, steps, spread,
                 rate * flops_per_sample / 1e9, bound, 100.0 * rate / bound, first_loss,
-                last_loss, pause_note(pauses).c_str());
+                last_loss, pause_note(timed.pauses).c_str());
     if (non_finite > 0)
       std::printf("  WARNING: %ld steps of %s had a non-finite loss and skipped their update; "
                   "its rate is not a valid measurement\n",
@@ -930,40 +949,6 @@ void bench_training_table(const Options& opt, const PeakTable& peaks, int thread
 
 // ---------------------------------------------------------------------------------------------
 // --model: one saved network
-
-// Samples/s of `call` (which handles `rows` rows): a warm-up of at least 3 calls and a fifth of
-// a timing, then kTimings timings of at least min_timing seconds each.
-struct RateStats {
-  double median = 0.0, min = 0.0, max = 0.0;
-  long calls_per_timing = 0;
-  std::int64_t pauses = 0;  // late-thread pauses that began in the warm-up or timings
-};
-
-RateStats measure_rate(const std::function<void()>& call, index_t rows, double min_timing) {
-  constexpr int kTimings = 5;
-  RateStats stats;
-  std::vector<double> rates;
-  stats.pauses = pauses_during([&] {
-    double start = seconds_now();
-    long warm_calls = 0;
-    do {
-      call();
-      ++warm_calls;
-    } while (warm_calls < 3 || seconds_now() - start < 0.2 * min_timing);
-    const double per_call = std::max((seconds_now() - start) / double(warm_calls), 1e-9);
-    stats.calls_per_timing = std::max(1L, long(std::ceil(min_timing / per_call)));
-    for (int t = 0; t < kTimings; ++t) {
-      start = seconds_now();
-      for (long c = 0; c < stats.calls_per_timing; ++c) call();
-      rates.push_back(double(stats.calls_per_timing) * double(rows) /
-                      std::max(seconds_now() - start, 1e-12));
-    }
-  });
-  stats.median = median(rates);
-  stats.min = *std::min_element(rates.begin(), rates.end());
-  stats.max = *std::max_element(rates.begin(), rates.end());
-  return stats;
-}
 
 template <typename T>
 std::string describe_activation(backprop::ActivationParams<T> act) {
@@ -1088,9 +1073,10 @@ int bench_model(const Options& opt, const std::string& path, const backprop::Mod
   std::fflush(stdout);
 
   const double min_timing = opt.quick ? 0.05 : 0.5;
-  std::printf("\ntimings: %d thread%s, batch %lld, median of 5 timings of >= %.2f s each after a "
+  std::printf("\ntimings: %d thread%s, batch %lld, median of %d timings of >= %.2f s each after a "
               "warm-up (min-max in brackets)\n",
-              threads, threads == 1 ? "" : "s", static_cast<long long>(rows), min_timing);
+              threads, threads == 1 ? "" : "s", static_cast<long long>(rows), kRateTimings,
+              min_timing);
   const RateStats inference = measure_rate(
       [&] { backprop::mlp_forward<T>(net, model.params.data(), x.data(), rows, ws); }, rows,
       min_timing);
