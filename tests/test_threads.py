@@ -661,3 +661,104 @@ def test_openmp_spin_is_bounded_unless_the_user_chose(given, expected):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True, cwd="/")
     assert out.stdout.strip() == str(expected)
+
+
+# Stealing shares (stealing_shares.hpp): a shared-block GEMM's threads take pairs of column
+# panels from their own share, then from the back of the others'.
+def test_stealing_shares_give_each_thread_its_own_share_then_the_back_of_the_others():
+    take = bp._core.stealing_shares_taken_in_turns
+    # 10 items on 2 threads, shares 0-4 and 5-9, taken in alternation: each its own, in order
+    assert take(10, 2, [0, 1] * 5) == [(0, False), (5, False), (1, False), (6, False),
+                                       (2, False), (7, False), (3, False), (8, False),
+                                       (4, False), (9, False)]
+    # thread 0 alone: its own share, then thread 1's from the back, then nothing
+    assert take(10, 2, [0] * 11) == ([(i, False) for i in range(5)] +
+                                     [(i, True) for i in (9, 8, 7, 6, 5)] + [(-1, False)])
+    # thread 1 takes 5 and 6, thread 0 its own and then 9, 8, 7; thread 1 finds nothing left
+    assert take(10, 2, [1, 1] + [0] * 8 + [1]) == ([(5, False), (6, False)] +
+                                                   [(i, False) for i in range(5)] +
+                                                   [(9, True), (8, True), (7, True), (-1, False)])
+    # three threads (shares 0-2, 3-5, 6-9): thread 2 done, it takes from thread 0's back first
+    assert take(10, 3, [2] * 6) == [(6, False), (7, False), (8, False), (9, False), (2, True),
+                                    (1, True)]
+    # uneven and empty shares: one item on two threads is thread 1's, which thread 0 steals
+    assert take(1, 2, [1, 1, 0]) == [(0, False), (-1, False), (-1, False)]
+    assert take(1, 2, [0, 1]) == [(0, True), (-1, False)]
+    assert take(0, 4, [3]) == [(-1, False)]
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 8])
+def test_stealing_shares_hand_out_every_item_once_to_racing_threads(parts):
+    count = 200
+    taker = bp._core.stealing_shares_race(count, parts, slow_ns=1_000_000)
+    # every item taken, each by one thread (-1: by none, -2: twice)
+    assert len(taker) == count and min(taker) >= 0 and max(taker) < parts
+    # part 0 spends a millisecond on each item it takes: the others take the back of its share
+    # (items 0 .. count / parts - 1) long before it gets there; alone it runs them all
+    own_share = range(count // parts)
+    if parts == 1:
+        assert taker == [0] * count
+    else:
+        assert taker[own_share[-1]] != 0
+        assert sum(1 for item in own_share if taker[item] == 0) < len(own_share)
+
+
+@pytest.mark.parametrize("value, pattern", [
+    ({"count": -1, "parts": 2}, r"count must be in \[0, 2\^31\]"),
+    ({"count": 2**31 + 1, "parts": 2}, r"count must be in \[0, 2\^31\]"),
+    ({"count": 4, "parts": 0}, r"parts must be in \[1, 64\]"),
+    ({"count": 4, "parts": 65}, r"parts must be in \[1, 64\]"),
+])
+def test_stealing_shares_refuse_bad_counts(value, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        bp._core.stealing_shares_taken_in_turns(value["count"], value["parts"], [0])
+    with pytest.raises(ValueError, match=pattern):
+        bp._core.stealing_shares_race(value["count"], value["parts"], 0)
+    with pytest.raises(ValueError, match=r"takers must be parts in \[0, parts\)"):
+        bp._core.stealing_shares_taken_in_turns(4, 2, [2])
+
+
+@pytest.mark.parametrize("shape", [
+    pytest.param((301, 530, 900), id="row-blocks-of-cut-panels"),
+    # one block of 13 rows, 6 + 6 + 1: each last-row tile waits for its right neighbour's
+    # (config.hpp, TWO_PANEL_MAX_ROWS), and the last pair is a full panel and a partial one
+    # (3000 = 187 x 16 + 8 float columns)
+    pytest.param((13, 3000, 3500), id="paired-last-row-tiles"),
+])
+@pytest.mark.parametrize("trans_b", [False, True], ids=["NN", "NT"])
+# the paths whose threads share packed blocks (config.hpp, SHARE_PACKED_BLOCKS); avx512's take
+# slabs of C
+@pytest.mark.parametrize("isa", [isa for isa in bp.kernels.available_isas() if isa != "avx512"])
+def test_a_gemm_whose_threads_steal_panels_keeps_the_bytes_of_one_thread(isa, dtype, threads,
+                                                                        call_burst, shape,
+                                                                        trans_b):
+    # A shared-block GEMM (>= kGemmSharedMinFlops; a transposed B packed in the first row block)
+    # on two threads beside a process spinning on every core, so that one thread is often
+    # descheduled and the other takes its panel pairs: every call's bytes equal one thread's,
+    # and pairs were stolen.
+    m, n, k = shape
+    bp.kernels.set_gemm_isa(isa)
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((m, k)).astype(dtype)
+    B = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    call_burst(window_ns=0)
+    threads(1)
+    expected = bp.kernels.gemm(A, B, trans_b=trans_b).tobytes()
+    threads(2)
+    spin = "import time\nend = time.time() + 20\nwhile time.time() < end: pass\n"
+    spinners = [subprocess.Popen([sys.executable, "-c", spin])
+                for _ in range(os.cpu_count() or 1)]
+    try:
+        stolen_before = bp._core.gemm_stolen_pairs_count()
+        for _ in range(200):
+            assert bp.kernels.gemm(A, B, trans_b=trans_b).tobytes() == expected
+            if bp._core.gemm_stolen_pairs_count() > stolen_before:
+                break
+        assert bp._core.gemm_stolen_pairs_count() > stolen_before, "no thread stole a pair"
+        for _ in range(20):
+            assert bp.kernels.gemm(A, B, trans_b=trans_b).tobytes() == expected
+    finally:
+        bp.kernels.set_gemm_isa("auto")
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()

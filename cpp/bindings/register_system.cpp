@@ -11,12 +11,23 @@
 #include "backprop/gemm_micro_kernel.hpp"
 #include "backprop/losses.hpp"
 #include "backprop/mlp.hpp"
+#include "backprop/stealing_shares.hpp"
 #include "backprop/threads.hpp"
 #include "backprop/train.hpp"
 #include "register.hpp"
 #include "validate.hpp"
 
 namespace backprop::bindings {
+
+namespace {
+
+void check_stealing_shares(index_t count, int parts) {
+  if (count < 0 || count > (index_t(1) << 31)) fail_value("count must be in [0, 2^31]");
+  if (parts < 1 || parts > StealingShares::kMaxParts)
+    fail_value("parts must be in [1, " + std::to_string(StealingShares::kMaxParts) + "]");
+}
+
+}  // namespace
 
 void register_system(py::module_& m) {
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
@@ -63,6 +74,25 @@ void register_system(py::module_& m) {
       },
       py::arg("k"), py::arg("min_blocks") = 1);
   m.def("gemm_k_split_count", &gemm_k_split_count);
+  m.def("gemm_stolen_pairs_count", &gemm_stolen_pairs_count);
+  m.def(
+      "stealing_shares_taken_in_turns",
+      [](index_t count, int parts, const std::vector<int>& takers) {
+        check_stealing_shares(count, parts);
+        for (int part : takers)
+          if (part < 0 || part >= parts) fail_value("takers must be parts in [0, parts)");
+        return stealing_shares_taken_in_turns(count, parts, takers);
+      },
+      py::arg("count"), py::arg("parts"), py::arg("takers"));
+  m.def(
+      "stealing_shares_race",
+      [](index_t count, int parts, std::int64_t slow_ns) {
+        check_stealing_shares(count, parts);
+        if (slow_ns < 0) fail_value("slow_ns must be non-negative");
+        py::gil_scoped_release release;
+        return stealing_shares_race(count, parts, slow_ns);
+      },
+      py::arg("count"), py::arg("parts"), py::arg("slow_ns"));
   m.def("mlp_backward_region_count", &mlp_backward_region_count);
   m.def("mlp_thread_gradient_count", &mlp_thread_gradient_count);
   m.def("train_step_checked_in_backward_count", &train_step_checked_in_backward_count);

@@ -21,6 +21,7 @@
 #include "backprop/aligned_buffer.hpp"
 #include "backprop/checks.hpp"
 #include "backprop/gemm_micro_kernel.hpp"
+#include "backprop/stealing_shares.hpp"
 #include "backprop/threads.hpp"
 
 namespace backprop {
@@ -28,6 +29,9 @@ namespace {
 
 // How many GEMMs have split by k blocks (gemm_k_split_count).
 std::atomic<std::uint64_t> k_split_calls{0};
+// How many pairs of column panels threads have taken from another's share
+// (gemm_stolen_pairs_count).
+std::atomic<std::uint64_t> stolen_pairs{0};
 
 #if defined(__SSE2__)
 // Transposes a 4 x 4 float or 2 x 2 double block (src rows w_stride apart, dst rows W apart)
@@ -519,12 +523,14 @@ bool packs_a_once_per_k_block(index_t m, index_t n, bool direct_a, int parts) {
 // shares each packed block of B and of A and splits the tiles of C (a barrier after each
 // packing step and after each block of tiles, before the buffers are packed again). a_once
 // (packs_a_once_per_k_block, one thread): a_all holds every row block of a k block of A.
+// pair_shares (a team of several, or null): each block's column panels go out in pairs that
+// rebalance themselves (stealing_shares.hpp), rather than as a fixed share of the tiles.
 template <typename Blocks, typename T>
 void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, index_t k_block,
                T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
                index_t ldc,
                const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, T* a_all,
-               T* b_packed, bool a_once, int part, int parts) {
+               T* b_packed, bool a_once, StealingShares* pair_shares, int part, int parts) {
   constexpr index_t MR = Blocks::MR, NR = Blocks::NR;
   const index_t MC = balanced_block(m, Blocks::MC, MR);
   // C's entries sum in k blocks k_block deep (gemm_k_block: the same on every family and thread
@@ -547,6 +553,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, inde
   auto block = [&](index_t jc, index_t pc) {
     const index_t nc = std::min(NC, n - jc);
     const index_t n_panels = (nc + NR - 1) / NR;
+    const index_t n_pairs = (n_panels + 1) / 2;
     const index_t kc = std::min(KC, k - pc);
     // The first k block applies the caller's beta (or starts from the epilogue's bias); the
     // later ones add onto it.
@@ -577,19 +584,25 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, inde
       const Share mine(n_panels, part, parts);
       for (index_t jp = mine.first; jp < mine.last; ++jp) pack_b_column_panel(jp);
     } else if (packs_own_panels(n_panels, parts)) {
-      // Each thread packs, along the rows, the column panels whose first tile is its own in
-      // the first row block (for_my_tiles' split, row panels fastest: the families that
-      // share blocks run no other order, static_assert above), so the panels it multiplies
-      // are mostly in its own cache. Split by rows instead, every panel was half packed by
-      // the other thread. Two AVX-512 threads (when that path still shared blocks: config.hpp,
-      // SHARE_PACKED_BLOCKS), GFLOP/s, alternated medians: float 256 x 4096 x 1024 NN 277-295
-      // -> 311-321, 256 x 4096 x 4096 268-284 -> 298-302, 1024^3 288-298 -> 306-313; double
-      // 256 x 4096 x 1024 130-133 -> 134-140. The bits are the same.
+      // Each thread packs, along the rows, the column panels of its own pairs (pair_shares),
+      // or whose first tile is its own in the first row block (for_my_tiles' fixed split, row
+      // panels fastest: the families that share blocks run no other order, static_assert
+      // above), so the panels it multiplies are mostly in its own cache. Split by rows
+      // instead, every panel was half packed by the other thread. Two AVX-512 threads (when
+      // that path still shared blocks: config.hpp, SHARE_PACKED_BLOCKS), GFLOP/s, alternated
+      // medians: float 256 x 4096 x 1024 NN 277-295 -> 311-321, 256 x 4096 x 4096 268-284 ->
+      // 298-302, 1024^3 288-298 -> 306-313; double 256 x 4096 x 1024 130-133 -> 134-140. The
+      // bits are the same.
       const index_t first_panels =
           RowPanels<Blocks>(std::min(MC, m), direct_a || !trans_a, direct_a).count();
       const Share first_tiles(n_panels * first_panels, part, parts);
-      const index_t p0 = (first_tiles.first + first_panels - 1) / first_panels;
-      const index_t p1 = (first_tiles.last + first_panels - 1) / first_panels;
+      const Share own_pairs(n_pairs, part, parts);
+      const index_t p0 = pair_shares != nullptr
+                             ? 2 * own_pairs.first
+                             : (first_tiles.first + first_panels - 1) / first_panels;
+      const index_t p1 = pair_shares != nullptr
+                             ? std::min(n_panels, 2 * own_pairs.last)
+                             : (first_tiles.last + first_panels - 1) / first_panels;
       const index_t c0 = p0 * NR, c1 = std::min(nc, p1 * NR);
       if (c0 < c1)
         pack_rows_into_panels<NR>(b_packed + p0 * NR * kc, NR * kc, 0, kc, b + pc * ldb + jc + c0,
@@ -628,6 +641,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, inde
           pack_a_panel<Blocks>(a_packed + ip * MR * kc, trans_a, a, lda,
                                ic + row_panels.first_row(ip), row_panels.height(ip), pc, kc);
       }
+      if (pair_shares != nullptr && part == 0) pair_shares->reset(n_pairs, parts);
       team_barrier(parts);
       // Where the tile at (column panel jp, row panel ip) of this block reads its panels.
       auto tile_panels = [&](index_t jp, index_t ip, index_t rows,
@@ -680,14 +694,37 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, inde
         panels.b_next = tile_panels(jp + 1, ip, rows, NR).b;
         run_kernel(jp, ip, rows, 2 * NR, panels);
       };
-      // Runs each(jp, ip) on this thread's tiles, in order.
-      auto for_my_tiles = [&](auto&& each) BACKPROP_LAMBDA_ALWAYS_INLINE {
-        if (fuse_b && ic == 0) {
+      // Runs each(jp, ip) on this thread's tiles, in order within each run of consecutive
+      // column panels, and end_of_run() after each run.
+      auto for_my_tiles = [&](auto&& each, auto&& end_of_run) BACKPROP_LAMBDA_ALWAYS_INLINE {
+        if (pair_shares != nullptr) {
+          // The pair's panels one after the other, row panels fastest, each packed first in
+          // the first row block of a fused B (as below). A thread's own pairs come in order,
+          // but a stolen one need not follow the last: every pair is a run of its own. On a
+          // shared host one core often runs 10-30% slower than the other for seconds at a
+          // time, and a fixed share made the faster thread wait at every block's barrier.
+          // Two Zen 3 threads, medians of paired ratios over 12-16 alternated runs, against
+          // the fixed share of tiles: double 1024^3 +8%, 256 x 1024 x 4096 NN +7%, 256 x 4096
+          // x 1024 NN +8%, 256 x 4096 x 4096 NT +7% (faster in 10-11 of 12 pairs); float
+          // 1024^3 and 256 x 1024 x 4096 within the noise (+0%, +1%), 256 x 4096 x 1024 NN
+          // +8% and 256 x 4096 x 4096 NT +13% (12 of 16). The bits are the same.
+          bool stolen = false;
+          for (index_t pair = pair_shares->take(part, parts, stolen); pair >= 0;
+               pair = pair_shares->take(part, parts, stolen)) {
+            for (index_t jp = 2 * pair; jp < std::min(n_panels, 2 * pair + 2); ++jp) {
+              if (fuse_b && ic == 0) pack_b_column_panel(jp);
+              for (index_t ip = 0; ip < m_panels; ++ip) each(jp, ip);
+            }
+            end_of_run();
+            if (stolen) stolen_pairs.fetch_add(1, std::memory_order_relaxed);
+          }
+        } else if (fuse_b && ic == 0) {
           const Share mine(n_panels, part, parts);
           for (index_t jp = mine.first; jp < mine.last; ++jp) {
             pack_b_column_panel(jp);
             for (index_t ip = 0; ip < m_panels; ++ip) each(jp, ip);
           }
+          end_of_run();
         } else {
           // Each tile of C belongs to exactly one thread. Row panels vary fastest, so a
           // thread keeps its B panel in L1 across them; or, on a family that takes it (its
@@ -700,29 +737,34 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, inde
             else
               each(tile / m_panels, tile % m_panels);
           }
+          end_of_run();
         }
       };
       if (last_rows > Blocks::TWO_PANEL_MAX_ROWS) {
-        for_my_tiles(run_tile);
+        for_my_tiles(run_tile, [] {});
       } else if constexpr (Blocks::TWO_PANEL_MAX_ROWS > 0) {
         // A short last row panel: its tile in a full column panel waits for the same tile of
         // the next column panel, and the two run as one (config.hpp, TWO_PANEL_MAX_ROWS). A
-        // thread meets its last-row tiles in increasing column panel order (in either tile
-        // order), so the next one it meets is that neighbour's. The bits are those of two
-        // calls.
+        // thread meets the last-row tiles of a run in increasing column panel order (in either
+        // tile order), so the next one it meets in the run is that neighbour's; a tile still
+        // waiting at the end of a run runs alone. The bits are those of two calls.
         const index_t full_panels = nc / NR;
         index_t waiting = -1;  // the column panel whose last-row tile waits, if any
-        for_my_tiles([&](index_t jp, index_t ip) BACKPROP_LAMBDA_ALWAYS_INLINE {
-          if (ip + 1 < m_panels || jp >= full_panels) {
-            run_tile(jp, ip);
-          } else if (waiting >= 0) {
-            run_two_tiles(waiting, ip);
-            waiting = -1;
-          } else {
-            waiting = jp;
-          }
-        });
-        if (waiting >= 0) run_tile(waiting, m_panels - 1);
+        for_my_tiles(
+            [&](index_t jp, index_t ip) BACKPROP_LAMBDA_ALWAYS_INLINE {
+              if (ip + 1 < m_panels || jp >= full_panels) {
+                run_tile(jp, ip);
+              } else if (waiting >= 0) {
+                run_two_tiles(waiting, ip);
+                waiting = -1;
+              } else {
+                waiting = jp;
+              }
+            },
+            [&] {
+              if (waiting >= 0) run_tile(waiting, m_panels - 1);
+              waiting = -1;
+            });
       }
       // Every tile is done before the next block packs over A (and, after a fused block,
       // every panel of B is packed before another thread reads it).
@@ -765,10 +807,12 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, i
   const index_t a_rows = a_once ? (m + Blocks::MC - 1) / Blocks::MC * Blocks::MC : Blocks::MC;
   T* const a_packed = buffers.a.reserve(std::size_t(a_rows * Blocks::KC));
   T* const b_packed = buffers.b.reserve(std::size_t(Blocks::KC * Blocks::NC));
+  StealingShares pair_shares;
   team.run([&](int part, int parts) {
     // a_once only on a team of one, whatever the team OpenMP starts (a_packed has room for it)
     gemm_team<Blocks>(trans_a, trans_b, m, n, k, k_block, alpha, a, lda, b, ldb, beta, c, ldc,
-                      epilogue, kernel, a_packed, b_packed, a_once && parts == 1, part, parts);
+                      epilogue, kernel, a_packed, b_packed, a_once && parts == 1,
+                      StealingShares::fits(parts) ? &pair_shares : nullptr, part, parts);
   });
 }
 
@@ -1084,6 +1128,10 @@ bool gemm_k_split_applies(index_t m, index_t k, int parts, index_t min_k_blocks)
 }
 
 std::uint64_t gemm_k_split_count() { return k_split_calls.load(std::memory_order_relaxed); }
+
+std::uint64_t gemm_stolen_pairs_count() {
+  return stolen_pairs.load(std::memory_order_relaxed);
+}
 
 index_t gemm_k_block(index_t k, index_t min_blocks) {
   static_assert(GemmBlocking<float>::KC == GemmBlocking512<float>::KC &&

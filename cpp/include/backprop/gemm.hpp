@@ -95,6 +95,10 @@ bool gemm_k_split_applies(index_t m, index_t k, int parts, index_t min_k_blocks 
 // How many GEMMs have split by k blocks in this process (for the tests).
 std::uint64_t gemm_k_split_count();
 
+// How many pairs of column panels a GEMM's thread has taken from another thread's share, in
+// this process (for the tests: stealing_shares.hpp).
+std::uint64_t gemm_stolen_pairs_count();
+
 // Work that makes A ready before a GEMM reads it: run(context, part, parts) does share `part`
 // of `parts`, and the shares together do all of it. A GemmSplit::k_blocks product runs it on
 // each of its threads, which then wait for one another before they read A; any other product
