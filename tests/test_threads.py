@@ -687,55 +687,80 @@ def test_stealing_shares_give_each_thread_its_own_share_then_the_back_of_the_oth
     assert take(0, 4, [3]) == [(-1, False)]
 
 
-@pytest.mark.parametrize("parts", [1, 2, 3, 8])
-def test_stealing_shares_hand_out_every_item_once_to_racing_threads(parts):
+needs_openmp = pytest.mark.skipif(not bp._core.openmp_enabled(),
+                                  reason="a build without OpenMP runs every split on one thread")
+
+
+@needs_openmp
+@pytest.mark.parametrize("parts", [2, 3, 8])
+def test_a_slow_threads_share_is_finished_by_the_others(parts):
+    # part 0 waits, after its first item, until another thread has taken the last item of its
+    # share (at most 10 s): the others take its items from the back once their own are done
     count = 200
-    taker = bp._core.stealing_shares_race(count, parts, slow_ns=1_000_000)
-    # every item taken, each by one thread (-1: by none, -2: twice)
-    assert len(taker) == count and min(taker) >= 0 and max(taker) < parts
-    # part 0 spends a millisecond on each item it takes: the others take the back of its share
-    # (items 0 .. count / parts - 1) long before it gets there; alone it runs them all
+    taker = bp._core.stealing_shares_race(count, parts, wait_ns=10_000_000_000)
+    assert len(taker) == count and min(taker) >= 0 and max(taker) < parts  # -1 none, -2 twice
     own_share = range(count // parts)
-    if parts == 1:
-        assert taker == [0] * count
-    else:
-        assert taker[own_share[-1]] != 0
-        assert sum(1 for item in own_share if taker[item] == 0) < len(own_share)
+    assert taker[own_share[-1]] != 0
 
 
-@pytest.mark.parametrize("value, pattern", [
-    ({"count": -1, "parts": 2}, r"count must be in \[0, 2\^31\]"),
-    ({"count": 2**31 + 1, "parts": 2}, r"count must be in \[0, 2\^31\]"),
-    ({"count": 4, "parts": 0}, r"parts must be in \[1, 64\]"),
-    ({"count": 4, "parts": 65}, r"parts must be in \[1, 64\]"),
+@needs_openmp
+@pytest.mark.parametrize("parts", [2, 3, 8])
+def test_racing_threads_take_every_item_exactly_once(parts):
+    # no waiting: owners and thieves meet at the ends of shares over and over
+    for _ in range(20):
+        taker = bp._core.stealing_shares_race(100_000, parts, wait_ns=0)
+        assert min(taker) >= 0 and max(taker) < parts  # -1: taken by none, -2: twice
+
+
+def test_one_thread_takes_every_item_in_order():
+    taker = bp._core.stealing_shares_race(50, 1, wait_ns=1000)
+    assert taker == [0] * 50
+
+
+@pytest.mark.parametrize("call, pattern", [
+    (lambda: bp._core.stealing_shares_taken_in_turns(-1, 2, [0]),
+     r"count must be in \[0, 2147483648\]; got -1"),
+    (lambda: bp._core.stealing_shares_taken_in_turns(2**31 + 1, 2, [0]),
+     r"count must be in \[0, 2147483648\]; got 2147483649"),
+    (lambda: bp._core.stealing_shares_taken_in_turns(4, 0, [0]),
+     r"parts must be in \[1, 64\]; got 0"),
+    (lambda: bp._core.stealing_shares_taken_in_turns(4, 65, [0]),
+     r"parts must be in \[1, 64\]; got 65"),
+    (lambda: bp._core.stealing_shares_taken_in_turns(4, 2, [0, 2]),
+     r"takers must be parts in \[0, parts\); got 2"),
+    (lambda: bp._core.stealing_shares_taken_in_turns(4, 2, [-1]),
+     r"takers must be parts in \[0, parts\); got -1"),
+    (lambda: bp._core.stealing_shares_race(2**20 + 1, 2, 0),
+     r"count must be in \[0, 1048576\]; got 1048577"),
+    (lambda: bp._core.stealing_shares_race(4, 65, 0), r"parts must be in \[1, 64\]; got 65"),
+    (lambda: bp._core.stealing_shares_race(4, 2, -1),
+     r"wait_ns must be in \[0, 10\^10\]; got -1"),
+    (lambda: bp._core.stealing_shares_race(4, 2, 10**10 + 1),
+     r"wait_ns must be in \[0, 10\^10\]; got 10000000001"),
 ])
-def test_stealing_shares_refuse_bad_counts(value, pattern):
+def test_stealing_shares_test_functions_refuse_bad_arguments(call, pattern):
     with pytest.raises(ValueError, match=pattern):
-        bp._core.stealing_shares_taken_in_turns(value["count"], value["parts"], [0])
-    with pytest.raises(ValueError, match=pattern):
-        bp._core.stealing_shares_race(value["count"], value["parts"], 0)
-    with pytest.raises(ValueError, match=r"takers must be parts in \[0, parts\)"):
-        bp._core.stealing_shares_taken_in_turns(4, 2, [2])
+        call()
 
 
-@pytest.mark.parametrize("shape", [
-    pytest.param((301, 530, 900), id="row-blocks-of-cut-panels"),
+@needs_openmp
+@pytest.mark.parametrize("shape, trans_b", [
+    pytest.param((301, 530, 900), False, id="row-blocks-of-cut-panels-NN"),
     # one block of 13 rows, 6 + 6 + 1: each last-row tile waits for its right neighbour's
     # (config.hpp, TWO_PANEL_MAX_ROWS), and the last pair is a full panel and a partial one
-    # (3000 = 187 x 16 + 8 float columns)
-    pytest.param((13, 3000, 3500), id="paired-last-row-tiles"),
+    # (3000 = 187 x 16 + 8 float columns); NT packs each panel of B as it is taken
+    pytest.param((13, 3000, 3500), False, id="paired-last-row-tiles-NN"),
+    pytest.param((13, 3000, 3500), True, id="paired-last-row-tiles-NT"),
 ])
-@pytest.mark.parametrize("trans_b", [False, True], ids=["NN", "NT"])
 # the paths whose threads share packed blocks (config.hpp, SHARE_PACKED_BLOCKS); avx512's take
 # slabs of C
 @pytest.mark.parametrize("isa", [isa for isa in bp.kernels.available_isas() if isa != "avx512"])
 def test_a_gemm_whose_threads_steal_panels_keeps_the_bytes_of_one_thread(isa, dtype, threads,
                                                                         call_burst, shape,
                                                                         trans_b):
-    # A shared-block GEMM (>= kGemmSharedMinFlops; a transposed B packed in the first row block)
-    # on two threads beside a process spinning on every core, so that one thread is often
-    # descheduled and the other takes its panel pairs: every call's bytes equal one thread's,
-    # and pairs were stolen.
+    # A shared-block GEMM (>= kGemmSharedMinFlops) on two threads beside a process spinning on
+    # every CPU this process may run on, so that one thread is often descheduled and the other
+    # takes its panel pairs: every call's bytes equal one thread's, and pairs were stolen.
     m, n, k = shape
     bp.kernels.set_gemm_isa(isa)
     rng = np.random.default_rng(3)
@@ -747,7 +772,7 @@ def test_a_gemm_whose_threads_steal_panels_keeps_the_bytes_of_one_thread(isa, dt
     threads(2)
     spin = "import time\nend = time.time() + 20\nwhile time.time() < end: pass\n"
     spinners = [subprocess.Popen([sys.executable, "-c", spin])
-                for _ in range(os.cpu_count() or 1)]
+                for _ in range(len(os.sched_getaffinity(0)))]
     try:
         stolen_before = bp._core.gemm_stolen_pairs_count()
         for _ in range(200):

@@ -21,10 +21,13 @@ namespace backprop::bindings {
 
 namespace {
 
-void check_stealing_shares(index_t count, int parts) {
-  if (count < 0 || count > (index_t(1) << 31)) fail_value("count must be in [0, 2^31]");
+void check_stealing_shares(index_t count, index_t max_count, int parts) {
+  if (count < 0 || count > max_count)
+    fail_value("count must be in [0, " + std::to_string(max_count) + "]; got " +
+               std::to_string(count));
   if (parts < 1 || parts > StealingShares::kMaxParts)
-    fail_value("parts must be in [1, " + std::to_string(StealingShares::kMaxParts) + "]");
+    fail_value("parts must be in [1, " + std::to_string(StealingShares::kMaxParts) + "]; got " +
+               std::to_string(parts));
 }
 
 }  // namespace
@@ -78,21 +81,23 @@ void register_system(py::module_& m) {
   m.def(
       "stealing_shares_taken_in_turns",
       [](index_t count, int parts, const std::vector<int>& takers) {
-        check_stealing_shares(count, parts);
+        check_stealing_shares(count, index_t(1) << 31, parts);
         for (int part : takers)
-          if (part < 0 || part >= parts) fail_value("takers must be parts in [0, parts)");
+          if (part < 0 || part >= parts)
+            fail_value("takers must be parts in [0, parts); got " + std::to_string(part));
         return stealing_shares_taken_in_turns(count, parts, takers);
       },
       py::arg("count"), py::arg("parts"), py::arg("takers"));
   m.def(
       "stealing_shares_race",
-      [](index_t count, int parts, std::int64_t slow_ns) {
-        check_stealing_shares(count, parts);
-        if (slow_ns < 0) fail_value("slow_ns must be non-negative");
+      [](index_t count, int parts, std::int64_t wait_ns) {
+        check_stealing_shares(count, index_t(1) << 20, parts);
+        if (wait_ns < 0 || wait_ns > 10'000'000'000)
+          fail_value("wait_ns must be in [0, 10^10]; got " + std::to_string(wait_ns));
         py::gil_scoped_release release;
-        return stealing_shares_race(count, parts, slow_ns);
+        return stealing_shares_race(count, parts, wait_ns);
       },
-      py::arg("count"), py::arg("parts"), py::arg("slow_ns"));
+      py::arg("count"), py::arg("parts"), py::arg("wait_ns"));
   m.def("mlp_backward_region_count", &mlp_backward_region_count);
   m.def("mlp_thread_gradient_count", &mlp_thread_gradient_count);
   m.def("train_step_checked_in_backward_count", &train_step_checked_in_backward_count);

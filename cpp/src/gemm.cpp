@@ -523,8 +523,10 @@ bool packs_a_once_per_k_block(index_t m, index_t n, bool direct_a, int parts) {
 // shares each packed block of B and of A and splits the tiles of C (a barrier after each
 // packing step and after each block of tiles, before the buffers are packed again). a_once
 // (packs_a_once_per_k_block, one thread): a_all holds every row block of a k block of A.
-// pair_shares (a team of several, or null): each block's column panels go out in pairs that
-// rebalance themselves (stealing_shares.hpp), rather than as a fixed share of the tiles.
+// pair_shares (a team of several, or null): a block of at least two column panel pairs per
+// thread hands them out through it, rebalancing themselves (stealing_shares.hpp), rather than as
+// a fixed share of the tiles; a narrower block keeps the fixed share, whose single tiles divide
+// few panels evenly.
 template <typename Blocks, typename T>
 void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, index_t k_block,
                T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
@@ -554,6 +556,8 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, inde
     const index_t nc = std::min(NC, n - jc);
     const index_t n_panels = (nc + NR - 1) / NR;
     const index_t n_pairs = (n_panels + 1) / 2;
+    StealingShares* const shares =
+        pair_shares != nullptr && n_pairs >= 2 * index_t(parts) ? pair_shares : nullptr;
     const index_t kc = std::min(KC, k - pc);
     // The first k block applies the caller's beta (or starts from the epilogue's bias); the
     // later ones add onto it.
@@ -583,8 +587,8 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, inde
     } else if (trans_b) {
       const Share mine(n_panels, part, parts);
       for (index_t jp = mine.first; jp < mine.last; ++jp) pack_b_column_panel(jp);
-    } else if (packs_own_panels(n_panels, parts)) {
-      // Each thread packs, along the rows, the column panels of its own pairs (pair_shares),
+    } else if (packs_own_panels(shares != nullptr ? n_pairs : n_panels, parts)) {
+      // Each thread packs, along the rows, the column panels of its own pairs (shares),
       // or whose first tile is its own in the first row block (for_my_tiles' fixed split, row
       // panels fastest: the families that share blocks run no other order, static_assert
       // above), so the panels it multiplies are mostly in its own cache. Split by rows
@@ -593,16 +597,18 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, inde
       // medians: float 256 x 4096 x 1024 NN 277-295 -> 311-321, 256 x 4096 x 4096 268-284 ->
       // 298-302, 1024^3 288-298 -> 306-313; double 256 x 4096 x 1024 130-133 -> 134-140. The
       // bits are the same.
-      const index_t first_panels =
-          RowPanels<Blocks>(std::min(MC, m), direct_a || !trans_a, direct_a).count();
-      const Share first_tiles(n_panels * first_panels, part, parts);
-      const Share own_pairs(n_pairs, part, parts);
-      const index_t p0 = pair_shares != nullptr
-                             ? 2 * own_pairs.first
-                             : (first_tiles.first + first_panels - 1) / first_panels;
-      const index_t p1 = pair_shares != nullptr
-                             ? std::min(n_panels, 2 * own_pairs.last)
-                             : (first_tiles.last + first_panels - 1) / first_panels;
+      index_t p0 = 0, p1 = 0;  // the thread's column panels
+      if (shares != nullptr) {
+        const Share own_pairs(n_pairs, part, parts);
+        p0 = 2 * own_pairs.first;
+        p1 = std::min(n_panels, 2 * own_pairs.last);
+      } else {
+        const index_t first_panels =
+            RowPanels<Blocks>(std::min(MC, m), direct_a || !trans_a, direct_a).count();
+        const Share first_tiles(n_panels * first_panels, part, parts);
+        p0 = (first_tiles.first + first_panels - 1) / first_panels;
+        p1 = (first_tiles.last + first_panels - 1) / first_panels;
+      }
       const index_t c0 = p0 * NR, c1 = std::min(nc, p1 * NR);
       if (c0 < c1)
         pack_rows_into_panels<NR>(b_packed + p0 * NR * kc, NR * kc, 0, kc, b + pc * ldb + jc + c0,
@@ -641,7 +647,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, inde
           pack_a_panel<Blocks>(a_packed + ip * MR * kc, trans_a, a, lda,
                                ic + row_panels.first_row(ip), row_panels.height(ip), pc, kc);
       }
-      if (pair_shares != nullptr && part == 0) pair_shares->reset(n_pairs, parts);
+      if (shares != nullptr && part == 0) shares->reset(n_pairs, parts);
       team_barrier(parts);
       // Where the tile at (column panel jp, row panel ip) of this block reads its panels.
       auto tile_panels = [&](index_t jp, index_t ip, index_t rows,
@@ -697,20 +703,20 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, inde
       // Runs each(jp, ip) on this thread's tiles, in order within each run of consecutive
       // column panels, and end_of_run() after each run.
       auto for_my_tiles = [&](auto&& each, auto&& end_of_run) BACKPROP_LAMBDA_ALWAYS_INLINE {
-        if (pair_shares != nullptr) {
+        if (shares != nullptr) {
           // The pair's panels one after the other, row panels fastest, each packed first in
           // the first row block of a fused B (as below). A thread's own pairs come in order,
           // but a stolen one need not follow the last: every pair is a run of its own. On a
           // shared host one core often runs 10-30% slower than the other for seconds at a
           // time, and a fixed share made the faster thread wait at every block's barrier.
-          // Two Zen 3 threads, medians of paired ratios over 12-16 alternated runs, against
-          // the fixed share of tiles: double 1024^3 +8%, 256 x 1024 x 4096 NN +7%, 256 x 4096
-          // x 1024 NN +8%, 256 x 4096 x 4096 NT +7% (faster in 10-11 of 12 pairs); float
-          // 1024^3 and 256 x 1024 x 4096 within the noise (+0%, +1%), 256 x 4096 x 1024 NN
-          // +8% and 256 x 4096 x 4096 NT +13% (12 of 16). The bits are the same.
+          // Two Zen 3 threads, against the fixed share of tiles, medians of the paired ratios
+          // of alternated runs on the ten shapes of bench/RESULTS.md (512^3, 1024^3 and
+          // wide's): float +1% to +17% per shape, +7% over all (faster in 70 of 100 pairs),
+          // double +6% to +18%, +11% over all (65 of 80); wide's train_step +8% to +10% in
+          // each of four rounds. The bits are the same.
           bool stolen = false;
-          for (index_t pair = pair_shares->take(part, parts, stolen); pair >= 0;
-               pair = pair_shares->take(part, parts, stolen)) {
+          for (index_t pair = shares->take(part, parts, stolen); pair >= 0;
+               pair = shares->take(part, parts, stolen)) {
             for (index_t jp = 2 * pair; jp < std::min(n_panels, 2 * pair + 2); ++jp) {
               if (fuse_b && ic == 0) pack_b_column_panel(jp);
               for (index_t ip = 0; ip < m_panels; ++ip) each(jp, ip);
@@ -812,7 +818,9 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, i
     // a_once only on a team of one, whatever the team OpenMP starts (a_packed has room for it)
     gemm_team<Blocks>(trans_a, trans_b, m, n, k, k_block, alpha, a, lda, b, ldb, beta, c, ldc,
                       epilogue, kernel, a_packed, b_packed, a_once && parts == 1,
-                      StealingShares::fits(parts) ? &pair_shares : nullptr, part, parts);
+                      Blocks::SHARE_PACKED_BLOCKS && StealingShares::fits(parts) ? &pair_shares
+                                                                                  : nullptr,
+                      part, parts);
   });
 }
 

@@ -1,5 +1,5 @@
 // Shares of a count of work items that rebalance themselves: each thread takes its own share
-// (Share's) from the front, then takes items from the back of the other threads' shares. With
+// (Share's fixed split) from the front, then items from the back of the other threads' shares. With
 // threads of equal speed every thread runs exactly its own share; when one is slowed (a
 // neighbour on its core's other hardware thread, say), the others finish its last items rather
 // than wait at the next barrier. Which thread runs an item never changes what the item computes.
@@ -72,8 +72,9 @@ class StealingShares {
   }
 
   // One cache line per share: a thread taking from its own share does not pull the others'.
+  // Left unset until reset(), so that a GEMM that keeps the fixed split pays nothing for it.
   struct alignas(64) Range {
-    std::atomic<std::uint64_t> value{0};
+    std::atomic<std::uint64_t> value;
   };
   Range ranges_[kMaxParts];
 };
@@ -84,8 +85,9 @@ std::vector<std::pair<index_t, bool>> stealing_shares_taken_in_turns(
     index_t count, int parts, const std::vector<int>& takers);
 
 // For the tests: `parts` threads (an OpenMP team; fewer if it starts fewer) take the `count`
-// items of fresh shares at once, part 0 spinning `slow_ns` nanoseconds on each item it takes;
-// the part that took each item, -1 for none, -2 for an item taken twice.
-std::vector<int> stealing_shares_race(index_t count, int parts, std::int64_t slow_ns);
+// items of fresh shares at once. With `wait_ns` > 0, part 0, having taken its first item, waits
+// until another thread has taken the last item of its share, or wait_ns have passed. The part
+// that took each item, -1 for none, -2 for an item taken twice.
+std::vector<int> stealing_shares_race(index_t count, int parts, std::int64_t wait_ns);
 
 }  // namespace backprop
