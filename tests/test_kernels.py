@@ -69,7 +69,7 @@ def _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype):
 # lower last panel, packed); the AVX-512 kernel's tiles of 4 and 8 rows also run the last panels
 # of a packed A that are that low. A transposed
 # A is read in place up to DIRECT_AT_PANELS column panels (kGemmDirectTransposedAMaxPanels512).
-_SHARED_LIMITS = {"DIRECT": 64, "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 1024,
+_SHARED_LIMITS = {"DIRECT": 64, "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 512,
                   "DIRECT_A_PANELS": 16}
 _BLOCKING_256 = {
     np.dtype(np.float32): {"MR": 6, "NR": 16, "MC": 144, "KC": 256, "NC": 4080, "ITEM": 4,
@@ -92,6 +92,11 @@ _BLOCKING_512 = {
 def blocking(isa, dtype):
     """The tile and block sizes of GEMM path `isa` in `dtype`."""
     return (_BLOCKING_512 if isa == "avx512" else _BLOCKING_256)[np.dtype(dtype)]
+
+
+def direct_b_columns(b, columns):
+    """columns, or fewer: as many as B's rows may hold and still be read in place."""
+    return min(columns, b["DIRECT_ROW_BYTES"] // b["ITEM"])
 
 
 def packed_a_columns(b, extra=5):
@@ -187,10 +192,12 @@ BLOCKING_SHAPES = [
     pytest.param(lambda b: (b["MR"] + 2, 3 * b["NR"], 30), id="pair,MR+2,3NR"),
     pytest.param(lambda b: (b["MR"] + 3, 4 * b["NR"] + 5, b["KC"] + 1),
                  id="pair,MR+3,4NR+5,KC+1"),
-    pytest.param(lambda b: (2 * b["MR"] + 2, 4 * b["NR"] + 3, b["KC"] + 3), id="pair,direct-B"),
+    pytest.param(lambda b: (2 * b["MR"] + 2, direct_b_columns(b, 4 * b["NR"] + 3), b["KC"] + 3),
+                 id="pair,direct-B"),
     # A block that would end in such a panel, cut into panels of MR and MR - 1 rows on the
     # 6-row tiles (SHORT_MR; 32 = 6 + 6 + 5 + 5 + 5 + 5): B and A read in place, A packed.
-    pytest.param(lambda b: (5 * b["MR"] + 2, 4 * b["NR"] + 3, b["KC"] + 3), id="cut,direct-B"),
+    pytest.param(lambda b: (5 * b["MR"] + 2, direct_b_columns(b, 4 * b["NR"] + 3), b["KC"] + 3),
+                 id="cut,direct-B"),
     pytest.param(lambda b: (2 * b["MR"] + 3, 3 * b["NR"], b["KC"] + 1), id="cut,2MR+3,KC+1"),
     pytest.param(lambda b: (4 * b["MR"] + 1, packed_a_columns(b, 3), 31), id="cut,packed"),
     pytest.param(lambda b: (19, 37, b["KC"] - 1), id="KC-1"),
@@ -599,9 +606,11 @@ def test_gemm_bytes_in_a_burst_do_not_depend_on_thread_count(gemm_isa, dtype, th
     pytest.param(lambda b: (3 * b["MR"] + 1, packed_a_columns(b, 1), 33), id="3MR+1,packed"),
     # Last row panels of 2 and 3 rows, two column panels per call; B read in place. The same
     # rows in blocks cut into panels of 6 and 5 rows.
-    pytest.param(lambda b: (2 * b["MR"] + 2, 4 * b["NR"] + 1, b["KC"] + 1), id="pairs"),
+    pytest.param(lambda b: (2 * b["MR"] + 2, direct_b_columns(b, 4 * b["NR"] + 1), b["KC"] + 1),
+                 id="pairs"),
     pytest.param(lambda b: (b["MR"] + 3, 5 * b["NR"], 17), id="pairs,3rows"),
-    pytest.param(lambda b: (5 * b["MR"] + 2, 4 * b["NR"] + 1, b["KC"] + 1), id="cut"),
+    pytest.param(lambda b: (5 * b["MR"] + 2, direct_b_columns(b, 4 * b["NR"] + 1), b["KC"] + 1),
+                 id="cut"),
     pytest.param(lambda b: (2 * b["MR"] + 3, 5 * b["NR"], 17), id="cut,3rows"),
     # A read in place in panels of 14, 8 and 4 rows on the AVX-512 path (9 x 14 + 8 + 8 + 4 =
     # 146 rows, in blocks of 84 and 62), and panels of 6 and 5 on the 6-row tiles.

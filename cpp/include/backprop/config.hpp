@@ -249,11 +249,19 @@ constexpr index_t kGemmPackedAOnceMaxBytes = index_t(512) << 10;
 // and more (64 x 512 x 512, 32 x 1024 x 784), which streams from L3 or memory at a stride.
 // Rows of B further apart than kGemmDirectBMaxRowBytes fall into too few L1 sets for a panel
 // read in place to stay there; packed, it is contiguous: 64 x 512 x 256 float (rows 2 KiB
-// apart) 62 -> 83 GFLOP/s packed, deep's 64 x 256 x 256 double 31 -> 41, while at 1 KiB
-// (deep's and tiny's float products) reading in place is as fast or faster.
+// apart) 62 -> 83 GFLOP/s packed, deep's 64 x 256 x 256 double 31 -> 41. At 1 KiB (deep's
+// float products: 4 sets, 32 lines for a panel 128 or 256 rows deep) a loop of one product
+// ran as fast either way, but training is faster packed, where B is the weights the last
+// update wrote and comes from L3. Two Zen 3 threads, paired alternated runs, packed / in place:
+// deep's train_step from Python 1.07x and 1.11x (faster in 9 of 14 pairs), its fit 1.16x and
+// 1.04x (10 of 14); C++ loops of train_step 1.01x, 1.10x, 0.95x and of epochs 1.08x, 1.01x,
+// 1.22x; 64 x 256 x 256 alone 1.05x. At 512 bytes (tiny's float rows, 8 sets) packing lost
+// alone (32 x 128 x 784: 0.92x, 2 of 6 pairs) and did not gain in tiny's training (Python:
+// fit 0.95x and 0.99x, train_step 1.07x and 0.96x), so tiny's B stays in place. (Its double
+// rows, 1 KiB apart, are packed now: not measured.)
 constexpr index_t kGemmDirectBMaxRows = 64;
 constexpr index_t kGemmDirectBMaxBytes = index_t(512) << 10;
-constexpr index_t kGemmDirectBMaxRowBytes = 1024;
+constexpr index_t kGemmDirectBMaxRowBytes = 512;
 
 // A GEMM whose op(B) has at most this many column panels reads A in place instead of packing
 // it: each row panel of A is then read once per column panel rather than copied once and read
