@@ -129,7 +129,11 @@ def _check_paired_peak_report(text):
               for item in items]
     for (peak, gemm, percent), _ in rounds:
         assert peak > 0 and gemm > 0
-        assert percent == pytest.approx(100 * gemm / peak, rel=0.01, abs=0.11)  # printed rounded
+        # Each value is printed to 0.1, so the ratio of the printed two is only known within the
+        # ratio of their rounding intervals: wide when a slow (sanitized) build prints small values.
+        lowest = 100 * (gemm - 0.05) / (peak + 0.05) - 0.05
+        highest = 100 * (gemm + 0.05) / max(peak - 0.05, 1e-9) + 0.05
+        assert lowest - 1e-9 <= percent <= highest + 1e-9, (peak, gemm, percent)
     percents = sorted(p for (_, _, p), paused in rounds if not paused)
     if not percents:
         percents = sorted(p for (_, _, p), _ in rounds)
