@@ -347,15 +347,19 @@ def test_a_split_gemm_goes_on_record_as_it_ends(threads, call_burst):
     bp.kernels.gemm(A, B)
     took = time.perf_counter() - start
     call_burst(window_ns=int(took / 3 * 1e9))
-    start = time.perf_counter()
-    bp.kernels.gemm(A, B)
-    ended = time.perf_counter()
-    count = bp._core.gemm_thread_count(1, 1, _burst_min(), False)
-    asked = time.perf_counter()
-    # The product outlasted the window (unless much faster), and the count came within the
-    # window of its end (unless the process was held up between the two).
-    if ended - start > took / 3 and asked - ended < took / 3:
-        assert count == 2
+    counts = []
+    for _ in range(3):  # a hold-up between the product's end and the count spoils one try
+        start = time.perf_counter()
+        bp.kernels.gemm(A, B)
+        ended = time.perf_counter()
+        count = bp._core.gemm_thread_count(1, 1, _burst_min(), False)
+        asked = time.perf_counter()
+        # The product outlasted the window (unless much faster), and the count came within the
+        # window of its end (unless the process was held up between the two).
+        if ended - start > took / 3 and asked - ended < took / 3:
+            counts.append(count)
+    if counts:
+        assert 2 in counts, counts
 
 
 def test_the_burst_rule_rejects_negative_times(call_burst):
