@@ -531,7 +531,7 @@ template <typename Blocks, typename T>
 void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, index_t k_block,
                T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
                index_t ldc,
-               const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel, T* a_all,
+               const ReadyEpilogue<T>& epilogue, const TileKernels<T>& kernels, T* a_all,
                T* b_packed, bool a_once, StealingShares* pair_shares, int part, int parts) {
   constexpr index_t MR = Blocks::MR, NR = Blocks::NR;
   const index_t MC = balanced_block(m, Blocks::MC, MR);
@@ -668,41 +668,64 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, inde
         }
         return panels;
       };
-      // The rows x cols tile at (jp, ip) with its panels. The epilogue works on the tile while
-      // it is in L1: just before the kernel reads it, and just after the kernel's last write.
-      auto run_kernel = [&](index_t jp, index_t ip, index_t rows, index_t cols,
-                            const PanelOperands<T>& panels) BACKPROP_LAMBDA_ALWAYS_INLINE {
-        const index_t i0 = row_panels.first_row(ip), j0 = jp * NR;
-        T* const tile = c + (ic + i0) * ldc + jc + j0;
-        if (bias_start) {
-          for (index_t j = 0; j < cols; j += NR)
-            fill_rows<NR>(tile + j, ldc, epilogue.bias + jc + j0 + j, rows,
-                          std::min(NR, cols - j));
+      // The column of `count` tiles of `rows` x cols from (jp, ip) down: one kernel call per
+      // tile and k block (kernels.tile), or one for them all (kernels.column). The epilogue
+      // takes each block of C the kernels write, just before and just after them, while it is
+      // in L1 or L2.
+      auto run_tiles = [&](index_t jp, index_t ip, index_t count, index_t rows, index_t cols,
+                           const PanelOperands<T>& panels) BACKPROP_LAMBDA_ALWAYS_INLINE {
+        const index_t i0 = ic + row_panels.first_row(ip), j0 = jc + jp * NR;
+        TileColumn<T> column{panels, 0, 1, kc, k_block, c + i0 * ldc + j0, ldc,
+                             alpha, tile_beta, rows, cols};
+        auto run = [&](auto&& kernel, index_t row, index_t block_rows)
+                       BACKPROP_LAMBDA_ALWAYS_INLINE {
+          if (bias_start) {
+            for (index_t j = 0; j < cols; j += NR)
+              fill_rows<NR>(column.c + j, ldc, epilogue.bias + j0 + j, block_rows,
+                            std::min(NR, cols - j));
+          }
+          kernel();
+          if (finish) epilogue.finish(column.c, ldc, row, j0, block_rows, cols);
+        };
+        if (kernels.column == nullptr || panels.b_next != nullptr) {
+          for (index_t t = 0; t < count; ++t) {
+            if (t > 0) {
+              column.panels = tile_panels(jp, ip + t, rows, cols);
+              column.c += rows * ldc;
+            }
+            run([&] { for_each_tile_call(column, kernels.tile); }, i0 + t * rows, rows);
+          }
+          return;
         }
-        for (index_t p = 0; p < kc; p += k_block) {
-          PanelOperands<T> part_k = panels;
-          part_k.a += p * panels.a_k;
-          part_k.b += p * panels.b_k;
-          if (panels.b_next != nullptr) part_k.b_next += p * panels.b_k;
-          kernel(std::min(k_block, kc - p), part_k, tile, ldc, alpha, p == 0 ? tile_beta : T(1),
-                 rows, cols);
-        }
-        if (finish) epilogue.finish(tile, ldc, ic + i0, jc + j0, rows, cols);
+        column.count = count;
+        // Panels of one height lie that height apart in an A read in place, or one slot apart
+        // in the packing buffer.
+        const bool in_place = direct_a && RowPanels<Blocks>::tile_height(rows);
+        column.a_step = in_place ? (trans_a ? rows : rows * lda) : MR * kc;
+        run([&] { kernels.column(column); }, i0, count * rows);
       };
-      auto run_tile = [&](index_t jp, index_t ip) BACKPROP_LAMBDA_ALWAYS_INLINE {
-        const index_t rows = row_panels.height(ip), cols = std::min(NR, nc - jp * NR);
-        run_kernel(jp, ip, rows, cols, tile_panels(jp, ip, rows, cols));
+      // Tiles ip0.. ip1 - 1 of column panel jp, as runs of panels of one height (consecutive
+      // panels of one height start that many rows apart: RowPanels).
+      auto run_column = [&](index_t jp, index_t ip0, index_t ip1) BACKPROP_LAMBDA_ALWAYS_INLINE {
+        const index_t cols = std::min(NR, nc - jp * NR);
+        for (index_t ip = ip0; ip < ip1;) {
+          const index_t rows = row_panels.height(ip);
+          index_t end = ip + 1;
+          while (end < ip1 && row_panels.height(end) == rows) ++end;
+          run_tiles(jp, ip, end - ip, rows, cols, tile_panels(jp, ip, rows, cols));
+          ip = end;
+        }
       };
       // The full tiles at (jp, ip) and (jp + 1, ip) in one kernel call.
       auto run_two_tiles = [&](index_t jp, index_t ip) BACKPROP_LAMBDA_ALWAYS_INLINE {
         const index_t rows = row_panels.height(ip);
         PanelOperands<T> panels = tile_panels(jp, ip, rows, NR);
         panels.b_next = tile_panels(jp + 1, ip, rows, NR).b;
-        run_kernel(jp, ip, rows, 2 * NR, panels);
+        run_tiles(jp, ip, 1, rows, 2 * NR, panels);
       };
-      // Runs each(jp, ip) on this thread's tiles, in order within each run of consecutive
-      // column panels, and end_of_run() after each run.
-      auto for_my_tiles = [&](auto&& each, auto&& end_of_run) BACKPROP_LAMBDA_ALWAYS_INLINE {
+      // Runs each(jp, ip0, ip1) on this thread's tiles, a column (jp, ip0..ip1 - 1) at a time,
+      // in order within each run of consecutive column panels, and end_of_run() after each run.
+      auto for_my_columns = [&](auto&& each, auto&& end_of_run) BACKPROP_LAMBDA_ALWAYS_INLINE {
         if (shares != nullptr) {
           // The pair's panels one after the other, row panels fastest, each packed first in
           // the first row block of a fused B (as below). A thread's own pairs come in order,
@@ -719,7 +742,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, inde
                pair = shares->take(part, parts, stolen)) {
             for (index_t jp = 2 * pair; jp < std::min(n_panels, 2 * pair + 2); ++jp) {
               if (fuse_b && ic == 0) pack_b_column_panel(jp);
-              for (index_t ip = 0; ip < m_panels; ++ip) each(jp, ip);
+              each(jp, 0, m_panels);
             }
             end_of_run();
             if (stolen) stolen_pairs.fetch_add(1, std::memory_order_relaxed);
@@ -728,7 +751,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, inde
           const Share mine(n_panels, part, parts);
           for (index_t jp = mine.first; jp < mine.last; ++jp) {
             pack_b_column_panel(jp);
-            for (index_t ip = 0; ip < m_panels; ++ip) each(jp, ip);
+            each(jp, 0, m_panels);
           }
           end_of_run();
         } else {
@@ -737,38 +760,46 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, inde
           // GEMMs are one-thread slabs: config.hpp, COLUMN_PANELS_FASTEST), column panels do,
           // and the thread keeps a row panel of A in L1 while B's panels stream from L2.
           const Share mine(n_panels * m_panels, part, parts);
-          for (index_t tile = mine.first; tile < mine.last; ++tile) {
-            if constexpr (Blocks::COLUMN_PANELS_FASTEST)
-              each(tile % n_panels, tile / n_panels);
-            else
-              each(tile / m_panels, tile % m_panels);
+          for (index_t tile = mine.first; tile < mine.last;) {
+            if constexpr (Blocks::COLUMN_PANELS_FASTEST) {
+              each(tile % n_panels, tile / n_panels, tile / n_panels + 1);
+              ++tile;
+            } else {
+              const index_t ip = tile % m_panels;
+              const index_t count = std::min(m_panels - ip, mine.last - tile);
+              each(tile / m_panels, ip, ip + count);
+              tile += count;
+            }
           }
           end_of_run();
         }
       };
       if (last_rows > Blocks::TWO_PANEL_MAX_ROWS) {
-        for_my_tiles(run_tile, [] {});
+        for_my_columns(run_column, [] {});
       } else if constexpr (Blocks::TWO_PANEL_MAX_ROWS > 0) {
         // A short last row panel: its tile in a full column panel waits for the same tile of
         // the next column panel, and the two run as one (config.hpp, TWO_PANEL_MAX_ROWS). A
         // thread meets the last-row tiles of a run in increasing column panel order (in either
         // tile order), so the next one it meets in the run is that neighbour's; a tile still
         // waiting at the end of a run runs alone. The bits are those of two calls.
-        const index_t full_panels = nc / NR;
+        const index_t full_panels = nc / NR, last = m_panels - 1;
         index_t waiting = -1;  // the column panel whose last-row tile waits, if any
-        for_my_tiles(
-            [&](index_t jp, index_t ip) BACKPROP_LAMBDA_ALWAYS_INLINE {
-              if (ip + 1 < m_panels || jp >= full_panels) {
-                run_tile(jp, ip);
-              } else if (waiting >= 0) {
-                run_two_tiles(waiting, ip);
+        for_my_columns(
+            [&](index_t jp, index_t ip0, index_t ip1) BACKPROP_LAMBDA_ALWAYS_INLINE {
+              if (ip1 <= last || jp >= full_panels) {
+                run_column(jp, ip0, ip1);
+                return;
+              }
+              run_column(jp, ip0, last);
+              if (waiting >= 0) {
+                run_two_tiles(waiting, last);
                 waiting = -1;
               } else {
                 waiting = jp;
               }
             },
             [&] {
-              if (waiting >= 0) run_tile(waiting, m_panels - 1);
+              if (waiting >= 0) run_column(waiting, last, last + 1);
               waiting = -1;
             });
       }
@@ -805,7 +836,7 @@ struct PackingBuffers {
 template <typename Blocks, typename T>
 void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, index_t k_block,
                   T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
-                  index_t ldc, const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
+                  index_t ldc, const ReadyEpilogue<T>& epilogue, const TileKernels<T>& kernels,
                   const TeamCall& team) {
   PackingBuffers<T>& buffers = PackingBuffers<T>::of_this_thread();
   const bool a_once = packs_a_once_per_k_block<Blocks, T>(
@@ -817,7 +848,7 @@ void gemm_blocked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, i
   team.run([&](int part, int parts) {
     // a_once only on a team of one, whatever the team OpenMP starts (a_packed has room for it)
     gemm_team<Blocks>(trans_a, trans_b, m, n, k, k_block, alpha, a, lda, b, ldb, beta, c, ldc,
-                      epilogue, kernel, a_packed, b_packed, a_once && parts == 1,
+                      epilogue, kernels, a_packed, b_packed, a_once && parts == 1,
                       Blocks::SHARE_PACKED_BLOCKS && StealingShares::fits(parts) ? &pair_shares
                                                                                   : nullptr,
                       part, parts);
@@ -831,15 +862,15 @@ template <typename Blocks, typename T>
 void gemm_blocked_for_a(bool trans_a, bool trans_b, index_t m, index_t n, index_t k,
                         index_t k_block, T alpha, const T* a, index_t lda, const T* b,
                         index_t ldb, T beta, T* c, index_t ldc,
-                        const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
+                        const ReadyEpilogue<T>& epilogue, const TileKernels<T>& kernels,
                         const TeamCall& team) {
   using InPlace = typename InPlaceFamily<Blocks>::type;
   if (takes_in_place_family<Blocks, T>(trans_a, lda, n))
     gemm_blocked<InPlace>(trans_a, trans_b, m, n, k, k_block, alpha, a, lda, b, ldb, beta, c,
-                          ldc, epilogue, kernel, team);
+                          ldc, epilogue, kernels, team);
   else
     gemm_blocked<Blocks>(trans_a, trans_b, m, n, k, k_block, alpha, a, lda, b, ldb, beta, c,
-                         ldc, epilogue, kernel, team);
+                         ldc, epilogue, kernels, team);
 }
 
 // The rows a split GEMM's row slabs come in: whole row panels, or on a family that cuts its
@@ -887,7 +918,7 @@ bool split_by_columns(bool trans_b, index_t m, index_t n, index_t k, index_t k_b
 template <typename Blocks, typename T>
 void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, index_t k_block,
                 T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
-                index_t ldc, const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
+                index_t ldc, const ReadyEpilogue<T>& epilogue, const TileKernels<T>& kernels,
                 const TeamCall& team) {
   const bool by_columns =
       split_by_columns<Blocks>(trans_b, m, n, k, k_block, ldb, c, ldc, team.count());
@@ -901,11 +932,11 @@ void gemm_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, ind
     if (first < last && by_columns) {
       gemm_blocked_for_a<Blocks>(trans_a, trans_b, m, last - first, k, k_block, alpha, a, lda,
                                  trans_b ? b + first * ldb : b + first, ldb, beta, c + first,
-                                 ldc, epilogue.shifted(0, first), kernel, alone);
+                                 ldc, epilogue.shifted(0, first), kernels, alone);
     } else if (first < last) {
       gemm_blocked_for_a<Blocks>(trans_a, trans_b, last - first, n, k, k_block, alpha,
                                  trans_a ? a + first : a + first * lda, lda, b, ldb, beta,
-                                 c + first * ldc, ldc, epilogue.shifted(first, 0), kernel, alone);
+                                 c + first * ldc, ldc, epilogue.shifted(first, 0), kernels, alone);
     }
   });
 }
@@ -957,7 +988,7 @@ BACKPROP_ELEMENTWISE_CLONES void add_rows_keeping_nan(T* __restrict c, index_t l
 template <typename Blocks, typename T>
 void gemm_k_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, index_t kc,
                   T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
-                  index_t ldc, const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
+                  index_t ldc, const ReadyEpilogue<T>& epilogue, const TileKernels<T>& kernels,
                   const TeamCall& team, const GemmPrologue& prologue) {
   const index_t blocks = (k + kc - 1) / kc;
   // Room for the most blocks the other threads can take: OpenMP may start fewer threads than
@@ -981,11 +1012,11 @@ void gemm_k_split(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, i
       if (part == 0) {
         gemm_blocked_for_a<Blocks>(trans_a, trans_b, m, n, depth, depth, alpha, a_block, lda,
                                    b_block, ldb, block == 0 ? beta : T(1), c, ldc,
-                                   block == 0 ? start : none, kernel, alone);
+                                   block == 0 ? start : none, kernels, alone);
       } else {
         gemm_blocked_for_a<Blocks>(trans_a, trans_b, m, n, depth, depth, alpha, a_block, lda,
                                    b_block, ldb, T(0), products + (block - first_blocks) * m * n,
-                                   n, none, kernel, alone);
+                                   n, none, kernels, alone);
       }
     }
     team_barrier(parts);
@@ -1016,13 +1047,13 @@ auto with_tile_family(Isa isa, bool trans_a, index_t lda, index_t n, Body&& body
 template <typename Blocks, typename T>
 void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, index_t k_block,
                 T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
-                index_t ldc, const ReadyEpilogue<T>& epilogue, MicroKernel<T> kernel,
+                index_t ldc, const ReadyEpilogue<T>& epilogue, const TileKernels<T>& kernels,
                 GemmSplit split, const GemmPrologue& prologue) {
   const TeamCall team = gemm_team_call<T>(m, n, k);
   if (split == GemmSplit::k_blocks && alpha == T(1) &&
       k_split_applies(m, k, k_block, team.count())) {
     gemm_k_split<Blocks>(trans_a, trans_b, m, n, k, k_block, alpha, a, lda, b, ldb, beta, c, ldc,
-                         epilogue, kernel, team, prologue);
+                         epilogue, kernels, team, prologue);
     return;
   }
   prologue(0, 1);
@@ -1030,10 +1061,10 @@ void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, ind
            (!Blocks::SHARE_PACKED_BLOCKS ||
             double(m) * double(n) * double(k) < double(kGemmSharedMinFlops)))
     gemm_split<Blocks>(trans_a, trans_b, m, n, k, k_block, alpha, a, lda, b, ldb, beta, c, ldc,
-                       epilogue, kernel, team);
+                       epilogue, kernels, team);
   else
     gemm_blocked<Blocks>(trans_a, trans_b, m, n, k, k_block, alpha, a, lda, b, ldb, beta, c,
-                         ldc, epilogue, kernel, team);
+                         ldc, epilogue, kernels, team);
 }
 
 // C = alpha * A^T B + beta * C with the narrow kernel: whole blocks of narrow.width rows split
@@ -1123,11 +1154,11 @@ void gemm_fused(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T a
     gemm_narrow(narrow, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  const MicroKernel<T> kernel = select_micro_kernel<T>(isa);
+  const TileKernels<T> kernels = select_tile_kernels<T>(isa);
   const index_t k_block = gemm_k_block(k, min_k_blocks);
   with_tile_family<T>(isa, trans_a, lda, n, [&](auto family) {
     gemm_tiled<decltype(family)>(trans_a, trans_b, m, n, k, k_block, alpha, a, lda, b, ldb, beta,
-                                 c, ldc, epilogue, kernel, split, prologue);
+                                 c, ldc, epilogue, kernels, split, prologue);
   });
 }
 

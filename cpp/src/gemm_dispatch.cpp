@@ -70,29 +70,29 @@ const char* isa_name(Isa isa) {
 }
 
 template <>
-MicroKernel<float> select_micro_kernel<float>(Isa isa) {
+TileKernels<float> select_tile_kernels<float>(Isa isa) {
   switch (isa) {
     case Isa::avx512:
-      return micro_kernel_avx512_s14x32;
+      return {micro_kernel_avx512_s14x32, nullptr};
     case Isa::avx2:
-      return micro_kernel_avx2_s6x16;
+      return {micro_kernel_avx2_s6x16, column_kernel_avx2_s6x16};
     case Isa::generic:
       break;
   }
-  return micro_kernel_generic_s6x16;
+  return {micro_kernel_generic_s6x16, column_kernel_generic_s6x16};
 }
 
 template <>
-MicroKernel<double> select_micro_kernel<double>(Isa isa) {
+TileKernels<double> select_tile_kernels<double>(Isa isa) {
   switch (isa) {
     case Isa::avx512:
-      return micro_kernel_avx512_d14x16;
+      return {micro_kernel_avx512_d14x16, nullptr};
     case Isa::avx2:
-      return micro_kernel_avx2_d6x8;
+      return {micro_kernel_avx2_d6x8, column_kernel_avx2_d6x8};
     case Isa::generic:
       break;
   }
-  return micro_kernel_generic_d6x8;
+  return {micro_kernel_generic_d6x8, column_kernel_generic_d6x8};
 }
 
 template <>

@@ -30,6 +30,55 @@ template <typename T>
 using MicroKernel = void (*)(index_t kc, const PanelOperands<T>& panels, T* c, index_t ldc,
                              T alpha, T beta, index_t mr, index_t nr);
 
+// A column of `count` tiles of C, each mr x nr, one under another from c (tile t at
+// c + t * mr * ldc): tile t reads the A panel at panels.a + t * a_step, every tile the same B
+// panel (panels.b_next: two B panels, count 1). Each tile sums its kc steps in k blocks of
+// k_block, each one kernel call over a tile still in L1: the first block scales C by beta, the
+// later ones add onto it.
+template <typename T>
+struct TileColumn {
+  PanelOperands<T> panels;
+  index_t a_step, count, kc, k_block;
+  T* c;
+  index_t ldc;
+  T alpha, beta;
+  index_t mr, nr;
+};
+
+// Runs a column's tiles through tile(kc, panels, c, ldc, alpha, beta, mr, nr), one call per tile
+// and k block: a MicroKernel, or a tile function a path's column kernel inlines.
+template <typename T, typename Tile>
+inline void for_each_tile_call(const TileColumn<T>& column, Tile&& tile) {
+  PanelOperands<T> panels = column.panels;
+  T* c = column.c;
+  for (index_t t = 0; t < column.count; ++t, panels.a += column.a_step, c += column.mr * column.ldc)
+    for (index_t p = 0; p < column.kc; p += column.k_block) {
+      PanelOperands<T> block = panels;
+      block.a += p * panels.a_k;
+      block.b += p * panels.b_k;
+      if (panels.b_next != nullptr) block.b_next += p * panels.b_k;
+      tile(column.k_block < column.kc - p ? column.k_block : column.kc - p, block, c, column.ldc,
+           column.alpha, p == 0 ? column.beta : T(1), column.mr, column.nr);
+    }
+}
+
+// A path's whole column in one call, with the tile's code inlined in the loop: the same bits as
+// a micro-kernel call per tile and k block, without the call and the driver's work around each
+// (gemm.cpp, gemm_team). One AVX2 thread on Zen 3, both ways alternated in one process,
+// GFLOP/s, per tile -> column: float 784 x 128 x 32 TN 53 -> 69, 64 x 256 x 10 NT 23 -> 40,
+// 256^3 75 -> 79, 128 x 512 x 784 62 -> 65; double 784 x 128 x 32 TN 20 -> 26, 256^3 37 -> 39.
+// No b_next.
+template <typename T>
+using ColumnKernel = void (*)(const TileColumn<T>& column);
+
+// A path's kernels: column is null where the path has none (the driver then calls tile per
+// tile).
+template <typename T>
+struct TileKernels {
+  MicroKernel<T> tile;
+  ColumnKernel<T> column;
+};
+
 enum class Isa : int { generic = 0, avx2 = 1, avx512 = 2 };
 
 // Every path, narrowest first: the automatic choice is the last one the CPU runs.
@@ -42,10 +91,11 @@ void force_isa(Isa isa);  // throws std::invalid_argument when the CPU lacks it
 void reset_isa();         // back to the automatic choice
 const char* isa_name(Isa isa);
 
-// The micro-kernel of a path: its tiles are GemmBlocking512<T>'s (and GemmBlocking512InPlaceA<T>'s
-// for A read in place) for avx512, else GemmBlocking<T>'s.
+// The kernels of a path: its tiles are GemmBlocking512<T>'s (and GemmBlocking512InPlaceA<T>'s
+// for A read in place) for avx512, else GemmBlocking<T>'s. The AVX-512 path has no column
+// kernel: none has run on an AVX-512 CPU yet.
 template <typename T>
-MicroKernel<T> select_micro_kernel(Isa isa);
+TileKernels<T> select_tile_kernels(Isa isa);
 
 // The narrow transposed product (kernels/gemm_narrow_tn.hpp) of a path: C = alpha * op(A) B +
 // beta * C with op(A) = A^T and n <= kNarrowMaxColumns, on up to `width` rows of C per call
@@ -73,6 +123,10 @@ void micro_kernel_avx2_s6x16(index_t, const PanelOperands<float>&, float*, index
                              index_t, index_t);
 void micro_kernel_avx2_d6x8(index_t, const PanelOperands<double>&, double*, index_t, double,
                             double, index_t, index_t);
+void column_kernel_generic_s6x16(const TileColumn<float>&);
+void column_kernel_generic_d6x8(const TileColumn<double>&);
+void column_kernel_avx2_s6x16(const TileColumn<float>&);
+void column_kernel_avx2_d6x8(const TileColumn<double>&);
 void micro_kernel_avx512_s14x32(index_t, const PanelOperands<float>&, float*, index_t, float,
                                 float, index_t, index_t);
 void micro_kernel_avx512_d14x16(index_t, const PanelOperands<double>&, double*, index_t, double,

@@ -62,18 +62,18 @@ struct Avx2Double {
 };
 
 // The micro-kernel's tile: MR or SHORT_MR rows, or a short last row panel two column panels wide
-// (gemm_register_tile.hpp).
+// (gemm_register_tile.hpp); a column of tiles has no second panel.
 template <typename Ops>
 struct Avx2Kernel {
   using T = typename Ops::T;
+  using Tiles = RegisterTileKernel<Ops, GemmBlocking<T>::SHORT_MR, GemmBlocking<T>::MR>;
   static void run(index_t kc, const PanelOperands<T>& panels, T* c, index_t ldc, T alpha, T beta,
                   index_t mr, index_t nr) {
     if (panels.b_next != nullptr)
       run_two_panels<Ops, int(GemmBlocking<T>::TWO_PANEL_MAX_ROWS)>(kc, panels, c, ldc, alpha,
                                                                    beta, mr);
     else
-      RegisterTileKernel<Ops, GemmBlocking<T>::SHORT_MR, GemmBlocking<T>::MR>::run(
-          kc, panels, c, ldc, alpha, beta, mr, nr);
+      Tiles::run(kc, panels, c, ldc, alpha, beta, mr, nr);
   }
 };
 
@@ -87,6 +87,14 @@ void micro_kernel_avx2_s6x16(index_t kc, const PanelOperands<float>& panels, flo
 void micro_kernel_avx2_d6x8(index_t kc, const PanelOperands<double>& panels, double* c,
                             index_t ldc, double alpha, double beta, index_t mr, index_t nr) {
   Avx2Kernel<Avx2Double>::run(kc, panels, c, ldc, alpha, beta, mr, nr);
+}
+
+void column_kernel_avx2_s6x16(const TileColumn<float>& column) {
+  Avx2Kernel<Avx2Float>::Tiles::run_column(column);
+}
+
+void column_kernel_avx2_d6x8(const TileColumn<double>& column) {
+  Avx2Kernel<Avx2Double>::Tiles::run_column(column);
 }
 
 void narrow_tn_avx2_s(index_t n, index_t rows, index_t k, const float* a, index_t lda,

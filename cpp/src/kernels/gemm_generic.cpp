@@ -72,4 +72,12 @@ void micro_kernel_generic_d6x8(index_t kc, const PanelOperands<double>& panels, 
   micro_kernel<double, GemmBlocking<double>>(kc, panels, c, ldc, alpha, beta, mr, nr);
 }
 
+void column_kernel_generic_s6x16(const TileColumn<float>& column) {
+  for_each_tile_call(column, micro_kernel<float, GemmBlocking<float>>);
+}
+
+void column_kernel_generic_d6x8(const TileColumn<double>& column) {
+  for_each_tile_call(column, micro_kernel<double, GemmBlocking<double>>);
+}
+
 }  // namespace backprop

@@ -311,35 +311,55 @@ inline void tile_one_vector(index_t kc, const PanelOperands<typename Ops::T>& pa
   store_tile<Ops, R, 1>(acc, c, ldc, alpha, beta, mr, nr);
 }
 
-// The micro-kernel of a path whose tile is the last of Rows high: a row panel of mr rows runs
-// the first height in Rows that holds it (a panel of 4 rows does not pay for 14), and a last
-// column panel at most one vector wide runs the one-vector tile.
+// The tile of a path whose tile is the last of Rows high for mr rows and nr columns: a row panel
+// of mr rows runs the first height in Rows that holds it (a panel of 4 rows does not pay for
+// 14), and a last column panel at most one vector wide runs the one-vector tile.
+// with_tile(mr, nr, body) calls body(tile) with it: a callable taking the micro-kernel's
+// arguments (no b_next).
 template <typename Ops, int... Rows>
-struct RegisterTileKernel;
+struct RegisterTileHeights;
 
 template <typename Ops, int R>
-struct RegisterTileKernel<Ops, R> {
+struct RegisterTileHeights<Ops, R> {
   static_assert(R <= 16, "the tiles' loops are unrolled 16 times");
-  static void run(index_t kc, const PanelOperands<typename Ops::T>& panels, typename Ops::T* c,
-                  index_t ldc, typename Ops::T alpha, typename Ops::T beta, index_t mr,
-                  index_t nr) {
+  template <typename Body>
+  static BACKPROP_ALWAYS_INLINE void with_tile(index_t /*mr*/, index_t nr, Body&& body) {
     if (nr <= Ops::lanes)
-      tile_one_vector<Ops, R>(kc, panels, c, ldc, alpha, beta, mr, nr);
+      body([](auto&&... args) BACKPROP_LAMBDA_ALWAYS_INLINE { tile_one_vector<Ops, R>(args...); });
     else
-      tile_two_vectors<Ops, R>(kc, panels, c, ldc, alpha, beta, mr, nr);
+      body([](auto&&... args)
+               BACKPROP_LAMBDA_ALWAYS_INLINE { tile_two_vectors<Ops, R>(args...); });
   }
 };
 
 template <typename Ops, int R, int Next, int... Rest>
-struct RegisterTileKernel<Ops, R, Next, Rest...> {
-  static void run(index_t kc, const PanelOperands<typename Ops::T>& panels, typename Ops::T* c,
-                  index_t ldc, typename Ops::T alpha, typename Ops::T beta, index_t mr,
-                  index_t nr) {
-    static_assert(R < Next, "tile heights go from low to high");
+struct RegisterTileHeights<Ops, R, Next, Rest...> {
+  static_assert(R < Next, "tile heights go from low to high");
+  template <typename Body>
+  static BACKPROP_ALWAYS_INLINE void with_tile(index_t mr, index_t nr, Body&& body) {
     if (mr <= R)
-      RegisterTileKernel<Ops, R>::run(kc, panels, c, ldc, alpha, beta, mr, nr);
+      RegisterTileHeights<Ops, R>::with_tile(mr, nr, body);
     else
-      RegisterTileKernel<Ops, Next, Rest...>::run(kc, panels, c, ldc, alpha, beta, mr, nr);
+      RegisterTileHeights<Ops, Next, Rest...>::with_tile(mr, nr, body);
+  }
+};
+
+// The micro-kernel of such a path (run), and its column kernel (run_column: a column of tiles of
+// one height, gemm_micro_kernel.hpp's TileColumn, its tile chosen once and inlined in the loop).
+template <typename Ops, int... Rows>
+struct RegisterTileKernel {
+  using T = typename Ops::T;
+  static void run(index_t kc, const PanelOperands<T>& panels, T* c, index_t ldc, T alpha, T beta,
+                  index_t mr, index_t nr) {
+    RegisterTileHeights<Ops, Rows...>::with_tile(
+        mr, nr, [&](auto tile) BACKPROP_LAMBDA_ALWAYS_INLINE {
+          tile(kc, panels, c, ldc, alpha, beta, mr, nr);
+        });
+  }
+  static void run_column(const TileColumn<T>& column) {
+    RegisterTileHeights<Ops, Rows...>::with_tile(
+        column.mr, column.nr,
+        [&](auto tile) BACKPROP_LAMBDA_ALWAYS_INLINE { for_each_tile_call(column, tile); });
   }
 };
 
