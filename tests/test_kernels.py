@@ -635,6 +635,40 @@ def test_gemm_row_bytes_do_not_depend_on_the_other_rows(gemm_isa, dtype, trans_a
         assert rows.tobytes() == whole[first:first + count].tobytes(), (first, count)
 
 
+
+# Long columns of tiles: the AVX2 and portable paths run each column panel's run of row panels
+# of one height in one kernel call (gemm_micro_kernel.hpp, TileColumn). 256 rows are two or
+# three row blocks, the last cut into panels of 6 and 5 rows on the 6-row tiles; A read in place
+# (transposed: rows one apart; untransposed: lda apart) or packed (a slot per panel); two k
+# blocks; each thread's share of the tiles ends inside a column. Every row gets the bytes it
+# gets alone, with alpha and beta, on one thread and in a burst on two.
+@pytest.mark.parametrize("make_shape", [
+    pytest.param(lambda b: (256, 2 * b["NR"] + 1, b["KC"] + 7), id="in-place"),
+    pytest.param(lambda b: (256, packed_a_columns(b), b["KC"] + 7), id="packed"),
+])
+@pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES, ids=["NN", "NT", "TN", "TT"])
+def test_gemm_long_columns_give_each_row_its_bytes_alone(gemm_isa, dtype, threads, call_burst,
+                                                         trans_a, trans_b, make_shape):
+    m, n, k = make_shape(blocking(gemm_isa, dtype))
+    rng = np.random.default_rng(m + n)
+    A, B = _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype)
+    C = _uniform(rng, (m, n), dtype)
+    threads(1)
+    alone = np.vstack([
+        K.gemm(np.ascontiguousarray(A[:, i:i + 1] if trans_a else A[i:i + 1]), B,
+               trans_a=trans_a, trans_b=trans_b, alpha=0.5, beta=-1.25, out=C[i:i + 1].copy())
+        for i in range(m)])
+    call_burst(window_ns=ALWAYS_IN_BURST_NS)
+    bp._core.gemm_thread_count(m, n, k, dtype == np.float64)  # the call before the burst's
+    for count in (1, 2):
+        threads(count)
+        assert bp._core.gemm_thread_count(m, n, k, dtype == np.float64) == count
+        whole = K.gemm(A, B, trans_a=trans_a, trans_b=trans_b, alpha=0.5, beta=-1.25,
+                       out=C.copy())
+        assert whole.tobytes() == alone.tobytes(), count
+    assert_allclose(whole, ref.gemm(A, B, trans_a=trans_a, trans_b=trans_b, alpha=0.5,
+                                    beta=-1.25, C=C), **tolerances(dtype, k))
+
 # --------------------------------------------------------------------------------------------
 # gemm: dtype rules and out
 

@@ -589,7 +589,7 @@ void gemm_team(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, inde
       for (index_t jp = mine.first; jp < mine.last; ++jp) pack_b_column_panel(jp);
     } else if (packs_own_panels(shares != nullptr ? n_pairs : n_panels, parts)) {
       // Each thread packs, along the rows, the column panels of its own pairs (shares),
-      // or whose first tile is its own in the first row block (for_my_tiles' fixed split, row
+      // or whose first tile is its own in the first row block (for_my_columns' fixed split, row
       // panels fastest: the families that share blocks run no other order, static_assert
       // above), so the panels it multiplies are mostly in its own cache. Split by rows
       // instead, every panel was half packed by the other thread. Two AVX-512 threads (when
@@ -1043,7 +1043,7 @@ auto with_tile_family(Isa isa, bool trans_a, index_t lda, index_t n, Body&& body
 }
 
 // The GEMM on m, n, k >= 1 with a family of register tiles (with_tile_family) and its path's
-// micro-kernel.
+// kernels.
 template <typename Blocks, typename T>
 void gemm_tiled(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, index_t k_block,
                 T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,

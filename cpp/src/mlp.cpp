@@ -163,9 +163,10 @@ std::size_t first_consumer(const NetworkSpec<T>& net, std::size_t l) {
 }
 
 // Whether a hidden layer of `count` outputs gets its activation in the write-back of its last
-// product (gemm_fused's forward step), each tile by the thread that computed it while the tile
-// is in cache, rather than in a pass of its own over U: when that pass would run on one thread
-// (kElementwiseParallelMin) while the product may run on more, and the other threads would wait.
+// product (gemm_fused's forward step), each tile (or column of tiles) by the thread that
+// computed it while it is in cache, rather than in a pass of its own over U: when that pass would
+// run on one thread (kElementwiseParallelMin) while the product may run on more, and the other
+// threads would wait.
 // Two AVX-512 threads (Xeon), samples/s, alternated medians: deep (64 x 256 per layer)
 // train_step 44.9k -> 45.5k, epochs 46.5k -> 47.7k; mnist (128 x 512, a pass on both threads)
 // lost 1.3% fused; one thread, deep and tiny within the noise. (On Zen 2, fusing every layer

@@ -20,8 +20,8 @@ template <typename T>
 void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
           index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc);
 
-// Work fused into the GEMM's write-back, done on each tile of C while it is still in cache
-// instead of in passes of its own over C (a dense layer's bias and activation):
+// Work fused into the GEMM's write-back, done on each tile of C (or column of tiles) while it is
+// still in cache instead of in passes of its own over C (a dense layer's bias and activation):
 // - bias (n values, or null): C starts from this row on every row, in place of beta * C, and
 //   the product adds onto it (the same sums as filling C with the bias and using beta = 1);
 // - step forward: once the sum is done, y = f(C) (m x n, leading dimension ld); C keeps the sum,

@@ -49,9 +49,10 @@ struct TileColumn {
 // and k block: a MicroKernel, or a tile function a path's column kernel inlines.
 template <typename T, typename Tile>
 inline void for_each_tile_call(const TileColumn<T>& column, Tile&& tile) {
-  PanelOperands<T> panels = column.panels;
-  T* c = column.c;
-  for (index_t t = 0; t < column.count; ++t, panels.a += column.a_step, c += column.mr * column.ldc)
+  for (index_t t = 0; t < column.count; ++t) {
+    PanelOperands<T> panels = column.panels;
+    panels.a += t * column.a_step;
+    T* const c = column.c + t * column.mr * column.ldc;
     for (index_t p = 0; p < column.kc; p += column.k_block) {
       PanelOperands<T> block = panels;
       block.a += p * panels.a_k;
@@ -60,9 +61,10 @@ inline void for_each_tile_call(const TileColumn<T>& column, Tile&& tile) {
       tile(column.k_block < column.kc - p ? column.k_block : column.kc - p, block, c, column.ldc,
            column.alpha, p == 0 ? column.beta : T(1), column.mr, column.nr);
     }
+  }
 }
 
-// A path's whole column in one call, with the tile's code inlined in the loop: the same bits as
+// A path's whole column in one call, its tile chosen once for all of them: the same bits as
 // a micro-kernel call per tile and k block, without the call and the driver's work around each
 // (gemm.cpp, gemm_team). One AVX2 thread on Zen 3, both ways alternated in one process,
 // GFLOP/s, per tile -> column: float 784 x 128 x 32 TN 53 -> 69, 64 x 256 x 10 NT 23 -> 40,

@@ -345,7 +345,7 @@ struct RegisterTileHeights<Ops, R, Next, Rest...> {
 };
 
 // The micro-kernel of such a path (run), and its column kernel (run_column: a column of tiles of
-// one height, gemm_micro_kernel.hpp's TileColumn, its tile chosen once and inlined in the loop).
+// one height, gemm_micro_kernel.hpp's TileColumn, its tile chosen once for the whole column).
 template <typename Ops, int... Rows>
 struct RegisterTileKernel {
   using T = typename Ops::T;
