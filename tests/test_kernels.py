@@ -635,7 +635,6 @@ def test_gemm_row_bytes_do_not_depend_on_the_other_rows(gemm_isa, dtype, trans_a
         assert rows.tobytes() == whole[first:first + count].tobytes(), (first, count)
 
 
-
 # Long columns of tiles: the AVX2 and portable paths run each column panel's run of row panels
 # of one height in one kernel call (gemm_micro_kernel.hpp, TileColumn). 256 rows are two or
 # three row blocks, the last cut into panels of 6 and 5 rows on the 6-row tiles; A read in place
@@ -668,6 +667,7 @@ def test_gemm_long_columns_give_each_row_its_bytes_alone(gemm_isa, dtype, thread
         assert whole.tobytes() == alone.tobytes(), count
     assert_allclose(whole, ref.gemm(A, B, trans_a=trans_a, trans_b=trans_b, alpha=0.5,
                                     beta=-1.25, C=C), **tolerances(dtype, k))
+
 
 # --------------------------------------------------------------------------------------------
 # gemm: dtype rules and out
