@@ -62,30 +62,31 @@ def _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype):
 # at most DIRECT_ROW_BYTES apart (kGemmDirectBMaxRowBytes), and the most column panels for which
 # A is read in place (DIRECT_A_PANELS, kGemmDirectAMaxPanels), copied from
 # cpp/include/backprop/config.hpp (GemmBlocking, and GemmBlocking512 for the avx512 path); ITEM
-# is the dtype's size in bytes and LANES the values in one vector of the path. A GEMM that reads
-# A in place runs tiles of MR_IN_PLACE rows and blocks of MC_IN_PLACE; on the AVX-512 path
-# (GemmBlocking512InPlaceA) it cuts each block into panels of 14, CUT (8) and CUT / 2 (4) rows
-# where it can, each read in place (a block of an odd number of rows, or of 2, 6 or 10, keeps a
-# lower last panel, packed); the AVX-512 kernel's tiles of 4 and 8 rows also run the last panels
-# of a packed A that are that low. A transposed
-# A is read in place up to DIRECT_AT_PANELS column panels (kGemmDirectTransposedAMaxPanels512).
+# is the dtype's size in bytes and LANES the values in one vector of the path; NARROW_WIDTH is
+# the rows of one block of the narrow kernel (gemm_micro_kernel.hpp, kNarrowAvx2Vectors). A
+# GEMM that reads A in place runs tiles of MR_IN_PLACE rows and blocks of MC_IN_PLACE; on the
+# AVX-512 path (GemmBlocking512InPlaceA) it cuts each block into panels of 14, CUT (8) and CUT /
+# 2 (4) rows where it can, each read in place (a block of an odd number of rows, or of 2, 6 or
+# 10, keeps a lower last panel, packed); the AVX-512 kernel's tiles of 4 and 8 rows also run the
+# last panels of a packed A that are that low. A transposed A is read in place up to
+# DIRECT_AT_PANELS column panels (kGemmDirectTransposedAMaxPanels512).
 _SHARED_LIMITS = {"DIRECT": 64, "DIRECT_BYTES": 512 << 10, "DIRECT_ROW_BYTES": 512,
                   "DIRECT_A_PANELS": 16}
 _BLOCKING_256 = {
     np.dtype(np.float32): {"MR": 6, "NR": 16, "MC": 144, "KC": 256, "NC": 4080, "ITEM": 4,
                            "LANES": 8, "MR_IN_PLACE": 6, "MC_IN_PLACE": 144,
-                           "DIRECT_AT_PANELS": 16, **_SHARED_LIMITS},
+                           "DIRECT_AT_PANELS": 16, "NARROW_WIDTH": 16, **_SHARED_LIMITS},
     np.dtype(np.float64): {"MR": 6, "NR": 8, "MC": 96, "KC": 256, "NC": 4080, "ITEM": 8,
                            "LANES": 4, "MR_IN_PLACE": 6, "MC_IN_PLACE": 96,
-                           "DIRECT_AT_PANELS": 16, **_SHARED_LIMITS},
+                           "DIRECT_AT_PANELS": 16, "NARROW_WIDTH": 8, **_SHARED_LIMITS},
 }
 _BLOCKING_512 = {
     np.dtype(np.float32): {"MR": 14, "NR": 32, "MC": 140, "KC": 256, "NC": 1024, "ITEM": 4,
                            "LANES": 16, "MR_IN_PLACE": 14, "MC_IN_PLACE": 140,
-                           "DIRECT_AT_PANELS": 4, **_SHARED_LIMITS},
+                           "DIRECT_AT_PANELS": 4, "NARROW_WIDTH": 16, **_SHARED_LIMITS},
     np.dtype(np.float64): {"MR": 14, "NR": 16, "MC": 112, "KC": 256, "NC": 512, "ITEM": 8,
                            "LANES": 8, "MR_IN_PLACE": 14, "MC_IN_PLACE": 112,
-                           "DIRECT_AT_PANELS": 4, **_SHARED_LIMITS},
+                           "DIRECT_AT_PANELS": 4, "NARROW_WIDTH": 8, **_SHARED_LIMITS},
 }
 
 
@@ -667,6 +668,32 @@ def test_gemm_long_columns_give_each_row_its_bytes_alone(gemm_isa, dtype, thread
         assert whole.tobytes() == alone.tobytes(), count
     assert_allclose(whole, ref.gemm(A, B, trans_a=trans_a, trans_b=trans_b, alpha=0.5,
                                     beta=-1.25, C=C), **tolerances(dtype, k))
+
+
+# The narrow kernel (op(A) = A^T, n <= 12, nothing fused) runs blocks of NARROW_WIDTH rows (two
+# vectors on avx2, one on avx512), the last rows from a zero-padded copy, and on avx2 its columns
+# in runs of at most 5 (gemm_narrow_tn.hpp). Every width n, rows around a block's edges and k
+# from 1: each row matches the reference and has the bytes it has alone, with beta 0 over NaN
+# (C must not be read) and with alpha and beta.
+@pytest.mark.parametrize("n", range(1, 13))
+def test_gemm_narrow_rows_have_their_bytes_alone(gemm_isa, dtype, n):
+    width = blocking(gemm_isa, dtype)["NARROW_WIDTH"]
+    rng = np.random.default_rng(n)
+    for m in sorted({1, width - 1, width, width + 1, 2 * width + 3}):
+        for k in (1, 7, 64):
+            A, B = _gemm_operands(rng, m, n, k, True, False, dtype)
+            for alpha, beta, C in ((1.0, 0.0, np.full((m, n), np.nan, dtype)),
+                                   (0.75, -1.5, _uniform(rng, (m, n), dtype))):
+                case = f"m={m} n={n} k={k} alpha={alpha} beta={beta}"
+                whole = K.gemm(A, B, trans_a=True, alpha=alpha, beta=beta, out=C.copy())
+                alone = np.vstack([
+                    K.gemm(np.ascontiguousarray(A[:, i:i + 1]), B, trans_a=True, alpha=alpha,
+                           beta=beta, out=C[i:i + 1].copy())
+                    for i in range(m)])
+                assert whole.tobytes() == alone.tobytes(), case
+                expected = ref.gemm(A, B, trans_a=True, alpha=alpha, beta=beta,
+                                    C=None if beta == 0 else C)
+                assert_allclose(whole, expected, err_msg=case, **tolerances(dtype, k))
 
 
 # --------------------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ NarrowKernel<float> select_narrow_kernel<float>(Isa isa) {
     case Isa::avx512:
       return {narrow_tn_avx512_s, 16};
     case Isa::avx2:
-      return {narrow_tn_avx2_s, 8};
+      return {narrow_tn_avx2_s, 8 * kNarrowAvx2Vectors};
     case Isa::generic:
       break;
   }
@@ -114,7 +114,7 @@ NarrowKernel<double> select_narrow_kernel<double>(Isa isa) {
     case Isa::avx512:
       return {narrow_tn_avx512_d, 8};
     case Isa::avx2:
-      return {narrow_tn_avx2_d, 4};
+      return {narrow_tn_avx2_d, 4 * kNarrowAvx2Vectors};
     case Isa::generic:
       break;
   }

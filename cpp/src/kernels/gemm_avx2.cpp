@@ -100,13 +100,13 @@ void column_kernel_avx2_d6x8(const TileColumn<double>& column) {
 void narrow_tn_avx2_s(index_t n, index_t rows, index_t k, const float* a, index_t lda,
                       const float* b, index_t ldb, float* c, index_t ldc, float alpha,
                       float beta) {
-  narrow_tn_rows_of_width<Avx2Float>(n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
+  narrow_tn_rows_of_width<Avx2Float, kNarrowAvx2Vectors, 16>(n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
 }
 
 void narrow_tn_avx2_d(index_t n, index_t rows, index_t k, const double* a, index_t lda,
                       const double* b, index_t ldb, double* c, index_t ldc, double alpha,
                       double beta) {
-  narrow_tn_rows_of_width<Avx2Double>(n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
+  narrow_tn_rows_of_width<Avx2Double, kNarrowAvx2Vectors, 16>(n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
 }
 
 }  // namespace backprop

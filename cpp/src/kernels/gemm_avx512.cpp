@@ -112,13 +112,13 @@ void micro_kernel_avx512_d14x16(index_t kc, const PanelOperands<double>& panels,
 void narrow_tn_avx512_s(index_t n, index_t rows, index_t k, const float* a, index_t lda,
                         const float* b, index_t ldb, float* c, index_t ldc, float alpha,
                         float beta) {
-  narrow_tn_rows_of_width<Avx512Float>(n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
+  narrow_tn_rows_of_width<Avx512Float, 1, 32>(n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
 }
 
 void narrow_tn_avx512_d(index_t n, index_t rows, index_t k, const double* a, index_t lda,
                         const double* b, index_t ldb, double* c, index_t ldc, double alpha,
                         double beta) {
-  narrow_tn_rows_of_width<Avx512Double>(n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
+  narrow_tn_rows_of_width<Avx512Double, 1, 32>(n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
 }
 
 }  // namespace backprop
