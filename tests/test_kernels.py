@@ -491,10 +491,10 @@ def test_gemm_empty_shapes(dtype, kernel, shape):
 # transposed B is packed inside the first row block; the avx512 path keeps to slabs at every
 # size (config.hpp, SHARE_PACKED_BLOCKS).
 # n = 520 leaves a last column panel of 8: at most half a tile wide in every family but the
-# AVX2 double one, so packed half as wide, its rows split between threads. Column slabs whose
-# boundaries are not on cache lines of C split by rows instead when B's extra packing is small
-# (split_by_columns): 131 x 1024 x 10 takes columns into a fresh result and rows into one 16
-# bytes past a line.
+# AVX2 double one, so packed half as wide, its rows split between threads. On avx512, column
+# slabs whose boundaries are not on cache lines of C split by rows instead when B's extra
+# packing is small (split_by_columns): 131 x 1024 x 10 takes columns into a fresh result and
+# rows into one 16 bytes past a line there, columns on the other paths.
 THREAD_SPLIT_SHAPES = [pytest.param((131, 10, 509), id="split-in-double-only"),
                        pytest.param((300, 500, 700), id="slabs"),
                        pytest.param((131, 1024, 10), id="slabs-short-k"),
@@ -550,23 +550,28 @@ def test_gemm_bytes_do_not_depend_on_thread_count(gemm_isa, dtype, threads, call
     assert_allclose(results[1], expected, **tolerances(dtype, k))
 
 
-@pytest.mark.parametrize("shape, fresh, offset", [
+@pytest.mark.parametrize("shape, offset_on_avx512", [
     # B's extra packing in row slabs, k (n - m) = 8,930 values, is under 128 per line that
-    # column slabs would share (131 lines): columns on cache lines, rows otherwise.
-    pytest.param((131, 1024, 10), True, False, id="131x1024x10"),
+    # column slabs would share (131 lines): on avx512, columns on cache lines, rows otherwise.
+    pytest.param((131, 1024, 10), False, id="131x1024x10"),
     # 700 x 200 = 140,000 values against 128 per line for 300 lines in 3 k blocks (115,200):
     # columns even where they share lines.
-    pytest.param((300, 500, 700), True, True, id="300x500x700"),
+    pytest.param((300, 500, 700), True, id="300x500x700"),
+    # More rows than columns: rows on every path.
+    pytest.param((131, 10, 509), None, id="131x10x509"),
 ])
 @pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES, ids=["NN", "NT", "TN", "TT"])
 def test_split_slabs_follow_the_results_cache_lines(gemm_isa, dtype, trans_a, trans_b, shape,
-                                                    fresh, offset):
-    # How two of THREAD_SPLIT_SHAPES divide C between threads (split_by_columns, as the GEMM
-    # applies it with the family it takes on each path): columns of a result on cache lines, as
-    # the package allocates them; rows for one 16 bytes past a line, as NumPy's large arrays
-    # are, when that is cheaper.
+                                                    offset_on_avx512):
+    # How three of THREAD_SPLIT_SHAPES divide C between threads (split_by_columns, as the GEMM
+    # applies it with the family it takes on each path): rows when m > n. Else columns on the
+    # paths whose tiles run row panels fastest (generic, avx2); on avx512, whose tiles run
+    # column panels fastest, columns of a result on cache lines, as the package allocates them,
+    # and rows for one 16 bytes past a line, as NumPy's large arrays are, when that is cheaper.
     m, n, k = shape
     A, B = _gemm_operands(np.random.default_rng(9), m, n, k, trans_a, trans_b, dtype)
+    fresh = m <= n
+    offset = m <= n and (offset_on_avx512 if gemm_isa == "avx512" else True)
     for offset_bytes, by_columns in ((0, fresh), (16, offset)):
         out = _result_past_a_line((m, n), dtype, offset_bytes)
         for threads in (2, 3):

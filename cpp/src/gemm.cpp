@@ -882,21 +882,31 @@ constexpr index_t row_slab_unit() {
 }
 
 // Whether a split GEMM gives each thread whole columns of C rather than whole rows. Columns
-// pack the shorter operand A twice (once per thread) when m <= n. But a column slab starts on
-// an NR boundary, and when that is not a cache line of C (NumPy's own arrays start 16 bytes
-// past one) the threads write the line they share in every row of C, once per k block, and
-// pass it back and forth: two AVX-512 threads, C at +16 bytes, float GFLOP/s columns -> rows:
-// 128 x 512 x 10 NT 64 -> 114, 64 x 256 x 10 NT 38 -> 68, 64^3 67 -> 110, 96^3 145 -> 193,
-// 128 x 512 x 32 NT 181 -> 198. Rows share at most the line where the slabs meet, and pack B
-// whole on each thread, so they are taken when B is read in place (no packing: 64 x 256 x 128
-// 200 -> 215, 32 x 128 x 784 212 -> 227) or B's extra packing, k (n - m) values, is less than
-// kGemmRowSlabMaxPackingPerLine per shared line; with more, rows lost: 128 x 256 x 256 NT
-// (256 per line) 268 -> 254, 128 x 512 x 512 (768) 270 -> 242, 128 x 1024 x 256 (1792) 290 ->
-// 250.
+// pack the shorter operand A twice (once per thread) when m <= n. A family that runs row panels
+// fastest (walks down each column panel of C) takes them whenever m <= n: there the thread of
+// the lower row slab was slowed by the other one's writes, most likely because at the end of
+// each walk the hardware's prefetch runs on into the next slab's lines of C. One Zen 3 thread
+// per slab, C 16 bytes past a line, alternated in one process, us per call, rows -> columns:
+// 128 x 512 x 10 NT float 59.1 -> 36.6 (one thread alone: 36.9; in rows the lower slab's thread
+// took 56.7 us and the upper's 19.8, and 25.4 and 19.1 with the upper slab written into another
+// array), double 64 x 256 x 10 NT 18.5 -> 15.5, float 64 x 256 x 256 78.5 -> 68.1, 128 x 512 x
+// 784 1021 -> 941, 128 x 512 x 512 NT 618 -> 556, 32 x 128 x 784 75.5 -> 73.2.
+// A family that runs column panels fastest (AVX-512) walks along C's rows, and there columns
+// cost more: a column slab starts on an NR boundary, and when that is not a cache line of C
+// (NumPy's own arrays start 16 bytes past one) the threads write the line they share in every
+// row of C, once per k block, and pass it back and forth: two AVX-512 threads, C at +16 bytes,
+// float GFLOP/s columns -> rows: 128 x 512 x 10 NT 64 -> 114, 64 x 256 x 10 NT 38 -> 68, 64^3
+// 67 -> 110, 96^3 145 -> 193, 128 x 512 x 32 NT 181 -> 198. Rows share at most the line where
+// the slabs meet, and pack B whole on each thread, so there they are taken when B is read in
+// place (no packing: 64 x 256 x 128 200 -> 215, 32 x 128 x 784 212 -> 227) or B's extra
+// packing, k (n - m) values, is less than kGemmRowSlabMaxPackingPerLine per shared line; with
+// more, rows lost: 128 x 256 x 256 NT (256 per line) 268 -> 254, 128 x 512 x 512 (768) 270 ->
+// 242, 128 x 1024 x 256 (1792) 290 -> 250.
 template <typename Blocks, typename T>
 bool split_by_columns(bool trans_b, index_t m, index_t n, index_t k, index_t k_block,
                       index_t ldb, const T* c, index_t ldc, int parts) {
   if (m > n) return false;
+  if constexpr (!Blocks::COLUMN_PANELS_FASTEST) return true;
   constexpr std::size_t line = 64;
   static_assert(Blocks::NR * sizeof(T) % line == 0, "NR values are a whole number of lines");
   const bool slabs_on_lines = reinterpret_cast<std::uintptr_t>(c) % line == 0 &&

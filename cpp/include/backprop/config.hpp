@@ -231,9 +231,9 @@ constexpr index_t kGemmKSplitMaxShare = 3;  // the products: at most a third of 
 // own slab of C without a barrier.
 constexpr index_t kGemmSharedMinFlops = index_t(1) << 27;
 
-// A split GEMM whose column slabs would share cache lines of C splits by rows instead while
-// packing B on each thread adds fewer values than this per line of C the columns would share
-// (gemm.cpp, split_by_columns).
+// A split GEMM on tiles that run column panels fastest (AVX-512), whose column slabs would share
+// cache lines of C, splits by rows instead while packing B on each thread adds fewer values
+// than this per line of C the columns would share (gemm.cpp, split_by_columns).
 constexpr index_t kGemmRowSlabMaxPackingPerLine = 128;
 
 // A GEMM asked for more k blocks than KC needs (gemm_k_block's min_blocks) makes each at least
