@@ -63,7 +63,7 @@ def _gemm_operands(rng, m, n, k, trans_a, trans_b, dtype):
 # A is read in place (DIRECT_A_PANELS, kGemmDirectAMaxPanels), copied from
 # cpp/include/backprop/config.hpp (GemmBlocking, and GemmBlocking512 for the avx512 path); ITEM
 # is the dtype's size in bytes and LANES the values in one vector of the path; NARROW_WIDTH is
-# the rows of one block of the narrow kernel (gemm_micro_kernel.hpp, kNarrowAvx2Vectors). A
+# the rows of one block of the narrow kernel (gemm_dispatch.cpp, select_narrow_kernel). A
 # GEMM that reads A in place runs tiles of MR_IN_PLACE rows and blocks of MC_IN_PLACE; on the
 # AVX-512 path (GemmBlocking512InPlaceA) it cuts each block into panels of 14, CUT (8) and CUT /
 # 2 (4) rows where it can, each read in place (a block of an odd number of rows, or of 2, 6 or
@@ -255,8 +255,8 @@ ALPHA_BETA = [
     pytest.param(0.0, 0.5, "random", id="a0-b0.5"),
     pytest.param(0.0, 0.0, "nan", id="a0-b0-nan"),
 ]
-# op(A) = A^T with at most 12 columns takes the narrow kernel (whole vectors of rows, then a
-# zero-padded last block): (37, 10, 29), (16, 12, 5), (29, 11, 33), (45, 3, 7), (8, 4, 64).
+# op(A) = A^T with at most 12 columns takes the narrow kernel (whole blocks of NARROW_WIDTH
+# rows, then a zero-padded last block): (37, 10, 29), (16, 12, 5), (29, 11, 33), (45, 3, 7), (8, 4, 64).
 # With more than 16 column panels A is packed (on AVX-512 into 14-row panels, whose tiles are
 # then 14, 8 and 4 rows high): (30, 600, 9), (17, 523, 5), their last column panels one or two
 # vectors wide, partly masked.
@@ -677,24 +677,33 @@ def test_gemm_long_columns_give_each_row_its_bytes_alone(gemm_isa, dtype, thread
 
 # The narrow kernel (op(A) = A^T, n <= 12, nothing fused) runs blocks of NARROW_WIDTH rows (two
 # vectors on avx2, one on avx512), the last rows from a zero-padded copy, and on avx2 its columns
-# in runs of at most 5 (gemm_narrow_tn.hpp). Every width n, rows around a block's edges and k
-# from 1: each row matches the reference and has the bytes it has alone, with beta 0 over NaN
-# (C must not be read) and with alpha and beta.
+# in runs of at most 5 (gemm_narrow_tn.hpp); the generic path has none and runs its tiles. Every
+# width n, rows around a block's edges and k from 1: each row matches the reference and has the
+# bytes it has alone, with beta 0 over NaN (C must not be read), alpha alone, and alpha and
+# beta; rows past the result's (the rest of a larger array) keep their bytes.
 @pytest.mark.parametrize("n", range(1, 13))
 def test_gemm_narrow_rows_have_their_bytes_alone(gemm_isa, dtype, n):
     width = blocking(gemm_isa, dtype)["NARROW_WIDTH"]
     rng = np.random.default_rng(n)
+
+    def product(A, B, alpha, beta, C):
+        # into the first rows of an array of width more, whose other rows must not change
+        room = np.full((len(C) + width, n), -7.0, dtype)
+        room[:len(C)] = C
+        got = K.gemm(A, B, trans_a=True, alpha=alpha, beta=beta, out=room[:len(C)])
+        assert (room[len(C):] == -7.0).all(), "rows past the result were written"
+        return got
+
     for m in sorted({1, width - 1, width, width + 1, 2 * width + 3}):
         for k in (1, 7, 64):
             A, B = _gemm_operands(rng, m, n, k, True, False, dtype)
-            for alpha, beta, C in ((1.0, 0.0, np.full((m, n), np.nan, dtype)),
+            nan = np.full((m, n), np.nan, dtype)
+            for alpha, beta, C in ((1.0, 0.0, nan), (0.75, 0.0, nan),
                                    (0.75, -1.5, _uniform(rng, (m, n), dtype))):
                 case = f"m={m} n={n} k={k} alpha={alpha} beta={beta}"
-                whole = K.gemm(A, B, trans_a=True, alpha=alpha, beta=beta, out=C.copy())
-                alone = np.vstack([
-                    K.gemm(np.ascontiguousarray(A[:, i:i + 1]), B, trans_a=True, alpha=alpha,
-                           beta=beta, out=C[i:i + 1].copy())
-                    for i in range(m)])
+                whole = product(A, B, alpha, beta, C)
+                alone = np.vstack([product(np.ascontiguousarray(A[:, i:i + 1]), B, alpha, beta,
+                                           C[i:i + 1]) for i in range(m)])
                 assert whole.tobytes() == alone.tobytes(), case
                 expected = ref.gemm(A, B, trans_a=True, alpha=alpha, beta=beta,
                                     C=None if beta == 0 else C)

@@ -99,7 +99,7 @@ template <>
 NarrowKernel<float> select_narrow_kernel<float>(Isa isa) {
   switch (isa) {
     case Isa::avx512:
-      return {narrow_tn_avx512_s, 16};
+      return {narrow_tn_avx512_s, 16 * kNarrowAvx512Vectors};
     case Isa::avx2:
       return {narrow_tn_avx2_s, 8 * kNarrowAvx2Vectors};
     case Isa::generic:
@@ -112,7 +112,7 @@ template <>
 NarrowKernel<double> select_narrow_kernel<double>(Isa isa) {
   switch (isa) {
     case Isa::avx512:
-      return {narrow_tn_avx512_d, 8};
+      return {narrow_tn_avx512_d, 8 * kNarrowAvx512Vectors};
     case Isa::avx2:
       return {narrow_tn_avx2_d, 4 * kNarrowAvx2Vectors};
     case Isa::generic:

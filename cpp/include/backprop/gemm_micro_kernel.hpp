@@ -101,9 +101,9 @@ TileKernels<T> select_tile_kernels(Isa isa);
 
 // The narrow transposed product (kernels/gemm_narrow_tn.hpp) of a path: C = alpha * op(A) B +
 // beta * C with op(A) = A^T and n <= kNarrowMaxColumns, on up to `width` rows of C per call
-// (one vector, or kNarrowAvx2Vectors on AVX2), A and B read in place, `width` values from each
-// row of A: rows(n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta). The portable path has none
-// (rows is null) and uses its micro-kernel.
+// (kNarrowAvx512Vectors or kNarrowAvx2Vectors vectors), A and B read in place, `width` values
+// from each row of A: rows(n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta). The portable path
+// has none (rows is null) and uses its micro-kernel.
 constexpr index_t kNarrowMaxColumns = 12;
 // The AVX2 narrow kernel's blocks: two vectors of rows, so that each broadcast of B feeds two
 // multiply-adds, as a broadcast of A does in the micro-kernels' tiles. One thread, Zen 3, whole
@@ -111,6 +111,9 @@ constexpr index_t kNarrowMaxColumns = 12;
 // 128 x 10 x 32 40.0 -> 40.5; double 512 x 10 x 128 17.5 -> 19.3, 128 x 10 x 32 20.8 -> 23.2;
 // its loop alone, A in L1, float 16 x 10 x 128 58 -> 72 (the best of the runs).
 constexpr int kNarrowAvx2Vectors = 2;
+// The AVX-512 one keeps one vector (16 float rows, 8 double): not measured with two, for want
+// of an AVX-512 machine since.
+constexpr int kNarrowAvx512Vectors = 1;
 
 template <typename T>
 struct NarrowKernel {

@@ -12,6 +12,8 @@
 namespace backprop {
 namespace {
 
+constexpr int kAvx2Registers = 16;  // ymm0-ymm15
+
 // The mask of the first `count` lanes of 32-bit (float) or 64-bit (double) values, as AVX2's
 // masked loads and stores take it: all bits set in a lane below count, none from it on.
 inline __m256i first_lanes_32(index_t count) {
@@ -100,13 +102,15 @@ void column_kernel_avx2_d6x8(const TileColumn<double>& column) {
 void narrow_tn_avx2_s(index_t n, index_t rows, index_t k, const float* a, index_t lda,
                       const float* b, index_t ldb, float* c, index_t ldc, float alpha,
                       float beta) {
-  narrow_tn_rows_of_width<Avx2Float, kNarrowAvx2Vectors, 16>(n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
+  narrow_tn_rows_of_width<Avx2Float, kNarrowAvx2Vectors, kAvx2Registers>(
+      n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
 }
 
 void narrow_tn_avx2_d(index_t n, index_t rows, index_t k, const double* a, index_t lda,
                       const double* b, index_t ldb, double* c, index_t ldc, double alpha,
                       double beta) {
-  narrow_tn_rows_of_width<Avx2Double, kNarrowAvx2Vectors, 16>(n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
+  narrow_tn_rows_of_width<Avx2Double, kNarrowAvx2Vectors, kAvx2Registers>(
+      n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
 }
 
 }  // namespace backprop

@@ -14,6 +14,8 @@
 namespace backprop {
 namespace {
 
+constexpr int kAvx512Registers = 32;  // zmm0-zmm31
+
 // The mask of the first `count` lanes, 0 < count < 32.
 inline std::uint32_t first_lanes(index_t count) { return (std::uint32_t(1) << count) - 1; }
 
@@ -112,13 +114,15 @@ void micro_kernel_avx512_d14x16(index_t kc, const PanelOperands<double>& panels,
 void narrow_tn_avx512_s(index_t n, index_t rows, index_t k, const float* a, index_t lda,
                         const float* b, index_t ldb, float* c, index_t ldc, float alpha,
                         float beta) {
-  narrow_tn_rows_of_width<Avx512Float, 1, 32>(n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
+  narrow_tn_rows_of_width<Avx512Float, kNarrowAvx512Vectors, kAvx512Registers>(
+      n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
 }
 
 void narrow_tn_avx512_d(index_t n, index_t rows, index_t k, const double* a, index_t lda,
                         const double* b, index_t ldb, double* c, index_t ldc, double alpha,
                         double beta) {
-  narrow_tn_rows_of_width<Avx512Double, 1, 32>(n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
+  narrow_tn_rows_of_width<Avx512Double, kNarrowAvx512Vectors, kAvx512Registers>(
+      n, rows, k, a, lda, b, ldb, c, ldc, alpha, beta);
 }
 
 }  // namespace backprop

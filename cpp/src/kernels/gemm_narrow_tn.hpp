@@ -98,7 +98,8 @@ inline void narrow_tn_block(index_t rows, index_t k, const typename Ops::T* a, i
 // narrow_tn_block on all N columns, or on runs of them, as even as can be, of at most
 // max_columns: Vectors x max_columns accumulators, the Vectors values of A, a broadcast of B,
 // alpha and beta (live across the loop) fit in Registers vector registers. One more column
-// spilled an accumulator to the stack: 16 x 6 x 128 float in L1, 31 GFLOP/s against 48 at 5.
+// spilled an accumulator to the stack on AVX2: 16 x 6 x 128 float in L1, 31 GFLOP/s against
+// 48 at 5.
 template <typename Ops, int Vectors, int Registers, int N>
 inline void narrow_tn_rows(index_t rows, index_t k, const typename Ops::T* a, index_t lda,
                            const typename Ops::T* b, index_t ldb, typename Ops::T* c,
