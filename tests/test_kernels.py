@@ -256,7 +256,8 @@ ALPHA_BETA = [
     pytest.param(0.0, 0.0, "nan", id="a0-b0-nan"),
 ]
 # op(A) = A^T with at most 12 columns takes the narrow kernel (whole blocks of NARROW_WIDTH
-# rows, then a zero-padded last block): (37, 10, 29), (16, 12, 5), (29, 11, 33), (45, 3, 7), (8, 4, 64).
+# rows, then a zero-padded last block): (37, 10, 29), (16, 12, 5), (29, 11, 33), (45, 3, 7),
+# (8, 4, 64).
 # With more than 16 column panels A is packed (on AVX-512 into 14-row panels, whose tiles are
 # then 14, 8 and 4 rows high): (30, 600, 9), (17, 523, 5), their last column panels one or two
 # vectors wide, partly masked.
@@ -557,7 +558,8 @@ def test_gemm_bytes_do_not_depend_on_thread_count(gemm_isa, dtype, threads, call
     # 700 x 200 = 140,000 values against 128 per line for 300 lines in 3 k blocks (115,200):
     # columns even where they share lines.
     pytest.param((300, 500, 700), True, id="300x500x700"),
-    # More rows than columns: rows on every path.
+    # More rows than columns: rows on every path (the rule alone: TN takes the narrow kernel on
+    # avx2 and avx512, and in float this product splits only in a burst).
     pytest.param((131, 10, 509), None, id="131x10x509"),
 ])
 @pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES, ids=["NN", "NT", "TN", "TT"])

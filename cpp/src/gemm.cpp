@@ -884,13 +884,14 @@ constexpr index_t row_slab_unit() {
 // Whether a split GEMM gives each thread whole columns of C rather than whole rows. Columns
 // pack the shorter operand A twice (once per thread) when m <= n. A family that runs row panels
 // fastest (walks down each column panel of C) takes them whenever m <= n: there the thread of
-// the lower row slab was slowed by the other one's writes, most likely because at the end of
-// each walk the hardware's prefetch runs on into the next slab's lines of C. One Zen 3 thread
-// per slab, C 16 bytes past a line, alternated in one process, us per call, rows -> columns:
-// 128 x 512 x 10 NT float 59.1 -> 36.6 (one thread alone: 36.9; in rows the lower slab's thread
-// took 56.7 us and the upper's 19.8, and 25.4 and 19.1 with the upper slab written into another
-// array), double 64 x 256 x 10 NT 18.5 -> 15.5, float 64 x 256 x 256 78.5 -> 68.1, 128 x 512 x
-// 784 1021 -> 941, 128 x 512 x 512 NT 618 -> 556, 32 x 128 x 784 75.5 -> 73.2.
+// the lower row slab was slowed by the other thread's walk over the same C, most likely because
+// at the end of each walk the hardware's prefetch runs on into the next slab's lines. One Zen 3
+// thread per slab, C 16 bytes past a line, alternated in one process, us per call, rows ->
+// columns: 128 x 512 x 10 NT float 59.1 -> 36.6 (one thread alone: 36.9; in rows the lower
+// slab's thread took 56.7 us and the upper's 19.8, and 25.4 and 19.1 with the upper slab written
+// into another array), double 64 x 256 x 10 NT 18.5 -> 15.5, float 64 x 256 x 256 78.5 -> 68.1,
+// 128 x 512 x 784 1021 -> 941, 128 x 512 x 512 NT 618 -> 556, 32 x 128 x 784 75.5 -> 73.2
+// (bench/RESULTS.md, forty-second session).
 // A family that runs column panels fastest (AVX-512) walks along C's rows, and there columns
 // cost more: a column slab starts on an NR boundary, and when that is not a cache line of C
 // (NumPy's own arrays start 16 bytes past one) the threads write the line they share in every

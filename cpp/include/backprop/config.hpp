@@ -17,7 +17,8 @@ using index_t = std::int64_t;
 // high, so m = 32, 64 or 512 (14k + 4 or 8) computes no padding rows.
 // Its B panel (KC x NR: 32 KiB) fits the 48 KiB L1 of the Xeon it was tuned on, not the 32 KiB
 // of older AVX-512 CPUs; there KC = 128 or 192 measured no faster (within the noise of a shared
-// machine). The thresholds below were tuned on the AVX2 tile and serve every family.
+// machine). The thresholds below were tuned on the AVX2 tile and serve every family, but for
+// kGemmRowSlabMaxPackingPerLine, tuned on the AVX-512 tiles and used by them alone.
 template <typename T>
 struct GemmBlocking;
 template <typename T>
