@@ -72,14 +72,15 @@ inline void narrow_tn_block(index_t rows, index_t k, const typename Ops::T* a, i
         continue;
       }
     }
-    // Else through a copy, with the tests of alpha and beta out of its loop (the same rounding
-    // as scale_for_store's). With them inside, each entry cost a test and two branches, as much
-    // as the products at small k: one AVX2 thread on Zen 3, whole products in place, float
-    // GFLOP/s, alternated: 128 x 10 x 32 16.4 -> 40.0, 512 x 10 x 128 39.8 -> 46.3.
+    // Else through a copy: scale_for_store's alpha step on whole vectors, then its beta step per
+    // entry (the same rounding), the test of beta out of the loop. With the tests inside, each
+    // entry cost a test and two branches, more than the products at small k: one AVX2 thread
+    // on Zen 3, whole products in place, float GFLOP/s, alternated: 128 x 10 x 32 16.4 -> 40.0,
+    // 512 x 10 x 128 39.8 -> 46.3.
     T block[N][W];
 #pragma GCC unroll 16
     for (int j = 0; j < N; ++j)
-      Ops::store(block[j], alpha == T(1) ? acc[v][j] : Ops::mul(acc[v][j], Ops::splat(alpha)));
+      Ops::store(block[j], scale_for_store<Ops>(acc[v][j], alpha, T(0), [] { return V(); }));
     if (beta == T(0)) {
       for (index_t l = 0; l < vector_rows; ++l)
 #pragma GCC unroll 16

@@ -20,8 +20,8 @@
 namespace backprop {
 
 // alpha * acc + beta * C, with C from load_c() read only when beta != 0: the write-back of
-// every kernel here and of the narrow one's column store (gemm_narrow_tn.hpp, whose copy into
-// C rounds the same way: a change here must reach it).
+// every kernel here and of the narrow one (gemm_narrow_tn.hpp; its copy into C takes the alpha
+// step from here and makes the beta step per entry with the same rounding).
 template <typename Ops, typename LoadC>
 inline typename Ops::V scale_for_store(typename Ops::V acc, typename Ops::T alpha,
                                        typename Ops::T beta, LoadC&& load_c) {
